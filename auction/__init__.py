@@ -1,0 +1,1 @@
+"""Gavel's auction side: the pure rules engine (`auction.rules`), storage, server and CLI."""

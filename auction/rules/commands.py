@@ -1,0 +1,409 @@
+"""Commands: what bidders, clerks, courts and the platform ask a lot to do (STYLE rule 3).
+
+Frozen values, validated at construction: a float, negative or absurd amount, an empty id or a
+malformed currency raises `CommandError` carrying the rejection reason, before any rule runs.
+The lot a command is for is not part of it: the adapter routes by lot id (`Lots.apply`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import CommandError, RejectReason
+from .increments import Increment
+from .money import check_amount, check_id, check_time
+
+
+class Authority(enum.StrEnum):
+    """Who acts on a lot outside bidding (rules C11: court/admin, or the platform on a fault)."""
+
+    COURT = "COURT"
+    ADMIN = "ADMIN"
+    PLATFORM = "PLATFORM"
+    CLERK = "CLERK"
+
+
+class RetractReason(enum.StrEnum):
+    """Rules C8: the only reasons eBay-style retraction accepts."""
+
+    ENTRY_ERROR = "ENTRY_ERROR"
+    DESCRIPTION_CHANGED = "DESCRIPTION_CHANGED"
+
+
+class BidSource(enum.StrEnum):
+    """Rules C14: where a live bid came from."""
+
+    ONLINE = "ONLINE"
+    FLOOR = "FLOOR"
+    PHONE = "PHONE"
+    ABSENTEE = "ABSENTEE"
+    COMMISSION = "COMMISSION"
+
+
+def _currency(value: object) -> str:
+    if not (isinstance(value, str) and len(value) == 3 and value.isalpha() and value.isupper()):
+        raise CommandError(RejectReason.WRONG_CURRENCY, f"not an ISO 4217 code: {value!r}")
+    return value
+
+
+def _text(value: object, what: str, limit: int = 512) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise CommandError(RejectReason.NOT_PERMITTED, f"{what} must be text of ≤ {limit} chars")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterBidder:
+    """Rules C2: register a verified bidder for this lot under a pseudonymous code.
+
+    The adapter derives `code` (random, non-reversible, per lot and bidder; `P{rank}-xxxx` for
+    a priority holder) and states what the identity and eligibility checks found.
+    """
+
+    bidder: str
+    code: str
+    kyc_verified: bool
+    full_capacity: bool = True
+    qualifications: frozenset[str] = frozenset()
+    priority_rank: int | None = None
+    agent_for: str | None = None
+    principal_verified: bool = False
+    poa_approved: bool = False
+    deposit_exempt: bool = False
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        check_id(self.code, "bidder code")
+        if self.agent_for is not None:
+            check_id(self.agent_for, "principal")
+        if self.priority_rank is not None and (
+            isinstance(self.priority_rank, bool)
+            or not isinstance(self.priority_rank, int)
+            or not 1 <= self.priority_rank <= 99
+        ):
+            raise CommandError(RejectReason.NOT_PERMITTED, "priority rank must be 1..99")
+
+
+@dataclass(frozen=True, slots=True)
+class BarBidder:
+    """Bar a bidder from this lot (Art 34 staff and relatives, Art 24 defaulters, bans)."""
+
+    bidder: str
+    reason: str
+    basis: str = ""
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class DepositPending:
+    """The payment provider has started freezing the bidder's deposit (rules C3)."""
+
+    bidder: str
+    reference: str
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        check_id(self.reference, "payment reference")
+
+
+@dataclass(frozen=True, slots=True)
+class DepositFrozen:
+    """The payment provider confirms the deposit is frozen in the bidder's real name."""
+
+    bidder: str
+    amount: int
+    reference: str
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        check_amount(self.amount, what="deposit")
+        check_id(self.reference, "payment reference")
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDeposit:
+    """Release one bidder's deposit before the close (withdrawal while not leading)."""
+
+    bidder: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLot:
+    """Start bidding (timed formats). The adapter sends it at `start_at`."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceBid:
+    """A bid of exactly `amount` (a "flat" bid). Live mode: an online bid at the ask."""
+
+    bidder: str
+    amount: int
+    currency: str
+    idempotency_key: str = ""
+    confirm_jump: bool = False  # rules C8 pre-submission safeguard for large jumps
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        check_amount(self.amount)
+        _currency(self.currency)
+        _text(self.idempotency_key, "idempotency key", 128)
+
+
+@dataclass(frozen=True, slots=True)
+class SetMax:
+    """Rules C5: set (or change) a proxy maximum. Live mode: an absentee/commission bid."""
+
+    bidder: str
+    amount: int
+    currency: str
+    idempotency_key: str = ""
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        check_amount(self.amount)
+        _currency(self.currency)
+        _text(self.idempotency_key, "idempotency key", 128)
+
+
+@dataclass(frozen=True, slots=True)
+class RetractBid:
+    """Rules C8, commercial timed only: retract one's own bid for an entry error."""
+
+    bidder: str
+    bid_seq: int
+    reason: RetractReason
+
+    def __post_init__(self) -> None:
+        check_id(self.bidder, "bidder")
+        check_time(self.bid_seq, "bid seq")
+
+
+@dataclass(frozen=True, slots=True)
+class VoidBid:
+    """Rules C8: an authority void (court order, proven system error). Never a delete."""
+
+    bid_seq: int
+    reason: str
+    by: Authority = Authority.COURT
+
+    def __post_init__(self) -> None:
+        check_time(self.bid_seq, "bid seq")
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Rules C11: 暂缓. `by=PLATFORM` is the automatic pause on a fault (notifies the court)."""
+
+    reason: str
+    by: Authority = Authority.COURT
+    basis: str = ""
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    """Rules C11: 中止."""
+
+    reason: str
+    by: Authority = Authority.COURT
+    basis: str = ""
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Rules C11: resume; `end := t_resume + max(remaining, W)`."""
+
+    reason: str
+    by: Authority = Authority.COURT
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Rules C11: 撤回/撤销; releases every deposit within 24 h."""
+
+    reason: str
+    by: Authority = Authority.COURT
+    basis: str = ""
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class AlignEnd:
+    """Rules C6 group soft close: another lot of the group extended to `end`."""
+
+    end: int
+    source_lot: str
+
+    def __post_init__(self) -> None:
+        check_time(self.end, "end")
+        check_id(self.source_lot, "source lot")
+
+
+@dataclass(frozen=True, slots=True)
+class CloseLot:
+    """Rules C6 closing procedure: sent at `end`, after the queue drained earlier commands."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmPayment:
+    """Rules C9: the winner paid the balance."""
+
+    reference: str
+
+    def __post_init__(self) -> None:
+        check_id(self.reference, "payment reference")
+
+
+@dataclass(frozen=True, slots=True)
+class DeclareDefault:
+    """Rules C9/C3: the winner missed the balance deadline: forfeit and bar."""
+
+    reason: str
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+# --- live auctioneer (rules C14) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRing:
+    """Bring the lot into the ring with an opening ask."""
+
+    ask: int
+
+    def __post_init__(self) -> None:
+        check_amount(self.ask)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAsk:
+    ask: int
+
+    def __post_init__(self) -> None:
+        check_amount(self.ask)
+
+
+@dataclass(frozen=True, slots=True)
+class SetIncrement:
+    increment: Increment
+
+
+@dataclass(frozen=True, slots=True)
+class SetAutoAccept:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FloorBid:
+    """A bid taken by the clerk in the room or on the phone, at `amount` (default: the ask)."""
+
+    paddle: str
+    amount: int | None = None
+    source: BidSource = BidSource.FLOOR
+
+    def __post_init__(self) -> None:
+        check_id(self.paddle, "paddle")
+        if self.amount is not None:
+            check_amount(self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptOnline:
+    bid_seq: int
+
+    def __post_init__(self) -> None:
+        check_time(self.bid_seq, "bid seq")
+
+
+@dataclass(frozen=True, slots=True)
+class FairWarning:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hammer:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PassLot:
+    reason: str = "no bids at the ask"
+
+
+@dataclass(frozen=True, slots=True)
+class UndoLastBid:
+    reason: str
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Reopen:
+    reason: str
+
+    def __post_init__(self) -> None:
+        _text(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class NextLot:
+    """The clerk moves on: the hammered or passed result can no longer be reopened."""
+
+
+Command = (
+    RegisterBidder
+    | BarBidder
+    | DepositPending
+    | DepositFrozen
+    | ReleaseDeposit
+    | OpenLot
+    | PlaceBid
+    | SetMax
+    | RetractBid
+    | VoidBid
+    | Pause
+    | Suspend
+    | Resume
+    | Cancel
+    | AlignEnd
+    | CloseLot
+    | ConfirmPayment
+    | DeclareDefault
+    | OpenRing
+    | SetAsk
+    | SetIncrement
+    | SetAutoAccept
+    | FloorBid
+    | AcceptOnline
+    | FairWarning
+    | Hammer
+    | PassLot
+    | UndoLastBid
+    | Reopen
+    | NextLot
+)
+
+COMMAND_TYPES: tuple[type, ...] = Command.__args__

@@ -1,0 +1,292 @@
+"""Events: what happened to a lot, in order (STYLE rule 3; rules C16).
+
+Every event but `Rejected` takes the next per-lot `seq`. A rejection changes nothing (not even
+the seq) and carries the authoritative `cur`, `min_next`, `end` and `seq` (rules C4).
+`MaxSet` is private (rules C17: maximum bids are visible only to the engine); every other event
+is public except for the `bidder` ids, which adapters replace by codes before publishing.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import RejectReason
+from .states import DepositState, LotStatus
+
+
+class BidType(enum.StrEnum):
+    """Rules C16 `bid_type`."""
+
+    MANUAL = "MANUAL"
+    PROXY_MAX = "PROXY_MAX"
+    PROXY_AUTO = "PROXY_AUTO"
+    PRIORITY_MATCH = "PRIORITY_MATCH"
+    FLOOR = "FLOOR"
+    PHONE = "PHONE"
+    ABSENTEE = "ABSENTEE"
+    ONLINE = "ONLINE"
+
+
+class Result(enum.StrEnum):
+    SOLD = "SOLD"
+    FAILED = "FAILED"
+
+
+class LivePhase(enum.StrEnum):
+    """Rules C14 ring phases (the lot status stays OPEN while in the ring)."""
+
+    IN_RING = "IN_RING"
+    FAIR_WARNING = "FAIR_WARNING"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    seq: int  # the lot's current seq (unchanged)
+    t: int
+    command: str
+    reason: RejectReason
+    detail: str
+    bidder: str | None
+    cur: int | None
+    min_next: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class BidderRegistered:
+    seq: int
+    t: int
+    bidder: str
+    code: str
+    priority_rank: int | None
+    agent_for: str | None
+    deposit: DepositState
+
+
+@dataclass(frozen=True, slots=True)
+class BidderBarred:
+    seq: int
+    t: int
+    bidder: str
+    reason: str
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class DepositChanged:
+    seq: int
+    t: int
+    bidder: str
+    state: DepositState
+    amount: int
+    reference: str
+    deadline: int | None  # C3: the 24 h by which the provider must have moved the money
+
+
+@dataclass(frozen=True, slots=True)
+class LotOpened:
+    seq: int
+    t: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class LotHalted:
+    """Rules C11: paused (暂缓) or suspended (中止); `remaining` is frozen until resume."""
+
+    seq: int
+    t: int
+    status: LotStatus
+    reason: str
+    by: str
+    basis: str
+    remaining: int | None
+    notify_court: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LotResumed:
+    seq: int
+    t: int
+    end: int
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class LotCancelled:
+    seq: int
+    t: int
+    reason: str
+    by: str
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaxSet:
+    """Private: a proxy / absentee maximum (rules C5, C17)."""
+
+    seq: int
+    t: int
+    bidder: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class BidAccepted:
+    seq: int
+    t: int
+    bidder: str  # bidder id; for floor bids "floor:<paddle>"
+    code: str
+    amount: int
+    bid_type: BidType
+    on_behalf_of: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BidPending:
+    """Rules C14: an online bid waiting for the clerk; it holds the ask (first-come lock)."""
+
+    seq: int
+    t: int
+    bidder: str
+    code: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class BidDeclined:
+    seq: int
+    t: int
+    bid_seq: int
+    reason: RejectReason
+
+
+@dataclass(frozen=True, slots=True)
+class BidVoided:
+    """Rules C8: a bid (or a maximum) removed by retraction, authority void or clerk undo."""
+
+    seq: int
+    t: int
+    bid_seq: int
+    bidder: str
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChanged:
+    seq: int
+    t: int
+    price: int | None
+    leader: str | None
+    leader_code: str | None
+    min_next: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndExtended:
+    seq: int
+    t: int
+    end_before: int
+    end_after: int
+    scope: str
+    group: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveApproached:
+    """Rules C6 ON_RESERVE_APPROACH: the next increment meets the reserve; notify bidders."""
+
+    seq: int
+    t: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskChanged:
+    seq: int
+    t: int
+    ask: int
+    phase: LivePhase
+
+
+@dataclass(frozen=True, slots=True)
+class FairWarningGiven:
+    seq: int
+    t: int
+    ask: int
+    hammer_not_before: int
+
+
+@dataclass(frozen=True, slots=True)
+class LotClosed:
+    """Rules C6 step 3 / C9: the result. `winner` is an internal id; publish `winner_code`."""
+
+    seq: int
+    t: int
+    result: Result
+    price: int | None
+    winner: str | None
+    winner_code: str | None
+    end_final: int
+    reason: str
+    balance_due_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LotReopened:
+    seq: int
+    t: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LotFinalized:
+    seq: int
+    t: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentConfirmed:
+    seq: int
+    t: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultDeclared:
+    seq: int
+    t: int
+    bidder: str
+    reason: str
+
+
+Event = (
+    Rejected
+    | BidderRegistered
+    | BidderBarred
+    | DepositChanged
+    | LotOpened
+    | LotHalted
+    | LotResumed
+    | LotCancelled
+    | MaxSet
+    | BidAccepted
+    | BidPending
+    | BidDeclined
+    | BidVoided
+    | PriceChanged
+    | EndExtended
+    | ReserveApproached
+    | AskChanged
+    | FairWarningGiven
+    | LotClosed
+    | LotReopened
+    | LotFinalized
+    | PaymentConfirmed
+    | DefaultDeclared
+)
+
+EVENT_TYPES: tuple[type, ...] = Event.__args__

@@ -1,0 +1,809 @@
+"""The auction service: one writer per lot, durable acknowledgements, timers, live views.
+
+An adapter around the pure engine (STYLE rules 1 and 9; rules "each lot has exactly one
+writer"):
+
+* `LotActor` owns one lot: one asyncio task draining an `asyncio.Queue` of
+  `(ingress time, command, future)`. The ingress time is stamped by the server clock when the
+  command is submitted, so queue order is ingress order. The actor takes everything queued as a
+  batch, applies each command through the engine, has the batch stored (group commit) and only
+  then resolves the futures (rules C18: acknowledge after durable) and publishes.
+* Each actor keeps one timer at `state.next_deadline()` that enqueues `OpenLot` or `CloseLot`
+  behind the commands already queued: the rules C6 closing procedure drains earlier bids first;
+  if one of them extended the end, `CloseLot` is refused `NOT_DUE` and the timer is set again.
+* `AuctionService` owns the store, a single storage thread, one group-commit writer shared by
+  all lots, every actor and every subscription. `start()` rebuilds lots from storage; `stop()`
+  drains the queues, stops every task and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
+
+from .rules import (
+    COMMAND_TYPES,
+    BidAccepted,
+    BidderBarred,
+    BidderRegistered,
+    CloseLot,
+    CommandError,
+    DefaultDeclared,
+    DepositChanged,
+    LotRules,
+    LotState,
+    LotStatus,
+    MaxSet,
+    OpenLot,
+    PaymentConfirmed,
+    Rejected,
+    RejectReason,
+    RulesError,
+    apply,
+    apply_to,
+    encode,
+)
+from .storage import Clock, HistoryRecord, StoredLot, system_clock
+
+T = TypeVar("T")
+
+#: Statuses in which a lot may still change without an authority (open, close, bids).
+ACTIVE_STATUSES = frozenset(
+    {LotStatus.SCHEDULED, LotStatus.OPEN, LotStatus.PAUSED, LotStatus.SUSPENDED}
+)
+
+#: Events never shown to the public (rules C17: maxima; C2.4: the identity-to-code mapping).
+PRIVATE_EVENTS: tuple[type, ...] = (
+    Rejected,
+    MaxSet,
+    BidderRegistered,
+    BidderBarred,
+    DepositChanged,
+    PaymentConfirmed,
+    DefaultDeclared,
+)
+
+#: Fields holding internal bidder ids; public events carry codes only.
+PRIVATE_FIELDS = frozenset({"bidder", "leader", "winner", "on_behalf_of"})
+
+
+# --- errors (STYLE rule 5) -------------------------------------------------------------------
+
+
+class ServiceError(Exception):
+    """Base of every exception raised by `auction.service` (and the demo built on it).
+
+    Storage failures reach callers as `auction.storage.StorageError`, engine misuse as
+    `auction.rules.RulesError`; rule refusals are never exceptions but `Rejected` events.
+    """
+
+
+class ServiceClosed(ServiceError):
+    """The service is not running (not started yet, or stopping): the command was not taken.
+
+    A command whose lot stopped before it was stored also gets this error; its outcome is then
+    unknown to the caller, who must read the lot again before retrying.
+    """
+
+
+class LotExists(ServiceError):
+    """`add_lot` with an id that is already served."""
+
+
+# --- what the outside sees -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LotView:
+    """A public snapshot of a lot for pages and viewers: never bidder ids, maxima or the hidden
+    reserve (only whether it is met). Times are UTC microseconds, money minor units."""
+
+    lot_id: str
+    sale_id: str | None
+    sale_title: str | None
+    title: str
+    format: str
+    currency: str
+    legal_timezone: str
+    status: str
+    phase: str | None  # live lots: IN_RING / FAIR_WARNING while in the ring
+    start_price: int
+    price: int | None
+    leader_code: str | None
+    min_next: int  # live lots: the current ask
+    start_at: int
+    end: int
+    hammer_not_before: int | None
+    reserve_met: bool | None
+    bids: int
+    seq: int
+    result: str | None
+    closed_at: int | None
+
+    @classmethod
+    def of(cls, lot: StoredLot, state: LotState, bids: int) -> LotView:
+        """The view of `state` for the catalogue entry `lot`."""
+        rules = state.rules
+        live = state.live
+        reserve_met = None
+        if rules.reserve is not None:
+            reserve_met = state.price is not None and state.price >= rules.reserve
+        hammer_not_before = None
+        if live is not None and live.fair_warning_at is not None:
+            hammer_not_before = live.fair_warning_at + rules.fair_warning_dwell
+        return cls(
+            lot_id=state.lot_id,
+            sale_id=lot.sale_id,
+            sale_title=lot.sale_title,
+            title=lot.title,
+            format=rules.format.value,
+            currency=rules.currency,
+            legal_timezone=rules.legal_timezone,
+            status=state.status.value,
+            phase=live.phase.value if live is not None else None,
+            start_price=rules.start_price,
+            price=state.price,
+            leader_code=state.leader_code,
+            min_next=state.min_next,
+            start_at=rules.start_at,
+            end=state.end,
+            hammer_not_before=hammer_not_before,
+            reserve_met=reserve_met,
+            bids=bids,
+            seq=state.seq,
+            result=state.result.value if state.result is not None else None,
+            closed_at=state.closed_at,
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether the lot can still take bids or change without an authority."""
+        return self.status in ACTIVE_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of the view."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+def public_events(events: Sequence[Any]) -> tuple[dict[str, Any], ...]:
+    """The events anyone may see, JSON-ready, with bidder ids removed (codes stay)."""
+    out = []
+    for item in events:
+        if isinstance(item, PRIVATE_EVENTS):
+            continue
+        data = encode(item)
+        out.append({key: value for key, value in data.items() if key not in PRIVATE_FIELDS})
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class LotUpdate:
+    """What a subscriber receives for one lot: the latest view and the public events since the
+    last update. `gap` is true when events were dropped to keep the queue bounded: the view is
+    still exact, but the caller must not rebuild history from `events`."""
+
+    lot_id: str
+    view: LotView
+    events: tuple[dict[str, Any], ...]
+    gap: bool = False
+
+
+class Subscription:
+    """Live updates for every lot, coalesced per lot so that a slow reader never blocks a lot
+    and never holds more than one pending update per lot (`max_events` events at most).
+
+    Read with `await next()` or `async for updates in subscription`; the caller must call
+    `AuctionService.unsubscribe` (or use `AuctionService.subscription()`) when done.
+    """
+
+    def __init__(self, max_events: int = 256) -> None:
+        self._max_events = max_events
+        self._pending: dict[str, LotUpdate] = {}
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def offer(self, update: LotUpdate) -> None:
+        """Queue `update`, merging it with an undelivered one of the same lot. Never blocks."""
+        if self._closed:
+            return
+        earlier = self._pending.get(update.lot_id)
+        if earlier is not None:
+            events = earlier.events + update.events
+            gap = earlier.gap or update.gap or len(events) > self._max_events
+            update = LotUpdate(update.lot_id, update.view, events[-self._max_events :], gap)
+        elif len(update.events) > self._max_events:
+            events = update.events[-self._max_events :]
+            update = LotUpdate(update.lot_id, update.view, events, True)
+        self._pending[update.lot_id] = update
+        self._ready.set()
+
+    async def next(self) -> list[LotUpdate]:
+        """Wait for and return every pending update (one per lot); `[]` once closed."""
+        while not self._pending and not self._closed:
+            self._ready.clear()
+            await self._ready.wait()
+        updates = list(self._pending.values())
+        self._pending.clear()
+        return updates
+
+    def close(self) -> None:
+        """Stop receiving; a waiting `next()` returns what is pending, then `[]`."""
+        self._closed = True
+        self._ready.set()
+
+    def __aiter__(self) -> AsyncIterator[list[LotUpdate]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[list[LotUpdate]]:
+        while True:
+            updates = await self.next()
+            if not updates:
+                return
+            yield updates
+
+
+# --- I/O behind small protocols (STYLE rule 10) ----------------------------------------------
+
+
+class Store(Protocol):
+    """What the service needs from storage (`auction.storage.Storage` is the real one).
+
+    Methods are blocking; the service calls them on its storage thread, one at a time.
+    """
+
+    def load(self) -> list[StoredLot]: ...
+
+    def add_sale(self, sale_id: str, title: str) -> None: ...
+
+    def add_lot(
+        self, lot_id: str, rules: LotRules, title: str, sale_id: str | None = None
+    ) -> StoredLot: ...
+
+    def append(self, records: Sequence[HistoryRecord]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Journal(Protocol):
+    """Durable append of history records; returns only once they are stored."""
+
+    async def append(self, records: Sequence[HistoryRecord]) -> None: ...
+
+
+class _Stop:
+    """The sentinel that tells a queue's owner to finish."""
+
+
+_STOP = _Stop()
+
+
+class GroupCommitter:
+    """One writer for every lot: whatever batches are waiting go to storage in one transaction.
+
+    `append` returns when the batch is committed, or raises what storage raised (every batch of
+    a failed transaction gets the error; none of it was written).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run_blocking: Callable[..., Any],
+        max_rows: int = 5000,
+    ) -> None:
+        self._store = store
+        self._run_blocking = run_blocking
+        self._max_rows = max_rows
+        self._queue: asyncio.Queue[tuple[Sequence[HistoryRecord], asyncio.Future[None]] | _Stop] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+        #: Transactions committed and rows written, for measurements.
+        self.commits = 0
+        self.rows = 0
+
+    def start(self) -> None:
+        """Start the writer task; call `stop()` later."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def stop(self) -> None:
+        """Write what is queued, then end the writer task. Call after every actor stopped."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(_STOP)
+        try:
+            await self._task
+        finally:
+            self._task = None
+
+    async def append(self, records: Sequence[HistoryRecord]) -> None:
+        """Store `records` durably (with whatever else is waiting) and return when committed."""
+        if self._task is None:
+            raise ServiceClosed("the storage writer is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((records, future))
+        await future
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if isinstance(item, _Stop):
+                return
+            batch = [item]
+            rows = len(item[0])
+            while rows < self._max_rows and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if isinstance(more, _Stop):
+                    stopping = True
+                    break
+                batch.append(more)
+                rows += len(more[0])
+            records = [record for records, _ in batch for record in records]
+            try:
+                await self._run_blocking(self._store.append, records)
+            except Exception as exc:  # every waiter learns what storage said, then we go on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.commits += 1
+            self.rows += len(records)
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
+# --- one lot, one writer ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Queued:
+    ingress: int
+    command: Any
+    future: asyncio.Future[tuple[Any, ...]] | None
+    timer_deadline: int | None = None
+
+
+Publish = Callable[[LotUpdate], None]
+
+#: After a failed write, the timer waits at least this long (seconds) before trying again.
+RETRY_DELAY = 1.0
+
+
+class LotActor:
+    """The single writer of one lot. Built and driven by `AuctionService`.
+
+    `submit` stamps the ingress time and queues the command; the actor task applies queued
+    commands in order, in batches, stores each batch through the journal and only then resolves
+    the futures and publishes. A timer sends `OpenLot` / `CloseLot` at the lot's next deadline.
+    """
+
+    def __init__(
+        self,
+        lot: StoredLot,
+        *,
+        journal: Journal,
+        clock: Clock,
+        publish: Publish,
+        max_batch: int = 1000,
+    ) -> None:
+        self.lot_id = lot.lot_id
+        self._lot = lot
+        self._journal = journal
+        self._clock = clock
+        self._publish = publish
+        self._max_batch = max_batch
+        self._state = lot.state
+        self._n = lot.commands
+        self._bids = lot.bids
+        self._view = LotView.of(lot, lot.state, lot.bids)
+        self._queue: asyncio.Queue[_Queued | _Stop] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._last_ingress = 0
+        self._closing = False
+        self._in_flight: list[_Queued] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: int | None = None
+        self._timer_queued: int | None = None  # deadline of a timer command not yet applied
+        self._abandoned: int | None = None  # a deadline whose command was refused for good
+        self._retry_at = 0.0  # loop time before which the timer must not fire again
+
+    @property
+    def state(self) -> LotState:
+        """The lot's state as of the last durable batch (contains bidder ids: trusted use)."""
+        return self._state
+
+    @property
+    def view(self) -> LotView:
+        """The public snapshot as of the last durable batch."""
+        return self._view
+
+    @property
+    def commands(self) -> int:
+        """How many commands of this lot are stored (the next history row's `n`)."""
+        return self._n
+
+    def start(self) -> None:
+        """Start the actor task and the timer; the owner must `await stop()` later."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"lot:{self.lot_id}")
+        self._schedule()
+
+    def submit(self, command: Any) -> asyncio.Future[tuple[Any, ...]]:
+        """Stamp `command` with the ingress time and queue it; await the future for the events,
+        which resolves only after the command is stored. Raises `ServiceClosed` when stopping."""
+        if self._closing or self._task is None:
+            raise ServiceClosed(f"lot {self.lot_id!r} is not taking commands")
+        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        self._enqueue(command, future, None)
+        return future
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Refuse new commands, process what is queued, then end the task (cancelled after
+        `timeout` seconds; the commands it still held fail with `ServiceClosed`)."""
+        self._closing = True
+        self._cancel_timer()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._queue.put_nowait(_STOP)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            self._fail_leftovers()
+
+    def _enqueue(
+        self, command: Any, future: asyncio.Future[Any] | None, deadline: int | None
+    ) -> None:
+        # Rules: ingress time is the server time at receipt; never earlier than the previous
+        # command of this lot, so that queue order and time order agree even if the clock steps.
+        ingress = max(self._clock(), self._last_ingress)
+        self._last_ingress = ingress
+        self._queue.put_nowait(_Queued(ingress, command, future, deadline))
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if isinstance(item, _Stop):
+                return
+            batch = [item]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if isinstance(more, _Stop):
+                    stopping = True
+                    break
+                batch.append(more)
+            self._in_flight = batch
+            await self._process(batch)
+            self._in_flight = []
+
+    async def _process(self, batch: list[_Queued]) -> None:
+        state, n, bids = self._state, self._n, self._bids
+        records: list[HistoryRecord] = []
+        answers: list[tuple[_Queued, tuple[Any, ...] | BaseException]] = []
+        published: list[Any] = []
+        for item in batch:
+            try:
+                state_after, events = apply(state, item.command, item.ingress)
+            except RulesError as exc:  # a malformed command: refused before the rules ran
+                answers.append((item, exc))
+                continue
+            records.append(HistoryRecord.of(self.lot_id, n, item.ingress, item.command, events))
+            n += 1
+            bids += sum(isinstance(event, BidAccepted) for event in events)
+            state = state_after
+            answers.append((item, events))
+            published.extend(events)
+        try:
+            if records:
+                await self._journal.append(records)
+        except Exception as exc:  # nothing was stored: the lot stays as it was
+            self._retry_at = asyncio.get_running_loop().time() + RETRY_DELAY
+            for item, _ in answers:
+                self._settle_timer(item, None)
+                _fail(item.future, exc)
+            self._schedule()
+            return
+        changed = state is not self._state
+        self._state, self._n, self._bids = state, n, bids
+        if changed:
+            self._view = LotView.of(self._lot, state, bids)
+        for item, answer in answers:
+            self._settle_timer(item, answer)
+            if item.future is not None and not item.future.done():
+                if isinstance(answer, BaseException):
+                    item.future.set_exception(answer)
+                else:
+                    item.future.set_result(answer)
+        if changed:
+            self._publish(LotUpdate(self.lot_id, self._view, public_events(published)))
+        self._schedule()
+
+    # -- the timer (rules C6 closing procedure) --
+
+    def _settle_timer(self, item: _Queued, answer: tuple[Any, ...] | BaseException | None) -> None:
+        if item.timer_deadline is None:
+            return
+        self._timer_queued = None
+        if isinstance(answer, tuple):
+            refused = len(answer) == 1 and isinstance(answer[0], Rejected)
+            if refused and answer[0].reason is not RejectReason.NOT_DUE:
+                # Refused for good (e.g. the lot was cancelled meanwhile): never resend it for
+                # the same deadline, or a wrong deadline would loop forever.
+                self._abandoned = item.timer_deadline
+
+    def _schedule(self) -> None:
+        if self._closing or self._timer_queued is not None:
+            return
+        deadline = self._state.next_deadline()
+        if deadline is None or deadline == self._abandoned:
+            self._cancel_timer()
+            return
+        if self._timer is not None and self._timer_deadline == deadline:
+            return
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (deadline - self._clock()) / 1e6, self._retry_at - loop.time())
+        self._timer = loop.call_later(delay, self._fire, deadline)
+        self._timer_deadline = deadline
+
+    def _fire(self, deadline: int) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        if self._closing:
+            return
+        if self._clock() < deadline:  # woke early (timer granularity, clock step): wait more
+            self._schedule()
+            return
+        command = OpenLot() if self._state.status is LotStatus.SCHEDULED else CloseLot()
+        self._timer_queued = deadline
+        self._enqueue(command, None, deadline)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = None
+
+    def _fail_leftovers(self) -> None:
+        error = ServiceClosed(f"lot {self.lot_id!r} stopped before the command was stored")
+        for item in self._in_flight:
+            _fail(item.future, error)
+        self._in_flight = []
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if isinstance(queued, _Queued):
+                _fail(queued.future, error)
+
+
+def _fail(future: asyncio.Future[Any] | None, error: BaseException) -> None:
+    if future is not None and not future.done():
+        future.set_exception(error)
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+class AuctionService:
+    """Every lot, each with its own actor, over one store.
+
+    Use as `async with AuctionService(store) as service:` (or `await start()` / `await stop()`).
+    The service owns `store` from construction on and closes it in `stop()`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        max_batch: int = 1000,
+        subscriber_events: int = 256,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._max_batch = max_batch
+        self._subscriber_events = subscriber_events
+        self._stop_timeout = stop_timeout
+        self._actors: dict[str, LotActor] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._writer: GroupCommitter | None = None
+        self._running = False
+        self._store_closed = False
+
+    async def __aenter__(self) -> AuctionService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def writer(self) -> GroupCommitter | None:
+        """The group-commit writer while running (its counters are useful for measurements)."""
+        return self._writer
+
+    def now(self) -> int:
+        """The server clock (UTC microseconds) used to stamp ingress times."""
+        return self._clock()
+
+    async def start(self) -> None:
+        """Rebuild every stored lot (replay, checked) and start serving them.
+
+        Raises `StorageError` if the history cannot be loaded; the store is then closed.
+        """
+        if self._executor is not None or self._store_closed:
+            raise ServiceError("a service starts once; build a new one to start again")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gavel-storage")
+        try:
+            lots = await self._blocking(self._store.load)
+        except BaseException:
+            await self._close_store()
+            raise
+        self._writer = GroupCommitter(self._store, self._blocking)
+        self._writer.start()
+        self._running = True
+        for lot in lots:
+            self._start_actor(lot)
+
+    async def stop(self) -> None:
+        """Stop taking commands, let every lot store what it had queued, stop every task, close
+        the subscriptions and the store. Safe to call more than once."""
+        self._running = False
+        actors = list(self._actors.values())
+        await asyncio.gather(*(actor.stop(self._stop_timeout) for actor in actors))
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
+        for subscription in list(self._subscriptions):
+            subscription.close()
+        self._subscriptions.clear()
+        await self._close_store()
+
+    async def add_sale(self, sale_id: str, title: str) -> None:
+        """Store a sale; then add its lots with `add_lot(..., sale_id=...)`."""
+        self._check_running()
+        await self._blocking(self._store.add_sale, sale_id, title)
+
+    async def add_lot(
+        self, lot_id: str, rules: LotRules, title: str, sale_id: str | None = None
+    ) -> LotView:
+        """Store a new lot and start serving it (its timer opens it at `rules.start_at`)."""
+        self._check_running()
+        if lot_id in self._actors:
+            raise LotExists(f"lot {lot_id!r} already exists")
+        lot = await self._blocking(self._store.add_lot, lot_id, rules, title, sale_id)
+        self._check_running()
+        return self._start_actor(lot).view
+
+    async def submit(self, lot_id: str, command: Any) -> tuple[Any, ...]:
+        """Apply `command` to lot `lot_id` at the current server time and return the engine's
+        events once they are durably stored.
+
+        A refusal is a single `Rejected` event (an unknown lot: `UNKNOWN_LOT`, not stored).
+        Raises `ServiceClosed` when not running, `CommandError` for a non-command, and
+        `StorageError` if the batch could not be stored (the command then had no effect).
+        """
+        if type(command) not in COMMAND_TYPES:
+            raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {command!r}")
+        self._check_running()
+        actor = self._actors.get(lot_id)
+        if actor is None:
+            _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
+            return events
+        return await actor.submit(command)
+
+    def view(self, lot_id: str) -> LotView | None:
+        """The public snapshot of one lot, or None if unknown."""
+        actor = self._actors.get(lot_id)
+        return actor.view if actor is not None else None
+
+    def views(self) -> list[LotView]:
+        """The public snapshots of every lot, in catalogue order."""
+        return [actor.view for actor in self._actors.values()]
+
+    def state(self, lot_id: str) -> LotState | None:
+        """The full state of a lot (bidder ids and maxima: for trusted in-process use only)."""
+        actor = self._actors.get(lot_id)
+        return actor.state if actor is not None else None
+
+    def subscribe(self, max_events: int | None = None) -> Subscription:
+        """Receive every lot's updates from now on; call `unsubscribe` when done."""
+        self._check_running()
+        subscription = Subscription(max_events or self._subscriber_events)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to `subscription` and close it."""
+        self._subscriptions.discard(subscription)
+        subscription.close()
+
+    @contextlib.asynccontextmanager
+    async def subscription(self, max_events: int | None = None) -> AsyncIterator[Subscription]:
+        """`async with service.subscription() as updates:` subscribes and always unsubscribes."""
+        subscription = self.subscribe(max_events)
+        try:
+            yield subscription
+        finally:
+            self.unsubscribe(subscription)
+
+    # -- internals --
+
+    def _start_actor(self, lot: StoredLot) -> LotActor:
+        assert self._writer is not None
+        actor = LotActor(
+            lot,
+            journal=self._writer,
+            clock=self._clock,
+            publish=self._publish,
+            max_batch=self._max_batch,
+        )
+        self._actors[lot.lot_id] = actor
+        actor.start()
+        return actor
+
+    def _publish(self, update: LotUpdate) -> None:
+        for subscription in self._subscriptions:
+            subscription.offer(update)
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise ServiceClosed("the auction service is not running")
+
+    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking storage call on the storage thread."""
+        if self._executor is None:
+            raise ServiceClosed("the storage thread is not running")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+
+    async def _close_store(self) -> None:
+        if self._store_closed:
+            return
+        self._store_closed = True
+        executor, self._executor = self._executor, None
+        if executor is None:  # never started: nothing else uses the store
+            self._store.close()
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._store.close)
+        finally:
+            executor.shutdown(wait=True)
+
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "AuctionService",
+    "GroupCommitter",
+    "Journal",
+    "LotActor",
+    "LotExists",
+    "LotUpdate",
+    "LotView",
+    "ServiceClosed",
+    "ServiceError",
+    "Store",
+    "Subscription",
+    "public_events",
+]

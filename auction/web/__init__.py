@@ -1,0 +1,5 @@
+"""The web adapter: `create_app(settings)`, the one composition root of the server."""
+
+from .app import DRIVERS, SERVICE, SETTINGS, Settings, create_app
+
+__all__ = ["DRIVERS", "SERVICE", "SETTINGS", "Settings", "create_app"]

@@ -1,0 +1,76 @@
+"""Pure cores import no I/O (STYLE rule 1) and packages respect the dependency direction."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN_IN_PURE = {
+    "asyncio",
+    "aiohttp",
+    "aiortc",
+    "av",
+    "sqlalchemy",
+    "sqlmodel",
+    "websockets",
+    "psycopg",
+    "redis",
+    "socket",
+    "time",
+    "random",
+    "threading",
+}
+PURE_PACKAGES = ["auction/rules", "chain"]
+# (package, packages it must not import)
+DIRECTION = [
+    ("chain", {"auction", "notary", "streaming"}),
+    ("streaming", {"auction", "chain", "notary"}),
+    ("notary", {"streaming"}),
+]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", PURE_PACKAGES)
+def test_pure_core_imports_no_io(package: str) -> None:
+    files = python_files(package)
+    if package == "auction/rules":
+        assert files, "the rules engine must exist"
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN_IN_PURE)
+        for path in files
+        if imported_modules(path) & FORBIDDEN_IN_PURE
+    }
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize(("package", "forbidden"), DIRECTION)
+def test_dependency_direction(package: str, forbidden: set[str]) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & forbidden)
+        for path in python_files(package)
+        if imported_modules(path) & forbidden
+    }
+    assert not offenders, offenders
+
+
+def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import asyncio\nfrom sqlmodel import Session\n")
+    assert imported_modules(bad) & FORBIDDEN_IN_PURE == {"asyncio", "sqlmodel"}

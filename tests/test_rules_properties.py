@@ -1,0 +1,177 @@
+"""Properties of the rules engine (Hypothesis): price monotone, nothing after the end, the
+winner has the best key, proxy resolution equals a step-by-step reference, replay reproduces
+the state, a rejected command changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rulekit import END, P0, STEP
+
+from auction import rules as r
+from auction.rules.proxy import tie_key
+
+PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+BIDDERS = ["a", "b", "c", "d", "h1", "h2"]
+
+
+def new_lot(proxy: bool, priority: bool) -> r.LotState:
+    rules = r.judicial(
+        start_price=P0,
+        step=STEP,
+        start_at=0,
+        end_at=END,
+        proxy_allowed=proxy,
+        window=5 * r.MINUTE,
+        extend=5 * r.MINUTE,
+    )
+    state = r.LotState.create("p", rules)
+    for name in BIDDERS:
+        rank = {"h1": 1, "h2": 2}.get(name) if priority else None
+        code = f"P{rank}-{name}" if rank else f"C-{name}"
+        state, _ = r.apply(state, r.RegisterBidder(name, code, True, priority_rank=rank), 0)
+        state, _ = r.apply(state, r.DepositFrozen(name, rules.deposit, f"tx-{name}"), 0)
+    state, _ = r.apply(state, r.OpenLot(), 0)
+    return state
+
+
+@st.composite
+def bid_script(draw: st.DrawFn, proxy: bool) -> list[tuple[int, Any]]:
+    """Commands with increasing ingress times, some after the end, some malformed-but-typed."""
+    steps = draw(st.integers(min_value=1, max_value=40))
+    now = 0
+    script: list[tuple[int, Any]] = []
+    for _ in range(steps):
+        now += draw(st.integers(min_value=1, max_value=END // 8))
+        bidder = draw(st.sampled_from(BIDDERS + ["stranger"]))
+        k = draw(st.integers(min_value=-2, max_value=60))
+        amount = max(1, P0 + k * STEP + draw(st.sampled_from([0, 0, 0, STEP // 2])))
+        kind = draw(st.sampled_from(["bid", "max"] if proxy else ["bid"]))
+        if kind == "max":
+            script.append((now, r.SetMax(bidder, amount, "CNY")))
+        else:
+            script.append((now, r.PlaceBid(bidder, amount, "CNY")))
+        if draw(st.integers(0, 9)) == 0:
+            script.append((now, r.CloseLot()))
+    script.append((now + END, r.CloseLot()))
+    return script
+
+
+def run(
+    state: r.LotState, script: list[tuple[int, Any]]
+) -> list[tuple[r.LotState, r.LotState, tuple[Any, ...], int]]:
+    trace = []
+    for now, command in script:
+        new, events = r.apply(state, command, now)
+        trace.append((state, new, events, now))
+        state = new
+    return trace
+
+
+@PROPS
+@given(data=st.data(), proxy=st.booleans(), priority=st.booleans())
+def test_property_price_never_decreases_and_nothing_after_end(
+    data: st.DataObject, proxy: bool, priority: bool
+) -> None:
+    state = new_lot(proxy, priority)
+    script = data.draw(bid_script(proxy))
+    for before, after, events, now in run(state, script):
+        if before.price is not None:
+            assert after.price is not None and after.price >= before.price
+        assert after.end >= before.end  # the end never moves earlier without a pause
+        if any(isinstance(e, r.BidAccepted) for e in events):
+            assert now < before.end and before.status is r.LotStatus.OPEN
+
+
+@PROPS
+@given(data=st.data(), proxy=st.booleans(), priority=st.booleans())
+def test_property_rejected_commands_change_nothing(
+    data: st.DataObject, proxy: bool, priority: bool
+) -> None:
+    state = new_lot(proxy, priority)
+    for before, after, events, _ in run(state, data.draw(bid_script(proxy))):
+        if len(events) == 1 and isinstance(events[0], r.Rejected):
+            assert after is before
+        else:
+            assert after.seq == before.seq + len(events)
+
+
+@PROPS
+@given(data=st.data(), proxy=st.booleans(), priority=st.booleans())
+def test_property_replay_reproduces_the_state(
+    data: st.DataObject, proxy: bool, priority: bool
+) -> None:
+    state = new_lot(proxy, priority)
+    script = data.draw(bid_script(proxy))
+    final = run(state, script)[-1][1]
+    assert r.replay(state, script) == final
+    # through the codec too, as storage and the ledger do
+    decoded = [(now, r.decode(r.encode(command))) for now, command in script]
+    assert r.replay(state, decoded) == final
+
+
+@PROPS
+@given(data=st.data(), proxy=st.booleans(), priority=st.booleans())
+def test_property_winner_has_the_best_ordering_key(
+    data: st.DataObject, proxy: bool, priority: bool
+) -> None:
+    state = new_lot(proxy, priority)
+    trace = run(state, data.draw(bid_script(proxy)))
+    final = trace[-1][1]
+    assert final.status in (r.LotStatus.SOLD, r.LotStatus.FAILED)
+    standing = [b for b in final.bidders.values() if b.max is not None]
+    if not standing:
+        assert final.status is r.LotStatus.FAILED
+        return
+    best = min(standing, key=lambda b: b.key(final.rules.priority_rights))
+    assert final.status is r.LotStatus.SOLD and final.leader == best.bidder
+
+
+def reference_price(maxima: list[r.Bidder], rules: r.LotRules) -> tuple[str | None, int | None]:
+    """An ascending clock, one increment at a time: bidders stay in while their maximum
+    covers the price. It stops when one bidder is left, when nobody is left (the best key of
+    the last round wins there), or when a priority holder would win a tie against everyone
+    still in who cannot go higher (rules C7: a holder only has to match)."""
+    priority = rules.priority_rights
+    price = rules.start_price
+    previous: list[r.Bidder] = []
+    previous_price: int | None = None
+    while True:
+        active = [b for b in maxima if b.max is not None and b.max.amount >= price]
+        if not active:
+            if not previous:
+                return None, None
+            best = min(previous, key=lambda b: b.key(priority)[1:])
+            return best.bidder, previous_price
+        if len(active) == 1:
+            return active[0].bidder, price
+        best = min(active, key=lambda b: tie_key(b, priority))
+        others_stuck = all(b.max.amount == price for b in active if b is not best)  # type: ignore[union-attr]
+        if priority and best.priority_rank is not None and others_stuck:
+            return best.bidder, price
+        previous, previous_price = active, price
+        price = rules.increment.min_next(rules.start_price, price)
+
+
+@PROPS
+@given(
+    maxima=st.lists(
+        st.tuples(st.sampled_from(BIDDERS), st.integers(min_value=0, max_value=40)),
+        min_size=1,
+        max_size=12,
+    ),
+    priority=st.booleans(),
+)
+def test_property_proxy_resolution_equals_step_by_step_reference(
+    maxima: list[tuple[str, int]], priority: bool
+) -> None:
+    state = new_lot(True, priority)
+    now = 0
+    for bidder, k in maxima:
+        now += 1
+        state, events = r.apply(state, r.SetMax(bidder, P0 + k * STEP, "CNY"), now)
+        standing = [b for b in state.bidders.values() if b.max is not None]
+        leader, price = reference_price(standing, state.rules)
+        assert (state.leader, state.price) == (leader, price), (maxima, events)
