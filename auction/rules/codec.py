@@ -28,10 +28,13 @@ REGISTRY: dict[str, type] = {
 
 def encode(value: Any) -> Any:
     """A JSON-ready rendering of a command, event, rules value or plain value."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    names = _field_names(type(value))
+    if names is not None:
         out: dict[str, Any] = {"type": type(value).__name__}
-        for field in dataclasses.fields(value):
-            out[field.name] = encode(getattr(value, field.name))
+        for name in names:
+            item = getattr(value, name)
+            # fast path for the scalars that make up most of every command and event
+            out[name] = item if type(item) in _SCALARS else encode(item)
         return out
     if isinstance(value, enum.Enum):
         return value.value
@@ -42,6 +45,17 @@ def encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     raise CodecError(f"cannot encode {type(value).__name__}")
+
+
+_SCALARS = frozenset({int, str, bool, type(None)})
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type (cached: `dataclasses.fields` is slow), or None."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def decode(data: Any) -> Any:
