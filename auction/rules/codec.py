@@ -28,7 +28,7 @@ REGISTRY: dict[str, type] = {
 
 def encode(value: Any) -> Any:
     """A JSON-ready rendering of a command, event, rules value or plain value."""
-    names = _field_names(type(value))
+    names = _field_names(type(value))  # type: ignore[arg-type]
     if names is not None:
         out: dict[str, Any] = {"type": type(value).__name__}
         for name in names:
