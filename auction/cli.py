@@ -2,9 +2,12 @@
 
     gavel demo [--data DIR] [--db URL] [--host 127.0.0.1] [--port 8080] [--bots N]
                [--duration SECONDS] [--seed N]
+    gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
 
 Without `--duration` the demo serves until SIGINT or SIGTERM, then shuts down cleanly; with it,
 it runs that long. Either way it prints a summary read back from storage and exits 0.
+`gavel ledger export` writes the ledger as a static, verified tlog-tiles tree with its policy,
+every published checkpoint and receipts for every sale (`auction.ledger_export`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from chain import ChainError
+from notary.cli import register as register_notary
+from notary.cli import run as run_notary
+
+from .audit_cli import register as register_audit
+from .audit_cli import run as run_audit
 from .demo import DemoError, summary
+from .ledger_export import ExportError, export_ledger, open_source
 from .rules import RulesError
 from .service import ServiceError
 from .storage import Storage, StorageError
@@ -28,6 +39,9 @@ from .web import Settings, create_app
 
 #: The errors `main` turns into a message and exit status 1; anything else is a bug.
 EXPECTED_ERRORS = (ServiceError, StorageError, RulesError)
+
+#: The same for `gavel ledger ...` (a chain error is a ledger that does not verify).
+LEDGER_ERRORS = (ExportError, StorageError, ChainError)
 
 
 def _positive_seconds(text: str) -> float:
@@ -92,13 +106,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this long (timed lots close within the first half), print a summary, exit",
     )
     demo.add_argument("--seed", type=int, metavar="N", help="seed of the bots' random choices")
+    _add_ledger_commands(commands)
+    register_notary(commands)
+    register_audit(commands)
     return parser
+
+
+def _add_ledger_commands(commands: Any) -> None:
+    ledger = commands.add_parser(
+        "ledger",
+        help="work with the transparency log",
+        description="Work with the auction's transparency log (RFC 9162, C2SP tlog-tiles).",
+    )
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True, metavar="COMMAND")
+    export = ledger_commands.add_parser(
+        "export",
+        help="write the ledger as a static, verified tlog-tiles tree",
+        description="Write OUT/checkpoint, OUT/tile/..., OUT/policy, OUT/checkpoints/<size> "
+        "and OUT/receipts/<seq>.tlog-proof + .entry for every sale, after verifying all of it.",
+    )
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, metavar="DIR", help="a gavel data directory")
+    source.add_argument("--db", metavar="URL", help="a gavel database, e.g. postgresql://...")
+    source.add_argument("--url", metavar="URL", help="a running gavel server, e.g. http://...")
+    export.add_argument("--out", type=Path, required=True, metavar="OUT", help="where to write")
+    export.add_argument(
+        "--all-receipts", action="store_true", help="write a receipt for every entry"
+    )
+    export.add_argument("--force", action="store_true", help="replace a non-empty OUT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `gavel` with `argv` (default: the process arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="gavel: %(levelname)s %(name)s: %(message)s")
+    if args.command == "ledger":
+        return _ledger_main(args)
+    if args.command == "notary":
+        return run_notary(args)
+    if args.command == "audit":
+        return run_audit(args)
     settings = Settings(
         data_dir=args.data,
         database_url=args.db,
@@ -113,6 +160,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXPECTED_ERRORS as exc:
         print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
         return 1
+    return 0
+
+
+def _ledger_main(args: argparse.Namespace) -> int:
+    """`gavel ledger export`: the only ledger command so far."""
+    try:
+        source = open_source(data=args.data, db=args.db, url=args.url)
+        try:
+            result = export_ledger(
+                source, args.out, all_receipts=args.all_receipts, force=args.force
+            )
+        finally:
+            source.close()
+    except LEDGER_ERRORS as exc:
+        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(
+        f"gavel ledger export: {result.origin}, {result.size} entries, {result.checkpoints} "
+        f"checkpoints, {result.receipts} receipts ({result.sales} sales) written to {result.out}",
+        flush=True,
+    )
     return 0
 
 

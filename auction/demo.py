@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import logging
@@ -487,12 +488,21 @@ class Drivers:
 
 
 def summary(lots: Sequence[StoredLot], counts: Counts, location: str) -> str:
-    """A short human summary of a finished run: each lot's result and price, and how much is
-    stored where."""
+    """A short human summary of a finished run: each lot's result and price, how much is
+    stored where, and the ledger's size and latest checkpoint."""
     lines = [
         f"gavel demo: {counts.lots} lots in {counts.sales} sales; {counts.commands} commands and "
         f"{counts.events} events stored in {location}"
     ]
+    checkpoint = counts.checkpoint
+    if checkpoint is not None:
+        root = base64.b64encode(checkpoint.root).decode("ascii")
+        lines.append(
+            f"gavel demo: ledger {counts.origin}: {counts.ledger_entries} entries; latest "
+            f"checkpoint: size {checkpoint.size}, root {root}"
+        )
+    else:
+        lines.append(f"gavel demo: ledger: {counts.ledger_entries} entries, no checkpoint yet")
     for lot in lots:
         state = lot.state
         price = format_money(state.price, lot.rules.currency)

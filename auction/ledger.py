@@ -168,7 +168,8 @@ class _LotReplay:
 @dataclass
 class LedgerReplay:
     """Feeds ledger entries, in order, through the rules engine. Call `add(seq, type, t_us,
-    body)` for every entry after the `house` entry; `finish()` at the end of what you have."""
+    body)` for every entry; at the end of what you have, `unsold_closures()` lists sold lots
+    still missing their `sale` entry and `outcomes()` what the replay concluded per lot."""
 
     lots: dict[str, _LotReplay] = field(default_factory=dict)
     commands: int = 0

@@ -14,6 +14,12 @@ writer"):
 * `AuctionService` owns the store, a single storage thread, one group-commit writer shared by
   all lots, every actor and every subscription. `start()` rebuilds lots from storage; `stop()`
   drains the queues, stops every task and closes the store.
+* The ledger: the store writes one entry per stored command in the group commit's transaction
+  (see `auction.storage`). A `Checkpointer` task signs checkpoints: within `checkpoint_delay`
+  seconds of the first entry no checkpoint covers (0.5 s: at least once a second while entries
+  arrive), at once after a batch that closed a lot (its `sale` entry is in the same batch), and
+  a final one when the service stops. Ledger reads for the HTTP API run on a small pool of
+  reader threads (`read`), never on the storage thread or the event loop.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from chain import EntryBundle, Tile
 
 from .rules import (
     COMMAND_TYPES,
@@ -37,6 +46,7 @@ from .rules import (
     CommandError,
     DefaultDeclared,
     DepositChanged,
+    LotClosed,
     LotRules,
     LotState,
     LotStatus,
@@ -50,9 +60,17 @@ from .rules import (
     apply_to,
     encode,
 )
-from .storage import Clock, HistoryRecord, StoredLot, system_clock
+from .storage import Clock, HistoryRecord, LedgerHead, StorageError, StoredLot, system_clock
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+#: Longest time (seconds) between the first entry no checkpoint covers and the checkpoint.
+CHECKPOINT_DELAY = 0.5
+
+#: Reader threads for ledger reads (tiles, receipts) beside the one storage (writer) thread.
+READ_THREADS = 2
 
 #: Statuses in which a lot may still change without an authority (open, close, bids).
 ACTIVE_STATUSES = frozenset(
@@ -275,6 +293,32 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class LedgerStore(Protocol):
+    """What the service and the HTTP API need from a store that keeps the ledger
+    (`auction.storage.Storage`). A store without these methods runs without checkpoints.
+
+    `sign_checkpoint` and `publish_checkpoint` run on the storage thread; the readers on the
+    reader threads (`AuctionService.read`).
+    """
+
+    def sign_checkpoint(self) -> LedgerHead | None: ...
+
+    def publish_checkpoint(self, head: LedgerHead) -> None: ...
+
+    def published_checkpoint(self) -> LedgerHead | None: ...
+
+    def ledger_policy(self) -> bytes: ...
+
+    def checkpoint_sizes(self) -> list[int]: ...
+
+    def checkpoint_note(self, size: int) -> bytes | None: ...
+
+    def ledger_tile(self, tile: Tile | EntryBundle) -> bytes: ...
+
+    def ledger_receipt(self, seq: int, head: LedgerHead) -> tuple[bytes, bytes]: ...
+
+
 class Journal(Protocol):
     """Durable append of history records; returns only once they are stored."""
 
@@ -300,10 +344,12 @@ class GroupCommitter:
         store: Store,
         run_blocking: Callable[..., Any],
         max_rows: int = 5000,
+        on_commit: Callable[[Sequence[HistoryRecord]], None] | None = None,
     ) -> None:
         self._store = store
         self._run_blocking = run_blocking
         self._max_rows = max_rows
+        self._on_commit = on_commit
         self._queue: asyncio.Queue[tuple[Sequence[HistoryRecord], asyncio.Future[None]] | _Stop] = (
             asyncio.Queue()
         )
@@ -359,9 +405,110 @@ class GroupCommitter:
                 continue
             self.commits += 1
             self.rows += len(records)
+            if self._on_commit is not None:
+                self._on_commit(records)
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
+
+
+class Checkpointer:
+    """Signs and publishes the ledger's checkpoints; one task, owned by the service.
+
+    `notify()` after entries were committed; `notify(urgent=True)` after a lot closed (or
+    sold). It signs at once when urgent, else `delay` seconds after the first notification
+    since the last checkpoint. `stop()` lets a running checkpoint finish and signs a final one
+    covering everything written, then ends the task.
+
+    Each checkpoint: sign (the store's compare-and-swap, signature and stored checkpoint, in
+    one transaction), then publish. Notaries (issue 4) go between the two: send the signed
+    checkpoint to every notary, collect cosignatures, check the policy's quorum, and publish
+    only then (fail-closed).
+    """
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        run_blocking: Callable[..., Any],
+        *,
+        delay: float = CHECKPOINT_DELAY,
+        published: LedgerHead | None = None,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self._ledger = ledger
+        self._run_blocking = run_blocking
+        self._delay = delay
+        self._stop_timeout = stop_timeout
+        self._grown = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._published = published
+        #: Checkpoints signed and published by this task, for measurements and tests.
+        self.signed = 0
+
+    @property
+    def published(self) -> LedgerHead | None:
+        """The latest published checkpoint (what `/log/checkpoint` serves)."""
+        return self._published
+
+    def start(self) -> None:
+        """Start the task (it signs at once whatever is not covered yet); `await stop()`."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="checkpoints")
+        self.notify(urgent=True)
+
+    def notify(self, urgent: bool = False) -> None:
+        """Entries were committed; `urgent`: a lot closed, sign without waiting."""
+        self._grown.set()
+        if urgent:
+            self._urgent.set()
+
+    async def stop(self) -> None:
+        """Sign a final checkpoint covering everything written, then end the task (cancelled
+        after `stop_timeout` seconds if the store hangs)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self.notify(urgent=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._stop_timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await self._grown.wait()
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self._delay)
+            self._grown.clear()
+            self._urgent.clear()
+            stopping = self._stopping
+            try:
+                await self._checkpoint()
+            except Exception as exc:  # the entries stay uncovered: log, wait, try again
+                logger.error(
+                    "ledger checkpoint failed: %s", exc, exc_info=not isinstance(exc, StorageError)
+                )
+                if stopping:
+                    return
+                await asyncio.sleep(self._delay)
+                self._grown.set()  # try again: the entries are still not covered
+                continue
+            if stopping:
+                return
+
+    async def _checkpoint(self) -> None:
+        head: LedgerHead | None = await self._run_blocking(self._ledger.sign_checkpoint)
+        if head is None:
+            return
+        # Issue 4: collect the notaries' cosignatures here and check the quorum first.
+        await self._run_blocking(self._ledger.publish_checkpoint, head)
+        self._published = head
+        self.signed += 1
 
 
 # --- one lot, one writer ---------------------------------------------------------------------
@@ -614,16 +761,23 @@ class AuctionService:
         max_batch: int = 1000,
         subscriber_events: int = 256,
         stop_timeout: float = 10.0,
+        checkpoint_delay: float = CHECKPOINT_DELAY,
+        read_threads: int = READ_THREADS,
     ) -> None:
         self._store = store
+        self._ledger = store if isinstance(store, LedgerStore) else None
         self._clock = clock
         self._max_batch = max_batch
         self._subscriber_events = subscriber_events
         self._stop_timeout = stop_timeout
+        self._checkpoint_delay = checkpoint_delay
+        self._read_threads = read_threads
         self._actors: dict[str, LotActor] = {}
         self._subscriptions: set[Subscription] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
         self._writer: GroupCommitter | None = None
+        self._checkpointer: Checkpointer | None = None
         self._running = False
         self._store_closed = False
 
@@ -643,6 +797,29 @@ class AuctionService:
         """The group-commit writer while running (its counters are useful for measurements)."""
         return self._writer
 
+    @property
+    def ledger(self) -> LedgerStore | None:
+        """The store's ledger readers (None if the store keeps no ledger); call them through
+        `read`, never on the event loop."""
+        return self._ledger
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The checkpoint task while running (None without a ledger)."""
+        return self._checkpointer
+
+    @property
+    def checkpoint(self) -> LedgerHead | None:
+        """The latest published checkpoint (None before the first one, or without a ledger)."""
+        return self._checkpointer.published if self._checkpointer is not None else None
+
+    async def read(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking ledger read (`service.ledger.ledger_tile`, ...) on a reader thread."""
+        if self._readers is None:
+            raise ServiceClosed("the auction service is not running")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, functools.partial(function, *args))
+
     def now(self) -> int:
         """The server clock (UTC microseconds) used to stamp ingress times."""
         return self._clock()
@@ -657,10 +834,25 @@ class AuctionService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gavel-storage")
         try:
             lots = await self._blocking(self._store.load)
+            published = None
+            if self._ledger is not None:
+                published = await self._blocking(self._ledger.published_checkpoint)
         except BaseException:
             await self._close_store()
             raise
-        self._writer = GroupCommitter(self._store, self._blocking)
+        self._readers = ThreadPoolExecutor(
+            max_workers=self._read_threads, thread_name_prefix="gavel-ledger-read"
+        )
+        if self._ledger is not None:
+            self._checkpointer = Checkpointer(
+                self._ledger,
+                self._blocking,
+                delay=self._checkpoint_delay,
+                published=published,
+                stop_timeout=self._stop_timeout,
+            )
+            self._checkpointer.start()
+        self._writer = GroupCommitter(self._store, self._blocking, on_commit=self._committed)
         self._writer.start()
         self._running = True
         for lot in lots:
@@ -675,9 +867,14 @@ class AuctionService:
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()  # a final checkpoint covering everything written
         for subscription in list(self._subscriptions):
             subscription.close()
         self._subscriptions.clear()
+        readers, self._readers = self._readers, None
+        if readers is not None:
+            await asyncio.to_thread(readers.shutdown)  # let reads in progress finish
         await self._close_store()
 
     async def add_sale(self, sale_id: str, title: str) -> None:
@@ -693,6 +890,8 @@ class AuctionService:
         if lot_id in self._actors:
             raise LotExists(f"lot {lot_id!r} already exists")
         lot = await self._blocking(self._store.add_lot, lot_id, rules, title, sale_id)
+        if self._checkpointer is not None:
+            self._checkpointer.notify()  # the lot's ledger entry
         self._check_running()
         return self._start_actor(lot).view
 
@@ -763,6 +962,13 @@ class AuctionService:
         actor.start()
         return actor
 
+    def _committed(self, records: Sequence[HistoryRecord]) -> None:
+        """The group commit stored `records` and their entries: a checkpoint is due, at once
+        if a lot closed (ledger spec section 3: immediately for a sale and a lot close)."""
+        if self._checkpointer is not None:
+            closed = any(isinstance(e, LotClosed) for record in records for e in record.events)
+            self._checkpointer.notify(urgent=closed)
+
     def _publish(self, update: LotUpdate) -> None:
         for subscription in self._subscriptions:
             subscription.offer(update)
@@ -794,9 +1000,12 @@ class AuctionService:
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CHECKPOINT_DELAY",
     "AuctionService",
+    "Checkpointer",
     "GroupCommitter",
     "Journal",
+    "LedgerStore",
     "LotActor",
     "LotExists",
     "LotUpdate",

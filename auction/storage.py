@@ -11,35 +11,99 @@ SQLite in a data directory by default (`DIR/gavel.db`, WAL, `synchronous=FULL`),
 (psycopg 3) when given a `postgresql://` URL. The hot path (`Storage.append`) is a group commit:
 many history rows in one transaction through SQLAlchemy Core, never ORM objects one by one.
 
-`Storage` is synchronous and blocking. An asyncio caller runs it on one thread of its own (see
-`auction.service`), never on the event loop.
+The ledger (`chain.store`) lives in the same database: the transaction that stores a batch of
+history rows also appends one ledger entry per row (plus a `sale` entry after a lot sold, and a
+`lot` entry in the transaction of `add_lot`), so one fsync makes both durable. Entries are
+signed as their actor by the house key: `DIR/house.key` (mode 0600) for a data directory, the
+`ledger_house` table for a database URL, made on first start with an origin
+`gavel.local/<16 hex ledger id>`; entry 0 is the `house` entry. `actor.kid` of every entry the
+house signs is the house vkey (`<origin>+<hex key id>+<base64 key>`, as in the `house` body).
+`sign_checkpoint` / `publish_checkpoint` sign and publish checkpoints behind the signed-head
+compare-and-swap; the `ledger_*` readers serve tiles, receipts and checkpoints.
+
+`Storage` is synchronous and blocking. An asyncio caller runs writes on one thread of its own
+(see `auction.service`), never on the event loop; reads may run on other threads.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import collections
 import contextlib
 import dataclasses
+import functools
+import heapq
+import json
 import os
+import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, UniqueConstraint, event, func, insert, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, create_engine
 
+from chain import (
+    MAX_TREE_SIZE,
+    NO_QUORUM,
+    ChainError,
+    Checkpoint,
+    Ed25519Signer,
+    Ed25519Verifier,
+    EntryBundle,
+    EntryType,
+    MalformedError,
+    Policy,
+    PolicyLog,
+    Tile,
+    format_policy,
+    inclusion_proof,
+    make_receipt,
+    parse_entry,
+    parse_signer_key,
+    parse_vkey,
+    sign_checkpoint,
+)
+from chain import store as ledger_store
+
+from .ledger import (
+    command_body,
+    confirmation_document,
+    entry_type_for,
+    house_body,
+    lot_body,
+    sale_body,
+)
 from .rules import (
     BidAccepted,
     BidderRegistered,
     DepositChanged,
+    LotClosed,
     LotRules,
     LotState,
     Rejected,
+    Result,
     RulesError,
     apply,
     decode,
@@ -47,7 +111,7 @@ from .rules import (
 )
 
 #: The schema this code writes. `MIGRATIONS[v - 1]` moves a database from version v - 1 to v.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: PostgreSQL advisory lock key held while migrating (any constant unique to this schema).
 _MIGRATION_LOCK = 0x6761_7665_6C00
@@ -57,6 +121,27 @@ SQLITE_FILE = "gavel.db"
 
 #: How long a SQLite writer waits for a lock held by another connection, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: Tiles kept in memory, hashed up, for receipts (~16 KiB each: 16 MiB at most).
+TILE_CACHE_SIZE = 1024
+
+#: The house signing key inside a data directory (signer key text, mode 0600).
+HOUSE_KEY_FILE = "house.key"
+
+#: The house key of a first start, until entry 0 is committed.
+HOUSE_KEY_PENDING = HOUSE_KEY_FILE + ".new"
+
+#: The trust policy (C2SP tlog-policy) written next to it.
+POLICY_FILE = "policy"
+
+#: The name in the `house` entry (entry 0).
+HOUSE_NAME = "Gavel auction house"
+
+#: Origins are `gavel.local/<16 hex digits>`: one random ledger id per log.
+ORIGIN_PREFIX = "gavel.local/"
+
+#: PostgreSQL advisory lock key held while a house key and entry 0 are created.
+_HOUSE_LOCK = 0x6761_7665_6C01
 
 Clock = Callable[[], int]
 
@@ -118,13 +203,32 @@ class HistoryDiverged(CorruptHistory):
         self.stored = stored
 
 
+class LedgerCorrupt(StorageError):
+    """The stored ledger cannot be trusted: a row is missing, a leaf hash recomputed from the
+    stored bytes differs, the tree does not have the signed root, or the house key does not
+    match entry 0. Nothing may be signed or served until an operator looked."""
+
+
+class CheckpointConflict(StorageConflict):
+    """The signed-head compare-and-swap failed: another signer (another process on the same
+    database, or a stale copy) signed meanwhile. Nothing was signed; the caller retries later
+    (the next attempt re-reads the stored tree and checks it against the signed head)."""
+
+
 @contextlib.contextmanager
 def _translated(what: str) -> Iterator[None]:
-    """Translate SQLAlchemy and driver errors into `StorageError`s, once, at the boundary."""
+    """Translate SQLAlchemy, driver and ledger errors into `StorageError`s, once, at the
+    boundary."""
     try:
         yield
     except StorageError:
         raise
+    except ledger_store.SignedHeadConflict as exc:
+        raise CheckpointConflict(f"{what}: {exc}") from exc
+    except ledger_store.StoredDataError as exc:
+        raise LedgerCorrupt(f"{what}: {exc}") from exc
+    except ChainError as exc:
+        raise StorageError(f"{what}: {exc}") from exc
     except sa_exc.IntegrityError as exc:
         raise StorageConflict(f"{what}: {_first_line(exc.orig)}") from exc
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
@@ -208,13 +312,27 @@ class Deposit:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerHead:
+    """A signed checkpoint of the ledger: tree `size`, its `root`, and the signed `note`
+    (C2SP signed note bytes, with cosignatures once notaries sign)."""
+
+    size: int
+    root: bytes
+    note: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Counts:
-    """How much is stored: lots, history rows (commands) and the events inside them."""
+    """How much is stored: lots, history rows (commands) and the events inside them, ledger
+    entries, the log's origin and its latest published checkpoint."""
 
     sales: int
     lots: int
     commands: int
     events: int
+    ledger_entries: int = 0
+    origin: str | None = None
+    checkpoint: LedgerHead | None = None
 
 
 # --- schema ----------------------------------------------------------------------------------
@@ -302,16 +420,233 @@ _DEPOSITS = DepositRow.__table__  # type: ignore[attr-defined]
 _HISTORY = HistoryRow.__table__  # type: ignore[attr-defined]
 
 
+#: The house key when the database is given by URL (no data directory to keep a file in).
+_HOUSE_METADATA = MetaData()
+_HOUSE = Table(
+    "ledger_house",
+    _HOUSE_METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("signer_key", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+
 def _migrate_to_1(connection: Connection) -> None:
     """Version 1: every table of the first release."""
     _Table.metadata.create_all(connection)
 
 
+def _migrate_to_2(connection: Connection) -> None:
+    """Version 2: the ledger (`chain.store` tables) and the house key table. Lots and history
+    stored before are written to the ledger when the house entry is (see `Storage.open`)."""
+    ledger_store.create_tables(connection)
+    _HOUSE_METADATA.create_all(connection)
+
+
 #: Forward migrations, in order: entry v - 1 brings a database from version v - 1 to v.
 #: Add a function for each schema change and raise `SCHEMA_VERSION`; never edit a released one.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+# --- the house and the ledger writer ---------------------------------------------------------
+
+
+def _log_policy(verifier: Ed25519Verifier) -> bytes:
+    """The trust policy of a log without notaries yet: its key, and no cosignature required."""
+    return format_policy(Policy((PolicyLog(verifier),), (), NO_QUORUM))
+
+
+@dataclass(frozen=True, slots=True)
+class House:
+    """The log's own key. `signer` signs checkpoints (its key name is the origin); `entries`
+    is the same key signing entries as their actor, with `actor.kid` = the house vkey."""
+
+    signer: Ed25519Signer
+    entries: ledger_store.EntrySigner
+
+    @classmethod
+    def generate(cls) -> House:
+        """A fresh key for a new log, origin `gavel.local/<16 random hex digits>`."""
+        origin = ORIGIN_PREFIX + secrets.token_hex(8)
+        return cls._of(Ed25519Signer.from_seed(origin, secrets.token_bytes(32)))
+
+    @classmethod
+    def from_signer_key(cls, text: str) -> House:
+        """Load `PRIVATE+KEY+<origin>+<hex id>+<base64>` (a chain signer key, type 0x01)."""
+        try:
+            signer = parse_signer_key(text)
+        except ChainError as exc:
+            raise LedgerCorrupt(f"the house key is not a signer key: {exc}") from exc
+        if not isinstance(signer, Ed25519Signer) or not signer.name.startswith(ORIGIN_PREFIX):
+            raise LedgerCorrupt(f"the house key must be an Ed25519 key named {ORIGIN_PREFIX}...")
+        return cls._of(signer)
+
+    @classmethod
+    def _of(cls, signer: Ed25519Signer) -> House:
+        # The seed is the last field of the signer key text (type byte, then 32 bytes).
+        try:
+            seed = base64.b64decode(signer.signer_key.split("+", 4)[4], validate=True)[1:]
+        except (binascii.Error, IndexError) as exc:  # pragma: no cover - we wrote that text
+            raise LedgerCorrupt("cannot read the house key seed") from exc
+        return cls(signer, ledger_store.EntrySigner.from_seed(signer.vkey, seed))
+
+    @property
+    def origin(self) -> str:
+        """The log's origin, e.g. `gavel.local/3f2a...`: first line of every checkpoint."""
+        return self.signer.name
+
+    @property
+    def vkey(self) -> str:
+        """The public key to publish (policy file, `house` entry, `actor.kid`)."""
+        return self.signer.vkey
+
+    def policy(self) -> bytes:
+        """The tlog-policy file of this log (`log <vkey>`, `quorum none`: no notaries yet)."""
+        return _log_policy(self.signer.verifier)
+
+
+@dataclass(slots=True)
+class _LotLedger:
+    """What the ledger writer needs to know about a lot to write its `sale` entry."""
+
+    title: str
+    currency: str
+    last_bid_entry: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def copy(self) -> _LotLedger:
+        return _LotLedger(self.title, self.currency, dict(self.last_bid_entry))
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Entries sequenced for one transaction, and the lot bookkeeping that goes with them."""
+
+    batch: ledger_store.LedgerBatch
+    lots: dict[str, _LotLedger] = dataclasses.field(default_factory=dict)
+
+
+class _LedgerWriter:
+    """Turns history records into ledger entries: the auction's sequencer (one per `Storage`,
+    used under its ledger lock). State changes only in `commit`, after the transaction."""
+
+    def __init__(
+        self,
+        house: House,
+        state: ledger_store.LedgerState,
+        lots: dict[str, _LotLedger],
+        signed: ledger_store.SignedHead,
+    ) -> None:
+        self.house = house
+        self.state = state
+        self.lots = lots
+        self.signed = signed
+
+    @classmethod
+    def load(cls, connection: Connection, house: House) -> _LedgerWriter:
+        """Resume from the stored ledger, verifying all of it (`LedgerState.load` re-hashes
+        every entry and checks every stored hash and the signed root), and rebuild from the
+        entries themselves each lot's currency, title and winning-bid bookkeeping."""
+        lots: dict[str, _LotLedger] = {}
+
+        def bookkeeping(entry: ledger_store.StoredEntry) -> None:
+            if entry.seq == 0:
+                return
+            try:
+                value = json.loads(entry.data)
+                kind, body = value["type"], value["body"]
+                if kind == EntryType.LOT:
+                    lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
+                elif kind in _COMMAND_ENTRY_TYPES:
+                    lot = lots[body["lot"]]
+                    for item in body["events"]:
+                        if item["type"] == "BidAccepted":
+                            lot.last_bid_entry[item["bidder"]] = entry.seq
+            except (ValueError, KeyError, TypeError) as exc:
+                raise LedgerCorrupt(f"ledger entry {entry.seq} cannot be read back: {exc}") from exc
+
+        state = ledger_store.LedgerState.load(connection, each_entry=bookkeeping)
+        return cls(house, state, lots, ledger_store.read_signed(connection))
+
+    def start(self) -> _Pending:
+        return _Pending(self.state.batch())
+
+    def add_house(self, pending: _Pending, now: int) -> None:
+        body = house_body(self.house.origin, HOUSE_NAME, self.house.vkey)
+        pending.batch.add(EntryType.HOUSE, body, now, self.house.entries)
+
+    def add_lot(
+        self,
+        pending: _Pending,
+        lot_id: str,
+        rules: LotRules,
+        title: str,
+        sale_id: str | None,
+        created: int,
+    ) -> None:
+        body = lot_body(lot_id, rules, title, sale_id, created)
+        pending.batch.add(EntryType.LOT, body, created, self.house.entries)
+        pending.lots[lot_id] = _LotLedger(title, rules.currency)
+
+    def add_records(self, pending: _Pending, records: Sequence[HistoryRecord]) -> None:
+        """One entry per record (ledger spec section 1: rejected commands too), and a `sale`
+        entry right after a command whose events close its lot as SOLD."""
+        entries = self.house.entries
+        for record in records:
+            lot = self._lot(pending, record.lot_id)
+            body = command_body(
+                record.lot_id, record.n, record.ingress_us, record.command, record.events
+            )
+            entry = pending.batch.add(
+                entry_type_for(record.command), body, record.ingress_us, entries
+            )
+            closed: LotClosed | None = None
+            for item in record.events:  # the same bookkeeping as `LedgerReplay`
+                if isinstance(item, BidAccepted):
+                    lot.last_bid_entry[item.bidder] = entry.seq
+                elif isinstance(item, LotClosed):
+                    closed = item
+            if closed is None or closed.result is not Result.SOLD:
+                continue
+            confirmation = confirmation_document(
+                record.lot_id, lot.title, closed, lot.currency, entry.seq
+            )
+            winning_bid = lot.last_bid_entry.get(closed.winner or "")
+            body = sale_body(
+                record.lot_id, closed, lot.currency, entry.seq, winning_bid, confirmation
+            )
+            pending.batch.add(EntryType.SALE, body, record.ingress_us, entries)
+
+    def _lot(self, pending: _Pending, lot_id: str) -> _LotLedger:
+        lot = pending.lots.get(lot_id)
+        if lot is None:
+            base = self.lots.get(lot_id)
+            if base is None:
+                raise StorageConflict(f"history for lot {lot_id!r}, which the ledger never created")
+            lot = pending.lots[lot_id] = base.copy()
+        return lot
+
+    def write(self, connection: Connection, pending: _Pending) -> None:
+        ledger_store.append_entries(connection, pending.batch.entries, pending.batch.nodes)
+
+    def commit(self, pending: _Pending) -> None:
+        """Take over what `pending` sequenced, once its transaction committed."""
+        self.state.advance(pending.batch)
+        self.lots.update(pending.lots)
+
+
+_COMMAND_ENTRY_TYPES = frozenset(
+    {EntryType.BID, EntryType.REGISTRATION, EntryType.DEPOSIT, EntryType.LOT_STATE}
+)
+
+
+def _data_directory(target: str | os.PathLike[str]) -> Path | None:
+    """The data directory of a `Storage.open` target, or None for a database URL."""
+    text = os.fspath(target)
+    if "://" in text or text.startswith(("sqlite:", "postgresql")):
+        return None
+    return Path(text)
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -349,15 +684,39 @@ class Storage:
     """
 
     def __init__(self, engine: Engine, *, clock: Clock = system_clock) -> None:
-        """Use `Storage.open`; this constructor takes an engine whose schema is already current."""
+        """Use `Storage.open`; this constructor takes an engine whose schema is already current
+        (and leaves the ledger read-only: no house key)."""
         self._engine = engine
         self._clock = clock
         self._dialect = engine.dialect.name
+        self._house: House | None = None
+        self._ledger_lock = threading.Lock()  # one ledger writer at a time
+        self._writer: _LedgerWriter | None = None  # resumed on the first write
+        self._policy: bytes | None = None
+        self._tiles: collections.OrderedDict[Tile, ledger_store.ExpandedTile] = (
+            collections.OrderedDict()
+        )
+        self._tiles_lock = threading.Lock()  # full tiles never change: an LRU cache of them
 
     @classmethod
-    def open(cls, target: str | os.PathLike[str], *, clock: Clock = system_clock) -> Storage:
+    def open(
+        cls,
+        target: str | os.PathLike[str],
+        *,
+        clock: Clock = system_clock,
+        read_only: bool = False,
+    ) -> Storage:
         """Open (and create or migrate) the database at `target`: a data directory, a
-        `sqlite:///...` URL or a `postgresql://...` URL. The caller must `close()` it."""
+        `sqlite:///...` URL or a `postgresql://...` URL. The caller must `close()` it.
+
+        On first start this makes the house key (`DIR/house.key`, or the `ledger_house` table
+        for a URL) and writes the `house` entry (entry 0), then the ledger entries of any lots
+        and history stored before the ledger existed; a data directory also gets `DIR/policy`.
+        With `read_only`, nothing is created or migrated (the database must exist and be
+        current) and only reads are allowed (e.g. `gavel ledger export`).
+        """
+        if read_only:
+            _check_exists(target)
         url = database_url(target)
         try:
             parsed = make_url(url)
@@ -376,7 +735,11 @@ class Storage:
             raise StorageUnavailable(f"unsupported database: {parsed.get_backend_name()}")
         store = cls(engine, clock=clock)
         try:
-            store._migrate()
+            if read_only:
+                store._check_schema()
+            else:
+                store._migrate()
+                store._open_house(_data_directory(target))
         except BaseException:
             engine.dispose()
             raise
@@ -423,6 +786,90 @@ class Storage:
                     insert(_SCHEMA_VERSION).values(version=version, applied_at=self._clock())
                 )
 
+    def _check_schema(self) -> None:
+        version = self.schema_version()
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database has schema version {version}, this code writes {SCHEMA_VERSION}:"
+                " open it once with a writable gavel to migrate it"
+            )
+
+    # -- the house key and entry 0 --
+
+    def _open_house(self, directory: Path | None) -> None:
+        """Load or create the house key; write entry 0 (and the entries of older data) if the
+        ledger is empty, else check that entry 0 names this key."""
+        now = self._clock()
+        with self._ledger_lock, _translated("opening the ledger"), self._engine.begin() as conn:
+            if self._dialect == "postgresql":  # two servers starting at once: one makes the key
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_HOUSE_LOCK})")
+            size = ledger_store.stored_size(conn)
+            text, key_pending = _read_house_key(conn, directory)
+            if text is not None and key_pending and not size:
+                assert directory is not None  # a first start that stopped before entry 0
+                _remove(directory / HOUSE_KEY_PENDING)
+                text = None
+            if text is None and size:
+                raise LedgerCorrupt(
+                    "the ledger has entries but its house key is missing "
+                    f"({_key_location(directory)}): restore the key"
+                )
+            if text is not None and not size:
+                raise LedgerCorrupt(
+                    f"a house key exists ({_key_location(directory)}) but the ledger is empty: "
+                    "that key may have signed another ledger; move it away to start a new one"
+                )
+            writer: _LedgerWriter | None = None
+            if text is None:
+                house = House.generate()
+                key_pending = _write_house_key(conn, directory, house, now)
+                signed = ledger_store.read_signed(conn)
+                writer = _LedgerWriter(house, ledger_store.LedgerState(), {}, signed)
+                pending = writer.start()
+                writer.add_house(pending, now)
+                self._add_older_data(conn, writer, pending)
+                writer.write(conn, pending)
+            else:
+                house = House.from_signer_key(text)
+                _check_house_entry(conn, house)
+        if key_pending:  # entry 0 is committed: the key becomes house.key
+            assert directory is not None
+            _install_house_key(directory)
+        if writer is not None:
+            writer.commit(pending)
+            self._writer = writer
+        self._house = house
+        self._policy = house.policy()
+        if directory is not None:
+            _write_if_changed(directory / POLICY_FILE, self._policy)
+
+    def _add_older_data(
+        self, connection: Connection, writer: _LedgerWriter, pending: _Pending
+    ) -> None:
+        """Write the lots and history stored before the ledger existed (schema version 1) as
+        entries: lots in creation order, then the commands of all lots merged by ingress time,
+        each lot's in the order of `n`."""
+        lots = connection.execute(select(_LOTS).order_by(_LOTS.c.created_at, _LOTS.c.lot_id))
+        histories: dict[str, list[HistoryRecord]] = {}
+        for row in lots:
+            writer.add_lot(
+                pending, row.lot_id, _decode_rules(row), row.title, row.sale_id, row.created_at
+            )
+            histories[row.lot_id] = []
+        for row in connection.execute(select(_HISTORY).order_by(_HISTORY.c.lot_id, _HISTORY.c.n)):
+            command = _decode_value(row.lot_id, row.n, row.command)
+            events = tuple(_decode_value(row.lot_id, row.n, item) for item in row.events)
+            histories[row.lot_id].append(
+                HistoryRecord(row.lot_id, row.n, row.ingress_us, command, events, row.accepted)
+            )
+        merged = heapq.merge(*histories.values(), key=lambda record: record.ingress_us)
+        writer.add_records(pending, list(merged))
+
+    @property
+    def house(self) -> House | None:
+        """The house key (None when opened read-only)."""
+        return self._house
+
     def schema_version(self) -> int:
         """The schema version stored in the database."""
         with _translated("reading the schema version"), self._engine.connect() as connection:
@@ -459,15 +906,21 @@ class Storage:
             "rules": encode(rules),
             "created_at": created,
         }
-        with _translated(f"adding lot {lot_id!r}"), self._engine.begin() as connection:
-            sale_title = None
-            if sale_id is not None:
-                sale_title = connection.execute(
-                    select(_SALES.c.title).where(_SALES.c.sale_id == sale_id)
-                ).scalar()
-                if sale_title is None:
-                    raise StorageConflict(f"adding lot {lot_id!r}: no sale {sale_id!r}")
-            connection.execute(insert(_LOTS).values(row))
+        with self._ledger_lock:
+            writer = self._ledger_writer()
+            pending = writer.start()
+            with self._ledger_transaction(f"adding lot {lot_id!r}") as connection:
+                sale_title = None
+                if sale_id is not None:
+                    sale_title = connection.execute(
+                        select(_SALES.c.title).where(_SALES.c.sale_id == sale_id)
+                    ).scalar()
+                    if sale_title is None:
+                        raise StorageConflict(f"adding lot {lot_id!r}: no sale {sale_id!r}")
+                connection.execute(insert(_LOTS).values(row))
+                writer.add_lot(pending, lot_id, rules, title, sale_id, created)
+                writer.write(connection, pending)
+            writer.commit(pending)
         state = LotState.create(lot_id, rules)
         return StoredLot(lot_id, sale_id, sale_title, title, rules, created, state, 0, 0)
 
@@ -480,12 +933,14 @@ class Storage:
 
     def append(self, records: Sequence[HistoryRecord]) -> None:
         """Durably store a batch of history rows in one transaction (group commit), with the
-        registration and deposit projections of their events.
+        registration and deposit projections of their events and their ledger entries: one
+        per row (type `entry_type_for(command)`, body `command_body(...)`, signed by the house
+        key), plus a `sale` entry right after a row whose events close its lot as SOLD.
 
-        When this returns, every row is committed (SQLite `synchronous=FULL`, PostgreSQL's
-        default `synchronous_commit`): only then may the caller acknowledge the commands. On
-        `StorageError` nothing of the batch was written and the caller must not advance its
-        lots.
+        When this returns, every row and entry is committed (SQLite `synchronous=FULL`,
+        PostgreSQL's default `synchronous_commit`): only then may the caller acknowledge the
+        commands. On `StorageError` nothing of the batch was written and the caller must not
+        advance its lots.
         """
         if not records:
             return
@@ -528,23 +983,171 @@ class Storage:
                         }
         except RulesError as exc:
             raise StorageError(f"cannot encode a history record: {exc}") from exc
-        with _translated("appending history"), self._engine.begin() as connection:
-            connection.execute(insert(_HISTORY), rows)
-            if bidders:
-                self._upsert_bidders(connection, bidders)
-            if registrations:
-                statement = self._insert(_REGISTRATIONS).on_conflict_do_nothing()
-                connection.execute(statement, registrations)
-            if deposits:
-                upsert = self._insert(_DEPOSITS)
-                upsert = upsert.on_conflict_do_update(
-                    index_elements=["lot_id", "bidder_id"],
-                    set_={
-                        name: upsert.excluded[name]
-                        for name in ("state", "amount", "reference", "updated_at")
-                    },
-                )
-                connection.execute(upsert, list(deposits.values()))
+        with self._ledger_lock:
+            writer = self._ledger_writer()
+            pending = writer.start()
+            with _translated("writing ledger entries"):
+                writer.add_records(pending, records)
+            with self._ledger_transaction("appending history") as connection:
+                self._insert_history(connection, rows, bidders, registrations, deposits)
+                writer.write(connection, pending)
+            writer.commit(pending)
+
+    def _insert_history(
+        self,
+        connection: Connection,
+        rows: list[dict[str, Any]],
+        bidders: dict[str, int],
+        registrations: list[dict[str, Any]],
+        deposits: dict[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        connection.execute(insert(_HISTORY), rows)
+        if bidders:
+            self._upsert_bidders(connection, bidders)
+        if registrations:
+            statement = self._insert(_REGISTRATIONS).on_conflict_do_nothing()
+            connection.execute(statement, registrations)
+        if deposits:
+            upsert = self._insert(_DEPOSITS)
+            upsert = upsert.on_conflict_do_update(
+                index_elements=["lot_id", "bidder_id"],
+                set_={
+                    name: upsert.excluded[name]
+                    for name in ("state", "amount", "reference", "updated_at")
+                },
+            )
+            connection.execute(upsert, list(deposits.values()))
+
+    # -- the ledger: writing --
+
+    def _ledger_writer(self) -> _LedgerWriter:
+        """The sequencer, resumed from the database on first use. Hold `_ledger_lock`."""
+        if self._house is None:
+            raise StorageError("this store was opened read-only: the ledger cannot be written")
+        if self._writer is None:
+            with _translated("resuming the ledger"), self._engine.connect() as connection:
+                self._writer = _LedgerWriter.load(connection, self._house)
+        return self._writer
+
+    @contextlib.contextmanager
+    def _ledger_transaction(self, what: str) -> Iterator[Connection]:
+        """A write transaction of the ledger writer (hold `_ledger_lock`). If it fails, the
+        writer is dropped and resumed from the database next time: whatever happened to the
+        transaction, the sequencer never runs ahead of or behind what is stored."""
+        try:
+            with _translated(what), self._engine.begin() as connection:
+                yield connection
+        except BaseException:
+            self._writer = None
+            raise
+
+    def sign_checkpoint(self) -> LedgerHead | None:
+        """Sign a checkpoint of the current tree if it grew since the last one.
+
+        In one transaction: the signed-head compare-and-swap from the last signed size (raises
+        `CheckpointConflict` if another signer moved it), then the signature, then the stored
+        (unpublished) checkpoint. Returns it, to be published with `publish_checkpoint` (once
+        notaries exist: after they cosigned); `None` if there is nothing new. A checkpoint that
+        was signed but never published (a crash in between) is returned again.
+        """
+        with self._ledger_lock:
+            writer = self._ledger_writer()
+            house = writer.house
+            size, root = writer.state.size, writer.state.root()
+            now = self._clock()
+            with self._ledger_transaction("signing a checkpoint") as connection:
+                if size == writer.signed.size:
+                    latest = ledger_store.latest_checkpoint(connection, published=False)
+                    if latest is None or latest.published_us is not None:
+                        return None
+                    return LedgerHead(latest.size, latest.root, latest.note)
+                ledger_store.cas_signed(connection, writer.signed.size, size, root, now)
+                note = sign_checkpoint(Checkpoint(house.origin, size, root), house.signer)
+                ledger_store.store_checkpoint(connection, size, root, note, now)
+            writer.signed = ledger_store.SignedHead(size, root)
+        return LedgerHead(size, root, note)
+
+    def publish_checkpoint(self, head: LedgerHead) -> None:
+        """Mark a signed checkpoint published: from now on it is served and receipts use it."""
+        with _translated("publishing a checkpoint"), self._engine.begin() as connection:
+            ledger_store.publish_checkpoint(connection, head.size, head.note, self._clock())
+
+    # -- the ledger: reading (any thread) --
+
+    def ledger_policy(self) -> bytes:
+        """The tlog-policy file naming the log key (from the house key, or from entry 0)."""
+        if self._policy is None:
+            with _translated("reading the ledger policy"), self._engine.connect() as connection:
+                self._policy = _log_policy(_house_entry(connection)[1])
+        return self._policy
+
+    def published_checkpoint(self) -> LedgerHead | None:
+        """The latest published checkpoint, or None before the first one."""
+        with _translated("reading the checkpoint"), self._engine.connect() as connection:
+            latest = ledger_store.latest_checkpoint(connection)
+        return None if latest is None else LedgerHead(latest.size, latest.root, latest.note)
+
+    def checkpoint_sizes(self) -> list[int]:
+        """The tree sizes of every published checkpoint, ascending."""
+        with _translated("listing checkpoints"), self._engine.connect() as connection:
+            return ledger_store.checkpoint_sizes(connection)
+
+    def checkpoint_note(self, size: int) -> bytes | None:
+        """The published checkpoint of tree size `size` (signed note bytes), or None."""
+        if not 0 <= size <= MAX_TREE_SIZE:
+            return None
+        with _translated("reading a checkpoint"), self._engine.connect() as connection:
+            stored = ledger_store.read_checkpoint(connection, size)
+        if stored is None or stored.published_us is None:
+            return None
+        return stored.note
+
+    def ledger_size(self) -> int:
+        """The number of stored ledger entries (some may not be in a checkpoint yet)."""
+        with _translated("reading the ledger size"), self._engine.connect() as connection:
+            return ledger_store.stored_size(connection)
+
+    def ledger_tile(self, tile: Tile | EntryBundle) -> bytes:
+        """The bytes of a tlog-tiles tile or entry bundle. The caller checks first that it lies
+        within a published checkpoint; `LedgerCorrupt` means stored data is missing."""
+        with _translated(f"reading {tile.path}"), self._engine.connect() as connection:
+            if isinstance(tile, EntryBundle):
+                return ledger_store.read_entry_bundle(connection, tile)
+            return b"".join(self._expanded_tile(connection, tile)[0])
+
+    def _expanded_tile(self, connection: Connection, tile: Tile) -> ledger_store.ExpandedTile:
+        """A tile with its inner subtrees hashed, from a bounded in-memory cache: a tile of a
+        given width never changes (partial ones included), so receipts mostly cost lookups."""
+        with self._tiles_lock:
+            expanded = self._tiles.get(tile)
+            if expanded is not None:
+                self._tiles.move_to_end(tile)
+                return expanded
+        expanded = ledger_store.expand_tile(tile, ledger_store.read_tile(connection, tile))
+        with self._tiles_lock:
+            self._tiles[tile] = expanded
+            while len(self._tiles) > TILE_CACHE_SIZE:
+                self._tiles.popitem(last=False)
+        return expanded
+
+    def ledger_entries(self, begin: int, end: int) -> list[bytes]:
+        """The bytes of entries `[begin, end)` (leaf hashes checked against the stored ones)."""
+        with _translated("reading ledger entries"), self._engine.connect() as connection:
+            return [entry.data for entry in ledger_store.read_entries(connection, begin, end)]
+
+    def ledger_receipt(self, seq: int, head: LedgerHead) -> tuple[bytes, bytes]:
+        """Entry `seq` and its C2SP tlog-proof receipt against the checkpoint `head`
+        (`seq < head.size`): `(entry bytes, receipt bytes)`. Check it with
+        `chain.verify_receipt` and the policy."""
+        if not 0 <= seq < head.size:
+            raise StorageError(f"entry {seq} is not in the tree of size {head.size}")
+        with _translated(f"building the receipt of entry {seq}"), self._engine.connect() as conn:
+            (entry,) = ledger_store.read_entries(conn, seq, seq + 1)
+            reader = ledger_store.SubtreeReader(
+                head.size, functools.partial(self._expanded_tile, conn)
+            )
+            proof = inclusion_proof(seq, head.size, reader)
+            return entry.data, make_receipt(seq, proof, head.note)
 
     # -- reading back --
 
@@ -555,7 +1158,12 @@ class Storage:
         Fails closed: raises `CorruptHistory` for an unreadable row or a gap in `n`, and
         `HistoryDiverged` when the engine derives other events than the stored ones. The
         caller serves the returned states and continues each lot's numbering at `commands`.
+        A writable store also resumes its ledger here, re-hashing and checking all of it
+        (`LedgerCorrupt`), so that the first command after a restart does not wait for that.
         """
+        if self._house is not None:
+            with self._ledger_lock:
+                self._ledger_writer()
         with _translated("loading lots"), self._engine.connect() as connection:
             catalogue = connection.execute(
                 select(_LOTS, _SALES.c.title.label("sale_title"))
@@ -628,6 +1236,9 @@ class Storage:
     def counts(self) -> Counts:
         """How many sales, lots, history rows and events are stored."""
         with _translated("counting"), self._engine.connect() as connection:
+            ledger_entries = ledger_store.stored_size(connection)
+            latest = ledger_store.latest_checkpoint(connection)
+            origin = _house_entry(connection)[0] if ledger_entries else None
             sales = connection.execute(select(func.count()).select_from(_SALES)).scalar()
             lots = connection.execute(select(func.count()).select_from(_LOTS)).scalar()
             commands = 0
@@ -637,7 +1248,16 @@ class Storage:
                 for (stored,) in result:
                     commands += 1
                     events += len(stored)
-        return Counts(sales=sales or 0, lots=lots or 0, commands=commands, events=events)
+        checkpoint = None if latest is None else LedgerHead(latest.size, latest.root, latest.note)
+        return Counts(
+            sales=sales or 0,
+            lots=lots or 0,
+            commands=commands,
+            events=events,
+            ledger_entries=ledger_entries,
+            origin=origin,
+            checkpoint=checkpoint,
+        )
 
     # -- helpers --
 
@@ -653,6 +1273,140 @@ class Storage:
     def _upsert_bidders(self, connection: Connection, bidders: Mapping[str, int]) -> None:
         rows = [{"bidder_id": b, "created_at": t} for b, t in sorted(bidders.items())]
         connection.execute(self._insert(_BIDDERS).on_conflict_do_nothing(), rows)
+
+
+def _check_exists(target: str | os.PathLike[str]) -> None:
+    """For a read-only open: a data directory must already hold its database."""
+    directory = _data_directory(target)
+    if directory is not None and not (directory / SQLITE_FILE).is_file():
+        raise StorageUnavailable(f"no gavel database in {directory}")
+
+
+def _key_location(directory: Path | None) -> str:
+    return str(directory / HOUSE_KEY_FILE) if directory is not None else "table ledger_house"
+
+
+def _read_house_key(connection: Connection, directory: Path | None) -> tuple[str | None, bool]:
+    """The house signer key text (None if there is none yet), and whether it is still the
+    pending `house.key.new` of a first start that may not have committed entry 0."""
+    if directory is None:
+        text = connection.execute(select(_HOUSE.c.signer_key).where(_HOUSE.c.id == 1)).scalar()
+        return (None if text is None else str(text)), False
+    text = _read_key_file(directory / HOUSE_KEY_FILE)
+    if text is not None:
+        return text, False
+    text = _read_key_file(directory / HOUSE_KEY_PENDING)
+    return text, text is not None
+
+
+def _read_key_file(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise LedgerCorrupt(f"{path} is readable by others: chmod 600 it")
+        with path.open("rb") as file:
+            data = file.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot read {path}: {exc}") from exc
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError as exc:
+        raise LedgerCorrupt(f"{path} is not a signer key") from exc
+
+
+def _write_house_key(
+    connection: Connection, directory: Path | None, house: House, now: int
+) -> bool:
+    """Store a new house key: a row in the transaction that writes entry 0, or, for a data
+    directory, `house.key.new` (0600, created exclusively, synced before any entry it signs is
+    committed), renamed to `house.key` once entry 0 is (`_install_house_key`). Returns whether
+    that rename is still due. A crash in between is recovered at the next start."""
+    text = house.signer.signer_key
+    if directory is None:
+        connection.execute(insert(_HOUSE).values(id=1, signer_key=text, created_at=now))
+        return False
+    path = directory / HOUSE_KEY_PENDING
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, (text + "\n").encode("ascii"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        _sync_directory(directory)
+    except FileExistsError as exc:
+        raise StorageConflict(f"{path} appeared meanwhile: another gavel is starting") from exc
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot write {path}: {exc}") from exc
+    return True
+
+
+def _install_house_key(directory: Path) -> None:
+    try:
+        os.replace(directory / HOUSE_KEY_PENDING, directory / HOUSE_KEY_FILE)
+        _sync_directory(directory)
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot install {directory / HOUSE_KEY_FILE}: {exc}") from exc
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot remove {path}: {exc}") from exc
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with `data` unless it already holds exactly that."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot read {path}: {exc}") from exc
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise StorageUnavailable(f"cannot write {path}: {exc}") from exc
+
+
+def _house_entry(connection: Connection) -> tuple[str, Ed25519Verifier]:
+    """Entry 0: the log's origin and key. Raises `LedgerCorrupt` if it is not a house entry."""
+    (first,) = ledger_store.read_entries(connection, 0, 1)
+    try:
+        entry = parse_entry(first.data)
+        vkey = entry.body.get("vkey")
+        origin = entry.body.get("origin")
+        if entry.type is not EntryType.HOUSE or not isinstance(vkey, str):
+            raise MalformedError("entry 0 is not a house entry")
+        verifier = parse_vkey(vkey)
+    except ChainError as exc:
+        raise LedgerCorrupt(f"entry 0: {exc}") from exc
+    if not isinstance(verifier, Ed25519Verifier) or origin != verifier.name:
+        raise LedgerCorrupt("entry 0 does not name an Ed25519 log key for its origin")
+    return origin, verifier
+
+
+def _check_house_entry(connection: Connection, house: House) -> None:
+    origin, verifier = _house_entry(connection)
+    if verifier.vkey != house.vkey:
+        raise LedgerCorrupt(
+            f"the house key ({house.origin}) is not the key of this ledger ({origin})"
+        )
 
 
 def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
@@ -723,13 +1477,19 @@ class _Replay:
 
 
 __all__ = [
+    "HOUSE_KEY_FILE",
     "MIGRATIONS",
+    "POLICY_FILE",
     "SCHEMA_VERSION",
+    "CheckpointConflict",
     "CorruptHistory",
     "Counts",
     "Deposit",
     "HistoryDiverged",
     "HistoryRecord",
+    "House",
+    "LedgerCorrupt",
+    "LedgerHead",
     "Registration",
     "SchemaError",
     "Storage",

@@ -4,7 +4,8 @@ It wires the storage, the auction service and the demo's simulated participants,
 `cleanup_ctx` (opened in order, closed in reverse), under typed `web.AppKey`s; no module-level
 state. Routes: `GET /` (the lots page), `GET /static/*` (its script and style sheet),
 `GET /api/lots` and `GET /api/lots/{lot_id}` (public views plus the server's clock, for the
-countdown) and `GET /healthz`.
+countdown), `GET /healthz`, and the ledger's read API under `/log/` (`auction.web.log`:
+checkpoint, tiles, policy, checkpoints, receipts).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..service import AuctionService
 from ..storage import Storage
+from .log import add_log_routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,12 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/lots", list_lots)
     app.router.add_get("/api/lots/{lot_id}", show_lot)
     app.router.add_get("/healthz", healthz)
+    add_log_routes(app, _service)
     return app
+
+
+def _service(request: web.Request) -> AuctionService:
+    return request.app[SERVICE]
 
 
 async def _service_context(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,286 @@
+"""``gavel audit``: the auditor's commands (STYLE rule 12), a thin adapter over :mod:`.audit`.
+
+    gavel audit verify SOURCE [--json] [--progress] [--workers N]
+    gavel audit receipt FILE.tlog-proof --entry FILE.entry [--policy FILE] [--json]
+    gavel audit compare A B [--evidence OUT] [--policy FILE] [--json]
+
+``SOURCE``, ``A`` and ``B`` are export directories (``gavel ledger export``) or ``http(s)://``
+URLs of a gavel server. Exit status: 0 verified (or consistent); 1 verification failed (or
+the views equivocate: evidence written); 2 no verdict (a source or file could not be read, or
+bad arguments). Errors are :class:`~auction.audit.AuditFailure`: one line on stderr naming the
+first failing step and entry, e.g. ``audit failed at step 2 chain, entry 1234: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .audit import (
+    AuditError,
+    AuditFailure,
+    AuditReport,
+    AuditStep,
+    compare,
+    open_source,
+    verify_ledger,
+    verify_receipt_files,
+    write_evidence,
+)
+
+__all__ = ["ProgressLine", "main", "register", "run"]
+
+DEFAULT_EVIDENCE = Path("equivocation-evidence.json")
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be ≥ 0 (0: check in this process)")
+    return value
+
+
+def _add_actions(audit: argparse.ArgumentParser) -> None:
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = actions.add_parser(
+        "verify",
+        help="verify a whole ledger: an export directory or a server URL",
+        description="Check every entry and checkpoint in nine numbered, fail-closed steps: "
+        "parse, chain, roots, log signatures, quorum, consistency, actor signatures, rule "
+        "replay, time bounds. Exit 1 names the first failing step and entry.",
+    )
+    verify.add_argument("source", metavar="SOURCE", help="export directory or http(s):// URL")
+    verify.add_argument("--json", action="store_true", help="print the deterministic report")
+    verify.add_argument(
+        "--progress", action="store_true", help="show progress on stderr even if not a terminal"
+    )
+    verify.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="processes checking entries and signatures (default: one per core; 0: none)",
+    )
+    receipt = actions.add_parser(
+        "receipt",
+        help="verify a c2sp.org/tlog-proof receipt and its entry offline",
+        description="Check a receipt against the entry bytes and the log's trust policy "
+        "(default: the file 'policy' next to the receipt or one directory up).",
+    )
+    receipt.add_argument("proof", type=Path, metavar="FILE.tlog-proof")
+    receipt.add_argument("--entry", type=Path, required=True, metavar="FILE.entry")
+    receipt.add_argument("--policy", type=Path, metavar="FILE", help="the log's tlog-policy")
+    receipt.add_argument("--json", action="store_true", help="print the result as JSON")
+    comparison = actions.add_parser(
+        "compare",
+        help="compare two views of one log; write evidence if they conflict",
+        description="Check that every checkpoint of one view is consistent with the other; "
+        "if not, write a self-contained equivocation evidence file and exit 1.",
+    )
+    comparison.add_argument("a", metavar="A", help="export directory or http(s):// URL")
+    comparison.add_argument("b", metavar="B", help="export directory or http(s):// URL")
+    comparison.add_argument(
+        "--evidence",
+        type=Path,
+        default=DEFAULT_EVIDENCE,
+        metavar="OUT",
+        help=f"where to write equivocation evidence (default: {DEFAULT_EVIDENCE})",
+    )
+    comparison.add_argument(
+        "--policy", type=Path, metavar="FILE", help="the log's tlog-policy (default: A's)"
+    )
+    comparison.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``audit verify|receipt|compare`` to ``gavel``'s subcommands.
+
+    ``subparsers`` is what ``ArgumentParser.add_subparsers`` returned. The caller dispatches
+    ``args.command == "audit"`` to :func:`run`.
+    """
+    audit = subparsers.add_parser(
+        "audit",
+        help="verify a ledger, a receipt, or compare two views of a log (offline)",
+        description="The auditor: verify a ledger export or server, a receipt, or compare "
+        "two views of one log.",
+    )
+    _add_actions(audit)
+
+
+def run(
+    args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the parsed ``gavel audit ...`` command; returns the exit status."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        if args.audit_command == "verify":
+            return _verify(args, out, err)
+        if args.audit_command == "receipt":
+            return _receipt(args, out)
+        return _compare(args, out, err)
+    except AuditError as exc:
+        if getattr(args, "json", False) and exc.report is not None:
+            out.write(exc.report.to_json())
+        print(f"gavel audit: {exc}", file=err, flush=True)
+        return exc.exit_code
+    except AuditFailure as exc:
+        if getattr(args, "json", False):
+            failure = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
+            out.write(json.dumps(failure, sort_keys=True, indent=2) + "\n")
+        print(f"gavel audit: {exc}", file=err, flush=True)
+        return exc.exit_code
+
+
+class ProgressLine:
+    """A one-line progress display on a terminal stream, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO, label: str = "verifying") -> None:
+        self._stream = stream
+        self._label = label
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        percent = 100 * done // total if total else 100
+        bar = "#" * (percent // 4)
+        self._stream.write(f"\r{self._label} [{bar:<25}] {percent:3d}% {done:,}/{total:,} entries")
+        self._stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """End the line (call once the run is over)."""
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._drawn = False
+
+
+def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    source = open_source(args.source)
+    progress = ProgressLine(err) if args.progress or err.isatty() else None
+    started = time.perf_counter()
+    try:
+        report = verify_ledger(
+            source, progress=progress, workers=args.workers, now_us=time.time_ns() // 1000
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    elapsed = time.perf_counter() - started
+    if args.json:
+        out.write(report.to_json())
+    else:
+        out.write(summary(report, elapsed))
+    out.flush()
+    return 0
+
+
+def summary(report: AuditReport, elapsed: float | None = None) -> str:
+    """The human summary of a successful :func:`~auction.audit.verify_ledger` run."""
+    sold = sum(1 for lot in report.lots.values() if lot.get("status") == "SOLD")
+    statuses: dict[str, int] = {}
+    for lot in report.lots.values():
+        statuses[str(lot.get("status"))] = statuses.get(str(lot.get("status")), 0) + 1
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in report.entry_types.items())
+    lots = ", ".join(f"{count} {status.lower()}" for status, count in sorted(statuses.items()))
+    root = base64.b64encode(report.checkpoint_root).decode() if report.checkpoint_root else "-"
+    history = report.history
+    lines = [
+        f"audit OK: {report.source}",
+        "  steps passed: " + ", ".join(step.label for step in report.steps_passed),
+        f"  log: {report.origin} (key {report.log_key})",
+        f"  checkpoint: size {report.checkpoint_size:,}, root {root}",
+        "  checkpoint history: "
+        + (
+            "unavailable (verified against the latest only)"
+            if history is None
+            else f"{len(history)} checkpoints, consecutive pairs consistent"
+        ),
+        f"  entries: {report.entries:,} ({kinds})",
+        f"  lots: {len(report.lots)} ({lots or 'none'}); sold {sold}, sale entries "
+        f"{report.sales}; commands {report.commands:,} ({report.rejected:,} rejected)",
+        f"  notaries: policy {list(report.witnesses) or 'none'}, cosigned the latest "
+        f"{list(report.cosigners) or 'none'}, quorum {report.quorum}",
+    ]
+    lines += [f"  note: {note}" for note in report.notes]
+    if elapsed is not None:
+        rate = f", {report.entries / elapsed:,.0f} entries/s" if elapsed > 0 else ""
+        lines.append(f"  time: {elapsed:.2f} s{rate}")
+    return "\n".join(lines) + "\n"
+
+
+def _receipt(args: argparse.Namespace, out: TextIO) -> int:
+    report = verify_receipt_files(args.proof, args.entry, args.policy)
+    if args.json:
+        out.write(report.to_json())
+        return 0
+    what = report.entry_type + (f", lot {report.lot}" if report.lot else "")
+    witnesses = ", ".join(report.witnesses) or "none required"
+    out.write(
+        f"receipt OK: entry {report.seq} ({what}) is in the log {report.origin} at size "
+        f"{report.checkpoint_size:,}, root {base64.b64encode(report.checkpoint_root).decode()}\n"
+        f"  notaries: {witnesses}\n"
+        f"  actor signature: {'verified' if report.actor_checked else 'not checked'}\n"
+    )
+    for note in report.notes:
+        out.write(f"  note: {note}\n")
+    return 0
+
+
+def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    policy = None
+    if args.policy is not None:
+        try:
+            policy = args.policy.read_bytes()
+        except OSError as exc:
+            raise AuditError(
+                AuditStep.PARSE, None, f"cannot read policy {args.policy}: {exc.strerror or exc}"
+            ) from exc
+    report = compare(open_source(args.a), open_source(args.b), policy=policy)
+    if report.consistent:
+        if args.json:
+            out.write(report.to_json())
+        else:
+            small, large = sorted(report.sizes)
+            out.write(
+                f"consistent: {report.origin}, sizes {report.sizes[0]:,} (A) and "
+                f"{report.sizes[1]:,} (B); the tree of {small:,} is a prefix of the tree of "
+                f"{large:,} ({report.checked} checkpoints checked)\n"
+            )
+            for note in report.notes:
+                out.write(f"  note: {note}\n")
+        return 0
+    path = write_evidence(report, args.evidence)
+    if args.json:
+        out.write(report.to_json())
+    print(
+        f"gavel audit: EQUIVOCATION in {report.origin}: the log signed checkpoints that are not "
+        f"consistent (sizes {report.sizes[0]:,} and {report.sizes[1]:,}); evidence written to "
+        f"{path}",
+        file=err,
+        flush=True,
+    )
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m auction.audit_cli ACTION ...``: the audit commands on their own."""
+    parser = argparse.ArgumentParser(
+        prog="gavel audit", description="Verify a ledger, a receipt, or compare two views."
+    )
+    _add_actions(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""A Python client for Gavel's protocol (`docs/protocol.md`), for scripts, bots and benchmarks.
+
+    async with await BidderClient.connect("http://127.0.0.1:8080", key=key, session=session,
+                                          account=account) as client:
+        await client.subscribe("hz-flat-1502")
+        ack = await client.bid("hz-flat-1502", 218_000_000, "CNY")
+
+It signs every bid and proxy maximum with the account's Ed25519 key over the canonical bytes
+of the signed request, exactly as the browser does, keeps the clock offset from the `time`
+exchange (rules C15), and resends unacknowledged bids with their original idempotency keys
+after a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from websockets.asyncio.client import ClientConnection
+
+from .protocol import MAX_FRAME_BYTES, VERSION, signed_bytes
+
+
+class ClientError(Exception):
+    """The server refused the connection or broke the protocol."""
+
+
+@dataclass
+class Ack:
+    """The server's answer to one bid (`docs/protocol.md` §2.4)."""
+
+    idempotency_key: str
+    result: str
+    reason: str | None
+    seq: int | None
+    cur: int | None
+    min_next: int | None
+    end_us: int | None
+    leader_is_you: bool
+    entry: int | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def accepted(self) -> bool:
+        return self.result == "accepted"
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> Ack:
+        return cls(
+            idempotency_key=message["idempotency_key"],
+            result=message["result"],
+            reason=message.get("reason"),
+            seq=message.get("seq"),
+            cur=message.get("cur"),
+            min_next=message.get("min_next"),
+            end_us=message.get("end_us"),
+            leader_is_you=bool(message.get("leader_is_you")),
+            entry=message.get("entry"),
+            raw=message,
+        )
+
+
+def ws_url(base_url: str) -> str:
+    """`http://host:port` → `ws://host:port/ws`."""
+    if base_url.startswith("https://"):
+        return "wss://" + base_url[len("https://") :].rstrip("/") + "/ws"
+    if base_url.startswith("http://"):
+        return "ws://" + base_url[len("http://") :].rstrip("/") + "/ws"
+    return base_url
+
+
+class BidderClient:
+    """One websocket connection. A watcher passes no key and no session."""
+
+    def __init__(
+        self,
+        connection: ClientConnection,
+        *,
+        account: str | None,
+        key: Ed25519PrivateKey | None,
+        welcome: dict[str, Any],
+    ) -> None:
+        self._ws = connection
+        self.account = account
+        self._key = key
+        self.welcome = welcome
+        self._pending: dict[str, asyncio.Future[Ack]] = {}
+        self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._time_waiters: list[asyncio.Future[dict[str, Any]]] = []
+        self.offset_ms: float = 0.0
+        self._best_rtt_ms: float | None = None
+        self._keys = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count())
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(
+        cls,
+        base_url: str,
+        *,
+        account: str | None = None,
+        key: Ed25519PrivateKey | None = None,
+        session: str | None = None,
+        open_timeout: float = 10.0,
+    ) -> BidderClient:
+        """Open `/ws`, say hello and wait for `welcome`. Raises `ClientError`."""
+        try:
+            connection = await websockets.connect(
+                ws_url(base_url), open_timeout=open_timeout, max_size=2**20
+            )
+        except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+            raise ClientError(f"cannot connect: {exc}") from exc
+        await connection.send(json.dumps({"type": "hello", "v": VERSION, "session": session}))
+        try:
+            welcome = json.loads(await asyncio.wait_for(connection.recv(), open_timeout))
+        except (websockets.ConnectionClosed, TimeoutError, ValueError) as exc:
+            await connection.close()
+            raise ClientError(f"no welcome: {exc}") from exc
+        if welcome.get("type") != "welcome":
+            await connection.close()
+            raise ClientError(f"expected welcome, got {welcome!r}")
+        return cls(connection, account=account, key=key, welcome=welcome)
+
+    async def __aenter__(self) -> BidderClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    async def send_raw(self, message: str | bytes) -> None:
+        """Send a frame as is (for protocol tests)."""
+        await self._ws.send(message)
+
+    async def sync_clock(self) -> float:
+        """One `time` exchange; keeps the lowest-round-trip sample. Returns the offset in ms."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._time_waiters.append(waiter)
+        t0 = time.time() * 1000
+        await self._ws.send(json.dumps({"type": "time", "t0": t0}))
+        reply = await asyncio.wait_for(waiter, 10)
+        t1 = time.time() * 1000
+        rtt = t1 - t0
+        if self._best_rtt_ms is None or rtt < self._best_rtt_ms:
+            self._best_rtt_ms = rtt
+            self.offset_ms = reply["server_time_us"] / 1000 - (t0 + t1) / 2
+        return self.offset_ms
+
+    async def subscribe(self, lot: str, since_seq: int = 0) -> None:
+        await self._ws.send(json.dumps({"type": "subscribe", "lot": lot, "since_seq": since_seq}))
+
+    async def unsubscribe(self, lot: str) -> None:
+        await self._ws.send(json.dumps({"type": "unsubscribe", "lot": lot}))
+
+    def signed_bid(
+        self, lot: str, amount: int, currency: str, *, kind: str = "bid", key: str | None = None
+    ) -> dict[str, Any]:
+        """The `bid` message for these terms, signed with the account's key."""
+        if self._key is None or self.account is None:
+            raise ClientError("bidding needs an account and its key")
+        idempotency_key = key or next(self._keys)
+        payload = {
+            "account": self.account,
+            "amount": amount,
+            "currency": currency,
+            "idempotency_key": idempotency_key,
+            "kind": kind,
+            "lot": lot,
+        }
+        signature = self._key.sign(signed_bytes(payload))
+        message = {key_: value for key_, value in payload.items() if key_ != "account"}
+        message |= {"type": "bid", "sig": base64.b64encode(signature).decode()}
+        if len(json.dumps(message)) > MAX_FRAME_BYTES:
+            raise ClientError("bid too large")
+        return message
+
+    async def bid(
+        self,
+        lot: str,
+        amount: int,
+        currency: str,
+        *,
+        kind: str = "bid",
+        key: str | None = None,
+        timeout: float = 30.0,
+    ) -> Ack:
+        """Send a signed bid (or `kind="max"`) and wait for its acknowledgement."""
+        message = self.signed_bid(lot, amount, currency, kind=kind, key=key)
+        return await self.send_bid(message, timeout=timeout)
+
+    async def send_bid(self, message: dict[str, Any], *, timeout: float = 30.0) -> Ack:
+        """Send an already signed `bid` message and wait for its `ack`."""
+        loop = asyncio.get_running_loop()
+        key = message["idempotency_key"]
+        waiter = self._pending.get(key)
+        if waiter is None or waiter.done():
+            waiter = loop.create_future()
+            self._pending[key] = waiter
+        await self._ws.send(json.dumps(message))
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        finally:
+            if waiter.done():
+                self._pending.pop(key, None)
+
+    async def next_update(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The next `snapshot`, `update` or `error` message."""
+        return await asyncio.wait_for(self._updates.get(), timeout)
+
+    async def updates(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self._updates.get()
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self._ws:
+                message = json.loads(frame)
+                kind = message.get("type")
+                if kind == "ack":
+                    waiter = self._pending.get(message.get("idempotency_key", ""))
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(Ack.of(message))
+                elif kind == "time":
+                    while self._time_waiters:
+                        waiter_t = self._time_waiters.pop(0)
+                        if not waiter_t.done():
+                            waiter_t.set_result(message)
+                            break
+                elif kind == "pong":
+                    continue
+                else:
+                    self._updates.put_nowait(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            error = ClientError(f"connection closed ({self._ws.close_code})")
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(error)
+            for waiter_t in self._time_waiters:
+                if not waiter_t.done():
+                    waiter_t.set_exception(error)
