@@ -1,11 +1,14 @@
 """`gavel`: the command line (STYLE rule 12: `main(argv=None)`, catch only our base errors).
 
     gavel demo [--data DIR] [--db URL] [--host 127.0.0.1] [--port 8080] [--bots N]
-               [--duration SECONDS] [--seed N]
+               [--duration SECONDS] [--seed N] [--notaries N]
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
 
 Without `--duration` the demo serves until SIGINT or SIGTERM, then shuts down cleanly; with it,
-it runs that long. Either way it prints a summary read back from storage and exits 0.
+it runs that long. Either way it prints a summary read back from storage and exits 0. The demo
+runs `--notaries` notary processes (default 3; keys and state in DIR/notaries/n1..) and writes
+DIR/policy with the log key, the notaries and a quorum of 2: a checkpoint is published only
+once two of them co-signed it.
 `gavel ledger export` writes the ledger as a static, verified tlog-tiles tree with its policy,
 every published checkpoint and receipts for every sale (`auction.ledger_export`).
 """
@@ -15,10 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,25 @@ from notary.cli import run as run_notary
 
 from .audit_cli import register as register_audit
 from .audit_cli import run as run_audit
-from .demo import DemoError, summary
+from .demo import (
+    DEMO_NOTARIES,
+    DEMO_QUORUM,
+    DemoError,
+    DemoNotary,
+    free_port,
+    prepare_notaries,
+    start_notaries,
+    stop_notaries,
+    summary,
+)
 from .ledger_export import ExportError, export_ledger, open_source
 from .rules import RulesError
 from .service import ServiceError
-from .storage import Storage, StorageError
-from .web import Settings, create_app
+from .storage import POLICY_FILE, Storage, StorageError
+from .web import DRIVERS, SERVICE, Settings, create_app
+
+#: Seconds the demo waits at the end for its last checkpoint to be co-signed and published.
+SETTLE_TIMEOUT = 10.0
 
 #: The errors `main` turns into a message and exit status 1; anything else is a bug.
 EXPECTED_ERRORS = (ServiceError, StorageError, RulesError)
@@ -106,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this long (timed lots close within the first half), print a summary, exit",
     )
     demo.add_argument("--seed", type=int, metavar="N", help="seed of the bots' random choices")
+    demo.add_argument(
+        "--notaries",
+        type=_non_negative,
+        default=DEMO_NOTARIES,
+        metavar="N",
+        help=f"notary processes to run, quorum min(N, {DEMO_QUORUM}); 0: none, checkpoints are "
+        "published unsigned by notaries (default: %(default)s)",
+    )
     _add_ledger_commands(commands)
     register_notary(commands)
     register_audit(commands)
@@ -156,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     try:
-        print(asyncio.run(run_demo(settings)), flush=True)
+        print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
     except EXPECTED_ERRORS as exc:
         print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -184,29 +209,77 @@ def _ledger_main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_demo(settings: Settings) -> str:
+async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
     """Serve the demo until SIGINT/SIGTERM or `settings.duration` seconds, shut down cleanly,
-    and return the summary read back from storage."""
+    and return the summary read back from storage.
+
+    With `notaries` > 0: first make (or reuse) the notaries' keys under `DATA/notaries/`, write
+    `DATA/policy` (log key, notaries, quorum min(notaries, 2)), start one `gavel notary serve`
+    process per notary (on the port the server will use), then the server; at the end, stop
+    the bots, let the last checkpoint be co-signed and published, stop the server, then the
+    notaries (SIGTERM, killed after a timeout)."""
     stop = asyncio.Event()
+    demo_notaries: list[DemoNotary] = []
     with _stop_on_signals(stop):  # installed first: a signal at any point means "shut down"
-        runner = web.AppRunner(create_app(settings), handle_signals=False)
-        try:
-            await runner.setup()
-            site = web.TCPSite(runner, settings.host, settings.port)
+        async with _notaries_stopped(demo_notaries):
+            if notaries:
+                prepared, policy = await asyncio.to_thread(_prepare_notaries, settings, notaries)
+                demo_notaries.extend(prepared)
+                port = settings.port or await asyncio.to_thread(free_port)  # the notaries need it
+                settings = dataclasses.replace(settings, policy=policy, port=port)
+                host = "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host
+                log_url = f"http://{host}:{port}"
+                await start_notaries(demo_notaries, log_url, settings.data_dir / POLICY_FILE)
+            app = create_app(settings)
+            runner = web.AppRunner(app, handle_signals=False)
             try:
-                await site.start()
-            except OSError as exc:
-                where = f"{settings.host}:{settings.port}"
-                raise DemoError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
-            port = runner.addresses[0][1]
-            print(f"gavel demo: serving http://{settings.host}:{port}/", flush=True)
-            if settings.duration is None:
-                print("gavel demo: press Ctrl-C to stop", flush=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.duration)
-        finally:
-            await runner.cleanup()
-    return await asyncio.to_thread(_read_summary, settings)
+                await runner.setup()
+                site = web.TCPSite(runner, settings.host, settings.port)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    where = f"{settings.host}:{settings.port}"
+                    raise DemoError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+                port = runner.addresses[0][1]
+                print(f"gavel demo: serving http://{settings.host}:{port}/", flush=True)
+                for notary in demo_notaries:
+                    print(f"gavel demo: notary {notary.name} on {notary.url}", flush=True)
+                if settings.duration is None:
+                    print("gavel demo: press Ctrl-C to stop", flush=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.duration)
+                if demo_notaries:  # the bots stop, the last entries get co-signed and published
+                    await app[DRIVERS].stop()
+                    await app[SERVICE].settle(SETTLE_TIMEOUT)
+            finally:
+                await runner.cleanup()
+    return await asyncio.to_thread(_read_summary, settings, demo_notaries)
+
+
+@contextlib.asynccontextmanager
+async def _notaries_stopped(notaries: Sequence[DemoNotary]) -> AsyncIterator[None]:
+    """Stop the demo's notary processes (those started) when the block ends, however."""
+    try:
+        yield
+    finally:
+        await stop_notaries(notaries)
+
+
+def _prepare_notaries(settings: Settings, count: int) -> tuple[list[DemoNotary], bytes]:
+    """The demo's notaries and policy (blocking): the log key comes from the store (created on
+    its first opening); the policy is written to `DATA/policy` for the notary processes."""
+    with Storage.open(settings.storage_target) as store:
+        house = store.house
+        assert house is not None  # opened writable
+        notaries, policy = prepare_notaries(
+            settings.data_dir, house.vkey, count, min(count, DEMO_QUORUM)
+        )
+        store.use_policy(policy)
+    path = settings.data_dir / POLICY_FILE
+    if not path.exists() or path.read_bytes() != policy:  # --db: no data directory
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(policy)
+    return notaries, policy
 
 
 @contextlib.contextmanager
@@ -223,9 +296,9 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(signum)
 
 
-def _read_summary(settings: Settings) -> str:
-    with Storage.open(settings.storage_target) as store:
-        return summary(store.load(), store.counts(), store.location)
+def _read_summary(settings: Settings, notaries: Sequence[DemoNotary] = ()) -> str:
+    with Storage.open(settings.storage_target, read_only=True) as store:
+        return summary(store.load(), store.counts(), store.location, notaries, store.final_sales())
 
 
 if __name__ == "__main__":

@@ -29,13 +29,22 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from chain import EntryBundle, Tile
+import aiohttp
+
+from chain import EntryBundle, Policy, Tile, parse_policy
+from notary.client import (
+    CosignatureRound,
+    NotaryEndpoint,
+    notaries_from_policy,
+    quorum_met,
+    request_cosignatures,
+)
 
 from .rules import (
     COMMAND_TYPES,
@@ -68,6 +77,12 @@ logger = logging.getLogger(__name__)
 
 #: Longest time (seconds) between the first entry no checkpoint covers and the checkpoint.
 CHECKPOINT_DELAY = 0.5
+
+#: Seconds each notary has to answer an add-checkpoint request (ledger spec section 4).
+NOTARY_TIMEOUT = 1.0
+
+#: Seconds between rounds while a signed checkpoint waits for the notaries' quorum.
+NOTARY_RETRY = 1.0
 
 #: Reader threads for ledger reads (tiles, receipts) beside the one storage (writer) thread.
 READ_THREADS = 2
@@ -318,6 +333,8 @@ class LedgerStore(Protocol):
 
     def ledger_receipt(self, seq: int, head: LedgerHead) -> tuple[bytes, bytes]: ...
 
+    def ledger_consistency_proof(self, old_size: int, new_size: int) -> list[bytes]: ...
+
 
 class Journal(Protocol):
     """Durable append of history records; returns only once they are stored."""
@@ -421,9 +438,12 @@ class Checkpointer:
     covering everything written, then ends the task.
 
     Each checkpoint: sign (the store's compare-and-swap, signature and stored checkpoint, in
-    one transaction), then publish. Notaries (issue 4) go between the two: send the signed
-    checkpoint to every notary, collect cosignatures, check the policy's quorum, and publish
-    only then (fail-closed).
+    one transaction), then publish. With notaries (a policy with witnesses): the signed
+    checkpoint goes to every notary in parallel (`notary.client.request_cosignatures`, a short
+    timeout each, 409 answers resynchronise), and it is published, with the cosignatures, only
+    if the policy's quorum co-signed (fail-closed). Otherwise it stays signed but unpublished:
+    entries keep being written and signed, and every `retry` seconds the newest signed
+    checkpoint is sent again, so publication catches up as soon as the quorum is back.
     """
 
     def __init__(
@@ -434,9 +454,18 @@ class Checkpointer:
         delay: float = CHECKPOINT_DELAY,
         published: LedgerHead | None = None,
         stop_timeout: float = 10.0,
+        notaries: Sequence[NotaryEndpoint] = (),
+        policy: Policy | None = None,
+        session: aiohttp.ClientSession | None = None,
+        read: Callable[..., Awaitable[Any]] | None = None,
+        notary_timeout: float = NOTARY_TIMEOUT,
+        retry: float = NOTARY_RETRY,
     ) -> None:
+        if policy is not None and session is None:
+            raise ServiceError("asking notaries needs an HTTP session")
         self._ledger = ledger
         self._run_blocking = run_blocking
+        self._read = read or run_blocking
         self._delay = delay
         self._stop_timeout = stop_timeout
         self._grown = asyncio.Event()
@@ -444,13 +473,36 @@ class Checkpointer:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._published = published
+        self._signed = published
+        self._notaries = tuple(notaries)
+        self._policy = policy
+        self._session = session
+        self._notary_timeout = notary_timeout
+        self._retry = retry
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._missing: frozenset[str] = frozenset()  # notaries that did not co-sign last time
+        self._sizes: dict[str, int] = {}  # each notary's last co-signed size, as far as known
         #: Checkpoints signed and published by this task, for measurements and tests.
         self.signed = 0
+        #: Rounds of cosignature requests that did not reach the quorum.
+        self.unpublished_rounds = 0
+        #: The last round of cosignature requests (None before the first, or without notaries).
+        self.last_round: CosignatureRound | None = None
 
     @property
     def published(self) -> LedgerHead | None:
         """The latest published checkpoint (what `/log/checkpoint` serves)."""
         return self._published
+
+    @property
+    def signed_head(self) -> LedgerHead | None:
+        """The latest signed checkpoint, published or not: tiles are served up to its size so
+        that notaries can check the entries before they co-sign."""
+        return self._signed
+
+    @property
+    def notaries(self) -> tuple[NotaryEndpoint, ...]:
+        return self._notaries
 
     def start(self) -> None:
         """Start the task (it signs at once whatever is not covered yet); `await stop()`."""
@@ -467,6 +519,9 @@ class Checkpointer:
         """Sign a final checkpoint covering everything written, then end the task (cancelled
         after `stop_timeout` seconds if the store hangs)."""
         task, self._task = self._task, None
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
         if task is None:
             return
         self._stopping = True
@@ -500,12 +555,86 @@ class Checkpointer:
                 continue
             if stopping:
                 return
+            if self._behind():
+                self._schedule_retry()
+
+    def pending(self) -> bool:
+        """Whether entries were committed that no checkpoint attempt has covered yet."""
+        return self._grown.is_set()
+
+    def _behind(self) -> bool:
+        signed, published = self._signed, self._published
+        return signed is not None and (published is None or published.size < signed.size)
+
+    def _schedule_retry(self) -> None:
+        if self._retry_timer is not None or self._stopping:
+            return
+
+        def fire() -> None:
+            self._retry_timer = None
+            self.notify(urgent=True)
+
+        self._retry_timer = asyncio.get_running_loop().call_later(self._retry, fire)
 
     async def _checkpoint(self) -> None:
         head: LedgerHead | None = await self._run_blocking(self._ledger.sign_checkpoint)
         if head is None:
             return
-        # Issue 4: collect the notaries' cosignatures here and check the quorum first.
+        if self._signed is None or head.size > self._signed.size:
+            self._signed = head
+        if self._policy is None:  # no notaries in the policy: publish at once
+            await self._publish(head)
+            return
+        if self._published is not None and head.size <= self._published.size:
+            return
+        note = await self._cosign(head)
+        if note is not None:
+            await self._publish(LedgerHead(head.size, head.root, note))
+
+    async def _cosign(self, head: LedgerHead) -> bytes | None:
+        """Ask every notary to co-sign `head`; its note with the cosignatures if the policy's
+        quorum co-signed, else None (fail-closed: it stays unpublished)."""
+        assert self._policy is not None and self._session is not None
+        start = self._published.size if self._published is not None else 0
+        old_sizes = {n.name: self._sizes.get(n.name, start) for n in self._notaries}
+
+        async def proof_for(old_size: int) -> Sequence[bytes]:
+            proof: Sequence[bytes] = await self._read(
+                self._ledger.ledger_consistency_proof, old_size, head.size
+            )
+            return proof
+
+        result = await request_cosignatures(
+            self._session,
+            self._notaries,
+            old_sizes,
+            head.note,
+            proof_for,
+            timeout=self._notary_timeout,
+        )
+        self.last_round = result
+        self._sizes.update(result.old_sizes)
+        merged = result.merged()
+        if quorum_met(self._policy, merged):
+            if self._missing:
+                logger.warning("checkpoint %d co-signed by the quorum: publishing", head.size)
+            self._missing = frozenset()
+            return merged
+        self.unpublished_rounds += 1
+        refusals = ", ".join(f"{r.notary}: {r.kind} {r.message[:80]}" for r in result.refused)
+        missing = frozenset(r.notary for r in result.refused)
+        log = logger.warning if missing != self._missing else logger.debug  # once per change
+        self._missing = missing
+        log(
+            "checkpoint %d not published: %d of %d notaries co-signed, no quorum (%s)",
+            head.size,
+            len(result.cosigned),
+            len(self._notaries),
+            refusals,
+        )
+        return None
+
+    async def _publish(self, head: LedgerHead) -> None:
         await self._run_blocking(self._ledger.publish_checkpoint, head)
         self._published = head
         self.signed += 1
@@ -763,8 +892,13 @@ class AuctionService:
         stop_timeout: float = 10.0,
         checkpoint_delay: float = CHECKPOINT_DELAY,
         read_threads: int = READ_THREADS,
+        notary_timeout: float = NOTARY_TIMEOUT,
+        notary_retry: float = NOTARY_RETRY,
     ) -> None:
         self._store = store
+        self._notary_timeout = notary_timeout
+        self._notary_retry = notary_retry
+        self._session: aiohttp.ClientSession | None = None
         self._ledger = store if isinstance(store, LedgerStore) else None
         self._clock = clock
         self._max_batch = max_batch
@@ -813,6 +947,30 @@ class AuctionService:
         """The latest published checkpoint (None before the first one, or without a ledger)."""
         return self._checkpointer.published if self._checkpointer is not None else None
 
+    @property
+    def signed_checkpoint(self) -> LedgerHead | None:
+        """The latest signed checkpoint, published or not (its entries are served as tiles so
+        that notaries can check them before co-signing); None before the first one."""
+        return self._checkpointer.signed_head if self._checkpointer is not None else None
+
+    async def settle(self, timeout: float) -> bool:
+        """Ask for a checkpoint now and wait up to `timeout` seconds until everything signed
+        so far is published (with notaries: co-signed by the quorum). Returns whether it is."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        checkpointer.notify(urgent=True)
+        while True:
+            await asyncio.sleep(0.1)
+            signed, published = checkpointer.signed_head, checkpointer.published
+            done = signed is None or (published is not None and published.size >= signed.size)
+            if done and not checkpointer.pending():
+                return True
+            if loop.time() >= deadline:
+                return False
+
     async def read(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking ledger read (`service.ledger.ledger_tile`, ...) on a reader thread."""
         if self._readers is None:
@@ -835,8 +993,12 @@ class AuctionService:
         try:
             lots = await self._blocking(self._store.load)
             published = None
+            policy: Policy | None = None
             if self._ledger is not None:
                 published = await self._blocking(self._ledger.published_checkpoint)
+                policy = parse_policy(await self._blocking(self._ledger.ledger_policy))
+                if not policy.witnesses:
+                    policy = None  # no notaries: every checkpoint is published at once
         except BaseException:
             await self._close_store()
             raise
@@ -844,12 +1006,20 @@ class AuctionService:
             max_workers=self._read_threads, thread_name_prefix="gavel-ledger-read"
         )
         if self._ledger is not None:
+            if policy is not None:
+                self._session = aiohttp.ClientSession()
             self._checkpointer = Checkpointer(
                 self._ledger,
                 self._blocking,
                 delay=self._checkpoint_delay,
                 published=published,
                 stop_timeout=self._stop_timeout,
+                notaries=notaries_from_policy(policy) if policy is not None else (),
+                policy=policy,
+                session=self._session,
+                read=self.read,
+                notary_timeout=self._notary_timeout,
+                retry=self._notary_retry,
             )
             self._checkpointer.start()
         self._writer = GroupCommitter(self._store, self._blocking, on_commit=self._committed)
@@ -869,6 +1039,9 @@ class AuctionService:
             self._writer = None
         if self._checkpointer is not None:
             await self._checkpointer.stop()  # a final checkpoint covering everything written
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
         for subscription in list(self._subscriptions):
             subscription.close()
         self._subscriptions.clear()

@@ -81,6 +81,7 @@ from chain import (
     inclusion_proof,
     make_receipt,
     parse_entry,
+    parse_policy,
     parse_signer_key,
     parse_vkey,
     sign_checkpoint,
@@ -693,6 +694,7 @@ class Storage:
         self._ledger_lock = threading.Lock()  # one ledger writer at a time
         self._writer: _LedgerWriter | None = None  # resumed on the first write
         self._policy: bytes | None = None
+        self._directory: Path | None = None  # a data directory: DIR/policy lives there
         self._tiles: collections.OrderedDict[Tile, ledger_store.ExpandedTile] = (
             collections.OrderedDict()
         )
@@ -734,6 +736,7 @@ class Storage:
         else:
             raise StorageUnavailable(f"unsupported database: {parsed.get_backend_name()}")
         store = cls(engine, clock=clock)
+        store._directory = _data_directory(target)
         try:
             if read_only:
                 store._check_schema()
@@ -839,9 +842,28 @@ class Storage:
             writer.commit(pending)
             self._writer = writer
         self._house = house
-        self._policy = house.policy()
-        if directory is not None:
+        kept = _policy_file(directory, house.signer.verifier)
+        self._policy = kept if kept is not None else house.policy()
+        if directory is not None and kept is None:
             _write_if_changed(directory / POLICY_FILE, self._policy)
+
+    def use_policy(self, policy: bytes) -> None:
+        """Trust `policy` (a tlog-policy naming this log's key, e.g. with notaries and a
+        quorum) from now on: served at `/log/policy`, exported, and written to `DIR/policy`
+        for a data directory. Raises `StorageError` if it does not parse or does not trust
+        this log's key."""
+        house = self._house
+        if house is None:
+            raise StorageError("a read-only store cannot change its policy")
+        try:
+            parsed = parse_policy(policy)
+        except ChainError as exc:
+            raise StorageError(f"the policy does not parse: {exc}") from exc
+        if not any(log.verifier.vkey == house.vkey for log in parsed.logs):
+            raise StorageError("the policy does not name this log's key")
+        if self._directory is not None:
+            _write_if_changed(self._directory / POLICY_FILE, policy)
+        self._policy = policy
 
     def _add_older_data(
         self, connection: Connection, writer: _LedgerWriter, pending: _Pending
@@ -1078,7 +1100,9 @@ class Storage:
         """The tlog-policy file naming the log key (from the house key, or from entry 0)."""
         if self._policy is None:
             with _translated("reading the ledger policy"), self._engine.connect() as connection:
-                self._policy = _log_policy(_house_entry(connection)[1])
+                verifier = _house_entry(connection)[1]
+            kept = _policy_file(self._directory, verifier)
+            self._policy = kept if kept is not None else _log_policy(verifier)
         return self._policy
 
     def published_checkpoint(self) -> LedgerHead | None:
@@ -1101,6 +1125,32 @@ class Storage:
         if stored is None or stored.published_us is None:
             return None
         return stored.note
+
+    def final_sales(self) -> list[str]:
+        """The lots whose `sale` entry is in the latest published (co-signed) checkpoint's
+        tree: those sales are final (ledger spec section 3: no quorum, no final sale)."""
+        with _translated("reading sale entries"), self._engine.connect() as connection:
+            latest = ledger_store.latest_checkpoint(connection)
+            if latest is None:
+                return []
+            entries = ledger_store.read_entries(connection, 0, latest.size)
+        lots: list[str] = []
+        for stored in entries:
+            try:
+                entry = parse_entry(stored.data)
+            except ChainError as exc:
+                raise LedgerCorrupt(f"entry {stored.seq}: {exc}") from exc
+            if entry.type is EntryType.SALE and isinstance(entry.body.get("lot"), str):
+                lots.append(str(entry.body["lot"]))
+        return lots
+
+    def ledger_consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The consistency proof from `old_size` to `new_size` (a signed size); empty from 0
+        or to the same size, as tlog-witness expects."""
+        if old_size == 0 or old_size >= new_size:
+            return []
+        with _translated("building a consistency proof"), self._engine.connect() as connection:
+            return ledger_store.consistency_proof(connection, old_size, new_size)
 
     def ledger_size(self) -> int:
         """The number of stored ledger entries (some may not be in a checkpoint yet)."""
@@ -1382,6 +1432,21 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise StorageUnavailable(f"cannot write {path}: {exc}") from exc
+
+
+def _policy_file(directory: Path | None, verifier: Ed25519Verifier) -> bytes | None:
+    """`DIR/policy` if it parses, trusts this log's key and names notaries (written by the
+    operator or `gavel demo`); None otherwise (the default policy is then used)."""
+    if directory is None:
+        return None
+    try:
+        data = (directory / POLICY_FILE).read_bytes()
+        policy = parse_policy(data)
+    except (OSError, ChainError):
+        return None
+    if not policy.witnesses or not any(log.verifier.vkey == verifier.vkey for log in policy.logs):
+        return None
+    return data
 
 
 def _house_entry(connection: Connection) -> tuple[str, Ed25519Verifier]:

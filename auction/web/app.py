@@ -38,6 +38,9 @@ class Settings:
     bots: int = 5
     duration: float | None = None
     seed: int | None = None
+    #: A tlog-policy to trust instead of the store's (`gavel demo`: the log key, its notaries
+    #: and the quorum); with notaries, checkpoints are published only once co-signed.
+    policy: bytes | None = None
 
     @property
     def storage_target(self) -> str | os.PathLike[str]:
@@ -95,6 +98,12 @@ def _service(request: web.Request) -> AuctionService:
 async def _service_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await asyncio.to_thread(Storage.open, settings.storage_target)
+    if settings.policy is not None:
+        try:
+            await asyncio.to_thread(store.use_policy, settings.policy)
+        except BaseException:
+            store.close()
+            raise
     service = AuctionService(store)
     await service.start()
     try:

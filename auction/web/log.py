@@ -2,13 +2,15 @@
 
 Routes (all `GET`, all under `/log/`, relative paths as in tlog-tiles):
 
-* `/log/checkpoint`: the latest published checkpoint (a signed note, `text/plain`); 503 before
-  the first one.
+* `/log/checkpoint`: the latest published checkpoint (a signed note with the notaries'
+  cosignatures when the policy names notaries, `text/plain`); 503 before the first one.
 * `/log/tile/<L>/<N>[.p/<W>]` and `/log/tile/entries/<N>[.p/<W>]`: tiles and entry bundles of
-  the tree of the latest published checkpoint (`application/octet-stream`). Full ones are
-  immutable (`Cache-Control: public, max-age=31536000, immutable`), partial ones cached briefly.
+  the tree of the latest *signed* checkpoint (`application/octet-stream`): notaries fetch the
+  entries of a signed checkpoint before they co-sign it, and only then is it published. Full
+  ones are immutable (`Cache-Control: public, max-age=31536000, immutable`), partial ones
+  cached briefly.
   A path that is not exactly a canonical tile path (`..`, leading zeros, `.p/256`, ...) is 400;
-  a tile beyond the published tree is 404.
+  a tile beyond the signed tree is 404.
 * `/log/policy`: the C2SP tlog-policy file naming the log key and the quorum.
 * `/log/checkpoints`: the published checkpoints, one file name per line (the tree size
   zero-padded to 20 digits); `/log/checkpoints/<name>`: one of them (immutable).
@@ -113,13 +115,14 @@ class _LogRoutes:
         return _text(await service.read(service.ledger.ledger_policy), _FRESH)
 
     async def tile(self, request: web.Request) -> web.Response:
-        service, head = self._published(request)
+        service = self._service_of(request)
+        head = service.signed_checkpoint  # notaries fetch a candidate's entries before co-signing
         try:
             tile: Tile | EntryBundle = parse_tile_path("tile/" + request.match_info["path"])
         except MalformedError as exc:
             return _error(400, exc.message)
         if service.ledger is None or head is None or tile.leaf_end > head.size:
-            return _error(404, "beyond the published tree")
+            return _error(404, "beyond the signed tree")
         try:
             data = await service.read(service.ledger.ledger_tile, tile)
         except StorageError:
