@@ -1,0 +1,544 @@
+"""One live lot: its source, its shared encoders (one per rendition), the fan-out to viewer
+tracks, the evidence recorder and the timed-metadata channels.
+
+Concurrency: one task per lot (owned here, cancelled and awaited by `stop`) reads the source,
+runs the blocking encode in the default executor, and pushes the packets to every viewer's
+bounded queue without awaiting anything: a slow viewer only loses its own packets (and
+then waits for a keyframe), it never delays the lot or the other viewers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import RTCDataChannel, RTCRtpSender
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from streaming.encoder import EncodedPacket, FrameProcessor
+from streaming.evidence import SegmentPacket
+from streaming.fanout import DropToKeyframeQueue, KeyframePolicy, PushOutcome
+from streaming.model import (
+    GENESIS_SHA256,
+    CameraSource,
+    FileSource,
+    OverlayState,
+    Rendition,
+    SourceSpec,
+    TestPatternSource,
+    metadata_message,
+)
+from streaming.packetizer import FeedPacketizer, Payloads
+from streaming.packetizer import install as install_prepacked
+from streaming.recorder import SegmentRecorder, SegmentSink
+from streaming.settings import StreamSettings
+from streaming.signaling import parse_channel_message
+from streaming.sources import (
+    CameraFeed,
+    DecodedFileSource,
+    FrameSource,
+    PassthroughFileSource,
+    PatternSource,
+)
+
+log = logging.getLogger(__name__)
+
+METADATA_CHANNEL = "gavel-meta"
+CHANNEL_BUFFER_LIMIT = 64 * 1024
+PASSTHROUGH_RENDITION = "source"
+
+
+class ViewerTrack(MediaStreamTrack):
+    """One viewer's video track: returns the shared `av.Packet`s of its rendition, so the
+    viewer's `RTCRtpSender` only packetizes and encrypts. Bounded; drops to the next keyframe
+    when the viewer falls behind (`fanout.DropToKeyframeQueue`)."""
+
+    kind = "video"
+
+    def __init__(self, feed: RenditionFeed, capacity: int) -> None:
+        super().__init__()
+        self._queue: DropToKeyframeQueue[EncodedPacket] = DropToKeyframeQueue(capacity)
+        self._wake = asyncio.Event()
+        self.feed = feed
+        self.prepacked = False
+        feed.subscribe(self)
+
+    def use_prepacked(self, sender: RTCRtpSender) -> None:
+        """Hand `sender` payloads packetized once per rendition (see `packetizer`)."""
+        self.prepacked = install_prepacked(sender, self.feed.codec)
+        if self.prepacked:
+            self.feed.prepacked_viewers += 1
+
+    @property
+    def queue(self) -> DropToKeyframeQueue[EncodedPacket]:
+        return self._queue
+
+    def deliver(self, item: EncodedPacket) -> None:
+        outcome = self._queue.push(item, is_keyframe=item.keyframe)
+        if outcome is PushOutcome.QUEUED:
+            self._wake.set()
+        elif outcome is PushOutcome.OVERFLOWED:
+            self.feed.request_keyframe(overflow=True)
+
+    async def recv(self) -> av.Packet[Any] | Payloads:  # type: ignore[override]
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError("the stream ended")
+            item = self._queue.pop()
+            if item is not None:
+                if self.prepacked and item.payloads is not None:
+                    return item.payloads
+                return item.packet
+            self._wake.clear()
+            await self._wake.wait()
+
+    def switch(self, feed: RenditionFeed) -> None:
+        """Move to another rendition: wait for its next keyframe (requested now)."""
+        if feed is self.feed:
+            return
+        self.feed.unsubscribe(self)
+        self._queue.restart()
+        self.feed = feed
+        feed.subscribe(self)
+
+    def stop(self) -> None:
+        super().stop()
+        self.feed.unsubscribe(self)
+        self._wake.set()
+
+
+class LatestFrameTrack(MediaStreamTrack):
+    """Per-viewer (aiortc default) mode only: the latest overlaid frame of a rendition, read
+    by a `MediaRelay`, whose every subscriber's sender encodes it again."""
+
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frame: av.VideoFrame | None = None
+        self._ready = asyncio.Event()
+
+    def offer(self, frame: av.VideoFrame) -> None:
+        self._frame = frame
+        self._ready.set()
+
+    async def recv(self) -> av.VideoFrame:
+        while self._frame is None:
+            if self.readyState != "live":
+                raise MediaStreamError("the stream ended")
+            self._ready.clear()
+            await self._ready.wait()
+        frame, self._frame = self._frame, None
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+class RenditionFeed:
+    """The subscribers of one rendition: viewer tracks and the recorder."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        codec: str,
+        width: int,
+        height: int,
+        keyframes: KeyframePolicy | None,
+    ) -> None:
+        self.name = name
+        self.codec = codec
+        self.width = width
+        self.height = height
+        self.keyframes = keyframes
+        self.viewers: set[ViewerTrack] = set()
+        self.recorder: SegmentRecorder | None = None
+        self.packets = 0
+        self.keyframe_packets = 0
+        self.prepacked_viewers = 0
+        self._packetizer = FeedPacketizer(codec)
+
+    def subscribe(self, track: ViewerTrack) -> None:
+        self.viewers.add(track)
+        if track.prepacked:
+            self.prepacked_viewers += 1
+        self.request_keyframe()
+
+    def unsubscribe(self, track: ViewerTrack) -> None:
+        if track in self.viewers:
+            self.viewers.discard(track)
+            if track.prepacked:
+                self.prepacked_viewers -= 1
+
+    def request_keyframe(self, *, overflow: bool = False) -> None:
+        """From a new viewer, an overflowed queue (`overflow`), or a PLI/FIR of any viewer's
+        receiver. Rate-limited by the policy; a passthrough source cannot be asked (it has
+        its own keyframe interval)."""
+        if self.keyframes is not None:
+            self.keyframes.request(overflow=overflow)
+
+    def publish(self, item: EncodedPacket) -> None:
+        self.packets += 1
+        if item.keyframe:
+            self.keyframe_packets += 1
+        if self.prepacked_viewers:  # packetized once here, not once per viewer
+            payloads = self._packetizer.payloads(item.data, item.pts)
+            item = dataclasses.replace(item, payloads=payloads)
+        for viewer in list(self.viewers):
+            viewer.deliver(item)
+        if self.recorder is not None:
+            self.recorder.write(
+                SegmentPacket(
+                    data=item.data, pts=item.pts, capture_us=item.capture_us, keyframe=item.keyframe
+                )
+            )
+
+
+class LotStream:
+    """A live lot. Create, `start()`, feed `update_overlay`, `await stop()`."""
+
+    def __init__(
+        self,
+        lot_id: str,
+        spec: SourceSpec,
+        settings: StreamSettings,
+        *,
+        first_segment_index: int = 0,
+        prev_segment_sha256_hex: str = GENESIS_SHA256,
+    ) -> None:
+        self.lot_id = lot_id
+        self.spec = spec
+        self._settings = settings
+        self._state: OverlayState | None = None
+        self._announced: tuple[OverlayState, int] | None = None
+        self.channels: set[RTCDataChannel] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._camera: CameraFeed | None = None
+        self._next_camera: CameraFeed | None = None
+        self.frames_out = 0
+        self.failed: str | None = None
+        self._first_capture_us: int | None = None
+        self._last_pts = -1
+        self.frame_tracks: dict[str, LatestFrameTrack] = {}
+        self.relay: MediaRelay | None = None
+        self.feeds: dict[str, RenditionFeed] = {}
+        self._passthrough: PassthroughFileSource | None = None
+        self._fallback: FrameSource | None = None
+        self._processor: FrameProcessor | None = None
+        self.shared = settings.encode_mode == "shared"
+        renditions = settings.renditions
+        self._encode_order = sorted(renditions, key=lambda r: r.width * r.height)
+        if isinstance(spec, FileSource) and spec.passthrough:
+            source = PassthroughFileSource(spec.path, loop=spec.loop)
+            self._passthrough = source
+            self.codec = source.codec
+            self.overlay = False
+            self.feeds[PASSTHROUGH_RENDITION] = RenditionFeed(
+                name=PASSTHROUGH_RENDITION,
+                codec=source.codec,
+                width=source.width,
+                height=source.height,
+                keyframes=None,
+            )
+            self.default_rendition = PASSTHROUGH_RENDITION
+            record_name: str | None = PASSTHROUGH_RENDITION
+        else:
+            self.codec = "VP8"
+            self.overlay = True
+            self._fallback = _frame_source(spec)
+            self._processor = FrameProcessor(
+                renditions, encode=self.shared, clock_strip=settings.clock_strip
+            )
+            for rendition in renditions:
+                self.feeds[rendition.name] = RenditionFeed(
+                    name=rendition.name,
+                    codec="VP8",
+                    width=rendition.width,
+                    height=rendition.height,
+                    keyframes=_policy(settings) if self.shared else None,
+                )
+                if not self.shared:
+                    self.frame_tracks[rendition.name] = LatestFrameTrack()
+            if not self.shared:
+                self.relay = MediaRelay()
+            self.default_rendition = settings.default_rendition
+            record_name = (
+                settings.record_rendition or max(renditions, key=lambda r: r.width * r.height).name
+            )
+        self._recorder: SegmentRecorder | None = None
+        if (
+            settings.recording_dir is not None
+            and settings.segment_sink is not None
+            and (self.shared or self._passthrough is not None)
+        ):
+            assert record_name is not None
+            feed = self.feeds[record_name]
+            self._recorder = SegmentRecorder(
+                directory=Path(settings.recording_dir) / lot_id / feed.name,
+                lot_id=lot_id,
+                rendition=feed.name,
+                codec=feed.codec,
+                width=feed.width,
+                height=feed.height,
+                segment_us=int(settings.segment_seconds * 1_000_000),
+                sink=settings.segment_sink,
+                first_index=first_segment_index,
+                prev_sha256_hex=prev_segment_sha256_hex,
+            )
+            feed.recorder = self._recorder
+
+    # --- control (called by the hub) -------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop reading and encoding, end every viewer track, close the last segment and wait
+        until the sink has seen it."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for feed in self.feeds.values():
+            for viewer in list(feed.viewers):
+                viewer.stop()
+        for track in self.frame_tracks.values():
+            track.stop()
+        for source in (self._camera, self._next_camera, self._fallback, self._passthrough):
+            if source is not None:
+                source.close()
+        if self._processor is not None:
+            self._processor.close()
+        if self._recorder is not None:
+            await self._recorder.close()
+
+    def update_overlay(self, state: OverlayState) -> None:
+        """Show `state` from the next frame on. An older `seq` than the current one is
+        ignored (late delivery must not roll the picture back)."""
+        if self._state is not None and state.seq < self._state.seq:
+            return
+        self._state = state
+        if not self.overlay:  # passthrough: no picture to wait for; announce now
+            self._announce(state, None)
+
+    @property
+    def overlay_state(self) -> OverlayState | None:
+        return self._state
+
+    def attach_camera(self, track: MediaStreamTrack, first_frame: av.VideoFrame) -> None:
+        """Show the published camera from `first_frame` on (replacing a previous camera)."""
+        if self._next_camera is not None:
+            self._next_camera.close()
+        self._next_camera = CameraFeed(track, first_frame=first_frame)
+
+    @property
+    def camera_connected(self) -> bool:
+        return self._camera is not None or self._next_camera is not None
+
+    def subscribe(self, rendition: str) -> MediaStreamTrack:
+        """A new viewer's track for `rendition` (which must be one of `feeds`)."""
+        if self.shared or self._passthrough is not None:
+            return ViewerTrack(self.feeds[rendition], self._settings.viewer_queue_packets)
+        assert self.relay is not None
+        return self.relay.subscribe(self.frame_tracks[rendition], buffered=False)
+
+    def viewer_count(self) -> dict[str, int]:
+        return {name: len(feed.viewers) for name, feed in self.feeds.items()}
+
+    # --- timed metadata ------------------------------------------------------------------
+
+    def attach_channel(self, channel: RTCDataChannel, track: MediaStreamTrack) -> None:
+        """Send the lot's timed metadata on `channel` and accept rendition switches on it."""
+        self.channels.add(channel)
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            request = parse_channel_message(message)
+            if request is None or not isinstance(track, ViewerTrack):
+                return
+            feed = self.feeds.get(request.name)
+            if feed is None:
+                return
+            track.switch(feed)
+            self._send(
+                channel,
+                json.dumps(
+                    {
+                        "type": "rendition",
+                        "name": feed.name,
+                        "width": feed.width,
+                        "height": feed.height,
+                    }
+                ),
+            )
+
+        @channel.on("close")
+        def on_close() -> None:
+            self.channels.discard(channel)
+
+        if self._announced is not None:
+            state, frame_ts = self._announced
+            self._send(channel, json.dumps(metadata_message(self.lot_id, state, frame_ts)))
+
+    def _announce(self, state: OverlayState, frame_ts_ms: int | None) -> None:
+        self._announced = (state, frame_ts_ms if frame_ts_ms is not None else state.server_ts_ms)
+        message = json.dumps(metadata_message(self.lot_id, state, self._announced[1]))
+        for channel in list(self.channels):
+            self._send(channel, message)
+
+    def _send(self, channel: RTCDataChannel, message: str) -> None:
+        # A viewer that does not read its channel only misses states: each message is a
+        # full snapshot, so skipping is coalescing (STYLE rule 9).
+        if channel.readyState == "open" and channel.bufferedAmount < CHANNEL_BUFFER_LIMIT:
+            channel.send(message)
+
+    # --- the lot's task ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            if self._passthrough is not None:
+                await self._run_packets(self._passthrough)
+            else:
+                await self._run_frames()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken source must not take the server down
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.exception("stream of lot %s stopped", self.lot_id)
+
+    def _pts(self, capture_us: int) -> int:
+        if self._first_capture_us is None:
+            self._first_capture_us = capture_us
+        pts = max(self._last_pts + 1, (capture_us - self._first_capture_us) * 9 // 100)
+        self._last_pts = pts
+        return pts
+
+    async def _next_frame(self) -> tuple[av.VideoFrame, int] | None:
+        if self._next_camera is not None:
+            if self._camera is not None:
+                self._camera.close()
+            self._camera, self._next_camera = self._next_camera, None
+        if self._camera is not None:
+            try:
+                return await self._camera.next_frame()
+            except MediaStreamError:
+                log.info("camera of lot %s left; back to the fallback picture", self.lot_id)
+                self._camera.close()
+                self._camera = None
+        assert self._fallback is not None
+        try:
+            return await self._fallback.next_frame()
+        except MediaStreamError:
+            return None
+
+    async def _run_frames(self) -> None:
+        loop = asyncio.get_running_loop()
+        processor = self._processor
+        assert processor is not None
+        while True:
+            captured = await self._next_frame()
+            if captured is None:
+                return
+            frame, capture_us = captured
+            if processor.needs_aspect_fit(frame):
+                frame = await loop.run_in_executor(None, processor.fit_aspect, frame)
+            pts = self._pts(capture_us)
+            state = self._state
+            if self.shared:
+                # Smallest rendition first, each published as soon as it is encoded: a
+                # viewer of 360p does not wait for the 720p encode.
+                await loop.run_in_executor(
+                    None, processor.burn_in, frame, state, capture_us // 1000
+                )
+                for rendition in self._encode_order:
+                    feed = self.feeds[rendition.name]
+                    policy = feed.keyframes
+                    job: Callable[[], list[EncodedPacket]] = functools.partial(
+                        processor.encode_rendition,
+                        frame,
+                        rendition,
+                        pts=pts,
+                        capture_us=capture_us,
+                        keyframe=policy is not None and policy.should_force(capture_us),
+                    )
+                    for item in await loop.run_in_executor(None, job):
+                        if policy is not None:
+                            policy.emitted(capture_us, is_keyframe=item.keyframe)
+                        feed.publish(item)
+            else:
+                frames = await loop.run_in_executor(
+                    None,
+                    functools.partial(
+                        processor.frames, frame, state=state, pts=pts, capture_us=capture_us
+                    ),
+                )
+                for name, scaled in frames.items():
+                    self.frame_tracks[name].offer(scaled)
+            self.frames_out += 1
+            if state is not None and (self._announced is None or self._announced[0] is not state):
+                self._announce(state, capture_us // 1000)
+
+    async def _run_packets(self, source: PassthroughFileSource) -> None:
+        feed = self.feeds[PASSTHROUGH_RENDITION]
+        while True:
+            try:
+                packet, send_us = await source.next_packet()
+            except MediaStreamError:
+                return
+            assert packet.pts is not None
+            feed.publish(
+                EncodedPacket(
+                    packet=packet,
+                    data=bytes(packet),
+                    keyframe=packet.is_keyframe,
+                    pts=packet.pts,
+                    capture_us=send_us,
+                )
+            )
+            self.frames_out += 1
+
+
+def _policy(settings: StreamSettings) -> KeyframePolicy:
+    return KeyframePolicy(
+        min_interval_us=int(settings.keyframe_min_interval_s * 1_000_000),
+        max_interval_us=int(settings.gop_seconds * 1_000_000),
+        overflow_interval_us=int(settings.keyframe_overflow_interval_s * 1_000_000),
+    )
+
+
+def _frame_source(spec: SourceSpec) -> FrameSource:
+    if isinstance(spec, TestPatternSource):
+        return PatternSource(spec.width, spec.height, spec.fps, noise=spec.noise)
+    if isinstance(spec, CameraSource):
+        fallback = spec.fallback
+        return PatternSource(fallback.width, fallback.height, fallback.fps, noise=fallback.noise)
+    assert isinstance(spec, FileSource)
+    return DecodedFileSource(spec.path, loop=spec.loop)
+
+
+def rendition_info(feed: RenditionFeed) -> dict[str, object]:
+    return {"name": feed.name, "width": feed.width, "height": feed.height, "codec": feed.codec}
+
+
+__all__ = [
+    "METADATA_CHANNEL",
+    "LotStream",
+    "RenditionFeed",
+    "Rendition",
+    "SegmentSink",
+    "ViewerTrack",
+    "rendition_info",
+]
