@@ -102,7 +102,7 @@ from chain import (
     verify_receipt,
 )
 
-from .ledger import LedgerReplay, ReplayError
+from .ledger import LedgerReplay, ReplayError, kid_names_key
 
 __all__ = [
     "DEFAULT_CLOCK_SKEW_US",
@@ -618,10 +618,7 @@ class _ActorKey:
     verifier: Ed25519Verifier
 
     def matches(self, kid: str) -> bool:
-        verifier = self.verifier
-        hex_id = verifier.key_id.hex()
-        names = (verifier.vkey, f"{verifier.name}+{hex_id}", verifier.name)
-        return kid in names or kid.lower() == hex_id
+        return kid_names_key(self.verifier, kid)
 
 
 class _KeyRing:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain import ChainError, EntryType, canonical_json, format_time, parse_time
+from chain import ChainError, Ed25519Verifier, EntryType, canonical_json, format_time, parse_time
 
 from .rules import (
     COMMAND_TYPES,
@@ -64,6 +64,16 @@ class ReplayError(Exception):
         super().__init__(f"{where}: {message}")
         self.seq = seq
         self.lot = lot
+
+
+def kid_names_key(verifier: Ed25519Verifier, kid: str) -> bool:
+    """The one rule for an entry's `actor.kid`, shared by the auditor and the notaries: it names
+    a key when it equals the key's vkey, `<name>+<hex key id>`, its name, or its hex key id
+    (any case). When several valid keys match, one of them must verify."""
+    hex_id = verifier.key_id.hex()
+    return kid in (verifier.vkey, f"{verifier.name}+{hex_id}", verifier.name) or (
+        kid.lower() == hex_id
+    )
 
 
 def entry_type_for(command: Any) -> EntryType:

@@ -46,7 +46,7 @@ from typing import Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from auction.ledger import LedgerReplay, ReplayError
+from auction.ledger import LedgerReplay, ReplayError, kid_names_key
 from chain import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -274,9 +274,7 @@ class ActorKeys:
 
     @staticmethod
     def _matches(verifier: Ed25519Verifier, kid: str) -> bool:
-        key_id = verifier.key_id.hex()
-        names = (verifier.vkey, f"{verifier.name}+{key_id}", verifier.name)
-        return kid in names or kid.lower() == key_id
+        return kid_names_key(verifier, kid)
 
     def resolve(self, kid: str) -> tuple[bytes, ...]:
         """The public keys ``kid`` may name (empty: none)."""
