@@ -105,11 +105,17 @@ async def test_chromium_plays_at_full_rate_and_sees_the_bid(
         "window.gavel.stream.stats.metadata && window.gavel.stream.stats.metadata.seq === 2",
         timeout=5_000,
     )
-    await asyncio.sleep(0.6)
-    after = await page.evaluate(SAMPLE_BANNER)
+    # The banner must come to differ from its pre-bid pixels by clearly more than the noise
+    # between two pre-bid samples. Encoder quality varies with the machine's load, so poll
+    # for up to 5 s instead of judging one sample.
     baseline = _difference(before, still)
-    changed = _difference(still, after)
-    assert changed > 3 * baseline + 1.0, (baseline, changed)
+    changes: list[float] = []
+    for _ in range(25):
+        await asyncio.sleep(0.2)
+        changes.append(_difference(still, await page.evaluate(SAMPLE_BANNER)))
+        if changes[-1] > 3 * baseline + 1.0:
+            break
+    assert max(changes) > 3 * baseline + 1.0, (baseline, changes)
 
     stats = await page.evaluate("window.gavel.stream.stats")
     assert stats["shownSeq"] in (1, 2)
