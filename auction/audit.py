@@ -505,6 +505,8 @@ class AuditReport:
     steps_passed: tuple[AuditStep, ...]
     notes: tuple[str, ...]
     failure: AuditError | None = None
+    idv_entries: int = 0  # identity attestations verified (step 8)
+    bid_signatures: int = 0  # bidders' signed requests verified (step 8)
 
     @property
     def ok(self) -> bool:
@@ -541,6 +543,8 @@ class AuditReport:
             "commands": self.commands,
             "rejected": self.rejected,
             "sales": self.sales,
+            "idv_entries": self.idv_entries,
+            "bid_signatures_verified": self.bid_signatures,
             "notaries": {
                 "policy": list(self.witnesses),
                 "cosigned_latest": list(self.cosigners),
@@ -1118,9 +1122,11 @@ class _LedgerAudit:
                 )
             elif kind == "key":
                 self._key_entry(seq, body)
-        if seq > 0 and self.needs(AuditStep.REPLAY, seq):
+        if seq == 0 and kind == "house":  # whether bids must be signed (t: step 9's business)
+            self.replay.identities.house(body)
+        elif seq > 0 and self.needs(AuditStep.REPLAY, seq):
             try:
-                self.replay.add(seq, kind, time_us, body)
+                self.replay.add(seq, kind, time_us, body, kid)
             except ReplayError as exc:
                 self.fail(AuditStep.REPLAY, exc.seq, _replay_message(exc), lot=exc.lot)
         if self.needs(AuditStep.TIME_BOUNDS, seq):
@@ -1307,6 +1313,8 @@ class _LedgerAudit:
             commands=self.replay.commands if replayed else 0,
             rejected=self.replay.rejected if replayed else 0,
             sales=self.replay.sales if replayed else 0,
+            idv_entries=self.replay.idv_entries if replayed else 0,
+            bid_signatures=self.replay.verified_bid_signatures if replayed else 0,
             witnesses=tuple(sorted(w.name for w in policy.witnesses)) if policy else (),
             cosigners=self.cosigners,
             quorum=policy.quorum.name if policy else None,
@@ -1382,8 +1390,12 @@ def verify_ledger(
     7. actor signatures: each entry's ``actor.kid`` names a key valid at that point (the house
        key from entry 0; ``key`` entries add and revoke keys) and the signature verifies;
     8. replay: :class:`auction.ledger.LedgerReplay` re-runs every lot through the rules engine
-       (it also refuses ``t`` going backwards and ``ingress`` after ``t``); a lot sold without
-       its ``sale`` entry fails at the end;
+       (it also refuses ``t`` going backwards and ``ingress`` after ``t``) and checks the
+       signed-bid rules: ``idv`` attestations under an identity provider's key (a ``key``
+       entry with role "idv"), each bid's signed request (signature by the account's attested
+       key, payload = command, attestation not expired at ingress), and in a ``signed_bids``
+       log a request on every bid and an ``idv`` entry for every kyc-verified registration; a
+       lot sold without its ``sale`` entry fails at the end;
     9. time bounds: ``t`` never decreases (also from entry 0 to 1), ``lot.created`` and
        non-command ``ingress`` are not after ``t``, ``t`` is not after ``now_us`` plus the skew
        (when given), and no notary cosigned a checkpoint earlier than its last entry's ``t``

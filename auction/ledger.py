@@ -12,17 +12,40 @@ Replay (`LedgerReplay`) is the check a notary makes before co-signing and the au
 offline: every lot is rebuilt from its `lot` entry by feeding each recorded command, at its
 recorded ingress time, through the same engine the server runs, and the events the engine
 produces must equal the events the server recorded. Any difference is `ReplayError`.
+
+Signed bids (`IdentityBook`, shared by the replay and the server's ledger writer): `key` entries
+with role "idv" name the identity providers; an `idv` entry, signed as its actor by such a
+provider, binds an account to the bidder's public key (`subject_key`) until the attestation
+expires; a bid entry may carry the bidder's signed request (docs/protocol.md §2.4), which must
+be signed by that key, match the command and fall before the expiry. A log whose `house` entry
+says `"signed_bids": true` requires a request on every PlaceBid / SetMax and an `idv` entry for
+every kyc-verified registration.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from chain import ChainError, Ed25519Verifier, EntryType, canonical_json, format_time, parse_time
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from chain import (
+    ChainError,
+    Ed25519Verifier,
+    EntryType,
+    canonical_json,
+    format_time,
+    parse_time,
+    parse_vkey,
+)
+
+from .identity import Attestation, IdentityError, verify_attestation
+from .protocol import signed_bytes
 from .rules import (
     COMMAND_TYPES,
     BidAccepted,
@@ -39,6 +62,14 @@ from .rules import (
 from .rules import commands as c
 
 BODY_VERSION = 1
+
+#: The role of a `key` entry whose key signs `idv` entries (an identity provider).
+IDV_ROLE: Final = "idv"
+
+#: The fields of a signed bid request (docs/protocol.md §2.4).
+REQUEST_FIELDS: Final = frozenset(
+    {"account", "amount", "currency", "idempotency_key", "kind", "lot"}
+)
 
 _BID_COMMANDS = (
     c.PlaceBid,
@@ -66,6 +97,54 @@ class ReplayError(Exception):
         self.lot = lot
 
 
+class SignedBidError(Exception):
+    """A bid request, an identity entry or a registration breaks the signed-bid rules.
+
+    `reason` is one of the constants below (stable, for an API answer); nothing was applied.
+    """
+
+    NO_REQUEST: Final = "NO_REQUEST"
+    NOT_A_BID: Final = "NOT_A_BID"
+    MALFORMED: Final = "MALFORMED"
+    MISMATCH: Final = "MISMATCH"
+    NO_IDENTITY: Final = "NO_IDENTITY"
+    EXPIRED: Final = "ATTESTATION_EXPIRED"
+    BAD_SIGNATURE: Final = "BAD_SIGNATURE"
+    NOT_A_PROVIDER: Final = "NOT_A_PROVIDER"
+    BAD_ATTESTATION: Final = "ATTESTATION_INVALID"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A bidder's signed bid request: `payload` is the object of docs/protocol.md §2.4 (account,
+    amount, currency, idempotency_key, kind "bid"|"max", lot); `sig` the base64 Ed25519
+    signature over `b"gavel/bid-request/v1\n" + RFC8785(payload)`. Pass it to
+    `AuctionService.submit(..., request=...)`; it is written into the bid's entry body."""
+
+    payload: Mapping[str, Any]
+    sig: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.payload, Mapping) or not isinstance(self.sig, str):
+            raise SignedBidError(SignedBidError.MALFORMED, "a request is a payload and a sig")
+
+    def to_json(self) -> dict[str, Any]:
+        """The `request` member of the bid entry body."""
+        return {"payload": _thaw(self.payload), "sig": self.sig}
+
+
+def idv_body(account: str, attestation: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of an `idv` entry: the account and the provider's attestation
+    (`auction.identity.Attestation.to_json()`: salted commitment, no personal data). Record it
+    with the identity provider's key as actor (`AuctionService.record(EntryType.IDV, ...)`)."""
+    return {"v": BODY_VERSION, "account": account, "attestation": _thaw(attestation)}
+
+
 def kid_names_key(verifier: Ed25519Verifier, kid: str) -> bool:
     """The one rule for an entry's `actor.kid`, shared by the auditor and the notaries: it names
     a key when it equals the key's vkey, `<name>+<hex key id>`, its name, or its hex key id
@@ -87,9 +166,13 @@ def entry_type_for(command: Any) -> EntryType:
     return EntryType.LOT_STATE
 
 
-def house_body(origin: str, name: str, vkey: str) -> dict[str, Any]:
-    """Entry 0 of every log: who runs it and which key signs its checkpoints and entries."""
-    return {"v": BODY_VERSION, "origin": origin, "name": name, "vkey": vkey}
+def house_body(origin: str, name: str, vkey: str, signed_bids: bool = False) -> dict[str, Any]:
+    """Entry 0 of every log: who runs it and which key signs its checkpoints and entries;
+    `signed_bids`: every bid must carry its bidder's signed request."""
+    body: dict[str, Any] = {"v": BODY_VERSION, "origin": origin, "name": name, "vkey": vkey}
+    if signed_bids:
+        body["signed_bids"] = True
+    return body
 
 
 def lot_body(
@@ -107,11 +190,17 @@ def lot_body(
 
 
 def command_body(
-    lot_id: str, n: int, ingress_us: int, command: Any, events: tuple[Any, ...]
+    lot_id: str,
+    n: int,
+    ingress_us: int,
+    command: Any,
+    events: tuple[Any, ...],
+    request: SignedRequest | None = None,
 ) -> dict[str, Any]:
-    """One command applied to lot `lot_id` as its `n`-th command, with the engine's answer."""
+    """One command applied to lot `lot_id` as its `n`-th command, with the engine's answer
+    (and, for a signed bid, the bidder's request)."""
     accepted = not (len(events) == 1 and isinstance(events[0], Rejected))
-    return {
+    body: dict[str, Any] = {
         "v": BODY_VERSION,
         "lot": lot_id,
         "n": n,
@@ -120,6 +209,9 @@ def command_body(
         "accepted": accepted,
         "events": [encode(event) for event in events],
     }
+    if request is not None:
+        body["request"] = request.to_json()
+    return body
 
 
 def confirmation_document(
@@ -164,6 +256,196 @@ def sale_body(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """An account's latest `idv` entry: the bidder's key and the attestation's expiry."""
+
+    subject_key: Ed25519PublicKey
+    expires_us: int
+    seq: int
+
+
+_BID_KINDS: Final = {c.PlaceBid: "bid", c.SetMax: "max"}
+
+
+@dataclass
+class IdentityBook:
+    """What the signed-bid rules need to know at a point of the log (pure, mutable).
+
+    Feed it the `house` body (`house`), every `key` entry (`key`) and every `idv` entry
+    (`idv`), in log order; then `check` each command before it is applied. Each method raises
+    `SignedBidError` and leaves the book unchanged on failure. `copy()` before speculative
+    changes (the ledger writer changes a copy until its transaction commits).
+    """
+
+    signed_bids: bool = False
+    providers: dict[str, Ed25519Verifier] = field(default_factory=dict)  # vkey -> key
+    accounts: dict[str, _Identity] = field(default_factory=dict)
+
+    def copy(self) -> IdentityBook:
+        return IdentityBook(self.signed_bids, dict(self.providers), dict(self.accounts))
+
+    def house(self, body: Mapping[str, Any]) -> None:
+        """Entry 0: whether this log requires signed bids."""
+        self.signed_bids = body.get("signed_bids") is True
+
+    def key(self, body: Mapping[str, Any]) -> None:
+        """A `key` entry: `revoke`d kids stop naming providers; a key with role "idv" becomes
+        an identity provider's key (its actor signature is the key step's business)."""
+        added: Ed25519Verifier | None = None
+        if body.get("role") == IDV_ROLE:
+            vkey = body.get("vkey")
+            try:
+                parsed = parse_vkey(vkey) if isinstance(vkey, str) else None
+            except ChainError as exc:
+                raise SignedBidError(SignedBidError.MALFORMED, f"bad idv key: {exc}") from exc
+            if not isinstance(parsed, Ed25519Verifier):
+                raise SignedBidError(SignedBidError.MALFORMED, "an idv key is an Ed25519 vkey")
+            added = parsed
+        revoke = body.get("revoke", ())
+        if isinstance(revoke, list | tuple):
+            for kid in revoke:
+                if isinstance(kid, str):
+                    for name, provider in list(self.providers.items()):
+                        if kid_names_key(provider, kid):
+                            del self.providers[name]
+        if added is not None:
+            self.providers[added.vkey] = added
+
+    def idv(self, seq: int, t_us: int, body: Mapping[str, Any], actor_kid: str | None) -> str:
+        """An `idv` entry at time `t_us`, signed as actor by `actor_kid`: the attestation must
+        be signed by that identity provider's key and not expired at `t_us`. Returns the
+        account, whose bids must from now on be signed by the attestation's subject key."""
+        account = body.get("account")
+        attestation = body.get("attestation")
+        if body.get("v") != BODY_VERSION or not isinstance(account, str) or not account:
+            raise SignedBidError(SignedBidError.MALFORMED, "an idv body has v 1 and an account")
+        parsed = _attestation(attestation)
+        providers = [
+            verifier
+            for verifier in self.providers.values()
+            if actor_kid is not None and kid_names_key(verifier, actor_kid)
+        ]
+        if not providers:
+            raise SignedBidError(
+                SignedBidError.NOT_A_PROVIDER,
+                f"the idv entry's actor {actor_kid!r} is no identity provider's key",
+            )
+        failure: IdentityError | None = None
+        for provider in providers:
+            try:
+                verify_attestation(parsed, provider.public_key, t_us)
+            except IdentityError as exc:
+                failure = exc
+                continue
+            break
+        else:
+            assert failure is not None
+            raise SignedBidError(
+                SignedBidError.BAD_ATTESTATION, f"the attestation does not verify: {failure}"
+            )
+        try:
+            key = Ed25519PublicKey.from_public_bytes(_base64(parsed.subject_key, 32))
+        except ValueError as exc:
+            raise SignedBidError(SignedBidError.MALFORMED, "bad attestation subject key") from exc
+        self.accounts[account] = _Identity(key, parsed.expires_us, seq)
+        return account
+
+    def check(self, lot_id: str, command: Any, request: Any, ingress_us: int) -> bool:
+        """Whether `command` to lot `lot_id` with its recorded `request` (the body's `request`
+        member or a `SignedRequest`, None if absent) may be applied at `ingress_us`. Returns
+        True when a bidder's signature was verified. Raises `SignedBidError`."""
+        if isinstance(request, SignedRequest):
+            request = request.to_json()
+        kind = _BID_KINDS.get(type(command))
+        if kind is None:
+            if request is not None:
+                raise SignedBidError(SignedBidError.NOT_A_BID, "only bids carry a request")
+            if (
+                self.signed_bids
+                and isinstance(command, c.RegisterBidder)
+                and command.kyc_verified
+                and command.bidder not in self.accounts
+            ):
+                raise SignedBidError(
+                    SignedBidError.NO_IDENTITY,
+                    f"kyc-verified registration of {command.bidder!r} without an idv entry",
+                )
+            return False
+        if request is None:
+            if self.signed_bids:
+                raise SignedBidError(SignedBidError.NO_REQUEST, "this log requires signed bids")
+            return False
+        payload, signature = _request_parts(request)
+        expected = {
+            "account": command.bidder,
+            "amount": command.amount,
+            "currency": command.currency,
+            "idempotency_key": command.idempotency_key,
+            "kind": kind,
+            "lot": lot_id,
+        }
+        if payload != expected or type(payload["amount"]) is not int:
+            raise SignedBidError(SignedBidError.MISMATCH, "the signed request is not this command")
+        identity = self.accounts.get(command.bidder)
+        if identity is None:
+            raise SignedBidError(
+                SignedBidError.NO_IDENTITY, f"account {command.bidder!r} has no idv entry"
+            )
+        if ingress_us >= identity.expires_us:  # the rule of auction.identity.verify_attestation
+            raise SignedBidError(
+                SignedBidError.EXPIRED,
+                f"the attestation of idv entry {identity.seq} expired before this bid",
+            )
+        try:
+            identity.subject_key.verify(signature, signed_bytes(payload))
+        except InvalidSignature as exc:
+            raise SignedBidError(
+                SignedBidError.BAD_SIGNATURE,
+                f"the request is not signed by the key of idv entry {identity.seq}",
+            ) from exc
+        return True
+
+
+def _base64(value: Any, size: int) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("not a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64") from exc
+    if len(raw) != size:
+        raise ValueError(f"{size} bytes expected")
+    return raw
+
+
+def _attestation(value: Any) -> Attestation:
+    """An attestation read back from an `idv` body (strictly typed, no other fields)."""
+    texts = ("provider", "subject_key", "commit", "method", "level", "signature")
+    times = ("issued_us", "expires_us")
+    if not isinstance(value, Mapping) or set(value) != {*texts, *times}:
+        raise SignedBidError(SignedBidError.MALFORMED, "the attestation has the wrong fields")
+    if not all(isinstance(value[name], str) for name in texts) or not all(
+        type(value[name]) is int for name in times
+    ):
+        raise SignedBidError(SignedBidError.MALFORMED, "attestation fields of the wrong type")
+    return Attestation(**{name: value[name] for name in (*texts, *times)})
+
+
+def _request_parts(request: Any) -> tuple[dict[str, Any], bytes]:
+    """The payload and raw signature of a recorded request, strictly shaped."""
+    if not isinstance(request, Mapping) or set(request) != {"payload", "sig"}:
+        raise SignedBidError(SignedBidError.MALFORMED, "a request is {payload, sig}")
+    payload = request["payload"]
+    if not isinstance(payload, Mapping) or set(payload) != REQUEST_FIELDS:
+        raise SignedBidError(SignedBidError.MALFORMED, "the request payload has wrong fields")
+    try:
+        signature = _base64(request["sig"], 64)
+    except ValueError as exc:
+        raise SignedBidError(SignedBidError.MALFORMED, "the request sig is not 64 bytes") from exc
+    return dict(payload), signature
+
+
 @dataclass
 class _LotReplay:
     state: LotState
@@ -186,13 +468,36 @@ class LedgerReplay:
     rejected: int = 0
     sales: int = 0
     last_t: int = -1
+    identities: IdentityBook = field(default_factory=IdentityBook)
+    idv_entries: int = 0
+    verified_bid_signatures: int = 0
 
-    def add(self, seq: int, entry_type: str, t_us: int, body: Mapping[str, Any]) -> None:
+    def add(
+        self,
+        seq: int,
+        entry_type: str,
+        t_us: int,
+        body: Mapping[str, Any],
+        actor_kid: str | None = None,
+    ) -> None:
+        """Replay one entry. `actor_kid` is the entry's `actor.kid`: `idv` entries need it
+        (their attestation must verify under the provider key it names)."""
         if t_us < self.last_t:
             raise ReplayError(seq, None, "time goes backwards along the log")
         self.last_t = t_us
         if entry_type == EntryType.HOUSE:
+            self.identities.house(body)
             return
+        try:
+            if entry_type == EntryType.KEY:
+                self.identities.key(body)
+                return
+            if entry_type == EntryType.IDV:
+                self.identities.idv(seq, t_us, body, actor_kid)
+                self.idv_entries += 1
+                return
+        except SignedBidError as exc:
+            raise ReplayError(seq, None, f"{exc.reason}: {exc.message}") from exc
         if entry_type == EntryType.LOT:
             self._lot(seq, body)
         elif entry_type == EntryType.SALE:
@@ -204,7 +509,7 @@ class LedgerReplay:
             EntryType.LOT_STATE,
         ):
             self._command(seq, entry_type, t_us, body)
-        # idv, stream_segment, key, notary_set: checked by their own verifiers
+        # stream_segment (any object body), notary_set: checked by their own verifiers
 
     def _lot(self, seq: int, body: Mapping[str, Any]) -> None:
         lot_id = _text(body, "lot", seq)
@@ -237,6 +542,10 @@ class LedgerReplay:
             raise ReplayError(seq, lot_id, f"a {type(command).__name__} in a {entry_type} entry")
         if ingress > t_us:
             raise ReplayError(seq, lot_id, "ingress time after the entry's time")
+        try:
+            signed = self.identities.check(lot_id, command, body.get("request"), ingress)
+        except SignedBidError as exc:
+            raise ReplayError(seq, lot_id, f"{exc.reason}: {exc.message}") from exc
         state, events = apply(lot.state, command, ingress)
         recorded = _thaw(body.get("events"))
         produced = [encode(event) for event in events]
@@ -250,6 +559,7 @@ class LedgerReplay:
         lot.state = state
         lot.next_n += 1
         self.commands += 1
+        self.verified_bid_signatures += signed
         self.rejected += not accepted
         for event in events:
             if isinstance(event, BidAccepted):

@@ -31,13 +31,13 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import aiohttp
 
-from chain import EntryBundle, Policy, Tile, parse_policy
+from chain import Ed25519Signer, EntryBundle, EntryType, Policy, Tile, parse_policy
 from notary.client import (
     CosignatureRound,
     NotaryEndpoint,
@@ -46,6 +46,7 @@ from notary.client import (
     request_cosignatures,
 )
 
+from .ledger import IdentityBook, SignedBidError, SignedRequest
 from .rules import (
     COMMAND_TYPES,
     BidAccepted,
@@ -69,7 +70,16 @@ from .rules import (
     apply_to,
     encode,
 )
-from .storage import Clock, HistoryRecord, LedgerHead, StorageError, StoredLot, system_clock
+from .storage import (
+    Clock,
+    HistoryRecord,
+    LedgerEntryRefused,
+    LedgerHead,
+    LedgerRecord,
+    StorageError,
+    StoredLot,
+    system_clock,
+)
 
 T = TypeVar("T")
 
@@ -128,6 +138,17 @@ class ServiceClosed(ServiceError):
 
 class LotExists(ServiceError):
     """`add_lot` with an id that is already served."""
+
+
+class RequestRefused(ServiceError):
+    """A bid's signed request (or a registration's identity) breaks the signed-bid rules
+    (`auction.ledger.IdentityBook`): the command was neither applied nor logged. `reason` is
+    a stable code (`SignedBidError.BAD_SIGNATURE`, `NO_REQUEST`, `NO_IDENTITY`, ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
 
 
 # --- what the outside sees -------------------------------------------------------------------
@@ -303,9 +324,16 @@ class Store(Protocol):
         self, lot_id: str, rules: LotRules, title: str, sale_id: str | None = None
     ) -> StoredLot: ...
 
-    def append(self, records: Sequence[HistoryRecord]) -> None: ...
+    def append(self, records: Sequence[HistoryRecord | LedgerRecord]) -> Sequence[int] | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class IdentityStore(Protocol):
+    """A store that knows the signed-bid rules' state of its ledger (`Storage`)."""
+
+    def identity_book(self) -> IdentityBook: ...
 
 
 @runtime_checkable
@@ -339,7 +367,7 @@ class LedgerStore(Protocol):
 class Journal(Protocol):
     """Durable append of history records; returns only once they are stored."""
 
-    async def append(self, records: Sequence[HistoryRecord]) -> None: ...
+    async def append(self, records: Sequence[HistoryRecord]) -> Sequence[int]: ...
 
 
 class _Stop:
@@ -353,7 +381,9 @@ class GroupCommitter:
     """One writer for every lot: whatever batches are waiting go to storage in one transaction.
 
     `append` returns when the batch is committed, or raises what storage raised (every batch of
-    a failed transaction gets the error; none of it was written).
+    a failed transaction gets the error; none of it was written). When storage refuses an entry
+    (`LedgerEntryRefused`, raised before anything is written), the waiting batches are
+    committed one by one instead, so that only the batch at fault fails.
     """
 
     def __init__(
@@ -361,15 +391,15 @@ class GroupCommitter:
         store: Store,
         run_blocking: Callable[..., Any],
         max_rows: int = 5000,
-        on_commit: Callable[[Sequence[HistoryRecord]], None] | None = None,
+        on_commit: Callable[[Sequence[HistoryRecord | LedgerRecord]], None] | None = None,
     ) -> None:
         self._store = store
         self._run_blocking = run_blocking
         self._max_rows = max_rows
         self._on_commit = on_commit
-        self._queue: asyncio.Queue[tuple[Sequence[HistoryRecord], asyncio.Future[None]] | _Stop] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[
+            tuple[Sequence[HistoryRecord | LedgerRecord], asyncio.Future[Sequence[int]]] | _Stop
+        ] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         #: Transactions committed and rows written, for measurements.
         self.commits = 0
@@ -389,13 +419,14 @@ class GroupCommitter:
         finally:
             self._task = None
 
-    async def append(self, records: Sequence[HistoryRecord]) -> None:
-        """Store `records` durably (with whatever else is waiting) and return when committed."""
+    async def append(self, records: Sequence[HistoryRecord | LedgerRecord]) -> Sequence[int]:
+        """Store `records` durably (with whatever else is waiting) and return when committed,
+        with the ledger entry seq of each record (empty if the store does not report them)."""
         if self._task is None:
             raise ServiceClosed("the storage writer is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Sequence[int]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((records, future))
-        await future
+        return await future
 
     async def _run(self) -> None:
         stopping = False
@@ -412,21 +443,44 @@ class GroupCommitter:
                     break
                 batch.append(more)
                 rows += len(more[0])
-            records = [record for records, _ in batch for record in records]
             try:
-                await self._run_blocking(self._store.append, records)
-            except Exception as exc:  # every waiter learns what storage said, then we go on
+                await self._commit(batch)
+            except LedgerEntryRefused:  # nothing was written: only the waiter at fault fails
+                for waiting in batch:
+                    with contextlib.suppress(Exception):  # its waiter has the error
+                        await self._commit([waiting])
+            except Exception:  # every waiter has the error; go on with the next batch
+                continue
+
+    async def _commit(
+        self,
+        batch: Sequence[
+            tuple[Sequence[HistoryRecord | LedgerRecord], asyncio.Future[Sequence[int]]]
+        ],
+    ) -> None:
+        """One transaction for `batch`; resolves its futures, or fails them with the error
+        (raised again) unless it is a refusal that another split of the batch may avoid."""
+        records = [record for records, _ in batch for record in records]
+        try:
+            seqs = await self._run_blocking(self._store.append, records)
+        except Exception as exc:
+            if not (isinstance(exc, LedgerEntryRefused) and len(batch) > 1):
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
-                continue
-            self.commits += 1
-            self.rows += len(records)
-            if self._on_commit is not None:
-                self._on_commit(records)
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            raise
+        self.commits += 1
+        self.rows += len(records)
+        if self._on_commit is not None:
+            self._on_commit(records)
+        offset = 0
+        for waiting, future in batch:
+            mine: Sequence[int] = ()
+            if seqs is not None and len(seqs) == len(records):
+                mine = tuple(seqs[offset : offset + len(waiting)])
+            offset += len(waiting)
+            if not future.done():
+                future.set_result(mine)
 
 
 class Checkpointer:
@@ -649,6 +703,14 @@ class _Queued:
     command: Any
     future: asyncio.Future[tuple[Any, ...]] | None
     timer_deadline: int | None = None
+    request: SignedRequest | None = None
+    #: Filled in once stored: the ledger seq of the command's entry (None if not reported).
+    entry: list[int | None] = field(default_factory=lambda: [None])
+
+
+#: Checks a command to a lot and its signed request at its ingress time; raises
+#: `RequestRefused`.
+RequestCheck = Callable[[str, Any, SignedRequest | None, int], None]
 
 
 Publish = Callable[[LotUpdate], None]
@@ -673,8 +735,10 @@ class LotActor:
         clock: Clock,
         publish: Publish,
         max_batch: int = 1000,
+        check: RequestCheck | None = None,
     ) -> None:
         self.lot_id = lot.lot_id
+        self._check = check
         self._lot = lot
         self._journal = journal
         self._clock = clock
@@ -715,14 +779,29 @@ class LotActor:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"lot:{self.lot_id}")
         self._schedule()
 
-    def submit(self, command: Any) -> asyncio.Future[tuple[Any, ...]]:
+    def submit(
+        self, command: Any, request: SignedRequest | None = None
+    ) -> asyncio.Future[tuple[Any, ...]]:
         """Stamp `command` with the ingress time and queue it; await the future for the events,
-        which resolves only after the command is stored. Raises `ServiceClosed` when stopping."""
+        which resolves only after the command is stored. Raises `ServiceClosed` when stopping.
+        `request`: the bidder's signed request, checked at ingress and written to the entry."""
         if self._closing or self._task is None:
             raise ServiceClosed(f"lot {self.lot_id!r} is not taking commands")
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-        self._enqueue(command, future, None)
+        self._enqueue(command, future, None, request)
         return future
+
+    async def submit_logged(
+        self, command: Any, request: SignedRequest | None = None
+    ) -> tuple[tuple[Any, ...], int | None]:
+        """`submit`, then also the ledger seq of the command's entry once it is stored (None
+        if the store does not report it, or the command was refused before the rules)."""
+        if self._closing or self._task is None:
+            raise ServiceClosed(f"lot {self.lot_id!r} is not taking commands")
+        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        item = self._enqueue(command, future, None, request)
+        events = await future
+        return events, item.entry[0]
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Refuse new commands, process what is queued, then end the task (cancelled after
@@ -743,13 +822,19 @@ class LotActor:
             self._fail_leftovers()
 
     def _enqueue(
-        self, command: Any, future: asyncio.Future[Any] | None, deadline: int | None
-    ) -> None:
+        self,
+        command: Any,
+        future: asyncio.Future[Any] | None,
+        deadline: int | None,
+        request: SignedRequest | None = None,
+    ) -> _Queued:
         # Rules: ingress time is the server time at receipt; never earlier than the previous
         # command of this lot, so that queue order and time order agree even if the clock steps.
         ingress = max(self._clock(), self._last_ingress)
         self._last_ingress = ingress
-        self._queue.put_nowait(_Queued(ingress, command, future, deadline))
+        item = _Queued(ingress, command, future, deadline, request)
+        self._queue.put_nowait(item)
+        return item
 
     async def _run(self) -> None:
         stopping = False
@@ -771,15 +856,21 @@ class LotActor:
     async def _process(self, batch: list[_Queued]) -> None:
         state, n, bids = self._state, self._n, self._bids
         records: list[HistoryRecord] = []
+        recorded: list[_Queued] = []
         answers: list[tuple[_Queued, tuple[Any, ...] | BaseException]] = []
         published: list[Any] = []
         for item in batch:
             try:
+                if self._check is not None:  # signed bids: before the rules, never logged
+                    self._check(self.lot_id, item.command, item.request, item.ingress)
                 state_after, events = apply(state, item.command, item.ingress)
-            except RulesError as exc:  # a malformed command: refused before the rules ran
+            except (RulesError, RequestRefused) as exc:  # refused before the rules ran
                 answers.append((item, exc))
                 continue
-            records.append(HistoryRecord.of(self.lot_id, n, item.ingress, item.command, events))
+            records.append(
+                HistoryRecord.of(self.lot_id, n, item.ingress, item.command, events, item.request)
+            )
+            recorded.append(item)
             n += 1
             bids += sum(isinstance(event, BidAccepted) for event in events)
             state = state_after
@@ -787,7 +878,10 @@ class LotActor:
             published.extend(events)
         try:
             if records:
-                await self._journal.append(records)
+                seqs = await self._journal.append(records)
+                if seqs is not None and len(seqs) == len(recorded):
+                    for item, seq in zip(recorded, seqs, strict=True):
+                        item.entry[0] = seq
         except Exception as exc:  # nothing was stored: the lot stays as it was
             self._retry_at = asyncio.get_running_loop().time() + RETRY_DELAY
             for item, _ in answers:
@@ -914,6 +1008,7 @@ class AuctionService:
         self._checkpointer: Checkpointer | None = None
         self._running = False
         self._store_closed = False
+        self._identities = IdentityBook()
 
     async def __aenter__(self) -> AuctionService:
         await self.start()
@@ -992,6 +1087,8 @@ class AuctionService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gavel-storage")
         try:
             lots = await self._blocking(self._store.load)
+            if isinstance(self._store, IdentityStore):
+                self._identities = await self._blocking(self._store.identity_book)
             published = None
             policy: Policy | None = None
             if self._ledger is not None:
@@ -1068,22 +1165,81 @@ class AuctionService:
         self._check_running()
         return self._start_actor(lot).view
 
-    async def submit(self, lot_id: str, command: Any) -> tuple[Any, ...]:
+    async def submit(
+        self, lot_id: str, command: Any, *, request: SignedRequest | None = None
+    ) -> tuple[Any, ...]:
         """Apply `command` to lot `lot_id` at the current server time and return the engine's
         events once they are durably stored.
 
+        `request` is the bidder's signed request of a PlaceBid / SetMax (docs/protocol.md
+        §2.4), written into the bid's ledger entry; a log with signed bids requires it.
         A refusal is a single `Rejected` event (an unknown lot: `UNKNOWN_LOT`, not stored).
-        Raises `ServiceClosed` when not running, `CommandError` for a non-command, and
-        `StorageError` if the batch could not be stored (the command then had no effect).
+        Raises `ServiceClosed` when not running, `CommandError` for a non-command,
+        `RequestRefused` when the request (or, for a kyc-verified registration, the account's
+        `idv` entry) breaks the signed-bid rules, and `StorageError` if the batch could not be
+        stored (the command then had no effect in either case).
         """
         if type(command) not in COMMAND_TYPES:
             raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {command!r}")
+        if request is not None and not isinstance(request, SignedRequest):
+            raise RequestRefused(SignedBidError.MALFORMED, "request must be a SignedRequest")
         self._check_running()
         actor = self._actors.get(lot_id)
         if actor is None:
             _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
             return events
-        return await actor.submit(command)
+        return await actor.submit(command, request)
+
+    async def submit_logged(
+        self, lot_id: str, command: Any, *, request: SignedRequest | None = None
+    ) -> tuple[tuple[Any, ...], int | None]:
+        """`submit`, returning also the ledger seq of the command's entry (what a bidder's
+        acknowledgement and receipt point at); None for an unknown lot (nothing stored)."""
+        if type(command) not in COMMAND_TYPES:
+            raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {command!r}")
+        if request is not None and not isinstance(request, SignedRequest):
+            raise RequestRefused(SignedBidError.MALFORMED, "request must be a SignedRequest")
+        self._check_running()
+        actor = self._actors.get(lot_id)
+        if actor is None:
+            _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
+            return events, None
+        return await actor.submit_logged(command, request)
+
+    async def record(
+        self,
+        entry_type: EntryType,
+        body: dict[str, Any],
+        *,
+        signer: Ed25519Signer | None = None,
+    ) -> int:
+        """Durably append one ledger entry that is not a lot command (`idv`, `stream_segment`,
+        `key`) through the group commit, in log order, and return its seq. `signer` is the
+        actor (`actor.kid` = its vkey); None: the house key signs.
+
+        An `idv` entry (`auction.ledger.idv_body`) must be signed by an identity provider's
+        key added before (`add_actor_key(vkey, "idv")`) and its attestation must verify; from
+        its return on, the account's bids are checked against it. Raises `ServiceClosed`,
+        `auction.storage.LedgerEntryRefused` (nothing written) or `StorageError`."""
+        self._check_running()
+        assert self._writer is not None
+        try:
+            kind = EntryType(entry_type)
+        except ValueError as exc:
+            raise LedgerEntryRefused("NOT_RECORDABLE", f"no entry type {entry_type!r}") from exc
+        record = LedgerRecord(kind, body, self._clock(), signer)
+        seqs = await self._writer.append([record])
+        if len(seqs) != 1:
+            raise ServiceError("the store keeps no ledger: the entry's seq is unknown")
+        if record.entry_type in (EntryType.KEY, EntryType.IDV):
+            self._learn(seqs[0], record, signer)
+        return seqs[0]
+
+    async def add_actor_key(self, vkey: str, role: str) -> int:
+        """Add `vkey` (an Ed25519 vkey) as an actor key with `role` ("idv": an identity
+        provider that signs `idv` entries) in a house-signed `key` entry; returns its seq.
+        Idempotent: a vkey added before returns that entry's seq, nothing is written."""
+        return await self.record(EntryType.KEY, {"v": 1, "vkey": vkey, "role": role})
 
     def view(self, lot_id: str) -> LotView | None:
         """The public snapshot of one lot, or None if unknown."""
@@ -1122,6 +1278,29 @@ class AuctionService:
 
     # -- internals --
 
+    def _learn(self, seq: int, record: LedgerRecord, signer: Ed25519Signer | None) -> None:
+        """Apply a stored `key` / `idv` entry to the service's identity book (the store
+        checked it already; a key seen before changes nothing)."""
+        book = self._identities.copy()
+        try:
+            if record.entry_type is EntryType.KEY:
+                book.key(record.body)
+            else:
+                kid = signer.vkey if signer is not None else None
+                book.idv(seq, record.time_us, record.body, kid)
+        except SignedBidError as exc:  # the store refuses what the book refuses
+            logger.error("ledger entry %d does not update the identity book: %s", seq, exc)
+            return
+        self._identities = book
+
+    def _check_request(
+        self, lot_id: str, command: Any, request: SignedRequest | None, ingress: int
+    ) -> None:
+        try:
+            self._identities.check(lot_id, command, request, ingress)
+        except SignedBidError as exc:
+            raise RequestRefused(exc.reason, exc.message) from exc
+
     def _start_actor(self, lot: StoredLot) -> LotActor:
         assert self._writer is not None
         actor = LotActor(
@@ -1130,16 +1309,22 @@ class AuctionService:
             clock=self._clock,
             publish=self._publish,
             max_batch=self._max_batch,
+            check=self._check_request,
         )
         self._actors[lot.lot_id] = actor
         actor.start()
         return actor
 
-    def _committed(self, records: Sequence[HistoryRecord]) -> None:
+    def _committed(self, records: Sequence[HistoryRecord | LedgerRecord]) -> None:
         """The group commit stored `records` and their entries: a checkpoint is due, at once
         if a lot closed (ledger spec section 3: immediately for a sale and a lot close)."""
         if self._checkpointer is not None:
-            closed = any(isinstance(e, LotClosed) for record in records for e in record.events)
+            closed = any(
+                isinstance(e, LotClosed)
+                for record in records
+                if isinstance(record, HistoryRecord)
+                for e in record.events
+            )
             self._checkpointer.notify(urgent=closed)
 
     def _publish(self, update: LotUpdate) -> None:
@@ -1177,12 +1362,14 @@ __all__ = [
     "AuctionService",
     "Checkpointer",
     "GroupCommitter",
+    "IdentityStore",
     "Journal",
     "LedgerStore",
     "LotActor",
     "LotExists",
     "LotUpdate",
     "LotView",
+    "RequestRefused",
     "ServiceClosed",
     "ServiceError",
     "Store",

@@ -83,12 +83,16 @@ from chain import (
     parse_entry,
     parse_policy,
     parse_signer_key,
+    parse_time,
     parse_vkey,
     sign_checkpoint,
 )
 from chain import store as ledger_store
 
 from .ledger import (
+    IdentityBook,
+    SignedBidError,
+    SignedRequest,
     command_body,
     confirmation_document,
     entry_type_for,
@@ -210,6 +214,17 @@ class LedgerCorrupt(StorageError):
     match entry 0. Nothing may be signed or served until an operator looked."""
 
 
+class LedgerEntryRefused(StorageError):
+    """An entry was refused before anything was written: a bid request or an `idv` entry that
+    breaks the signed-bid rules (`auction.ledger.IdentityBook`), a malformed `key` entry, or an
+    entry type that cannot be recorded directly. `reason` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 class CheckpointConflict(StorageConflict):
     """The signed-head compare-and-swap failed: another signer (another process on the same
     database, or a stale copy) signed meanwhile. Nothing was signed; the caller retries later
@@ -260,14 +275,43 @@ class HistoryRecord:
     command: Any
     events: tuple[Any, ...]
     accepted: bool
+    request: SignedRequest | None = None  # a signed bid's request: in the ledger entry only
 
     @classmethod
     def of(
-        cls, lot_id: str, n: int, ingress_us: int, command: Any, events: tuple[Any, ...]
+        cls,
+        lot_id: str,
+        n: int,
+        ingress_us: int,
+        command: Any,
+        events: tuple[Any, ...],
+        request: SignedRequest | None = None,
     ) -> HistoryRecord:
         """Build the record of one `apply(...)`; `accepted` is derived from the events."""
         rejected = len(events) == 1 and isinstance(events[0], Rejected)
-        return cls(lot_id, n, ingress_us, command, tuple(events), not rejected)
+        return cls(lot_id, n, ingress_us, command, tuple(events), not rejected, request)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One ledger entry that is not a lot command (`idv`, `stream_segment`, `key`), appended
+    through the same group commit as history records.
+
+    `signer` is the actor (`actor.kid` = its vkey); None: the house key.
+    """
+
+    entry_type: EntryType
+    body: Mapping[str, Any]
+    time_us: int
+    signer: Ed25519Signer | None = None
+
+    def __post_init__(self) -> None:
+        if self.entry_type not in _RECORDED_TYPES:
+            raise LedgerEntryRefused(
+                "NOT_RECORDABLE", f"{self.entry_type!r} entries are written by the server only"
+            )
+        if not isinstance(self.body, Mapping):
+            raise LedgerEntryRefused("MALFORMED", "an entry body is a JSON object")
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +570,8 @@ class _Pending:
 
     batch: ledger_store.LedgerBatch
     lots: dict[str, _LotLedger] = dataclasses.field(default_factory=dict)
+    book: IdentityBook | None = None  # a changed copy of the writer's, if the batch changes it
+    keys: dict[str, int] = dataclasses.field(default_factory=dict)  # vkey -> key entry seq
 
 
 class _LedgerWriter:
@@ -538,11 +584,16 @@ class _LedgerWriter:
         state: ledger_store.LedgerState,
         lots: dict[str, _LotLedger],
         signed: ledger_store.SignedHead,
+        book: IdentityBook | None = None,
+        keys: dict[str, int] | None = None,
     ) -> None:
         self.house = house
         self.state = state
         self.lots = lots
         self.signed = signed
+        self.book = book if book is not None else IdentityBook()
+        self.keys = keys if keys is not None else {}
+        self._signers: dict[str, ledger_store.EntrySigner] = {}
 
     @classmethod
     def load(cls, connection: Connection, house: House) -> _LedgerWriter:
@@ -550,32 +601,41 @@ class _LedgerWriter:
         every entry and checks every stored hash and the signed root), and rebuild from the
         entries themselves each lot's currency, title and winning-bid bookkeeping."""
         lots: dict[str, _LotLedger] = {}
+        book = IdentityBook()
+        keys: dict[str, int] = {}
 
         def bookkeeping(entry: ledger_store.StoredEntry) -> None:
-            if entry.seq == 0:
-                return
             try:
                 value = json.loads(entry.data)
                 kind, body = value["type"], value["body"]
-                if kind == EntryType.LOT:
+                if kind == EntryType.HOUSE:
+                    book.house(body)
+                elif kind == EntryType.KEY:
+                    book.key(body)
+                    keys.setdefault(body["vkey"], entry.seq)
+                elif kind == EntryType.IDV:
+                    book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
+                elif kind == EntryType.LOT:
                     lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
                 elif kind in _COMMAND_ENTRY_TYPES:
                     lot = lots[body["lot"]]
                     for item in body["events"]:
                         if item["type"] == "BidAccepted":
                             lot.last_bid_entry[item["bidder"]] = entry.seq
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, ChainError, SignedBidError) as exc:
                 raise LedgerCorrupt(f"ledger entry {entry.seq} cannot be read back: {exc}") from exc
 
         state = ledger_store.LedgerState.load(connection, each_entry=bookkeeping)
-        return cls(house, state, lots, ledger_store.read_signed(connection))
+        return cls(house, state, lots, ledger_store.read_signed(connection), book, keys)
 
     def start(self) -> _Pending:
         return _Pending(self.state.batch())
 
-    def add_house(self, pending: _Pending, now: int) -> None:
-        body = house_body(self.house.origin, HOUSE_NAME, self.house.vkey)
+    def add_house(self, pending: _Pending, now: int, signed_bids: bool = False) -> None:
+        body = house_body(self.house.origin, HOUSE_NAME, self.house.vkey, signed_bids)
         pending.batch.add(EntryType.HOUSE, body, now, self.house.entries)
+        pending.book = self.book.copy()
+        pending.book.house(body)
 
     def add_lot(
         self,
@@ -590,18 +650,39 @@ class _LedgerWriter:
         pending.batch.add(EntryType.LOT, body, created, self.house.entries)
         pending.lots[lot_id] = _LotLedger(title, rules.currency)
 
-    def add_records(self, pending: _Pending, records: Sequence[HistoryRecord]) -> None:
+    def add_records(
+        self, pending: _Pending, records: Sequence[HistoryRecord | LedgerRecord]
+    ) -> list[int]:
         """One entry per record (ledger spec section 1: rejected commands too), and a `sale`
-        entry right after a command whose events close its lot as SOLD."""
+        entry right after a command whose events close its lot as SOLD. Returns each record's
+        entry seq (a `key` record for a vkey already added: that earlier entry's seq).
+
+        Checks the signed-bid rules first (`IdentityBook`, as every notary will): raises
+        `LedgerEntryRefused` for a record that breaks them."""
         entries = self.house.entries
+        seqs: list[int] = []
         for record in records:
+            if isinstance(record, LedgerRecord):
+                seqs.append(self._add_entry(pending, record))
+                continue
+            book = pending.book if pending.book is not None else self.book
+            try:
+                book.check(record.lot_id, record.command, record.request, record.ingress_us)
+            except SignedBidError as exc:
+                raise LedgerEntryRefused(exc.reason, f"lot {record.lot_id!r}: {exc}") from exc
             lot = self._lot(pending, record.lot_id)
             body = command_body(
-                record.lot_id, record.n, record.ingress_us, record.command, record.events
+                record.lot_id,
+                record.n,
+                record.ingress_us,
+                record.command,
+                record.events,
+                record.request,
             )
             entry = pending.batch.add(
                 entry_type_for(record.command), body, record.ingress_us, entries
             )
+            seqs.append(entry.seq)
             closed: LotClosed | None = None
             for item in record.events:  # the same bookkeeping as `LedgerReplay`
                 if isinstance(item, BidAccepted):
@@ -618,6 +699,50 @@ class _LedgerWriter:
                 record.lot_id, closed, lot.currency, entry.seq, winning_bid, confirmation
             )
             pending.batch.add(EntryType.SALE, body, record.ingress_us, entries)
+        return seqs
+
+    def _add_entry(self, pending: _Pending, record: LedgerRecord) -> int:
+        body = record.body
+        signer = self.house.entries if record.signer is None else self._signer(record.signer)
+        if record.entry_type is EntryType.KEY:
+            vkey = body.get("vkey")
+            if not isinstance(vkey, str):
+                raise LedgerEntryRefused("MALFORMED", "a key entry names its vkey")
+            known = pending.keys.get(vkey, self.keys.get(vkey))
+            if known is not None:
+                return known  # idempotent: that key was added already
+            try:
+                parse_vkey(vkey)
+            except ChainError as exc:
+                raise LedgerEntryRefused("MALFORMED", f"not a vkey: {exc}") from exc
+        if record.entry_type in (EntryType.KEY, EntryType.IDV):
+            book = pending.book.copy() if pending.book is not None else self.book.copy()
+            try:
+                if record.entry_type is EntryType.KEY:
+                    book.key(body)
+                else:  # the actor must be an identity provider whose attestation verifies
+                    time_us = max(record.time_us, pending.batch.last_time_us)
+                    book.idv(pending.batch.size, time_us, body, signer.kid)
+            except SignedBidError as exc:
+                raise LedgerEntryRefused(exc.reason, exc.message) from exc
+            pending.book = book
+        try:
+            entry = pending.batch.add(record.entry_type, dict(body), record.time_us, signer)
+        except ChainError as exc:  # e.g. a float or a body over 16 KiB: refused, not written
+            raise LedgerEntryRefused("MALFORMED", f"not a ledger entry body: {exc}") from exc
+        if record.entry_type is EntryType.KEY:
+            pending.keys[str(body["vkey"])] = entry.seq
+        return entry.seq
+
+    def _signer(self, signer: Ed25519Signer) -> ledger_store.EntrySigner:
+        """The entry signer of an actor key, `actor.kid` = its vkey."""
+        known = self._signers.get(signer.vkey)
+        if known is None:
+            seed = base64.b64decode(signer.signer_key.split("+", 4)[4], validate=True)[1:]
+            known = self._signers[signer.vkey] = ledger_store.EntrySigner.from_seed(
+                signer.vkey, seed
+            )
+        return known
 
     def _lot(self, pending: _Pending, lot_id: str) -> _LotLedger:
         lot = pending.lots.get(lot_id)
@@ -635,11 +760,17 @@ class _LedgerWriter:
         """Take over what `pending` sequenced, once its transaction committed."""
         self.state.advance(pending.batch)
         self.lots.update(pending.lots)
+        if pending.book is not None:
+            self.book = pending.book
+        self.keys.update(pending.keys)
 
 
 _COMMAND_ENTRY_TYPES = frozenset(
     {EntryType.BID, EntryType.REGISTRATION, EntryType.DEPOSIT, EntryType.LOT_STATE}
 )
+
+#: Entry types written by `LedgerRecord`s (not lot commands, not the server's own framing).
+_RECORDED_TYPES = frozenset({EntryType.IDV, EntryType.STREAM_SEGMENT, EntryType.KEY})
 
 
 def _data_directory(target: str | os.PathLike[str]) -> Path | None:
@@ -707,6 +838,7 @@ class Storage:
         *,
         clock: Clock = system_clock,
         read_only: bool = False,
+        signed_bids: bool = False,
     ) -> Storage:
         """Open (and create or migrate) the database at `target`: a data directory, a
         `sqlite:///...` URL or a `postgresql://...` URL. The caller must `close()` it.
@@ -715,7 +847,10 @@ class Storage:
         for a URL) and writes the `house` entry (entry 0), then the ledger entries of any lots
         and history stored before the ledger existed; a data directory also gets `DIR/policy`.
         With `read_only`, nothing is created or migrated (the database must exist and be
-        current) and only reads are allowed (e.g. `gavel ledger export`).
+        current) and only reads are allowed (e.g. `gavel ledger export`). A log created with
+        `signed_bids` says `"signed_bids": true` in its house entry: every PlaceBid / SetMax
+        must then carry its bidder's signed request (`HistoryRecord.request`) and every
+        kyc-verified registration an `idv` entry; an existing log keeps its own setting.
         """
         if read_only:
             _check_exists(target)
@@ -742,7 +877,7 @@ class Storage:
                 store._check_schema()
             else:
                 store._migrate()
-                store._open_house(_data_directory(target))
+                store._open_house(_data_directory(target), signed_bids)
         except BaseException:
             engine.dispose()
             raise
@@ -799,7 +934,7 @@ class Storage:
 
     # -- the house key and entry 0 --
 
-    def _open_house(self, directory: Path | None) -> None:
+    def _open_house(self, directory: Path | None, signed_bids: bool = False) -> None:
         """Load or create the house key; write entry 0 (and the entries of older data) if the
         ledger is empty, else check that entry 0 names this key."""
         now = self._clock()
@@ -829,7 +964,7 @@ class Storage:
                 signed = ledger_store.read_signed(conn)
                 writer = _LedgerWriter(house, ledger_store.LedgerState(), {}, signed)
                 pending = writer.start()
-                writer.add_house(pending, now)
+                writer.add_house(pending, now, signed_bids)
                 self._add_older_data(conn, writer, pending)
                 writer.write(conn, pending)
             else:
@@ -892,6 +1027,13 @@ class Storage:
         """The house key (None when opened read-only)."""
         return self._house
 
+    def identity_book(self) -> IdentityBook:
+        """A copy of what the signed-bid rules know at the end of the ledger (whether bids
+        must be signed, the identity providers, each account's key). The service checks bid
+        requests against it before they reach a lot; keep it up to date with what you record."""
+        with self._ledger_lock:
+            return self._ledger_writer().book.copy()
+
     def schema_version(self) -> int:
         """The schema version stored in the database."""
         with _translated("reading the schema version"), self._engine.connect() as connection:
@@ -953,25 +1095,29 @@ class Storage:
 
     # -- the hot path --
 
-    def append(self, records: Sequence[HistoryRecord]) -> None:
+    def append(self, records: Sequence[HistoryRecord | LedgerRecord]) -> list[int]:
         """Durably store a batch of history rows in one transaction (group commit), with the
         registration and deposit projections of their events and their ledger entries: one
         per row (type `entry_type_for(command)`, body `command_body(...)`, signed by the house
         key), plus a `sale` entry right after a row whose events close its lot as SOLD.
+        A `LedgerRecord` is one entry of its own (no history row). Returns the entry seq of
+        each record, in order.
 
         When this returns, every row and entry is committed (SQLite `synchronous=FULL`,
         PostgreSQL's default `synchronous_commit`): only then may the caller acknowledge the
         commands. On `StorageError` nothing of the batch was written and the caller must not
-        advance its lots.
+        advance its lots (`LedgerEntryRefused`: a record breaks the signed-bid rules).
         """
         if not records:
-            return
+            return []
         rows: list[dict[str, Any]] = []
         bidders: dict[str, int] = {}
         registrations: list[dict[str, Any]] = []
         deposits: dict[tuple[str, str], dict[str, Any]] = {}
         try:
             for record in records:
+                if isinstance(record, LedgerRecord):
+                    continue
                 rows.append(
                     {
                         "lot_id": record.lot_id,
@@ -1009,11 +1155,13 @@ class Storage:
             writer = self._ledger_writer()
             pending = writer.start()
             with _translated("writing ledger entries"):
-                writer.add_records(pending, records)
+                seqs = writer.add_records(pending, records)
             with self._ledger_transaction("appending history") as connection:
-                self._insert_history(connection, rows, bidders, registrations, deposits)
+                if rows:
+                    self._insert_history(connection, rows, bidders, registrations, deposits)
                 writer.write(connection, pending)
             writer.commit(pending)
+        return seqs
 
     def _insert_history(
         self,
@@ -1554,7 +1702,9 @@ __all__ = [
     "HistoryRecord",
     "House",
     "LedgerCorrupt",
+    "LedgerEntryRefused",
     "LedgerHead",
+    "LedgerRecord",
     "Registration",
     "SchemaError",
     "Storage",

@@ -24,7 +24,9 @@ A notary is a C2SP tlog-witness that also mirrors and re-checks the log's conten
       house key of entry 0, which must be the policy's log key; ``key`` entries change the
       set, :class:`ActorKeys`);
    7. *rules* - :class:`auction.ledger.LedgerReplay` replays every entry with the engine the
-      server runs, continued from the notary's :class:`LedgerCursor`.
+      server runs, continued from the notary's :class:`LedgerCursor`; it also checks the
+      signed-bid rules (``idv`` attestations under a provider key added by a ``key`` entry
+      with role "idv", each bid's signed request, ``signed_bids`` logs).
 
    Any failure raises :class:`~notary.errors.RefusedContentError` naming the step and ``seq``.
 4. The adapter then co-signs (:func:`cosign`), commits the new :class:`NotaryState` and the
@@ -265,9 +267,10 @@ class ActorKeys:
 
     Entry 0 (``house``) gives the first key, the house key, which must be the policy's log key.
     A ``key`` entry (provisional body, as the auditor reads it: ``vkey`` added, optional
-    ``revoke`` list of kids removed) changes the set from the next entry on. An ``actor.kid``
-    names a key when it equals its vkey, ``<name>+<hex key id>``, its name, or its hex key id
-    (any case); when several keys match, one of them must verify.
+    ``revoke`` list of kids removed; its ``role``, e.g. "idv" for an identity provider whose
+    key signs ``idv`` entries, is checked by the replay) changes the set from the next entry
+    on. An ``actor.kid`` names a key when it equals its vkey, ``<name>+<hex key id>``, its
+    name, or its hex key id (any case); when several keys match, one of them must verify.
     """
 
     keys: tuple[Ed25519Verifier, ...] = ()
@@ -323,7 +326,7 @@ class LedgerCursor:
                     cursor.keys = ActorKeys((_house_key(parse_entry(data), trust),))
                 elif entry_type == EntryType.KEY:
                     cursor.keys = _key_change(cursor.keys, parse_entry(data))
-                cursor.replay.add(seq, entry_type, time_us, body)
+                cursor.replay.add(seq, entry_type, time_us, body, value["actor"]["kid"])
             except (ValueError, KeyError, TypeError, ChainError, ReplayError) as exc:
                 raise NotaryStateError(f"mirrored entry {seq} no longer replays: {exc}") from exc
             except RefusedContentError as exc:
@@ -762,7 +765,7 @@ def _verify_increment(
     try:
         for entry in parsed:
             try:
-                replay.add(entry.seq, entry.type, entry.time_us, entry.body)
+                replay.add(entry.seq, entry.type, entry.time_us, entry.body, entry.actor.kid)
             except ReplayError as exc:
                 raise _refuse(_STEP_RULES, str(exc), exc.seq) from exc
             except (ChainError, ValueError, TypeError, KeyError) as exc:

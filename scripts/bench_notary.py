@@ -153,7 +153,7 @@ def stages(log: SimulatedLog, size: int) -> dict[str, int]:
     replay = LedgerReplay()
     began = time.perf_counter()
     for entry in parsed:
-        replay.add(entry.seq, entry.type, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type, entry.time_us, entry.body, entry.actor.kid)
     figures["ledger_replay"] = round(size / (time.perf_counter() - began))
     trust = LogTrust(log.origin, (log.signer.verifier,))
     request = parse_add_checkpoint(log.body(size, size))

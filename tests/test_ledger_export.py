@@ -117,7 +117,7 @@ async def test_export_writes_the_layout_with_a_receipt_per_sale(
     replay = LedgerReplay()
     for data in entries:
         entry = parse_entry(data)
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert replay.sales == 3 and replay.unsold_closures() == []
 
     everything = tmp_path / "everything"
@@ -228,7 +228,7 @@ def test_demo_then_export_end_to_end(tmp_path: Path) -> None:
     replay = LedgerReplay()
     for data_bytes in entries:
         entry = parse_entry(data_bytes)
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert replay.unsold_closures() == [] and replay.sales == len(sales)
 
 

@@ -34,6 +34,7 @@ from auction.storage import (
     CheckpointConflict,
     HistoryRecord,
     LedgerCorrupt,
+    LedgerRecord,
     Storage,
 )
 from chain import (
@@ -136,7 +137,7 @@ async def test_every_command_is_one_entry_and_the_ledger_replays(
 
     replay = LedgerReplay()
     for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert replay.unsold_closures() == []
     for lot_id, state in states.items():
         assert replay.lots[lot_id].state == state  # the ledger alone rebuilds every lot
@@ -160,11 +161,11 @@ async def test_a_bid_is_acknowledged_only_once_its_entry_is_durable(tmp_path: Pa
         gate = threading.Event()
         entered = threading.Event()
 
-        def append(self, records: Sequence[HistoryRecord]) -> None:
+        def append(self, records: Sequence[HistoryRecord | LedgerRecord]) -> list[int]:
             if not self.gate.is_set():
                 self.entered.set()
                 assert self.gate.wait(10)
-            super().append(records)
+            return super().append(records)
 
     data = tmp_path / "data"
     now = real_clock()
@@ -293,7 +294,7 @@ async def test_restart_resumes_and_extends_the_tree_consistently(
     assert before.size in sizes and after.size in sizes and sizes == sorted(set(sizes))
     replay = LedgerReplay()
     for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert set(replay.lots) == {s.lot_id for s in lot_scenarios}
     for lot_id, state in states.items():
         assert replay.lots[lot_id].state == state
@@ -352,7 +353,7 @@ async def test_a_close_is_checkpointed_at_once(tmp_path: Path) -> None:
     assert body_of(entries[-1])["close_entry"] == size - 2
     replay = LedgerReplay()  # checks the sale body against the rules' result
     for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert replay.sales == 1 and replay.unsold_closures() == []
 
 
@@ -417,7 +418,7 @@ def test_a_database_from_before_the_ledger_gets_its_history_logged(
     assert len(entries) == 1 + len(lot_scenarios) + history_rows + kinds.count(EntryType.SALE)
     replay = LedgerReplay()
     for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body)
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     for scenario in lot_scenarios:
         assert replay.lots[scenario.lot_id].state == scenario.final_state()
     assert replay.unsold_closures() == []
