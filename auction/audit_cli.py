@@ -3,12 +3,15 @@
     gavel audit verify SOURCE [--json] [--progress] [--workers N]
     gavel audit receipt FILE.tlog-proof --entry FILE.entry [--policy FILE] [--json]
     gavel audit compare A B [--evidence OUT] [--policy FILE] [--json]
+    gavel audit stream RECORDING_DIR --ledger SOURCE [--lot ID] [--rendition NAME] [--json]
 
 ``SOURCE``, ``A`` and ``B`` are export directories (``gavel ledger export``) or ``http(s)://``
-URLs of a gavel server. Exit status: 0 verified (or consistent); 1 verification failed (or
-the views equivocate: evidence written); 2 no verdict (a source or file could not be read, or
-bad arguments). Errors are :class:`~auction.audit.AuditFailure`: one line on stderr naming the
-first failing step and entry, e.g. ``audit failed at step 2 chain, entry 1234: ...``.
+URLs of a gavel server. ``RECORDING_DIR`` is one lot rendition's evidence recording
+(``<recordings>/<lot>/<rendition>/seg-*.gvs``). Exit status: 0 verified (or consistent); 1
+verification failed (or the views equivocate: evidence written; or the recording is not what
+the ledger anchored); 2 no verdict (a source or file could not be read, or bad arguments).
+Errors are :class:`~auction.audit.AuditFailure`: one line on stderr naming the first failing
+step and entry, e.g. ``audit failed at step 2 chain, entry 1234: ...``.
 """
 
 from __future__ import annotations
@@ -18,15 +21,28 @@ import base64
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from chain import (
+    ChainError,
+    CompactRange,
+    EntryType,
+    entry_bundles_for_size,
+    leaf_hash,
+    parse_entry,
+    parse_entry_bundle,
+)
+from streaming.errors import RecordingError
 
 from .audit import (
     AuditError,
     AuditFailure,
     AuditReport,
     AuditStep,
+    LedgerSource,
+    SourceError,
     compare,
     open_source,
     verify_ledger,
@@ -95,10 +111,33 @@ def _add_actions(audit: argparse.ArgumentParser) -> None:
         "--policy", type=Path, metavar="FILE", help="the log's tlog-policy (default: A's)"
     )
     comparison.add_argument("--json", action="store_true", help="print the result as JSON")
+    stream = actions.add_parser(
+        "stream",
+        help="prove a stream recording is exactly what the ledger anchored",
+        description="Verify the ledger (as `verify` does), then check every segment file of "
+        "the recording against the lot's stream_segment entries: same order, same bytes. "
+        "Exit 1 names the first bad segment (cut, swap, edit).",
+    )
+    stream.add_argument(
+        "recording", type=Path, metavar="RECORDING_DIR", help="seg-*.gvs files of one rendition"
+    )
+    stream.add_argument(
+        "--ledger", required=True, metavar="SOURCE", help="export directory or http(s):// URL"
+    )
+    stream.add_argument("--lot", metavar="ID", help="default: from the first segment's header")
+    stream.add_argument("--rendition", metavar="NAME", help="default: from the first segment")
+    stream.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N",
+        help="processes checking the ledger's entries (default 0: in this process)",
+    )
+    stream.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def register(subparsers: Any) -> None:
-    """Add ``audit verify|receipt|compare`` to ``gavel``'s subcommands.
+    """Add ``audit verify|receipt|compare|stream`` to ``gavel``'s subcommands.
 
     ``subparsers`` is what ``ArgumentParser.add_subparsers`` returned. The caller dispatches
     ``args.command == "audit"`` to :func:`run`.
@@ -123,6 +162,8 @@ def run(
             return _verify(args, out, err)
         if args.audit_command == "receipt":
             return _receipt(args, out)
+        if args.audit_command == "stream":
+            return _stream(args, out, err)
         return _compare(args, out, err)
     except AuditError as exc:
         if getattr(args, "json", False) and exc.report is not None:
@@ -271,6 +312,67 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         flush=True,
     )
     return 1
+
+
+def _stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .video import verify_stream  # here: the video module pulls in aiortc and av
+
+    recording: Path = args.recording
+    if not recording.is_dir():
+        raise SourceError(f"{recording} is not a directory")
+    source = open_source(args.ledger)
+    report = verify_ledger(source, workers=args.workers, now_us=time.time_ns() // 1000)
+    bodies = stream_segment_bodies(source, report.checkpoint_size or 0, report.checkpoint_root)
+    try:
+        result = verify_stream(recording, bodies, lot_id=args.lot, rendition=args.rendition)
+    except RecordingError as exc:
+        where = f" at segment {exc.index}" if exc.index is not None else ""
+        if args.json:
+            failure = {"ok": False, "segment": exc.index, "error": str(exc), "exit_code": 1}
+            out.write(json.dumps(failure, sort_keys=True, indent=2) + "\n")
+        print(f"gavel audit: stream recording failed{where}: {exc}", file=err, flush=True)
+        return 1
+    if args.json:
+        document = {
+            "ok": True,
+            "lot": result.report.lot_id,
+            "rendition": result.report.rendition,
+            "segments": result.report.segments,
+            "first_index": result.report.first_index,
+            "last_index": result.report.last_index,
+            "head_sha256": result.report.head_sha256_hex,
+            "unanchored": list(result.unanchored),
+            "ledger_size": report.checkpoint_size,
+        }
+        out.write(json.dumps(document, sort_keys=True, indent=2) + "\n")
+    else:
+        out.write(f"stream {result.summary()}\n  ledger: {report.source} verified at size ")
+        out.write(f"{report.checkpoint_size:,}\n")
+    out.flush()
+    return 0
+
+
+def stream_segment_bodies(
+    source: LedgerSource, size: int, root: bytes | None
+) -> list[Mapping[str, Any]]:
+    """The bodies of every `stream_segment` entry of the first `size` entries, in log order.
+    Call it after `verify_ledger` passed on `source` with that checkpoint `size` and `root`:
+    this re-reads the entry bundles (parsing each entry with `chain.parse_entry`) and checks
+    that they still make the verified root, so a source changed in between gives no verdict."""
+    bodies: list[Mapping[str, Any]] = []
+    tree = CompactRange()
+    for bundle in entry_bundles_for_size(size):
+        try:
+            for raw in parse_entry_bundle(bundle, source.read(bundle.path)):
+                tree.append(leaf_hash(raw))
+                entry = parse_entry(raw)
+                if entry.type == EntryType.STREAM_SEGMENT:
+                    bodies.append(entry.body)
+        except ChainError as exc:
+            raise SourceError(f"{bundle.path} changed while reading: {exc}") from exc
+    if size and tree.root() != root:
+        raise SourceError("the ledger changed while reading: its entries no longer make the root")
+    return bodies
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1155,7 +1155,8 @@ class AuctionService:
     async def add_lot(
         self, lot_id: str, rules: LotRules, title: str, sale_id: str | None = None
     ) -> LotView:
-        """Store a new lot and start serving it (its timer opens it at `rules.start_at`)."""
+        """Store a new lot and start serving it (its timer opens it at `rules.start_at`).
+        Subscribers get its first view at once (an update without events)."""
         self._check_running()
         if lot_id in self._actors:
             raise LotExists(f"lot {lot_id!r} already exists")
@@ -1163,7 +1164,9 @@ class AuctionService:
         if self._checkpointer is not None:
             self._checkpointer.notify()  # the lot's ledger entry
         self._check_running()
-        return self._start_actor(lot).view
+        view = self._start_actor(lot).view
+        self._publish(LotUpdate(lot_id, view, ()))
+        return view
 
     async def submit(
         self, lot_id: str, command: Any, *, request: SignedRequest | None = None

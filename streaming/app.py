@@ -45,22 +45,32 @@ SETTINGS = web.AppKey("stream_settings", StreamSettings)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_stream_app(settings: StreamSettings) -> web.Application:
+def create_stream_app(settings: StreamSettings, *, manage_hub: bool = True) -> web.Application:
     """The sub-application (mount it at `/stream`; or use `mount_streaming`). Its hub is
-    `app[HUB]`, usable at once to declare and open lots; it starts with the parent app."""
+    `app[HUB]`, usable at once to declare and open lots; it starts with the parent app.
+
+    `manage_hub=False`: the caller starts and closes the hub itself (`await hub.start()`,
+    `await hub.close()`), typically in a `cleanup_ctx` of the parent. Needed when the hub's
+    sink depends on a parent resource: aiohttp runs a sub-application's cleanup only after
+    every cleanup context of its parent, so the resource would be gone when the last
+    segments close."""
     app = web.Application()
     app[SETTINGS] = settings
     app[HUB] = StreamHub(settings)
-    app.cleanup_ctx.append(_hub_context)
+    if manage_hub:
+        app.cleanup_ctx.append(_hub_context)
     app.on_shutdown.append(_close_peers)
     app.router.add_static("/static", WEB_DIR, append_version=False)
     return app
 
 
-def mount_streaming(parent: web.Application, settings: StreamSettings) -> web.Application:
+def mount_streaming(
+    parent: web.Application, settings: StreamSettings, *, manage_hub: bool = True
+) -> web.Application:
     """Mount the streaming sub-application on `parent` and add the signaling routes. Returns
-    the sub-application; its hub is `returned_app[HUB]`."""
-    stream_app = create_stream_app(settings)
+    the sub-application; its hub is `returned_app[HUB]` (see `create_stream_app` for
+    `manage_hub`)."""
+    stream_app = create_stream_app(settings, manage_hub=manage_hub)
     parent.add_subapp(STREAM_APP_PREFIX, stream_app)
     add_stream_routes(parent, stream_app)
     return stream_app

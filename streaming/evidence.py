@@ -104,6 +104,8 @@ class FinishedSegment:
     ended_us: int
     packets: int
     size_bytes: int
+    start_pts: int = 0
+    end_pts: int = 0
 
 
 @dataclass(slots=True)
@@ -148,6 +150,8 @@ class SegmentChain:
         self._hash: hashlib._Hash | None = None
         self._started_us = 0
         self._last_us = 0
+        self._first_pts = 0
+        self._last_pts = 0
         self._packets = 0
         self._size = 0
         self.skipped = 0
@@ -161,7 +165,7 @@ class SegmentChain:
         if packet.keyframe and (
             self._hash is None or packet.capture_us - self._started_us >= self._segment_us
         ):
-            step.close = self._finish(ended_us=packet.capture_us)
+            step.close = self._finish(ended_us=packet.capture_us, end_pts=packet.pts)
             header = SegmentHeader(
                 lot_id=self._lot_id,
                 rendition=self._rendition,
@@ -173,6 +177,7 @@ class SegmentChain:
             ).encode()
             self._hash = hashlib.sha256(header)
             self._started_us = packet.capture_us
+            self._first_pts = packet.pts
             self._packets = 0
             self._size = len(header)
             step.open_index = self.next_index
@@ -185,6 +190,7 @@ class SegmentChain:
         self._size += len(record)
         self._packets += 1
         self._last_us = packet.capture_us
+        self._last_pts = packet.pts
         step.chunks.append(record)
         return step
 
@@ -192,11 +198,17 @@ class SegmentChain:
         """Close the open segment (at the end of the stream); None if none is open."""
         return self._finish(ended_us=ended_us)
 
-    def _finish(self, *, ended_us: int | None) -> FinishedSegment | None:
+    def _finish(
+        self, *, ended_us: int | None, end_pts: int | None = None
+    ) -> FinishedSegment | None:
+        """`ended_us` / `end_pts`: where the next segment begins (capture time and media
+        time); at the end of the stream, just after the last packet."""
         if self._hash is None:
             return None
         if ended_us is None:
             ended_us = self._last_us + 1
+        if end_pts is None:
+            end_pts = self._last_pts + 1
         finished = FinishedSegment(
             index=self.next_index,
             sha256_hex=self._hash.hexdigest(),
@@ -205,6 +217,8 @@ class SegmentChain:
             ended_us=max(ended_us, self._last_us),
             packets=self._packets,
             size_bytes=self._size,
+            start_pts=self._first_pts,
+            end_pts=max(end_pts, self._last_pts),
         )
         self.prev_sha256_hex = finished.sha256_hex
         self.next_index += 1

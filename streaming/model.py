@@ -186,7 +186,10 @@ StreamPhase = Literal["declared", "live", "ended"]
 @dataclass(frozen=True, slots=True)
 class ClosedSegment:
     """One finished evidence segment. The server turns it into a `stream_segment` ledger
-    entry; `sha256_hex` covers the whole file, whose header embeds `prev_sha256_hex`."""
+    entry; `sha256_hex` covers the whole file, whose header embeds `prev_sha256_hex`.
+    `started_us`/`ended_us` are server capture times (UTC µs); `start_pts`/`end_pts` the
+    media times in the segment's time base (1/90000): where it begins and where the next
+    segment begins (just after the last packet for the stream's last segment)."""
 
     lot_id: str
     rendition: str
@@ -199,6 +202,8 @@ class ClosedSegment:
     packets: int
     size_bytes: int
     codec: str
+    start_pts: int = 0
+    end_pts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ class JsonlSegmentSink:
                 "packets": segment.packets,
                 "size_bytes": segment.size_bytes,
                 "codec": segment.codec,
+                "start_pts": segment.start_pts,
+                "end_pts": segment.end_pts,
             },
             sort_keys=True,
         )
@@ -176,6 +178,8 @@ class SegmentRecorder:
             packets=finished.packets,
             size_bytes=finished.size_bytes,
             codec=self._codec,
+            start_pts=finished.start_pts,
+            end_pts=finished.end_pts,
         )
         try:
             await self._sink.segment_closed(segment)

@@ -385,6 +385,17 @@ async def test_subscribers_get_coalesced_public_updates(data_dir: Path) -> None:
         assert await slow.next() == []
 
 
+async def test_a_new_lot_is_announced_to_subscribers(data_dir: Path) -> None:
+    now = real_clock()
+    rules = english_timed(start_price=10_000, start_at=now + 60 * SECOND, end_at=now + 120 * SECOND)
+    async with AuctionService(Storage.open(data_dir)) as service:
+        async with service.subscription() as updates:
+            view = await service.add_lot("watch", rules, "Watch")
+            (update,) = await asyncio.wait_for(updates.next(), 5)
+            assert update.lot_id == "watch" and update.events == () and not update.gap
+            assert update.view == view and view.status == "SCHEDULED"
+
+
 async def test_the_service_owns_the_store_and_starts_once(
     gated: GatedStore, data_dir: Path
 ) -> None:

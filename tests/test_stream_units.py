@@ -344,6 +344,27 @@ def test_segment_chain_links_and_verifies() -> None:
     )
 
 
+def test_segments_carry_their_media_and_capture_times() -> None:
+    """Each segment runs from its first packet to where the next one starts (media time in
+    1/90000, capture time in server µs); the last one ends just after its last packet."""
+    chain = SegmentChain(
+        lot_id="lot-1", rendition="720p", codec="VP8", width=1280, height=720, segment_us=1_000
+    )
+    closed: list[FinishedSegment] = []
+    for n in range(12):
+        packet = SegmentPacket(b"x", pts=n * 3000, capture_us=n * 200, keyframe=n % 6 == 0)
+        step = chain.add(packet)
+        if step.close is not None:
+            closed.append(step.close)
+    last = chain.finish()
+    assert last is not None
+    first = closed[0]
+    assert (first.start_pts, first.end_pts) == (0, 6 * 3000)
+    assert (first.started_us, first.ended_us) == (0, 6 * 200)
+    assert (last.start_pts, last.end_pts) == (6 * 3000, 11 * 3000 + 1)
+    assert (last.started_us, last.ended_us) == (6 * 200, 11 * 200 + 1)
+
+
 def test_verification_names_a_cut() -> None:
     _, digests, expected = _recording()
     with pytest.raises(SegmentMissing) as caught:

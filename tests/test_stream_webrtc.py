@@ -163,6 +163,7 @@ async def test_keyframe_recovery_after_a_dropped_queue() -> None:
         forced_before = policy.forced
         decoder = av.CodecContext.create("libvpx", "r")
         first = await asyncio.wait_for(track.recv(), 2)
+        assert isinstance(first, av.Packet)  # no viewer sender: not pre-packetized
         assert first.is_keyframe
         decoded = 0
         packet = first
@@ -170,7 +171,9 @@ async def test_keyframe_recovery_after_a_dropped_queue() -> None:
             for frame in decoder.decode(packet):
                 assert frame.width == 640
                 decoded += 1
-            packet = await asyncio.wait_for(track.recv(), 2)
+            received = await asyncio.wait_for(track.recv(), 2)
+            assert isinstance(received, av.Packet)
+            packet = received
         assert policy.forced > forced_before or policy.forced >= 2  # on request (gop is 30 s)
         assert lot.feeds["360p"].keyframe_packets >= 2
         track.stop()
