@@ -2,6 +2,7 @@
 
     gavel demo [--data DIR] [--db URL] [--host 127.0.0.1] [--port 8080] [--bots N]
                [--duration SECONDS] [--seed N] [--notaries N]
+    gavel serve (--data DIR | --db URL) [--host 127.0.0.1] [--port 8080]
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
 
 Without `--duration` the demo serves until SIGINT or SIGTERM, then shuts down cleanly; with it,
@@ -28,10 +29,11 @@ from typing import Any
 
 from aiohttp import web
 
-from chain import ChainError
+from chain import ChainError, format_time
 from notary.cli import register as register_notary
 from notary.cli import run as run_notary
 
+from .accounts import AccountError, AccountStore, Role
 from .audit_cli import register as register_audit
 from .audit_cli import run as run_audit
 from .demo import (
@@ -45,17 +47,20 @@ from .demo import (
     stop_notaries,
     summary,
 )
+from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
 from .rules import RulesError
 from .service import ServiceError
-from .storage import POLICY_FILE, Storage, StorageError
+from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .web import DRIVERS, SERVICE, Settings, create_app
+from .web.app import GATEWAY
+from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 
 #: Seconds the demo waits at the end for its last checkpoint to be co-signed and published.
 SETTLE_TIMEOUT = 10.0
 
 #: The errors `main` turns into a message and exit status 1; anything else is a bug.
-EXPECTED_ERRORS = (ServiceError, StorageError, RulesError)
+EXPECTED_ERRORS = (ServiceError, StorageError, RulesError, AccountError, GatewayError)
 
 #: The same for `gavel ledger ...` (a chain error is a ledger that does not verify).
 LEDGER_ERRORS = (ExportError, StorageError, ChainError)
@@ -72,6 +77,13 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be ≥ 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be ≥ 1")
     return value
 
 
@@ -131,6 +143,46 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"notary processes to run, quorum min(N, {DEMO_QUORUM}); 0: none, checkpoints are "
         "published unsigned by notaries (default: %(default)s)",
     )
+    serve = commands.add_parser(
+        "serve",
+        help="serve the auction (REST, websocket, pages, ledger) until stopped",
+        description="Serve the auction on a data directory or a database until SIGINT or "
+        "SIGTERM. Prints the URL and the auctioneer's console URL (with a session token).",
+    )
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", type=Path, metavar="DIR", help="data directory (SQLite)")
+    where.add_argument("--db", metavar="URL", help="a database, e.g. postgresql://user@host/db")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=8080, help="port to listen on; 0 picks a free one"
+    )
+    serve.add_argument(
+        "--bids-per-second",
+        type=_positive_int,
+        default=BIDS_PER_SECOND,
+        metavar="N",
+        help="bids each account may send per second (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--connections-per-address",
+        type=_positive_int,
+        default=MAX_CONNECTIONS_PER_ADDRESS,
+        metavar="N",
+        help="websocket connections one client address may hold (default: %(default)s)",
+    )
+    staff = commands.add_parser(
+        "staff",
+        help="create a staff session (auctioneer or compliance officer) and print its token",
+        description="Create an account without a bidding key and a 12-hour session with ROLE "
+        "in the server's database; print the bearer token (and, for an auctioneer, the console "
+        "path). Works while the server runs.",
+    )
+    staff_where = staff.add_mutually_exclusive_group(required=True)
+    staff_where.add_argument("--data", type=Path, metavar="DIR", help="the server's data directory")
+    staff_where.add_argument("--db", metavar="URL", help="the server's database URL")
+    staff.add_argument("--role", required=True, choices=[Role.AUCTIONEER, Role.COMPLIANCE])
     _add_ledger_commands(commands)
     register_notary(commands)
     register_audit(commands)
@@ -167,10 +219,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="gavel: %(levelname)s %(name)s: %(message)s")
     if args.command == "ledger":
         return _ledger_main(args)
+    if args.command == "staff":
+        return _staff_main(args)
     if args.command == "notary":
         return run_notary(args)
     if args.command == "audit":
         return run_audit(args)
+    if args.command == "serve":
+        served = Settings(
+            data_dir=args.data or Path("gavel-data"),
+            database_url=args.db,
+            host=args.host,
+            port=args.port,
+            demo=False,
+            bids_per_second=args.bids_per_second,
+            connections_per_address=args.connections_per_address,
+        )
+        try:
+            asyncio.run(run_server(served))
+        except EXPECTED_ERRORS as exc:
+            print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        return 0
     settings = Settings(
         data_dir=args.data,
         database_url=args.db,
@@ -185,6 +255,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXPECTED_ERRORS as exc:
         print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
         return 1
+    return 0
+
+
+def _staff_main(args: argparse.Namespace) -> int:
+    """`gavel staff`: a staff session in the server's accounts table."""
+    if args.data is not None and not (args.data / SQLITE_FILE).exists():
+        print(f"gavel: error: no gavel database in {args.data}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        accounts = AccountStore.open(args.db or args.data)
+        try:
+            now = system_clock()
+            account = accounts.create_account(None, now)
+            token, expires = accounts.create_session(account, Role(args.role), now)
+        finally:
+            accounts.close()
+    except AccountError as exc:
+        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"gavel staff: {args.role} session for {account}, valid until {format_time(expires)}")
+    print(f"token {token}")
+    if args.role == Role.AUCTIONEER:
+        print(f"console /console#token={token}")
+    else:
+        print(f"use it as: Authorization: Bearer {token}")
     return 0
 
 
@@ -207,6 +302,39 @@ def _ledger_main(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+async def run_server(settings: Settings) -> None:
+    """`gavel serve`: serve until SIGINT or SIGTERM, then shut down cleanly."""
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        app = create_app(settings)
+        runner = web.AppRunner(app, handle_signals=False)
+        try:
+            await runner.setup()
+            port = await _listen(runner, settings)
+            await _announce(app, "gavel serve", settings.host, port)
+            print("gavel serve: press Ctrl-C to stop", flush=True)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+async def _listen(runner: web.AppRunner, settings: Settings) -> int:
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        raise DemoError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+    return int(runner.addresses[0][1])
+
+
+async def _announce(app: web.Application, prefix: str, host: str, port: int) -> None:
+    """Print the URL, then the console URL with a fresh auctioneer session (I6)."""
+    print(f"{prefix}: serving http://{host}:{port}/", flush=True)
+    _, token, _ = await app[GATEWAY].create_staff_session(Role.AUCTIONEER)
+    print(f"{prefix}: console http://{host}:{port}/console#token={token}", flush=True)
 
 
 async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
@@ -234,14 +362,8 @@ async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
             runner = web.AppRunner(app, handle_signals=False)
             try:
                 await runner.setup()
-                site = web.TCPSite(runner, settings.host, settings.port)
-                try:
-                    await site.start()
-                except OSError as exc:
-                    where = f"{settings.host}:{settings.port}"
-                    raise DemoError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
-                port = runner.addresses[0][1]
-                print(f"gavel demo: serving http://{settings.host}:{port}/", flush=True)
+                port = await _listen(runner, settings)
+                await _announce(app, "gavel demo", settings.host, port)
                 for notary in demo_notaries:
                     print(f"gavel demo: notary {notary.name} on {notary.url}", flush=True)
                 if settings.duration is None:
@@ -268,7 +390,7 @@ async def _notaries_stopped(notaries: Sequence[DemoNotary]) -> AsyncIterator[Non
 def _prepare_notaries(settings: Settings, count: int) -> tuple[list[DemoNotary], bytes]:
     """The demo's notaries and policy (blocking): the log key comes from the store (created on
     its first opening); the policy is written to `DATA/policy` for the notary processes."""
-    with Storage.open(settings.storage_target) as store:
+    with Storage.open(settings.storage_target, signed_bids=settings.signed_bids) as store:
         house = store.house
         assert house is not None  # opened writable
         notaries, policy = prepare_notaries(

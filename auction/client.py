@@ -33,7 +33,12 @@ from .protocol import MAX_FRAME_BYTES, VERSION, signed_bytes
 
 
 class ClientError(Exception):
-    """The server refused the connection or broke the protocol."""
+    """The server refused the connection or broke the protocol; `close_code` is the
+    websocket close code when the server closed the connection (docs/protocol.md §2.6)."""
+
+    def __init__(self, message: str, close_code: int | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code
 
 
 @dataclass
@@ -90,17 +95,23 @@ class BidderClient:
         account: str | None,
         key: Ed25519PrivateKey | None,
         welcome: dict[str, Any],
+        base_url: str = "",
+        session: str | None = None,
     ) -> None:
         self._ws = connection
-        self.account = account
+        self.account = account or welcome.get("account")
         self._key = key
         self.welcome = welcome
+        self._base_url = base_url
+        self._session = session
         self._pending: dict[str, asyncio.Future[Ack]] = {}
+        self._unacked: dict[str, dict[str, Any]] = {}
         self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._time_waiters: list[asyncio.Future[dict[str, Any]]] = []
         self.offset_ms: float = 0.0
         self._best_rtt_ms: float | None = None
         self._keys = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count())
+        self.closed = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -113,23 +124,36 @@ class BidderClient:
         session: str | None = None,
         open_timeout: float = 10.0,
     ) -> BidderClient:
-        """Open `/ws`, say hello and wait for `welcome`. Raises `ClientError`."""
-        try:
-            connection = await websockets.connect(
-                ws_url(base_url), open_timeout=open_timeout, max_size=2**20
-            )
-        except (OSError, websockets.WebSocketException, TimeoutError) as exc:
-            raise ClientError(f"cannot connect: {exc}") from exc
-        await connection.send(json.dumps({"type": "hello", "v": VERSION, "session": session}))
-        try:
-            welcome = json.loads(await asyncio.wait_for(connection.recv(), open_timeout))
-        except (websockets.ConnectionClosed, TimeoutError, ValueError) as exc:
-            await connection.close()
-            raise ClientError(f"no welcome: {exc}") from exc
-        if welcome.get("type") != "welcome":
-            await connection.close()
-            raise ClientError(f"expected welcome, got {welcome!r}")
-        return cls(connection, account=account, key=key, welcome=welcome)
+        """Open `/ws`, say hello and wait for `welcome`. Raises `ClientError` (with the close
+        code when the server refused the session or the version)."""
+        connection, welcome = await _open(base_url, session, open_timeout)
+        return cls(
+            connection,
+            account=account,
+            key=key,
+            welcome=welcome,
+            base_url=base_url,
+            session=session,
+        )
+
+    async def reconnect(self, open_timeout: float = 10.0) -> None:
+        """Open a new connection with the same session (the old one is closed if it is not
+        already) and resend every unacknowledged bid with its original idempotency key: the
+        server answers a resend with the original ack and changes nothing (protocol §2.4).
+        Subscriptions are not restored: subscribe again with `since_seq`."""
+        old = self._ws
+        with contextlib.suppress(websockets.WebSocketException, OSError):
+            await old.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        self._ws, self.welcome = await _open(self._base_url, self._session, open_timeout)
+        self.closed = asyncio.Event()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        loop = asyncio.get_running_loop()
+        for key, message in list(self._unacked.items()):
+            self._pending[key] = loop.create_future()
+            await self._ws.send(json.dumps(message))
 
     async def __aenter__(self) -> BidderClient:
         return self
@@ -221,12 +245,24 @@ class BidderClient:
         if waiter is None or waiter.done():
             waiter = loop.create_future()
             self._pending[key] = waiter
+        self._unacked[key] = message
         await self._ws.send(json.dumps(message))
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), timeout)
         finally:
             if waiter.done():
                 self._pending.pop(key, None)
+
+    async def wait_ack(self, idempotency_key: str, timeout: float = 30.0) -> Ack:
+        """Wait for the ack of a bid sent earlier (e.g. resent by `reconnect`)."""
+        waiter = self._pending.get(idempotency_key)
+        if waiter is None:
+            raise ClientError(f"no bid {idempotency_key!r} is waiting for an ack")
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        finally:
+            if waiter.done():
+                self._pending.pop(idempotency_key, None)
 
     async def next_update(self, timeout: float = 30.0) -> dict[str, Any]:
         """The next `snapshot`, `update` or `error` message."""
@@ -242,6 +278,7 @@ class BidderClient:
                 message = json.loads(frame)
                 kind = message.get("type")
                 if kind == "ack":
+                    self._unacked.pop(message.get("idempotency_key", ""), None)
                     waiter = self._pending.get(message.get("idempotency_key", ""))
                     if waiter is not None and not waiter.done():
                         waiter.set_result(Ack.of(message))
@@ -258,10 +295,38 @@ class BidderClient:
         except websockets.ConnectionClosed:
             pass
         finally:
-            error = ClientError(f"connection closed ({self._ws.close_code})")
+            # Waiting bids fail now but stay unacknowledged: `reconnect` resends them.
+            error = ClientError(f"connection closed ({self._ws.close_code})", self._ws.close_code)
+            self.closed.set()
             for waiter in self._pending.values():
                 if not waiter.done():
                     waiter.set_exception(error)
+                    waiter.exception()  # retrieved here; the bidder sees it through send_bid
+            self._pending.clear()
             for waiter_t in self._time_waiters:
                 if not waiter_t.done():
                     waiter_t.set_exception(error)
+
+
+async def _open(
+    base_url: str, session: str | None, open_timeout: float
+) -> tuple[ClientConnection, dict[str, Any]]:
+    try:
+        connection = await websockets.connect(
+            ws_url(base_url), open_timeout=open_timeout, max_size=2**20
+        )
+    except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+        raise ClientError(f"cannot connect: {exc}") from exc
+    await connection.send(json.dumps({"type": "hello", "v": VERSION, "session": session}))
+    try:
+        welcome = json.loads(await asyncio.wait_for(connection.recv(), open_timeout))
+    except websockets.ConnectionClosed as exc:
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        raise ClientError(f"the server closed the connection ({code})", code) from exc
+    except (TimeoutError, ValueError) as exc:
+        await connection.close()
+        raise ClientError(f"no welcome: {exc}") from exc
+    if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
+        await connection.close()
+        raise ClientError(f"expected welcome, got {welcome!r}")
+    return connection, welcome

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
 import random
@@ -28,6 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from chain import (
     ChainError,
@@ -45,11 +46,13 @@ from chain import (
 from notary.datadir import KEY_FILE, DataDir, init_data_dir
 from notary.errors import NotaryError
 
+from .gateway import Gateway, GatewayError
+from .gateway import bidder_code as bidder_code  # re-exported: rules C2.4 codes
+from .identity import prc_check_character
+from .protocol import BidRequest, signed_bytes
 from .rules import (
     SECOND,
     AcceptOnline,
-    BidAccepted,
-    DepositFrozen,
     FairWarning,
     FloorBid,
     Format,
@@ -58,13 +61,10 @@ from .rules import (
     NextLot,
     OpenRing,
     PassLot,
-    PlaceBid,
-    RegisterBidder,
     Rejected,
     RejectReason,
     Result,
     SetAutoAccept,
-    SetMax,
     SoftClose,
     english_timed,
     judicial,
@@ -260,18 +260,6 @@ async def seed(service: AuctionService, sales: Sequence[SeedSale]) -> int:
     return added
 
 
-def bidder_code(
-    secret: bytes, lot_id: str, bidder_id: str, priority_rank: int | None = None
-) -> str:
-    """Rules C2.4: a random, non-reversible pseudonym per (lot, bidder): HMAC-SHA256 under a
-    secret only the platform holds. Priority holders get `P{rank}-xxxx` codes."""
-    digest = hmac.new(secret, f"{lot_id}\x1f{bidder_id}".encode(), hashlib.sha256).hexdigest()
-    digest = digest.upper()
-    if priority_rank is not None:
-        return f"P{priority_rank}-{digest[:6]}"
-    return f"{digest[:4]}-{digest[4:8]}"
-
-
 def _budget(rules: LotRules, rng: random.Random, low: int, high: int) -> int:
     """The most a bidder will pay: `low..high` increments above the start price."""
     amount = rules.start_price
@@ -304,35 +292,59 @@ def _amount(mine: _BotLot, view: LotView) -> int:
 
 @dataclass(slots=True)
 class Bot:
-    """One simulated bidder: an id, its RNG and what it is registered for."""
+    """One simulated bidder: a real account with its own key pair, verified identity and
+    deposits, whose bids are signed like a browser's and go through the gateway."""
 
-    bidder_id: str
+    name: str
     rng: random.Random
+    key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    account: str = ""
     lots: dict[str, _BotLot] = field(default_factory=dict)
     bids: int = 0
+
+    @property
+    def bidder_id(self) -> str:
+        return self.account
+
+
+#: Synthetic demo bidders: names and PRC administrative division codes (GB/T 2260).
+BOT_NAMES = ("Li Wei", "Wang Fang", "Zhang Min", "Liu Yang", "Chen Jing", "Zhao Lei", "Huang Li")
+REGION_CODES = ("110105", "310104", "330106", "440305", "510107", "320102")
+
+
+def synthetic_prc_id(rng: random.Random) -> str:
+    """A synthetic but well-formed PRC resident identity number of an adult (GB 11643-1999:
+    region, birth date, sequence and the ISO 7064 MOD 11-2 check character)."""
+    region = rng.choice(REGION_CODES)
+    birth = f"{rng.randint(1955, 1995)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    first17 = f"{region}{birth}{rng.randint(0, 999):03d}"
+    return first17 + prc_check_character(first17)
 
 
 class Drivers:
     """The demo's simulated participants: `bots` bidders and the clerk of each live lot.
 
-    `start()` launches one task per bot and per live lot; `stop()` cancels and awaits them all.
+    Bots are real accounts: each makes a key pair, creates its account, passes the identity
+    check with a synthetic document, registers, has its deposits frozen by the payment provider
+    and sends signed bids, all through the same `Gateway` as a browser. `start()` launches one
+    task per bot and per live lot; `stop()` cancels and awaits them all.
     """
 
     def __init__(
         self,
         service: AuctionService,
+        gateway: Gateway,
         *,
         bots: int,
         timeline: Timeline,
         seed: int | None = None,
-        secret: bytes | None = None,
     ) -> None:
         self._service = service
+        self._gateway = gateway
         self._timeline = timeline
         self._bot_count = bots
         seed_value = seed if seed is not None else secrets.randbits(64)
         self._rng = random.Random(seed_value)
-        self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._run_id = secrets.token_hex(3)
         self._tasks: set[asyncio.Task[None]] = set()
         self.bots: list[Bot] = []
@@ -342,7 +354,7 @@ class Drivers:
         for index in range(self._bot_count):
             bot = Bot(f"bot-{self._run_id}-{index + 1}", random.Random(self._rng.random()))
             self.bots.append(bot)
-            self._spawn(self._run_bot(bot, priority=index == 0), bot.bidder_id)
+            self._spawn(self._run_bot(bot), bot.name)
         for view in self._service.views():
             if view.format == Format.LIVE_AUCTIONEER.value and view.active:
                 clerk_rng = random.Random(self._rng.random())
@@ -368,39 +380,43 @@ class Drivers:
             await coroutine
         except ServiceClosed:
             pass
-        except (ServiceError, StorageError) as exc:
+        except (ServiceError, StorageError, GatewayError) as exc:
             logger.warning("demo driver %s stopped: %s", name, exc)
         except Exception:  # a simulated participant's bug must not take the server down
             logger.exception("demo driver %s failed", name)
 
     # -- bots --
 
-    async def _register(self, bot: Bot, priority: bool) -> None:
+    async def _sign_up(self, bot: Bot) -> None:
+        gateway = self._gateway
+        public_key = bot.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        bot.account, _, _ = await gateway.create_account(public_key)
+        name = bot.rng.choice(BOT_NAMES)
+        await gateway.verify_identity(
+            bot.account, name, "PRC_RESIDENT_ID", synthetic_prc_id(bot.rng)
+        )
+
+    async def _register(self, bot: Bot) -> None:
         for view in self._service.views():
             state = self._service.state(view.lot_id)
             if state is None or not view.active:
                 continue
             rules = state.rules
-            rank = 1 if priority and rules.priority_rights and view.status == "SCHEDULED" else None
-            code = bidder_code(self._secret, view.lot_id, bot.bidder_id, rank)
-            command = RegisterBidder(
-                bidder=bot.bidder_id, code=code, kyc_verified=True, priority_rank=rank
-            )
-            if _refused(await self._service.submit(view.lot_id, command)):
+            try:
+                registration = await self._gateway.register(bot.account, view.lot_id)
+                if registration.deposit_state == "REQUIRED":
+                    key = f"dep-{bot.account}-{view.lot_id}"
+                    await self._gateway.freeze_deposit(bot.account, view.lot_id, key)
+            except GatewayError as exc:
+                logger.info("bot %s skips %s: %s", bot.name, view.lot_id, exc.message)
                 continue
-            if rules.deposit_required:
-                reference = "PAY-" + code.replace("-", "")
-                frozen = DepositFrozen(
-                    bidder=bot.bidder_id, amount=rules.deposit, reference=reference
-                )
-                if _refused(await self._service.submit(view.lot_id, frozen)):
-                    continue
             steps = (1, 6) if rules.format is Format.LIVE_AUCTIONEER else (1, 14)
             budget = _budget(rules, bot.rng, *steps)
-            bot.lots[view.lot_id] = _BotLot(code, budget, rules, priority=rank is not None)
+            bot.lots[view.lot_id] = _BotLot(registration.code, budget, rules)
 
-    async def _run_bot(self, bot: Bot, *, priority: bool) -> None:
-        await self._register(bot, priority)
+    async def _run_bot(self, bot: Bot) -> None:
+        await self._sign_up(bot)
+        await self._register(bot)
         while bot.lots:
             await asyncio.sleep(bot.rng.uniform(*self._timeline.bot_pause))
             views = [self._service.view(lot_id) for lot_id in bot.lots]
@@ -422,23 +438,32 @@ class Drivers:
         mine = bot.lots[view.lot_id]
         rules = mine.rules
         timed = rules.format is not Format.LIVE_AUCTIONEER
-        command: PlaceBid | SetMax
+        kind, amount = "bid", _amount(mine, view)
         if timed and rules.proxy_allowed and not mine.max_set and bot.rng.random() < 0.35:
             top = rules.increment.floor_to_grid(rules.start_price, mine.budget)
             if top is None or top < view.min_next:
                 return
             mine.max_set = True
-            command = SetMax(bidder=bot.bidder_id, amount=top, currency=rules.currency)
-        else:
-            key = f"{bot.bidder_id}:{view.lot_id}:{bot.bids}"
-            command = PlaceBid(
-                bidder=bot.bidder_id,
-                amount=_amount(mine, view),
-                currency=rules.currency,
-                idempotency_key=key,
-            )
-        events = await self._service.submit(view.lot_id, command)
-        if any(isinstance(event, BidAccepted) for event in events):
+            kind, amount = "max", top
+        key = f"{bot.name}:{view.lot_id}:{bot.bids}:{bot.rng.getrandbits(32):08x}"
+        payload = {
+            "account": bot.account,
+            "amount": amount,
+            "currency": rules.currency,
+            "idempotency_key": key,
+            "kind": kind,
+            "lot": view.lot_id,
+        }
+        request = BidRequest(
+            lot=view.lot_id,
+            kind=kind,
+            amount=amount,
+            currency=rules.currency,
+            idempotency_key=key,
+            signature=bot.key.sign(signed_bytes(payload)),  # as a browser signs it
+        )
+        ack = await self._gateway.bid(bot.account, request)
+        if ack["result"] == "accepted":
             bot.bids += 1
 
     # -- the clerk of a live lot (rules C14) --

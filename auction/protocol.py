@@ -256,6 +256,11 @@ class IdempotencyIndex:
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
 
+    def forget(self, account: str, request: BidRequest) -> None:
+        """Drop a reserved key whose request never reached the engine (it failed before being
+        stored), so that a resend is treated as new."""
+        self._seen.pop((account, request.lot, request.idempotency_key), None)
+
     def complete(self, account: str, request: BidRequest, ack: dict[str, Any]) -> None:
         key = (account, request.lot, request.idempotency_key)
         if key in self._seen:

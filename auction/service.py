@@ -1182,16 +1182,8 @@ class AuctionService:
         `idv` entry) breaks the signed-bid rules, and `StorageError` if the batch could not be
         stored (the command then had no effect in either case).
         """
-        if type(command) not in COMMAND_TYPES:
-            raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {command!r}")
-        if request is not None and not isinstance(request, SignedRequest):
-            raise RequestRefused(SignedBidError.MALFORMED, "request must be a SignedRequest")
-        self._check_running()
-        actor = self._actors.get(lot_id)
-        if actor is None:
-            _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
-            return events
-        return await actor.submit(command, request)
+        events, _ = await self.submit_logged(lot_id, command, request=request)
+        return events
 
     async def submit_logged(
         self, lot_id: str, command: Any, *, request: SignedRequest | None = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,13 +19,17 @@ from auction.cli import build_parser, main
 from auction.storage import Storage
 
 
-def test_demo_is_the_only_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_and_their_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([])
     assert exited.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
-        main(["serve"])
+        main(["serve"])  # needs --data or --db
+    assert exited.value.code == 2
+    assert "--data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--data", "d", "--db", "postgresql://x/y"])
     assert exited.value.code == 2
     with pytest.raises(SystemExit) as exited:
         main(["demo", "--help"])
@@ -126,3 +133,69 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
             process.communicate()
     assert process.returncode == 0, err
     assert "6 lots in 4 sales" in out and "Traceback" not in err
+
+
+def test_serve_prints_the_console_url_and_stops_on_sigterm(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auction.cli", "serve", "--data", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        served = re.search(r"gavel serve: serving (http://127\.0\.0\.1:\d+/)", line)
+        assert served, line
+        console = process.stdout.readline()
+        token = re.search(r"console (http://127\.0\.0\.1:\d+/console)#token=(\S+)", console)
+        assert token, console
+        url = served.group(1)
+        request = urllib.request.Request(
+            url + "api/console/lots/none/commands",
+            data=b'{"type": "Pause", "reason": "test"}',
+            headers={"Authorization": f"Bearer {token.group(2)}"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 404  # authorised as the auctioneer; no such lot
+        refused.value.close()
+        with urllib.request.urlopen(url + "api/lots", timeout=10) as response:
+            assert json.loads(response.read())["lots"] == []  # serve seeds nothing
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert (tmp_path / "idp.key").is_file()
+    with Storage.open(tmp_path, read_only=True) as store:
+        assert store.ledger_size() >= 2  # the house entry and the identity provider's key
+
+
+async def test_staff_sessions_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gavel staff` makes a working session in a running server's database."""
+    import aiohttp
+    from server_kit import add_lots, running_server
+
+    assert main(["staff", "--data", str(tmp_path / "none"), "--role", "compliance"]) == 1
+    assert "no gavel database" in capsys.readouterr().err
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
+        await add_lots(server, open_in=60)
+        tokens = {}
+        for role in ("compliance", "auctioneer"):
+            assert main(["staff", "--data", str(server.data), "--role", role]) == 0
+            out = capsys.readouterr().out
+            tokens[role] = re.search(r"^token (\S+)$", out, re.M).group(1)  # type: ignore[union-attr]
+            assert role in out
+        url = f"{server.url}/api/compliance/lots/flat/identities"
+        for role, expected in (("compliance", 409), ("auctioneer", 403)):
+            headers = {"Authorization": f"Bearer {tokens[role]}"}
+            async with http.get(url, headers=headers) as response:
+                assert response.status == expected, await response.text()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import random
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -13,10 +15,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from auction.demo import Timeline, bidder_code, catalogue, format_money
+import auction.web
+from auction.cli import main
+from auction.demo import Timeline, bidder_code, catalogue, format_money, synthetic_prc_id
+from auction.identity import check_prc_id
 from auction.rules import SECOND, Format, LotStatus
 from auction.storage import Storage
 from auction.web import SERVICE, Settings, create_app
+from auction.web.app import CONTENT_TYPES, PAGES
 
 PRIVATE_KEYS = {"leader", "bidder", "winner", "bidders", "reserve", "max", "runner_up"}
 
@@ -60,6 +66,15 @@ def test_bidder_codes_are_keyed_pseudonyms() -> None:
     assert re.fullmatch(r"P1-[0-9A-F]{6}", bidder_code(secret, "lot-1", "bot-1", priority_rank=1))
 
 
+def test_bots_have_valid_synthetic_identity_numbers() -> None:
+    rng = random.Random(3)
+    today = datetime.date(2026, 1, 1)
+    numbers = {synthetic_prc_id(rng) for _ in range(200)}
+    assert len(numbers) > 190
+    for number in numbers:
+        check_prc_id(number, "Li Wei", today)  # the GB 11643-1999 check character is right
+
+
 def test_money_is_formatted_from_minor_units() -> None:
     assert format_money(210_000_000, "CNY") == "CNY 2,100,000.00"
     assert format_money(350_005, "USD") == "USD 3,500.05"
@@ -82,7 +97,7 @@ async def test_the_app_serves_the_seeded_lots(
     response = await client.get("/api/lots")
     assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
     body = await response.json()
-    assert isinstance(body["now"], int)
+    assert isinstance(body["now_us"], int)
     lots = body["lots"]
     assert len(lots) == 6
     assert {lot["format"] for lot in lots} == {f.value for f in Format}
@@ -94,17 +109,22 @@ async def test_the_app_serves_the_seeded_lots(
     one = await client.get(f"/api/lots/{lots[0]['lot_id']}")
     assert one.status == 200 and (await one.json())["lot"]["lot_id"] == lots[0]["lot_id"]
     missing = await client.get("/api/lots/nope")
-    assert missing.status == 404 and (await missing.json())["error"] == "UNKNOWN_LOT"
+    assert missing.status == 404 and (await missing.json())["error"]["code"] == "UNKNOWN_LOT"
 
-    page = await client.get("/")
-    html = await page.text()
-    assert page.status == 200 and page.content_type == "text/html"
-    assert '<script type="module" src="/static/app.js">' in html
-    script = await client.get("/static/app.js")
-    assert script.status == 200 and "/api/lots" in await script.text()
-    style = await client.get("/static/style.css")
-    assert style.status == 200 and style.content_type == "text/css"
+    static = Path(auction.web.__file__).parent / "static"
+    for path, name in PAGES.items():
+        page = await client.get(path.replace("{lot_id}", lots[0]["lot_id"]))
+        if (static / name).is_file():  # the pages are served from auction/web/static/
+            assert page.status == 200 and page.content_type == "text/html"
+            assert await page.read() == (static / name).read_bytes()
+        else:
+            assert page.status == 404
+    for item in static.iterdir():
+        served = await client.get(f"/static/{item.name}")
+        assert served.status == 200 and await served.read() == item.read_bytes()
+        assert served.content_type == CONTENT_TYPES[item.suffix]
     assert (await client.get("/static/app.py")).status == 404
+    assert (await client.get("/static/..%2Fapp.py")).status == 404
 
     health = await client.get("/healthz")
     assert health.status == 200 and (await health.json()) == {"status": "ok", "lots": 6}
@@ -159,6 +179,12 @@ async def test_gavel_demo_runs_headless_and_leaves_its_events(tmp_path: Path) ->
             }
             async with session.get(url) as response:
                 assert response.status == 200 and "Gavel" in await response.text()
+            async with session.get(url + "api/auditor") as response:
+                auditor = await response.json()
+            assert auditor["log_size"] > 0
+            assert [n["name"] for n in auditor["notaries"]] == [
+                f"notary{k}.gavel.demo" for k in (1, 2, 3)
+            ]
         rest, errors = await asyncio.wait_for(process.communicate(), 30)
     except BaseException:
         process.kill()
@@ -183,3 +209,26 @@ async def test_gavel_demo_runs_headless_and_leaves_its_events(tmp_path: Path) ->
     for lot in timed:
         assert lot.state.status in (LotStatus.SOLD, LotStatus.FAILED), output
         assert json.dumps(lot.title, ensure_ascii=False)[1:-1] in output
+
+    # the bots are real accounts: every bid is signed, every bidder verified (signed_bids log)
+    with Storage.open(data, read_only=True) as store:
+        entries = [json.loads(raw) for raw in store.ledger_entries(0, store.ledger_size())]
+    assert entries[0]["type"] == "house" and entries[0]["body"]["signed_bids"] is True
+    bids = [e for e in entries if e["type"] == "bid" and e["body"].get("request")]
+    assert len(bids) > 10
+    assert sum(e["type"] == "idv" for e in entries) == 5
+    # and the whole ledger exports and passes the auditor's nine steps
+    export = tmp_path / "export"
+    assert (
+        await asyncio.to_thread(
+            main, ["ledger", "export", "--data", str(data), "--out", str(export)]
+        )
+        == 0
+    )
+    assert await asyncio.to_thread(main, ["audit", "verify", str(export)]) == 0
+    # the live lot was streamed while in the ring: its recording is what the ledger anchors
+    recording = data / "recordings" / "painting-harbour"
+    (rendition,) = [path for path in recording.iterdir() if path.is_dir()]
+    assert any(rendition.iterdir()), "no segment was recorded"
+    command = ["audit", "stream", str(rendition), "--ledger", str(export)]
+    assert await asyncio.to_thread(main, command) == 0

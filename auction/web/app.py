@@ -1,35 +1,60 @@
 """`create_app(settings)`: the composition root (STYLE rule 8).
 
-It wires the storage, the auction service and the demo's simulated participants, each as one
-`cleanup_ctx` (opened in order, closed in reverse), under typed `web.AppKey`s; no module-level
-state. Routes: `GET /` (the lots page), `GET /static/*` (its script and style sheet),
-`GET /api/lots` and `GET /api/lots/{lot_id}` (public views plus the server's clock, for the
-countdown), `GET /healthz`, and the ledger's read API under `/log/` (`auction.web.log`:
-checkpoint, tiles, policy, checkpoints, receipts).
+It wires, each as one `cleanup_ctx` (opened in order, closed in reverse) under typed
+`web.AppKey`s, with no module-level state:
+
+1. the storage and the auction service (`Storage.open(..., signed_bids=...)`; the demo's lots
+   are seeded on the first start when `settings.demo`);
+   then the live video (`auction.video.install_video`: the streaming sub-app at `/stream/`,
+   the signaling routes under `/api/lots/{lot}/stream/`, a test-pattern stream for every live
+   lot with the lot's state burned in, its segments hashed into `stream_segment` entries);
+2. the accounts store (accounts, sessions, the compliance table) in the same database;
+3. the gateway: the identity provider (its key in `DATA/idp.key`, mode 0600, or in the
+   database for a URL; added to the ledger as an `idv` actor key at start), the simulated
+   payment provider and the bidding path shared by the websocket and the demo's bots;
+4. the websocket hub (`/ws`, docs/protocol.md §2);
+5. the demo's simulated participants, only when `settings.demo`.
+
+Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `/console`,
+`/auditor`, and every file at `/static/{name}`), the REST API (`auction.web.api`), `/ws`,
+`GET /healthz`, and the ledger's read API under `/log/` (`auction.web.log`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
 
+from ..accounts import AccountStore
 from ..demo import Drivers, Timeline, catalogue, seed
+from ..gateway import (
+    ATTESTATION_VALIDITY_US,
+    BIDS_PER_SECOND,
+    Gateway,
+    identity_seed,
+    load_identity_keys,
+)
+from ..payments import PaymentProvider
 from ..service import AuctionService
-from ..storage import Storage
+from ..storage import HistoryRecord, Storage, system_clock
+from ..video import VideoSettings, install_video
+from .api import Components, NotaryBoard, add_api_routes, error_response
 from .log import add_log_routes
+from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything `create_app` needs. `database_url` (`postgresql://...`) wins over `data_dir`
     (SQLite in `data_dir/gavel.db`). `duration` compresses the demo's timeline into a run of
-    that many seconds; `None` serves until stopped."""
+    that many seconds; `None` serves until stopped. `demo`: seed the demo's lots on the first
+    start and run its bots and clerks (`gavel serve` runs without)."""
 
     data_dir: Path = Path("gavel-data")
     database_url: str | None = None
@@ -41,6 +66,29 @@ class Settings:
     #: A tlog-policy to trust instead of the store's (`gavel demo`: the log key, its notaries
     #: and the quorum); with notaries, checkpoints are published only once co-signed.
     policy: bytes | None = None
+    #: A new log requires every bid to carry its bidder's signed request (ledger spec).
+    signed_bids: bool = True
+    demo: bool = True
+    #: The server clock (UTC µs); tests inject one to move time.
+    clock: Callable[[], int] = system_clock
+    attestation_validity_us: int = ATTESTATION_VALIDITY_US
+    heartbeat_s: float = 15.0
+    #: Bids each account may send per second (token bucket, burst of the same size).
+    bids_per_second: int = BIDS_PER_SECOND
+    #: Websocket connections one client address may hold at once.
+    connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+    #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
+    #: ICE limited to loopback when the server listens on a loopback address.
+    video: VideoSettings | None = None
+
+    @property
+    def video_settings(self) -> VideoSettings:
+        if self.video is not None:
+            return self.video
+        loopback = self.host in ("127.0.0.1", "::1", "localhost")
+        return VideoSettings(
+            recordings_dir=Path(self.data_dir) / "recordings", loopback_only=loopback
+        )
 
     @property
     def storage_target(self) -> str | os.PathLike[str]:
@@ -54,38 +102,49 @@ class Settings:
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", AuctionService)
+STORE = web.AppKey("store", Storage)
+ACCOUNTS = web.AppKey("accounts", AccountStore)
+GATEWAY = web.AppKey("gateway", Gateway)
+HUB = web.AppKey("hub", Hub)
 DRIVERS = web.AppKey("drivers", Drivers)
+NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
 
-_STATIC = {
-    "app.js": "text/javascript",
-    "style.css": "text/css",
+#: Pages: path → file in `auction/web/static/` (docs/protocol.md, the web client).
+PAGES = {
+    "/": "index.html",
+    "/lot/{lot_id}": "lot.html",
+    "/register": "register.html",
+    "/console": "console.html",
+    "/auditor": "auditor.html",
+}
+
+CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
 }
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the application; run it with an `aiohttp.web.AppRunner` (startup opens the storage,
-    rebuilds or seeds the lots and starts the drivers; cleanup stops them in reverse order)."""
-    app = web.Application()
+    """Build the application; run it with an `aiohttp.web.AppRunner` (startup opens the
+    storage, the accounts, the gateway and the hub, seeds and starts the demo when asked;
+    cleanup stops them in reverse order)."""
+    app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
+    app[NOTARY_BOARD] = NotaryBoard()
     app.cleanup_ctx.append(_service_context)
-    app.cleanup_ctx.append(_drivers_context)
-    files = resources.files(__package__)
-    page = files.joinpath("index.html").read_bytes()
-    assets = {name: (files.joinpath(name).read_bytes(), kind) for name, kind in _STATIC.items()}
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(body=page, content_type="text/html", charset="utf-8")
-
-    async def static(request: web.Request) -> web.Response:
-        asset = assets.get(request.match_info["name"])
-        if asset is None:
-            raise web.HTTPNotFound()
-        return web.Response(body=asset[0], content_type=asset[1], charset="utf-8")
-
-    app.router.add_get("/", index)
-    app.router.add_get("/static/{name}", static)
-    app.router.add_get("/api/lots", list_lots)
-    app.router.add_get("/api/lots/{lot_id}", show_lot)
+    install_video(app, SERVICE, settings.video_settings)  # stops before the service does
+    app.cleanup_ctx.append(_accounts_context)
+    app.cleanup_ctx.append(_gateway_context)
+    app.cleanup_ctx.append(_hub_context)
+    if settings.demo:
+        app.cleanup_ctx.append(_drivers_context)
+    app.on_shutdown.append(_close_sockets)
+    _add_pages(app)
+    add_api_routes(app, _components)
+    app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service)
     return app
@@ -95,32 +154,135 @@ def _service(request: web.Request) -> AuctionService:
     return request.app[SERVICE]
 
 
+def _components(request: web.Request) -> Components:
+    app = request.app
+    service, store = app[SERVICE], app[STORE]
+
+    async def history(lot_id: str) -> Sequence[HistoryRecord]:
+        return await service.read(store.history, lot_id)
+
+    return Components(service, app[GATEWAY], app[ACCOUNTS], app[NOTARY_BOARD], history)
+
+
+async def _websocket(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB].handle(request)
+
+
+def _add_pages(app: web.Application) -> None:
+    static = resources.files(__package__).joinpath("static")
+
+    async def read(name: str) -> web.Response:
+        suffix = Path(name).suffix
+        kind = CONTENT_TYPES.get(suffix)
+        entry = static.joinpath(name)
+        if kind is None or "/" in name or name.startswith(".") or not entry.is_file():
+            return error_response(404, "NOT_FOUND", "no such page")
+        body = await asyncio.to_thread(entry.read_bytes)
+        headers = {"Cache-Control": "no-cache"}
+        return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
+
+    def page(name: str) -> Callable[[web.Request], object]:
+        async def handler(request: web.Request) -> web.Response:
+            return await read(name)
+
+        return handler
+
+    for path, name in PAGES.items():
+        app.router.add_get(path, page(name))  # type: ignore[arg-type]
+
+    async def static_file(request: web.Request) -> web.Response:
+        return await read(request.match_info["name"])
+
+    app.router.add_get("/static/{name}", static_file)
+
+
 async def _service_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await asyncio.to_thread(Storage.open, settings.storage_target)
+    store = await asyncio.to_thread(
+        Storage.open,
+        settings.storage_target,
+        clock=settings.clock,
+        signed_bids=settings.signed_bids,
+    )
     if settings.policy is not None:
         try:
             await asyncio.to_thread(store.use_policy, settings.policy)
         except BaseException:
             store.close()
             raise
-    service = AuctionService(store)
+    service = AuctionService(store, clock=settings.clock)
     await service.start()
     try:
-        if not service.views():  # a restart serves the stored lots, never a second copy
+        if settings.demo and not service.views():  # a restart serves the stored lots
             await seed(service, catalogue(service.now(), settings.timeline))
     except BaseException:
         await service.stop()
         raise
     app[SERVICE] = service
+    app[STORE] = store
     yield
     await service.stop()
+
+
+async def _accounts_context(app: web.Application) -> AsyncIterator[None]:
+    accounts = await asyncio.to_thread(AccountStore.open, app[SETTINGS].storage_target)
+    app[ACCOUNTS] = accounts
+    yield
+    await asyncio.to_thread(accounts.close)
+
+
+async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    service = app[SERVICE]
+    accounts = app[ACCOUNTS]
+    directory = None if settings.database_url else Path(settings.data_dir)
+    key_seed = await asyncio.to_thread(identity_seed, directory, accounts)
+    keys = load_identity_keys(key_seed, settings.attestation_validity_us)
+    await service.add_actor_key(keys.signer.vkey, "idv")  # before any idv entry
+    code_secret = await asyncio.to_thread(accounts.secret, "bidder-code")
+    gateway = Gateway(
+        service,
+        accounts,
+        keys,
+        PaymentProvider(),
+        code_secret=code_secret,
+        clock=settings.clock,
+        bids_per_second=settings.bids_per_second,
+    )
+    app[GATEWAY] = gateway
+    yield
+    await gateway.stop()
+
+
+async def _hub_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    hub = Hub(
+        app[SERVICE],
+        app[GATEWAY],
+        heartbeat_s=settings.heartbeat_s,
+        max_per_address=settings.connections_per_address,
+    )
+    app[GATEWAY].notify = hub.notify
+    hub.start()
+    app[HUB] = hub
+    yield
+    await hub.stop()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.stop()
 
 
 async def _drivers_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     drivers = Drivers(
-        app[SERVICE], bots=settings.bots, timeline=settings.timeline, seed=settings.seed
+        app[SERVICE],
+        app[GATEWAY],
+        bots=settings.bots,
+        timeline=settings.timeline,
+        seed=settings.seed,
     )
     drivers.start()
     app[DRIVERS] = drivers
@@ -129,21 +291,6 @@ async def _drivers_context(app: web.Application) -> AsyncIterator[None]:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
-
-
-async def list_lots(request: web.Request) -> web.Response:
-    """Every lot's public view and the server time (UTC µs) for the client's clock offset."""
-    service = request.app[SERVICE]
-    body = {"now": service.now(), "lots": [view.to_json() for view in service.views()]}
-    return web.json_response(body, headers=_NO_STORE)
-
-
-async def show_lot(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    view = service.view(request.match_info["lot_id"])
-    if view is None:
-        return web.json_response({"error": "UNKNOWN_LOT"}, status=404, headers=_NO_STORE)
-    return web.json_response({"now": service.now(), "lot": view.to_json()}, headers=_NO_STORE)
 
 
 async def healthz(request: web.Request) -> web.Response:

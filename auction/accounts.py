@@ -1,0 +1,335 @@
+"""Accounts, sessions and the compliance table (an adapter over SQL, beside `Storage`).
+
+Tables (SQLAlchemy Core, created idempotently in the same database as the lots and the ledger):
+
+* `gavel_account`: the account id (`acct-<16 hex>`) and the raw Ed25519 public key bound to it;
+* `gavel_session`: bearer sessions (only the SHA-256 of the token is stored) with a role:
+  `bidder`, `auctioneer` or `compliance`, and an expiry;
+* `gavel_identity`: the compliance table. The personal data and the salt of the identity
+  check, with the attestation the provider signed. Erasing an account's personal data clears
+  both (the ledger keeps only the salted commitment, which then can no longer be opened);
+* `gavel_secret`: server secrets that must survive a restart (the bidder-code key, and the
+  identity provider's key when there is no data directory).
+
+Every method is blocking: the web adapter calls them on a worker thread. Failures are
+`AccountError`s carrying the HTTP status and a stable code.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+
+from .storage import database_url
+
+#: Sessions last 12 hours unless said otherwise (docs/protocol.md §1).
+SESSION_TTL_US = 12 * 3600 * 1_000_000
+
+_METADATA = sa.MetaData()
+
+ACCOUNTS = sa.Table(
+    "gavel_account",
+    _METADATA,
+    sa.Column("account", sa.String(32), primary_key=True),
+    sa.Column("public_key", sa.LargeBinary(32), nullable=True, unique=True),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+SESSIONS = sa.Table(
+    "gavel_session",
+    _METADATA,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account", sa.String(32), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+)
+
+IDENTITIES = sa.Table(
+    "gavel_identity",
+    _METADATA,
+    sa.Column("account", sa.String(32), primary_key=True),
+    sa.Column("personal_data", sa.Text, nullable=True),  # JSON; NULL once erased
+    sa.Column("salt", sa.LargeBinary(64), nullable=True),  # NULL once erased
+    sa.Column("attestation", sa.Text, nullable=False),  # JSON, no personal data
+    sa.Column("idv_entry", sa.BigInteger, nullable=True),
+    sa.Column("verified_us", sa.BigInteger, nullable=False),
+    sa.Column("erased_us", sa.BigInteger, nullable=True),
+)
+
+SECRETS = sa.Table(
+    "gavel_secret",
+    _METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary(64), nullable=False),
+)
+
+
+class Role(enum.StrEnum):
+    BIDDER = "bidder"
+    AUCTIONEER = "auctioneer"
+    COMPLIANCE = "compliance"
+
+
+class AccountError(Exception):
+    """Base of this module's errors: `status` (HTTP) and `code` (stable, for the client)."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AccountUnavailable(AccountError):
+    """The database cannot be reached or written."""
+
+    status = 503
+    code = "UNAVAILABLE"
+
+
+class KeyInUse(AccountError):
+    """That public key is already bound to another account."""
+
+    status = 409
+    code = "KEY_IN_USE"
+
+
+class UnknownAccount(AccountError):
+    status = 404
+    code = "UNKNOWN_ACCOUNT"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A valid bearer session."""
+
+    account: str
+    role: Role
+    expires_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An account's row of the compliance table. `personal_data` and `salt` are None once
+    erased; `attestation` (what the ledger holds) stays."""
+
+    account: str
+    personal_data: Mapping[str, Any] | None
+    salt: bytes | None
+    attestation: Mapping[str, Any]
+    idv_entry: int | None
+    verified_us: int
+    erased_us: int | None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=30000")
+    finally:
+        cursor.close()
+
+
+class AccountStore:
+    """Accounts, sessions, identities and secrets. Open with `AccountStore.open(target)` (the
+    same target as `Storage.open`: a data directory or a database URL); `close()` when done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, target: str | os.PathLike[str]) -> AccountStore:
+        """Connect and create the tables if missing. Raises `AccountUnavailable`."""
+        try:
+            url = database_url(target)
+            if url.startswith("sqlite"):
+                engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = sa.create_engine(url, pool_pre_ping=True)
+            _METADATA.create_all(engine, checkfirst=True)
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            raise AccountUnavailable(f"the accounts database is unavailable: {exc}") from exc
+        except Exception as exc:  # StorageError from database_url
+            raise AccountUnavailable(str(exc)) from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _run(self, what: str, function: Any) -> Any:
+        try:
+            with self._engine.begin() as connection:
+                return function(connection)
+        except sa_exc.IntegrityError as exc:
+            raise KeyInUse(f"{what}: already exists") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise AccountUnavailable(f"{what}: the database failed") from exc
+
+    # -- accounts and sessions --
+
+    def create_account(self, public_key: bytes | None, now_us: int) -> str:
+        """A new account bound to `public_key` (None: a staff account with no bidding key)."""
+        account = "acct-" + secrets.token_hex(8)
+
+        def insert(connection: sa.Connection) -> None:
+            if public_key is not None:
+                found = connection.execute(
+                    sa.select(ACCOUNTS.c.account).where(ACCOUNTS.c.public_key == public_key)
+                ).first()
+                if found is not None:
+                    raise KeyInUse("that public key already belongs to an account")
+            connection.execute(
+                ACCOUNTS.insert().values(account=account, public_key=public_key, created_us=now_us)
+            )
+
+        self._run("create account", insert)
+        return account
+
+    def create_session(
+        self, account: str, role: Role, now_us: int, ttl_us: int = SESSION_TTL_US
+    ) -> tuple[str, int]:
+        """A new bearer token for `account` with `role`; returns `(token, expires_us)`."""
+        token = secrets.token_urlsafe(32)
+        expires = now_us + ttl_us
+        self._run(
+            "create session",
+            lambda connection: connection.execute(
+                SESSIONS.insert().values(
+                    token_hash=_token_hash(token),
+                    account=account,
+                    role=role.value,
+                    expires_us=expires,
+                )  # fmt: skip
+            ),
+        )
+        return token, expires
+
+    def session(self, token: str, now_us: int) -> Session | None:
+        """The session of `token` if it exists and has not expired."""
+        row = self._run(
+            "read session",
+            lambda connection: connection.execute(
+                sa.select(SESSIONS).where(SESSIONS.c.token_hash == _token_hash(token))
+            ).first(),
+        )
+        if row is None or row.expires_us <= now_us:
+            return None
+        return Session(row.account, Role(row.role), row.expires_us)
+
+    def public_key(self, account: str) -> bytes | None:
+        """The raw public key bound to `account` (None: unknown account or no key)."""
+        row = self._run(
+            "read account",
+            lambda connection: connection.execute(
+                sa.select(ACCOUNTS.c.public_key).where(ACCOUNTS.c.account == account)
+            ).first(),
+        )
+        return None if row is None else row.public_key
+
+    # -- the compliance table --
+
+    def record_identity(
+        self,
+        account: str,
+        personal_data: Mapping[str, Any],
+        salt: bytes,
+        attestation: Mapping[str, Any],
+        idv_entry: int | None,
+        now_us: int,
+    ) -> None:
+        """Keep (or replace) the account's personal data, salt and attestation."""
+        values = {
+            "personal_data": json.dumps(dict(personal_data), ensure_ascii=False, sort_keys=True),
+            "salt": salt,
+            "attestation": json.dumps(dict(attestation), sort_keys=True),
+            "idv_entry": idv_entry,
+            "verified_us": now_us,
+            "erased_us": None,
+        }
+
+        def upsert(connection: sa.Connection) -> None:
+            done = connection.execute(
+                IDENTITIES.update().where(IDENTITIES.c.account == account).values(**values)
+            )
+            if done.rowcount == 0:
+                connection.execute(IDENTITIES.insert().values(account=account, **values))
+
+        self._run("record identity", upsert)
+
+    def identity(self, account: str) -> Identity | None:
+        row = self._run(
+            "read identity",
+            lambda connection: connection.execute(
+                sa.select(IDENTITIES).where(IDENTITIES.c.account == account)
+            ).first(),
+        )
+        if row is None:
+            return None
+        return Identity(
+            account=row.account,
+            personal_data=json.loads(row.personal_data) if row.personal_data else None,
+            salt=row.salt,
+            attestation=json.loads(row.attestation),
+            idv_entry=row.idv_entry,
+            verified_us=row.verified_us,
+            erased_us=row.erased_us,
+        )
+
+    def erase_personal_data(self, account: str, now_us: int) -> bool:
+        """Clear the account's personal data and salt. Returns whether there was any."""
+
+        def erase(connection: sa.Connection) -> bool:
+            done = connection.execute(
+                IDENTITIES.update()
+                .where(IDENTITIES.c.account == account, IDENTITIES.c.personal_data.is_not(None))
+                .values(personal_data=None, salt=None, erased_us=now_us)
+            )
+            return bool(done.rowcount)
+
+        return bool(self._run("erase personal data", erase))
+
+    # -- secrets --
+
+    def secret(self, name: str, size: int = 32) -> bytes:
+        """The named secret, made (random, `size` bytes) on first use."""
+
+        def get_or_make(connection: sa.Connection) -> bytes:
+            row = connection.execute(
+                sa.select(SECRETS.c.value).where(SECRETS.c.name == name)
+            ).first()
+            if row is not None:
+                return bytes(row.value)
+            value = secrets.token_bytes(size)
+            connection.execute(SECRETS.insert().values(name=name, value=value))
+            return value
+
+        return bytes(self._run("read secret", get_or_make))
+
+
+__all__ = [
+    "SESSION_TTL_US",
+    "AccountError",
+    "AccountStore",
+    "AccountUnavailable",
+    "Identity",
+    "KeyInUse",
+    "Role",
+    "Session",
+    "UnknownAccount",
+]

@@ -1,0 +1,620 @@
+"""The bidder's path into the auction, shared by the web adapter and the demo's bots.
+
+`Gateway` owns what sits between an authenticated account and `AuctionService.submit`:
+
+* accounts bound to an Ed25519 public key (`create_account`), sessions (`session`);
+* the real-name check (`verify_identity`, rules C2.1): the identity provider checks the
+  document and signs an attestation; the personal data and the salt go to the compliance table
+  (`auction.accounts`), the attestation alone to the ledger as an `idv` entry signed by the
+  provider's own key;
+* registration for a lot (`register`, rules C2) with a per-lot bidder code (rules C2.4);
+* deposits (`freeze_deposit`, rules C3) through the payment provider, whose callbacks arrive
+  asynchronously, are deduplicated (`payments.CallbackInbox`) and become `DepositFrozen`;
+* bids (`bid`, docs/protocol.md §2.4): rate limit, signature check, idempotency, the verified
+  identity precondition, then `service.submit(..., request=SignedRequest(...))`; the ack is
+  built only after that returns, i.e. after the entry is durable.
+
+Failures that end a request are `GatewayError`s carrying the HTTP status and a stable code;
+bid refusals are never exceptions but `rejected` acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chain import Ed25519Signer, EntryType
+
+from .accounts import AccountError, AccountStore, Identity, Role, Session
+from .identity import (
+    Attestation,
+    DocumentType,
+    IdentityError,
+    IdentityProvider,
+    IdentityReason,
+)
+from .ledger import SignedRequest, idv_body
+from .payments import Callback, CallbackInbox, PaymentError, PaymentProvider, PaymentReason
+from .protocol import BidRequest, IdempotencyIndex, TokenBucket, verify_bid_signature
+from .rules import (
+    BidAccepted,
+    DepositFrozen,
+    DepositPending,
+    DepositState,
+    MaxSet,
+    PlaceBid,
+    RegisterBidder,
+    Rejected,
+    RulesError,
+    SetMax,
+)
+from .service import AuctionService, RequestRefused, ServiceError
+from .storage import StorageError
+
+logger = logging.getLogger(__name__)
+
+#: The identity provider's key name (its `idv` entries' actor) and attestation validity.
+IDP_NAME = "idp.gavel.local"
+IDP_KEY_FILE = "idp.key"
+ATTESTATION_VALIDITY_US = 365 * 24 * 3600 * 1_000_000
+
+#: Bids per second per account (token bucket, burst of the same size): docs/protocol.md §2.5.
+BIDS_PER_SECOND = 10
+
+#: Seconds before the simulated payment provider calls back (and calls back again: webhooks
+#: are delivered at least once).
+CALLBACK_DELAY = 0.05
+
+#: What every simulated account is funded with: enough for every demo deposit.
+SIMULATED_BALANCE = 10**12
+
+
+class GatewayError(Exception):
+    """A request the gateway refuses: `status` (HTTP) and `code` (stable) for the client."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _translated(exc: AccountError) -> GatewayError:
+    return GatewayError(exc.status, exc.code, exc.message)
+
+
+def bidder_code(
+    secret: bytes, lot_id: str, bidder_id: str, priority_rank: int | None = None
+) -> str:
+    """Rules C2.4: a random, non-reversible pseudonym per (lot, bidder): HMAC-SHA256 under a
+    secret only the platform holds. Priority holders get `P{rank}-xxxx` codes."""
+    digest = hmac.new(secret, f"{lot_id}\x1f{bidder_id}".encode(), hashlib.sha256).hexdigest()
+    digest = digest.upper()
+    if priority_rank is not None:
+        return f"P{priority_rank}-{digest[:6]}"
+    return f"{digest[:4]}-{digest[4:8]}"
+
+
+# --- the identity provider's key ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKeys:
+    """The identity provider and its ledger signer (the same Ed25519 key)."""
+
+    provider: IdentityProvider
+    signer: Ed25519Signer
+
+
+def load_identity_keys(
+    seed: bytes, validity_us: int = ATTESTATION_VALIDITY_US, name: str = IDP_NAME
+) -> IdentityKeys:
+    """The provider and its ledger signer from the key's 32-byte seed."""
+    return IdentityKeys(
+        IdentityProvider(name, Ed25519PrivateKey.from_private_bytes(seed), validity_us),
+        Ed25519Signer.from_seed(name, seed),
+    )
+
+
+def identity_seed(data_dir: Path | None, accounts: AccountStore) -> bytes:
+    """The provider's key seed: `DATA/idp.key` (mode 0600, made on first use) for a data
+    directory, the accounts database's secret table for a database URL. Blocking."""
+    if data_dir is None:
+        return accounts.secret("idp-key")
+    path = data_dir / IDP_KEY_FILE
+    try:
+        return base64.b64decode(path.read_text(encoding="ascii").strip(), validate=True)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, binascii.Error) as exc:
+        raise GatewayError(500, "IDP_KEY", f"cannot read {path}: {exc}") from exc
+    seed = secrets.token_bytes(32)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(seed).decode("ascii") + "\n")
+    return seed
+
+
+# --- per-account facts the bidding path needs ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BidderKey:
+    """An account's public key and, when verified, its attestation's expiry."""
+
+    public_key: bytes
+    verified_until_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    lot: str
+    code: str
+    deposit_state: str
+    deposit_amount: int
+    currency: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lot": self.lot,
+            "code": self.code,
+            "deposit": {
+                "state": self.deposit_state,
+                "amount": self.deposit_amount,
+                "currency": self.currency,
+            },
+        }
+
+
+Notify = Callable[[str, dict[str, Any]], None]
+
+
+def _no_notify(account: str, message: dict[str, Any]) -> None:
+    return None
+
+
+class Gateway:
+    """The shared bidding path. Build it once per server (the composition root does), call
+    `stop()` when done (it cancels the payment callbacks still in flight)."""
+
+    def __init__(
+        self,
+        service: AuctionService,
+        accounts: AccountStore,
+        identity: IdentityKeys,
+        payments: PaymentProvider,
+        *,
+        code_secret: bytes,
+        clock: Callable[[], int] | None = None,
+        bids_per_second: int = BIDS_PER_SECOND,
+        callback_delay: float = CALLBACK_DELAY,
+    ) -> None:
+        self._service = service
+        self._accounts = accounts
+        self._identity = identity
+        self._payments = payments
+        self._code_secret = code_secret
+        self._clock = clock or service.now
+        self._rate = bids_per_second
+        self._callback_delay = callback_delay
+        self._buckets: dict[str, TokenBucket] = {}
+        self._index = IdempotencyIndex()
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any]]] = {}
+        self._keys: dict[str, BidderKey] = {}
+        self._inbox = CallbackInbox()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.notify: Notify = _no_notify
+
+    @property
+    def bids_per_second(self) -> int:
+        return self._rate
+
+    @property
+    def identity_provider(self) -> IdentityProvider:
+        return self._identity.provider
+
+    def now(self) -> int:
+        return self._clock()
+
+    async def stop(self) -> None:
+        """Cancel the payment callbacks still scheduled and wait for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(function, *args)
+        except AccountError as exc:
+            raise _translated(exc) from exc
+
+    # -- accounts and sessions --
+
+    async def create_account(self, public_key: bytes) -> tuple[str, str, int]:
+        """A new bidder account bound to `public_key`, with a session:
+        `(account, token, expires_us)`."""
+        if len(public_key) != 32:
+            raise GatewayError(422, "MALFORMED", "a public key is 32 bytes (raw Ed25519)")
+        now = self.now()
+        account = await self._blocking(self._accounts.create_account, public_key, now)
+        token, expires = await self._blocking(
+            self._accounts.create_session, account, Role.BIDDER, now
+        )
+        self._payments.fund(account, SIMULATED_BALANCE)  # the simulated bank card
+        return account, token, expires
+
+    async def create_staff_session(self, role: Role) -> tuple[str, str, int]:
+        """An account without a bidding key and a session with `role` (auctioneer,
+        compliance): `(account, token, expires_us)`."""
+        now = self.now()
+        account = await self._blocking(self._accounts.create_account, None, now)
+        token, expires = await self._blocking(self._accounts.create_session, account, role, now)
+        return account, token, expires
+
+    async def session(self, token: str) -> Session | None:
+        """The valid session of a bearer token, or None."""
+        return await self._blocking(self._accounts.session, token, self.now())  # type: ignore[no-any-return]
+
+    async def bidder_key(self, account: str) -> BidderKey | None:
+        """The account's key and verified-until time (cached; refreshed on verification)."""
+        known = self._keys.get(account)
+        if known is not None:
+            return known
+        public_key = await self._blocking(self._accounts.public_key, account)
+        if public_key is None:
+            return None
+        identity = await self._blocking(self._accounts.identity, account)
+        until = None
+        if identity is not None:
+            until = int(identity.attestation["expires_us"])
+        known = BidderKey(bytes(public_key), until)
+        self._keys[account] = known
+        return known
+
+    # -- identity (rules C2.1) --
+
+    async def verify_identity(
+        self, account: str, name: str, document_type: str, document: str
+    ) -> tuple[Attestation, int]:
+        """Check the document, sign the attestation, keep the personal data and the salt in
+        the compliance table and write the `idv` entry. Returns the attestation and the
+        entry's seq. Raises `GatewayError` (422 with the identity reason) and writes nothing
+        when the check fails."""
+        key = await self.bidder_key(account)
+        if key is None:
+            raise GatewayError(403, "NO_KEY", "this account has no bidding key")
+        try:
+            kind = DocumentType(document_type)
+        except ValueError:
+            raise GatewayError(
+                422, "MALFORMED", "document_type must be PRC_RESIDENT_ID or PASSPORT_TD3"
+            ) from None
+        now = self.now()
+        today = dt.datetime.fromtimestamp(now / 1e6, dt.UTC).date()
+        provider = self._identity.provider
+        try:
+            verified = provider.check(kind, document, name, today)
+            salt = secrets.token_bytes(16)
+            attestation = provider.attest(verified, key.public_key, salt, now)
+        except IdentityError as exc:
+            raise GatewayError(422, exc.reason.value, _IDENTITY_WORDS[exc.reason]) from exc
+        body = idv_body(account, attestation.to_json())
+        try:
+            seq = await self._service.record(EntryType.IDV, body, signer=self._identity.signer)
+        except (ServiceError, StorageError) as exc:  # nothing was written
+            raise GatewayError(503, "UNAVAILABLE", "the identity could not be recorded") from exc
+        await self._blocking(
+            self._accounts.record_identity,
+            account,
+            verified.personal_data(),
+            salt,
+            attestation.to_json(),
+            seq,
+            now,
+        )
+        self._keys[account] = BidderKey(key.public_key, attestation.expires_us)
+        return attestation, seq
+
+    async def identity(self, account: str) -> Identity | None:
+        """The account's row of the compliance table (personal data: compliance use only)."""
+        return await self._blocking(self._accounts.identity, account)  # type: ignore[no-any-return]
+
+    async def erase_personal_data(self, account: str) -> bool:
+        """Erase the account's personal data and salt; the ledger's attestation stays, its
+        commitment can no longer be opened. Returns whether anything was erased."""
+        return bool(await self._blocking(self._accounts.erase_personal_data, account, self.now()))
+
+    # -- registration (rules C2) and deposits (rules C3) --
+
+    def registration(self, account: str, lot: str) -> Registration | None:
+        """The account's registration for `lot` as the engine has it, or None."""
+        state = self._service.state(lot)
+        if state is None:
+            return None
+        bidder = state.bidders.get(account)
+        if bidder is None:
+            return None
+        return Registration(
+            lot,
+            bidder.code,
+            bidder.deposit.value,
+            bidder.deposit_amount or state.rules.deposit,
+            state.rules.currency,
+        )
+
+    def registrations(self, account: str) -> list[Registration]:
+        found = []
+        for view in self._service.views():
+            registration = self.registration(account, view.lot_id)
+            if registration is not None:
+                found.append(registration)
+        return found
+
+    async def register(self, account: str, lot: str) -> Registration:
+        """Register a verified account for `lot` with its per-lot code. Raises `GatewayError`:
+        403 `NOT_VERIFIED`, 404 `UNKNOWN_LOT`, 422 with the engine's reason."""
+        if self._service.state(lot) is None:
+            raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
+        key = await self.bidder_key(account)
+        if key is None or key.verified_until_us is None or key.verified_until_us <= self.now():
+            raise GatewayError(403, "NOT_VERIFIED", "verify your identity before registering")
+        code = bidder_code(self._code_secret, lot, account)
+        events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
+        refusal = _refusal(events)
+        if refusal is not None:
+            raise GatewayError(422, refusal.reason.value, refusal.detail)
+        registration = self.registration(account, lot)
+        assert registration is not None
+        return registration
+
+    async def freeze_deposit(self, account: str, lot: str, idempotency_key: str) -> dict[str, Any]:
+        """Ask the payment provider to freeze the lot's deposit. Returns `{"state", "hold"}`;
+        the provider's callback later makes the deposit FROZEN and pushes a `deposit` message
+        to the account. Raises `GatewayError` (402 `INSUFFICIENT_FUNDS`, 409
+        `IDEMPOTENCY_CONFLICT`, 409 `NOT_REGISTERED`, ...)."""
+        state = self._service.state(lot)
+        if state is None:
+            raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
+        bidder = state.bidders.get(account)
+        if bidder is None:
+            raise GatewayError(409, "NOT_REGISTERED", "register for the lot first")
+        amount = bidder.deposit_amount or state.rules.deposit
+        if amount <= 0 or bidder.deposit is DepositState.EXEMPT:
+            raise GatewayError(409, "NO_DEPOSIT_NEEDED", "this lot needs no deposit")
+        now = self.now()
+        try:
+            # The provider's keys are the platform's: scope a bidder's key to the bidder, so
+            # two bidders choosing the same key never collide.
+            hold, callback = self._payments.freeze(
+                f"{account}/{idempotency_key}", account, lot, amount, state.rules.currency, now
+            )
+        except PaymentError as exc:
+            status = 402 if exc.reason is PaymentReason.INSUFFICIENT_FUNDS else 409
+            raise GatewayError(status, exc.reason.value, _PAYMENT_WORDS[exc.reason]) from exc
+        if bidder.deposit is DepositState.REQUIRED:
+            refusal = _refusal(await self._submit(lot, DepositPending(account, hold.hold_id)))
+            if refusal is not None:
+                raise GatewayError(422, refusal.reason.value, refusal.detail)
+        self._deliver_later(callback)
+        self._deliver_later(callback)  # webhooks come at least once: the inbox drops this one
+        current = self.registration(account, lot)
+        shown = current.deposit_state if current is not None else DepositState.PENDING.value
+        return {"state": shown, "hold": hold.hold_id}
+
+    def _deliver_later(self, callback: Callback) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(callback))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, callback: Callback) -> None:
+        await asyncio.sleep(self._callback_delay)
+        if not self._inbox.accept(callback):
+            return
+        try:
+            command = DepositFrozen(callback.account, callback.amount, callback.hold_id)
+            events = await self._submit(callback.lot, command)
+        except GatewayError as exc:
+            logger.warning("payment callback %s not applied: %s", callback.transaction, exc)
+            return
+        registration = self.registration(callback.account, callback.lot)
+        refusal = _refusal(events)
+        message: dict[str, Any] = {
+            "type": "deposit",
+            "lot": callback.lot,
+            "hold": callback.hold_id,
+            "state": registration.deposit_state if registration else "UNKNOWN",
+            "amount": callback.amount,
+        }
+        if refusal is not None:
+            message["reason"] = refusal.reason.value
+        self.notify(callback.account, message)
+
+    # -- bids (docs/protocol.md §2.4) --
+
+    async def bid(self, account: str, request: BidRequest) -> dict[str, Any]:
+        """Answer one signed bid with exactly one ack (a dict ready to send)."""
+        now = self._clock()
+        status, earlier = self._index.check(account, request)
+        if status != "resend":  # a resend of a known request is answered, never limited
+            bucket = self._buckets.get(account)
+            if bucket is None:
+                bucket = self._buckets[account] = TokenBucket(self._rate, self._rate, now)
+            if not bucket.take(now):
+                return self._refused(account, request, "RATE_LIMITED", "too many bids; slow down")
+        key = await self.bidder_key(account)
+        if key is None or not verify_bid_signature(request, account, key.public_key):
+            return self._refused(
+                account, request, "BAD_SIGNATURE", "the signature does not match your key"
+            )
+        slot = (account, request.lot, request.idempotency_key)
+        if status == "conflict":
+            return self._refused(
+                account,
+                request,
+                "IDEMPOTENCY_CONFLICT",
+                "this idempotency key was used for a different bid",
+            )
+        if status == "resend":
+            if earlier is not None:
+                return earlier
+            pending = self._in_flight.get(slot)
+            if pending is not None:
+                return await asyncio.shield(pending)
+        if key.verified_until_us is None or key.verified_until_us <= now:
+            return self._refused(
+                account, request, "NOT_VERIFIED", "verify your identity before bidding"
+            )
+        self._index.reserve(account, request)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._in_flight[slot] = future
+        try:
+            ack = await self._place(account, request)
+        except BaseException as exc:
+            self._index.forget(account, request)
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: a waiting resend re-raises its own copy
+            raise
+        finally:
+            self._in_flight.pop(slot, None)
+        self._index.complete(account, request, ack)
+        future.set_result(ack)
+        return ack
+
+    async def _place(self, account: str, request: BidRequest) -> dict[str, Any]:
+        payload = request.signed_payload(account)
+        signed = SignedRequest(payload, base64.b64encode(request.signature).decode("ascii"))
+        command: PlaceBid | SetMax
+        try:
+            if request.kind == "max":
+                command = SetMax(account, request.amount, request.currency, request.idempotency_key)
+            else:
+                command = PlaceBid(
+                    account, request.amount, request.currency, request.idempotency_key
+                )
+        except RulesError as exc:
+            return self._refused(account, request, "INVALID_AMOUNT", str(exc))
+        try:
+            events, entry = await self._service.submit_logged(request.lot, command, request=signed)
+        except RulesError as exc:
+            return self._refused(account, request, "INVALID_AMOUNT", str(exc))
+        except RequestRefused as exc:  # checked before logging: nothing was written
+            return self._refused(account, request, exc.reason, exc.message)
+        except (ServiceError, StorageError) as exc:
+            raise GatewayError(503, "UNAVAILABLE", "the bid could not be stored") from exc
+        # Rules C18: `submit` returned, so the bid's entry is durable; only now the ack.
+        refusal = _refusal(events)
+        if refusal is not None:
+            return self._ack(
+                account, request, "rejected", refusal.reason.value, refusal.detail, entry
+            )
+        accepted = any(isinstance(event, BidAccepted | MaxSet) for event in events)
+        result = "accepted" if accepted else "rejected"
+        return self._ack(account, request, result, None, None, entry)
+
+    def _refused(
+        self, account: str, request: BidRequest, reason: str, message: str
+    ) -> dict[str, Any]:
+        return self._ack(account, request, "rejected", reason, message)
+
+    def _ack(
+        self,
+        account: str,
+        request: BidRequest,
+        result: str,
+        reason: str | None,
+        message: str | None,
+        entry: int | None = None,
+    ) -> dict[str, Any]:
+        ack: dict[str, Any] = {
+            "type": "ack",
+            "idempotency_key": request.idempotency_key,
+            "lot": request.lot,
+            "result": result,
+        }
+        if entry is not None:  # the bid's ledger entry: what its receipt proves
+            ack["entry"] = entry
+        if reason is not None:
+            ack["reason"] = reason
+            ack["message"] = message or reason
+        view = self._service.view(request.lot)
+        state = self._service.state(request.lot)
+        if view is not None and state is not None:
+            ack |= {
+                "seq": view.seq,
+                "cur": view.price,
+                "min_next": view.min_next,
+                "end_us": view.end,
+                "leader_is_you": state.leader == account,
+            }
+        else:
+            ack |= {"seq": None, "cur": None, "min_next": None, "end_us": None}
+            ack["leader_is_you"] = False
+        return ack
+
+    async def _submit(self, lot: str, command: Any) -> tuple[Any, ...]:
+        try:
+            return await self._service.submit(lot, command)
+        except RulesError as exc:
+            raise GatewayError(422, "INVALID", str(exc)) from exc
+        except RequestRefused as exc:
+            raise GatewayError(422, exc.reason, exc.message) from exc
+        except (ServiceError, StorageError) as exc:
+            raise GatewayError(503, "UNAVAILABLE", "the auction could not store that") from exc
+
+
+def _refusal(events: tuple[Any, ...]) -> Rejected | None:
+    if len(events) == 1 and isinstance(events[0], Rejected):
+        return events[0]
+    return None
+
+
+_IDENTITY_WORDS: Mapping[IdentityReason, str] = {
+    IdentityReason.MALFORMED: "the document number is not in the expected format",
+    IdentityReason.BAD_CHECK_DIGIT: "the check character of the identity number is wrong",
+    IdentityReason.INVALID_DATE: "the birth or expiry date on the document does not exist",
+    IdentityReason.MINOR: "bidders must be adults",
+    IdentityReason.DOCUMENT_EXPIRED: "the document has expired",
+    IdentityReason.NAME_MISMATCH: "the name does not match the document",
+    IdentityReason.ATTESTATION_INVALID: "the identity attestation is not valid",
+    IdentityReason.ATTESTATION_EXPIRED: "the identity attestation has expired",
+}
+
+_PAYMENT_WORDS: Mapping[PaymentReason, str] = {
+    PaymentReason.INSUFFICIENT_FUNDS: "there is not enough money on the account for the deposit",
+    PaymentReason.UNKNOWN_HOLD: "the payment provider does not know that hold",
+    PaymentReason.ILLEGAL_STATE: "the deposit cannot change that way",
+    PaymentReason.IDEMPOTENCY_CONFLICT: "this idempotency key was used for a different deposit",
+    PaymentReason.INVALID_AMOUNT: "the deposit amount is not valid",
+}
+
+
+__all__ = [
+    "ATTESTATION_VALIDITY_US",
+    "BIDS_PER_SECOND",
+    "IDP_NAME",
+    "SIMULATED_BALANCE",
+    "BidderKey",
+    "Gateway",
+    "GatewayError",
+    "IdentityKeys",
+    "Registration",
+    "bidder_code",
+    "identity_seed",
+    "load_identity_keys",
+]

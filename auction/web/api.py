@@ -1,0 +1,523 @@
+"""The REST API of docs/protocol.md §1 (an adapter: parse, call the gateway or the service,
+answer JSON). Errors always have the shape `{"error": {"code", "message"}}`.
+
+`add_api_routes(app, components)` registers the routes; `components(request)` gives the running
+server's parts (`Components`), which the composition root (`auction.web.app`) owns.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from chain import ChainError, parse_note
+
+from ..accounts import AccountError, AccountStore, Role, Session
+from ..gateway import Gateway, GatewayError
+from ..rules import (
+    AcceptOnline,
+    Authority,
+    BidAccepted,
+    Cancel,
+    CloseLot,
+    CodecError,
+    ConfigError,
+    FairWarning,
+    FloorBid,
+    Hammer,
+    LotStatus,
+    NextLot,
+    OpenLot,
+    OpenRing,
+    PassLot,
+    Pause,
+    Rejected,
+    Reopen,
+    Resume,
+    RulesError,
+    SetAsk,
+    SetAutoAccept,
+    SetIncrement,
+    Suspend,
+    UndoLastBid,
+    decode,
+    english_timed,
+    judicial,
+    live_auctioneer,
+)
+from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
+from ..storage import HistoryRecord, StorageError
+
+logger = logging.getLogger(__name__)
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+#: Commands the console may send (rules C11 authority commands, C14 the live ring).
+CONSOLE_COMMANDS: Mapping[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        OpenLot,
+        CloseLot,
+        Pause,
+        Suspend,
+        Resume,
+        Cancel,
+        OpenRing,
+        SetAsk,
+        SetIncrement,
+        SetAutoAccept,
+        FloorBid,
+        AcceptOnline,
+        FairWarning,
+        Hammer,
+        PassLot,
+        UndoLastBid,
+        Reopen,
+        NextLot,
+    )
+}
+
+#: Lot presets the console can create from, and the parameters each accepts.
+PRESETS: Mapping[str, tuple[Callable[..., Any], frozenset[str]]] = {
+    "JUDICIAL_CN": (
+        judicial,
+        frozenset(
+            {
+                "start_price",
+                "step",
+                "start_at",
+                "end_at",
+                "appraisal",
+                "currency",
+                "deposit_pct_basis_points",
+                "min_duration",
+                "window",
+                "extend",
+            }
+        ),  # fmt: skip
+    ),
+    "ENGLISH_TIMED": (
+        english_timed,
+        frozenset({"start_price", "start_at", "end_at", "reserve", "currency", "deposit"}),
+    ),
+    "LIVE_AUCTIONEER": (
+        live_auctioneer,
+        frozenset({"start_price", "start_at", "currency", "fair_warning_dwell", "deposit"}),
+    ),
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP `status`, stable `code`, a `message` a person understands."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=_NO_STORE
+    )
+
+
+@dataclass(slots=True)
+class NotaryBoard:
+    """What the auditor page shows about each notary: its last co-signed size, remembered
+    from the cosignature rounds and the published checkpoints seen so far."""
+
+    last_cosigned: dict[str, int] = field(default_factory=dict)
+
+    def observe(self, service: AuctionService) -> None:
+        checkpointer = service.checkpointer
+        if checkpointer is None:
+            return
+        last_round = checkpointer.last_round
+        if last_round is not None:
+            for result in last_round.cosigned:
+                self._saw(result.notary, result.size)
+            for refused in last_round.refused:
+                if refused.size is not None:
+                    self._saw(refused.notary, refused.size)
+        head = service.checkpoint
+        if head is not None:
+            try:
+                names = {signature.name for signature in parse_note(head.note).signatures}
+            except ChainError:
+                names = set()
+            for notary in checkpointer.notaries:
+                if notary.name in names:
+                    self._saw(notary.name, head.size)
+
+    def _saw(self, name: str, size: int) -> None:
+        self.last_cosigned[name] = max(size, self.last_cosigned.get(name, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    service: AuctionService
+    gateway: Gateway
+    accounts: AccountStore
+    notaries: NotaryBoard
+    #: A lot's stored history (commands and events), read off the event loop.
+    history: Callable[[str], Awaitable[Sequence[HistoryRecord]]]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every `/api/` failure as `{"error": {"code", "message"}}`."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except GatewayError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except AccountError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except (ServiceError, StorageError) as exc:
+        logger.warning("request %s failed: %s", request.path, exc)
+        return error_response(503, "UNAVAILABLE", "the auction is not available right now")
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status, "HTTP_ERROR")
+        return error_response(exc.status, code, exc.reason)
+
+
+def add_api_routes(app: web.Application, parts: Callable[[web.Request], Components]) -> None:
+    """Register `/api/...`; `parts(request)` gives the running components."""
+    api = _Api(parts)
+    app.middlewares.append(json_errors)
+    app.router.add_post("/api/accounts", api.create_account)
+    app.router.add_post("/api/identity", api.verify_identity)
+    app.router.add_get("/api/me", api.me)
+    app.router.add_get("/api/lots", api.list_lots)
+    app.router.add_get("/api/lots/{lot}", api.show_lot)
+    app.router.add_get("/api/lots/{lot}/bids", api.bids)
+    app.router.add_post("/api/lots/{lot}/registrations", api.register)
+    app.router.add_post("/api/lots/{lot}/deposit", api.deposit)
+    app.router.add_post("/api/console/lots", api.create_lot)
+    app.router.add_post("/api/console/lots/{lot}/commands", api.command)
+    app.router.add_get("/api/compliance/lots/{lot}/identities", api.identities)
+    app.router.add_delete("/api/compliance/accounts/{account}/personal-data", api.erase)
+    app.router.add_get("/api/auditor", api.auditor)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > 16_384:
+        raise ApiError(413, "TOO_LARGE", "the request body is too large")
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "MALFORMED", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "MALFORMED", "the request body must be a JSON object")
+    return body
+
+
+def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ApiError(422, "MALFORMED", f"{name!r} must be a non-empty text of at most {limit}")
+    return value
+
+
+def _integer(body: Mapping[str, Any], name: str) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(422, "MALFORMED", f"{name!r} must be an integer")
+    return value
+
+
+class _Api:
+    def __init__(self, parts: Callable[[web.Request], Components]) -> None:
+        self._parts = parts
+
+    async def _session(self, request: web.Request, role: Role | None = None) -> Session:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
+        session = await self._parts(request).gateway.session(token.strip())
+        if session is None:
+            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+        if role is not None and session.role is not role:
+            raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
+        return session
+
+    # -- accounts and identity --
+
+    async def create_account(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        text = _text(body, "public_key", 64)
+        try:
+            public_key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "MALFORMED", "public_key must be base64") from None
+        account, token, expires = await self._parts(request).gateway.create_account(public_key)
+        answer = {"account": account, "session": token, "expires_us": expires}
+        return web.json_response(answer, status=201, headers=_NO_STORE)
+
+    async def verify_identity(self, request: web.Request) -> web.Response:
+        session = await self._session(request, Role.BIDDER)
+        body = await _body(request)
+        name = _text(body, "name")
+        document_type = _text(body, "document_type", 32)
+        document = _text(body, "document", 200)
+        attestation, seq = await self._parts(request).gateway.verify_identity(
+            session.account, name, document_type, document
+        )
+        answer = {
+            "verified": True,
+            "attestation": {
+                "provider": attestation.provider,
+                "commit": attestation.commit,
+                "level": attestation.level,
+                "expires_us": attestation.expires_us,
+            },
+            "idv_entry": seq,
+        }
+        return web.json_response(answer, status=201, headers=_NO_STORE)
+
+    async def me(self, request: web.Request) -> web.Response:
+        session = await self._session(request)
+        gateway = self._parts(request).gateway
+        key = await gateway.bidder_key(session.account)
+        verified = (
+            key is not None
+            and key.verified_until_us is not None
+            and key.verified_until_us > gateway.now()
+        )
+        answer = {
+            "account": session.account,
+            "role": session.role.value,
+            "verified": verified,
+            "verified_until_us": key.verified_until_us if key is not None else None,
+            "registrations": [r.to_json() for r in gateway.registrations(session.account)],
+        }
+        return web.json_response(answer, headers=_NO_STORE)
+
+    # -- registration and deposits --
+
+    async def register(self, request: web.Request) -> web.Response:
+        session = await self._session(request, Role.BIDDER)
+        await _body(request)
+        gateway = self._parts(request).gateway
+        registration = await gateway.register(session.account, request.match_info["lot"])
+        return web.json_response(registration.to_json(), status=201, headers=_NO_STORE)
+
+    async def deposit(self, request: web.Request) -> web.Response:
+        session = await self._session(request, Role.BIDDER)
+        body = await _body(request)
+        key = _text(body, "idempotency_key", 128)
+        gateway = self._parts(request).gateway
+        answer = await gateway.freeze_deposit(session.account, request.match_info["lot"], key)
+        return web.json_response(answer, status=202, headers=_NO_STORE)
+
+    # -- the catalogue --
+
+    async def list_lots(self, request: web.Request) -> web.Response:
+        service = self._parts(request).service
+        body = {"now_us": service.now(), "lots": [view.to_json() for view in service.views()]}
+        return web.json_response(body, headers=_NO_STORE)
+
+    async def show_lot(self, request: web.Request) -> web.Response:
+        service = self._parts(request).service
+        view = service.view(request.match_info["lot"])
+        if view is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        return web.json_response(
+            {"now_us": service.now(), "lot": view.to_json()}, headers=_NO_STORE
+        )
+
+    async def bids(self, request: web.Request) -> web.Response:
+        parts = self._parts(request)
+        lot = request.match_info["lot"]
+        state = parts.service.state(lot)
+        if state is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        records = await parts.history(lot)
+        history = [
+            {
+                "seq": event.seq,
+                "code": event.code,
+                "amount": event.amount,
+                "bid_type": event.bid_type.value,
+                "t_us": event.t,
+            }
+            for record in records
+            for event in record.events
+            if isinstance(event, BidAccepted)
+        ]
+        body = {"lot": lot, "currency": state.rules.currency, "bids": history}
+        return web.json_response(body, headers=_NO_STORE)
+
+    # -- the console (auctioneer) --
+
+    async def create_lot(self, request: web.Request) -> web.Response:
+        await self._session(request, Role.AUCTIONEER)
+        body = await _body(request)
+        service = self._parts(request).service
+        preset_name = _text(body, "preset", 32)
+        if preset_name not in PRESETS:
+            raise ApiError(422, "UNKNOWN_PRESET", f"preset must be one of {sorted(PRESETS)}")
+        lot_id = _text(body, "lot", 64)
+        title = _text(body, "title")
+        preset, allowed = PRESETS[preset_name]
+        parameters = body.get("parameters", {})
+        if not isinstance(parameters, dict) or not set(parameters) <= allowed:
+            extra = sorted(set(parameters) - allowed) if isinstance(parameters, dict) else []
+            raise ApiError(
+                422, "BAD_PARAMETERS", f"unknown parameters {extra}; use {sorted(allowed)}"
+            )
+        for name, value in parameters.items():
+            if name != "currency" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ApiError(422, "BAD_PARAMETERS", f"{name!r} must be an integer")
+        try:
+            rules = preset(**parameters)
+        except (ConfigError, RulesError, TypeError) as exc:
+            raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {exc}") from exc
+        sale = body.get("sale")
+        if sale is not None:
+            sale = _text(body, "sale", 64)
+            await service.add_sale(
+                sale, _text(body, "sale_title") if "sale_title" in body else sale
+            )
+        try:
+            view = await service.add_lot(lot_id, rules, title, sale)
+        except LotExists:
+            raise ApiError(409, "LOT_EXISTS", f"a lot {lot_id!r} already exists") from None
+        return web.json_response({"lot": view.to_json()}, status=201, headers=_NO_STORE)
+
+    async def command(self, request: web.Request) -> web.Response:
+        await self._session(request, Role.AUCTIONEER)
+        body = await _body(request)
+        service = self._parts(request).service
+        lot = request.match_info["lot"]
+        if service.view(lot) is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        kind = body.get("type")
+        if kind not in CONSOLE_COMMANDS:
+            raise ApiError(
+                422, "UNKNOWN_COMMAND", f"type must be one of {sorted(CONSOLE_COMMANDS)}"
+            )
+        fields = {field.name for field in dataclasses.fields(CONSOLE_COMMANDS[str(kind)])}
+        if "by" in fields and "by" not in body:
+            body["by"] = Authority.CLERK.value
+        try:
+            command = decode(body)
+        except (CodecError, RulesError) as exc:
+            raise ApiError(422, "BAD_COMMAND", f"the command is not valid: {exc}") from exc
+        events = await service.submit(lot, command)
+        if len(events) == 1 and isinstance(events[0], Rejected):
+            refusal = events[0]
+            raise ApiError(422, refusal.reason.value, refusal.detail)
+        view = service.view(lot)
+        answer = {
+            "events": list(public_events(events)),
+            "lot": view.to_json() if view is not None else None,
+        }
+        return web.json_response(answer, headers=_NO_STORE)
+
+    # -- compliance --
+
+    async def identities(self, request: web.Request) -> web.Response:
+        session = await self._session(request, Role.COMPLIANCE)
+        parts = self._parts(request)
+        lot = request.match_info["lot"]
+        state = parts.service.state(lot)
+        if state is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        if state.status in ACTIVE_STATUSES or state.status is LotStatus.SCHEDULED:
+            raise ApiError(
+                409, "NOT_CLOSED", "identities stay sealed until the lot has closed (rules C2.4)"
+            )
+        logger.warning(
+            "compliance: %s opened the identities of lot %s", session.account, lot
+        )  # the access is itself logged
+        rows = []
+        for account, bidder in sorted(state.bidders.items()):
+            identity = await parts.gateway.identity(account)
+            rows.append(
+                {
+                    "code": bidder.code,
+                    "account": account,
+                    "personal_data": dict(identity.personal_data)
+                    if identity is not None and identity.personal_data is not None
+                    else None,
+                    "erased": identity is not None and identity.erased_us is not None,
+                }
+            )
+        return web.json_response({"lot": lot, "identities": rows}, headers=_NO_STORE)
+
+    async def erase(self, request: web.Request) -> web.Response:
+        await self._session(request, Role.COMPLIANCE)
+        parts = self._parts(request)
+        account = request.match_info["account"]
+        erased = await parts.gateway.erase_personal_data(account)
+        if not erased:
+            raise ApiError(404, "NOTHING_TO_ERASE", "no personal data is held for that account")
+        return web.json_response({"account": account, "erased": True}, headers=_NO_STORE)
+
+    # -- the auditor page --
+
+    async def auditor(self, request: web.Request) -> web.Response:
+        parts = self._parts(request)
+        service = parts.service
+        size = 0
+        if service.ledger is not None:
+            size = await service.read(service.ledger.ledger_size)  # type: ignore[attr-defined]
+        head = service.checkpoint
+        parts.notaries.observe(service)
+        checkpointer = service.checkpointer
+        notaries = []
+        for notary in checkpointer.notaries if checkpointer is not None else ():
+            last = parts.notaries.last_cosigned.get(notary.name)
+            notaries.append(
+                {
+                    "name": notary.name,
+                    "url": notary.url,
+                    "last_cosigned_size": last,
+                    "lag": size - last if last is not None else None,
+                }
+            )
+        answer = {
+            "now_us": service.now(),
+            "log_size": size,
+            "checkpoint": None
+            if head is None
+            else {
+                "size": head.size,
+                "root": base64.b64encode(head.root).decode("ascii"),
+                "note": head.note.decode("utf-8"),
+                "cosignatures": _cosignatures(head.note),
+            },
+            "notaries": notaries,
+        }
+        return web.json_response(answer, headers=_NO_STORE)
+
+
+def _cosignatures(note: bytes) -> int:
+    try:
+        return max(0, len(parse_note(note).signatures) - 1)
+    except ChainError:
+        return 0
+
+
+__all__ = ["ApiError", "Components", "NotaryBoard", "add_api_routes", "error_response"]

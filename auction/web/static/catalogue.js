@@ -1,0 +1,118 @@
+// The catalogue: lots grouped by sale, with state, price and a countdown by the server's
+// clock; refreshed live over the websocket (watcher), with a REST poll as a fallback.
+
+import { api, errorWords } from "./api.js";
+import { formatMoney } from "./money.js";
+import {
+  byId, countdownTarget, el, formatDuration, FORMAT_NAMES, say, serverNowOf, statusWords,
+} from "./util.js";
+import { GavelSocket, ServerClock } from "./ws.js";
+
+const clock = new ServerClock();
+const lots = new Map();
+let socket = null;
+
+function lotCard(lot) {
+  const link = el("a", { href: `/lot/${encodeURIComponent(lot.lot_id)}` }, lot.title || lot.lot_id);
+  const card = el("article", { className: "card lot-card", dataset: { lot: lot.lot_id } });
+  const tags = el("div", { className: "tags" },
+    el("span", { className: `tag status-${lot.result === "SOLD" ? "SOLD" : lot.status}`, text: statusWords(lot) }),
+    el("span", { className: "tag", text: FORMAT_NAMES[lot.format] || lot.format }),
+    el("span", { className: "tag", text: lot.currency }));
+  const price = lot.price === null || lot.price === undefined
+    ? el("p", { className: "price muted", text: `Starts at ${formatMoney(lot.start_price, lot.currency)}` })
+    : el("p", { className: "price", text: formatMoney(lot.price, lot.currency) });
+  const facts = el("dl", { className: "facts" });
+  const fact = (label, value) => facts.append(el("dt", { text: label }), el("dd", { text: value }));
+  if (lot.leader_code) fact(lot.result === "SOLD" ? "Winner" : "Leading", lot.leader_code);
+  if (lot.status === "OPEN" || lot.status === "SCHEDULED") {
+    fact(lot.format === "LIVE_AUCTIONEER" ? "Ask" : "Next bid", formatMoney(lot.min_next, lot.currency));
+  }
+  fact("Bids", String(lot.bids ?? 0));
+  const target = countdownTarget(lot);
+  const countdown = el("p", { className: "countdown", dataset: { target: target ? String(target[1]) : "" } });
+  if (target) countdown.dataset.label = target[0];
+  card.append(tags, el("h3", {}, link), price, facts, countdown,
+    el("a", { href: `/lot/${encodeURIComponent(lot.lot_id)}`, "aria-label": `Open the lot room of ${lot.title || lot.lot_id}` }, "Lot room →"));
+  return card;
+}
+
+function render() {
+  const container = byId("sales");
+  const groups = new Map();
+  for (const lot of lots.values()) {
+    const key = lot.sale_id || "";
+    if (!groups.has(key)) groups.set(key, { title: lot.sale_title || (lot.sale_id ? lot.sale_id : "Single lots"), lots: [] });
+    groups.get(key).lots.push(lot);
+  }
+  const sections = [];
+  for (const [key, group] of [...groups.entries()].sort(([a], [b]) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)))) {
+    const heading = el("h2", { id: `sale-${key || "single"}`, text: group.title });
+    const grid = el("div", { className: "grid" });
+    group.lots.sort((a, b) => (a.end ?? 0) - (b.end ?? 0) || a.lot_id.localeCompare(b.lot_id));
+    for (const lot of group.lots) grid.append(lotCard(lot));
+    sections.push(el("section", { "aria-labelledby": heading.id }, heading, grid));
+  }
+  if (!sections.length) sections.push(el("p", { className: "muted", text: "No lots yet." }));
+  container.replaceChildren(...sections);
+  tick();
+}
+
+function tick() {
+  const now = clock.nowUs();
+  for (const node of document.querySelectorAll(".countdown")) {
+    const target = Number(node.dataset.target);
+    if (!node.dataset.target || !Number.isFinite(target)) {
+      node.textContent = "";
+      continue;
+    }
+    const left = target - now;
+    node.textContent = left > 0 ? `${node.dataset.label} ${formatDuration(left)}` : "Closing…";
+  }
+}
+
+async function load() {
+  try {
+    const t0 = Date.now();
+    const body = await api("/api/lots");
+    const serverNow = serverNowOf(body);
+    if (serverNow !== null) clock.observe(t0, Date.now(), serverNow / 1000);
+    const fresh = new Map();
+    for (const lot of body.lots || []) fresh.set(lot.lot_id, lot);
+    const added = [...fresh.keys()].some((id) => !lots.has(id));
+    for (const [id, lot] of fresh) {
+      const known = lots.get(id);
+      if (!known || (lot.seq ?? 0) >= (known.seq ?? 0)) lots.set(id, lot);
+    }
+    say(byId("status"), "");
+    render();
+    if (socket) for (const id of fresh.keys()) socket.subscribe(id);
+    return added;
+  } catch (error) {
+    say(byId("status"), `The catalogue could not be loaded: ${errorWords(error)}`, "error");
+    return false;
+  }
+}
+
+function connect() {
+  socket = new GavelSocket({
+    clock,
+    onMessage(message) {
+      if ((message.type === "snapshot" || message.type === "update") && message.view) {
+        const known = lots.get(message.lot);
+        if (!known || (message.view.seq ?? 0) >= (known.seq ?? 0)) {
+          lots.set(message.lot, message.view);
+          socket.applied(message.lot, message.seq);
+          render();
+        }
+      }
+    },
+  });
+  socket.connect();
+  for (const id of lots.keys()) socket.subscribe(id);
+}
+
+await load();
+connect();
+setInterval(tick, 250);
+setInterval(load, 10_000);

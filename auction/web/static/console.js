@@ -1,0 +1,275 @@
+// The auctioneer console: the token comes from "#token=" in the address and is sent as
+// "Authorization: Bearer". Creates lots from presets and sends engine commands
+// (POST /api/console/lots/{lot}/commands); shows the chosen lot live over the websocket.
+
+import { api, errorWords, setBearer } from "./api.js";
+import { amountInputText, formatMoney, parseAmount } from "./money.js";
+import { byId, el, FORMAT_NAMES, say, statusWords } from "./util.js";
+import { GavelSocket } from "./ws.js";
+
+const MINUTE_US = 60_000_000;
+const COMMAND_WORDS = {
+  OpenLot: "Open", Pause: "Pause", Resume: "Resume", Cancel: "Cancel", OpenRing: "Open the ring",
+  SetAsk: "Set the ask", SetIncrement: "Set the increment", FloorBid: "Floor bid",
+  FairWarning: "Fair warning", Hammer: "Hammer", PassLot: "Pass", UndoLastBid: "Undo last bid",
+  SetAutoAccept: "Auto-accept",
+};
+
+const TOKEN_KEY = "gavel-console-token";
+const token = new URLSearchParams(location.hash.slice(1)).get("token") || sessionStorage.getItem(TOKEN_KEY);
+const views = new Map();
+let socket = null;
+let serverNowUs = null;
+
+function selectedLot() {
+  return byId("lot").value;
+}
+
+function selectedView() {
+  return views.get(selectedLot()) || null;
+}
+
+function log(words, kind = "info") {
+  const item = el("li", { "data-kind": kind, text: `${new Date().toLocaleTimeString("en-GB")} · ${words}` });
+  byId("log").prepend(item);
+}
+
+function renderSelected() {
+  const view = selectedView();
+  const fields = ["lot-state", "lot-price", "lot-ask", "lot-leader", "lot-bids"];
+  if (!view) {
+    for (const id of fields) byId(id).textContent = "—";
+    return;
+  }
+  byId("lot-state").textContent = `${statusWords(view)} (${FORMAT_NAMES[view.format] || view.format})`;
+  byId("lot-price").textContent = view.price === null || view.price === undefined ? "no bid yet" : formatMoney(view.price, view.currency);
+  byId("lot-ask").textContent = formatMoney(view.min_next, view.currency);
+  byId("lot-leader").textContent = view.leader_code || "—";
+  byId("lot-bids").textContent = String(view.bids ?? 0);
+  const ask = byId("ask");
+  if (!ask.value || ask.dataset.auto === "1") {
+    ask.value = amountInputText(view.min_next, view.currency);
+    ask.dataset.auto = "1";
+  }
+}
+
+function renderLotOptions() {
+  const select = byId("lot");
+  const current = select.value;
+  const options = [...views.values()]
+    .sort((a, b) => a.lot_id.localeCompare(b.lot_id))
+    .map((view) => el("option", { value: view.lot_id, selected: view.lot_id === current },
+      `${view.title} · ${statusWords(view)} · ${view.lot_id}`));
+  select.replaceChildren(...options);
+  if (current && views.has(current)) select.value = current;
+  renderSelected();
+}
+
+async function loadLots() {
+  const body = await api("/api/lots");
+  serverNowUs = body.now_us ?? body.now ?? null;
+  for (const view of body.lots || []) views.set(view.lot_id, view);
+  renderLotOptions();
+  if (socket) for (const id of views.keys()) socket.subscribe(id);
+}
+
+function amountFrom(inputId) {
+  const view = selectedView();
+  return parseAmount(byId(inputId).value, view ? view.currency : "USD");
+}
+
+function describeAnswer(answer) {
+  const events = (answer && answer.events) || [];
+  const rejected = events.find((event) => event.type === "Rejected" || event.type === "CommandRejected");
+  if (rejected) return [`refused: ${rejected.message || rejected.reason_text || String(rejected.reason || "").toLowerCase().replace(/_/g, " ")}`, "error"];
+  return ["done", "ok"];
+}
+
+async function send(command, resultId) {
+  const lot = selectedLot();
+  const result = byId(resultId);
+  if (!lot) return say(result, "Choose a lot first.", "error");
+  const name = COMMAND_WORDS[command.type] || command.type;
+  try {
+    const answer = await api(`/api/console/lots/${encodeURIComponent(lot)}/commands`, { method: "POST", body: command });
+    if (answer && answer.lot && typeof answer.lot === "object") {
+      views.set(lot, answer.lot);
+      renderSelected();
+    }
+    const [words, kind] = describeAnswer(answer);
+    say(result, `${name}: ${words}.`, kind);
+    log(`${lot}: ${name} — ${words}`, kind);
+  } catch (error) {
+    say(result, `${name} failed: ${errorWords(error)}`, "error");
+    log(`${lot}: ${name} failed — ${errorWords(error)}`, "error");
+  }
+}
+
+function withReason(type, resultId) {
+  const reason = byId("reason").value.trim();
+  if (!reason) {
+    say(byId(resultId), `${COMMAND_WORDS[type] || type} needs a reason: type it in the reason field.`, "error");
+    byId("reason").focus();
+    return null;
+  }
+  return { type, reason };
+}
+
+async function createLot(event) {
+  event.preventDefault();
+  const result = byId("create-result");
+  const preset = byId("preset").value;
+  const currency = byId("create-currency").value;
+  const title = byId("create-title").value.trim();
+  if (!title) return say(result, "Give the lot a title.", "error");
+  let startPrice;
+  let step = null;
+  try {
+    startPrice = parseAmount(byId("create-price").value, currency);
+    if (preset === "JUDICIAL_CN") step = parseAmount(byId("create-step").value, currency);
+  } catch (error) {
+    return say(result, errorWords(error), "error");
+  }
+  const startMinutes = Number(byId("create-start").value || 0);
+  const duration = Number(byId("create-duration").value || 60);
+  if (!(startMinutes >= 0) || !(duration >= 1)) return say(result, "Enter when the lot starts and how long it runs, in minutes.", "error");
+  const now = serverNowUs ?? Date.now() * 1000;
+  const startAt = Math.round(now + startMinutes * MINUTE_US);
+  const lotId = byId("create-lot").value.trim() || slug(title);
+  const parameters = { currency, start_price: startPrice, start_at: startAt };
+  if (preset !== "LIVE_AUCTIONEER") parameters.end_at = Math.round(startAt + duration * MINUTE_US);
+  if (step !== null) parameters.step = step;
+  const body = { preset, lot: lotId, title, parameters };
+  try {
+    const created = await api("/api/console/lots", { method: "POST", body });
+    const view = created && created.lot && typeof created.lot === "object" ? created.lot : null;
+    if (view && view.lot_id) views.set(view.lot_id, view);
+    await loadLots();
+    if (view && view.lot_id) {
+      byId("lot").value = view.lot_id;
+      renderSelected();
+      if (socket) socket.subscribe(view.lot_id);
+    }
+    say(result, `Created ${title}${view && view.lot_id ? ` (${view.lot_id})` : ""}.`, "ok");
+    log(`created ${title}`, "ok");
+  } catch (error) {
+    say(result, `The lot could not be created: ${errorWords(error)}`, "error");
+  }
+}
+
+/** A lot id from a title: "Flat 1502, Hangzhou" → "flat-1502-hangzhou-k3f9". */
+function slug(title) {
+  const base = title.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40);
+  const suffix = Math.random().toString(36).slice(2, 6);
+  return `${base || "lot"}-${suffix}`;
+}
+
+function presetChanged() {
+  const preset = byId("preset").value;
+  byId("step-field").hidden = preset !== "JUDICIAL_CN";
+  byId("duration-field").hidden = preset === "LIVE_AUCTIONEER";
+  if (preset === "JUDICIAL_CN") byId("create-currency").value = "CNY";
+}
+
+function disarm(button) {
+  delete button.dataset.armed;
+  button.textContent = "Cancel lot";
+}
+
+function wire() {
+  for (const button of document.querySelectorAll("button[data-command]")) {
+    const resultId = button.closest("section").querySelector("[role=status]").id;
+    button.addEventListener("click", () => {
+      const type = button.dataset.command;
+      const command = button.dataset.reason ? withReason(type, resultId) : { type };
+      if (!command) return;
+      if (type === "Cancel" && button.dataset.armed !== selectedLot()) {
+        // Two steps: a cancelled lot cannot be reopened.
+        button.dataset.armed = selectedLot();
+        button.textContent = `Press again to cancel ${selectedLot()} for good`;
+        setTimeout(() => disarm(button), 8000);
+        return;
+      }
+      if (type === "Cancel") disarm(button);
+      send(command, resultId);
+    });
+  }
+  byId("open-ring").addEventListener("click", () => {
+    try {
+      send({ type: "OpenRing", ask: amountFrom("ask") }, "ring-result");
+    } catch (error) {
+      say(byId("ring-result"), errorWords(error), "error");
+    }
+  });
+  byId("set-ask").addEventListener("click", () => {
+    try {
+      send({ type: "SetAsk", ask: amountFrom("ask") }, "ring-result");
+    } catch (error) {
+      say(byId("ring-result"), errorWords(error), "error");
+    }
+  });
+  byId("set-increment").addEventListener("click", () => {
+    try {
+      send({ type: "SetIncrement", increment: { type: "Fixed", step: amountFrom("increment") } }, "ring-result");
+    } catch (error) {
+      say(byId("ring-result"), errorWords(error), "error");
+    }
+  });
+  byId("floor-bid").addEventListener("click", () => {
+    const paddle = byId("paddle").value.trim();
+    if (!paddle) return say(byId("ring-result"), "Enter the floor bidder's paddle number.", "error");
+    send({ type: "FloorBid", paddle }, "ring-result");
+  });
+  byId("auto-accept").addEventListener("change", (event) => {
+    send({ type: "SetAutoAccept", on: event.target.checked }, "ring-result");
+  });
+  byId("ask").addEventListener("input", () => {
+    byId("ask").dataset.auto = "0";
+  });
+  byId("lot").addEventListener("change", () => {
+    byId("ask").dataset.auto = "1";
+    renderSelected();
+  });
+  byId("preset").addEventListener("change", presetChanged);
+  byId("create-form").addEventListener("submit", createLot);
+  presetChanged();
+}
+
+async function start() {
+  wire();
+  if (!token) {
+    say(byId("status"), "This console needs the auctioneer link printed by the server when it started (it ends in #token=…).", "error");
+    for (const button of document.querySelectorAll("button")) button.disabled = true;
+    return;
+  }
+  setBearer(token);
+  sessionStorage.setItem(TOKEN_KEY, token); // this tab keeps it across reloads
+  history.replaceState(null, "", location.pathname); // keep the token out of the visible address
+  try {
+    await loadLots();
+  } catch (error) {
+    say(byId("status"), `The lots could not be loaded: ${errorWords(error)}`, "error");
+  }
+  socket = new GavelSocket({
+    onMessage(message) {
+      if ((message.type === "snapshot" || message.type === "update") && message.view) {
+        const known = views.get(message.lot);
+        if (!known || (message.view.seq ?? 0) >= (known.seq ?? 0)) {
+          const isNew = !known;
+          views.set(message.lot, message.view);
+          socket.applied(message.lot, message.seq);
+          if (isNew) renderLotOptions();
+          else if (message.lot === selectedLot()) renderSelected();
+        }
+      }
+    },
+    onStatus(state, words) {
+      if (state !== "open") say(byId("status"), words, state === "closed" ? "error" : "warn");
+      else say(byId("status"), "");
+    },
+  });
+  for (const id of views.keys()) socket.subscribe(id);
+  socket.connect();
+}
+
+start();

@@ -1,0 +1,95 @@
+// Small DOM and time helpers shared by the pages. All text goes in through textContent.
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "className") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+export function byId(id) {
+  return document.getElementById(id);
+}
+
+/** Show `words` in a status element (role=status or alert set in the HTML). */
+export function say(element, words, kind = "info") {
+  element.textContent = words || "";
+  element.dataset.kind = kind;
+  element.hidden = !words;
+}
+
+/** "1d 2h 03:04", "2:03:04" or "03:04" for a duration in µs (never negative). */
+export function formatDuration(us) {
+  const total = Math.max(0, Math.floor(us / 1_000_000));
+  const days = Math.floor(total / 86400);
+  const hours = Math.floor((total % 86400) / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  const clock = `${String(minutes).padStart(2, "0")}:${String(seconds).padStart(2, "0")}`;
+  if (days) return `${days}d ${hours}h ${clock}`;
+  if (hours) return `${hours}:${clock}`;
+  return clock;
+}
+
+/** A server time (µs) in the lot's legal time zone, with the zone's name. */
+export function formatTime(us, timeZone = "UTC") {
+  try {
+    return new Intl.DateTimeFormat("en-GB", {
+      timeZone, year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    }).format(new Date(us / 1000));
+  } catch {
+    return new Date(us / 1000).toISOString();
+  }
+}
+
+export const FORMAT_NAMES = {
+  JUDICIAL_CN: "Judicial sale (China)",
+  ENGLISH_TIMED: "Timed online auction",
+  LIVE_AUCTIONEER: "Live auction",
+};
+
+const STATUS_WORDS = {
+  SCHEDULED: "Scheduled", OPEN: "Open", SOLD: "Sold", FAILED: "Not sold", PAUSED: "Paused",
+  SUSPENDED: "Suspended", CANCELLED: "Cancelled", COMPLETED: "Completed", DEFAULTED: "Defaulted",
+  CLOSED: "Closed",
+};
+
+export function statusWords(lot) {
+  if (lot.status === "OPEN" && lot.phase === "FAIR_WARNING") return "Fair warning";
+  if (lot.status === "OPEN" && lot.phase === "IN_RING") return "In the ring";
+  if (lot.result === "SOLD") return "Sold";
+  return STATUS_WORDS[lot.status] || String(lot.status || "Unknown").toLowerCase();
+}
+
+/** What the countdown of a lot shows: [label, target µs] or null. */
+export function countdownTarget(lot) {
+  if (lot.status === "SCHEDULED" && lot.format !== "LIVE_AUCTIONEER") return ["Opens in", lot.start_at];
+  if (lot.status !== "OPEN") return null;
+  if (lot.format === "LIVE_AUCTIONEER") {
+    return lot.phase === "FAIR_WARNING" && lot.hammer_not_before ? ["Hammer after", lot.hammer_not_before] : null;
+  }
+  return ["Ends in", lot.end ?? lot.end_us];
+}
+
+/** The lot id from /lot/{id} or ?lot=. */
+export function lotIdFromLocation() {
+  const match = /^\/lot\/([^/]+)\/?$/.exec(location.pathname);
+  if (match) return decodeURIComponent(match[1]);
+  return new URLSearchParams(location.search).get("lot");
+}
+
+/** Server "now" from a REST body ({now_us} per protocol, {now} from older servers). */
+export function serverNowOf(body) {
+  const value = body && (body.now_us ?? body.now);
+  return Number.isFinite(value) ? value : null;
+}

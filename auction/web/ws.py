@@ -1,0 +1,473 @@
+"""The websocket endpoint `/ws` (docs/protocol.md §2): an adapter over the protocol core.
+
+`Hub` owns one `AuctionService` subscription and every connection:
+
+* one fan-out task reads the service's updates, keeps a bounded ring of recent public updates
+  per lot (for `since_seq` replay) and offers each update to the connections watching its lot.
+  Offering never waits: each connection keeps at most one pending update per lot, merged
+  (conflated) with later ones until its writer sends it, so a slow client never slows the lot or
+  the other clients (STYLE rule 9);
+* per connection, one reader (the handler) and one writer task. Direct answers (acks, time,
+  pong, errors, deposit notices) go first, in order, and are never dropped; then the pending
+  lot updates;
+* bids go through `auction.gateway.Gateway` in a task per bid, whose single ack goes to the
+  session's current connection once the bid's entry is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..accounts import Role
+from ..gateway import Gateway, GatewayError
+from ..protocol import (
+    CLOSE_ABUSE,
+    CLOSE_PROTOCOL,
+    CLOSE_REPLACED,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_VERSION,
+    MAX_FRAME_BYTES,
+    VERSION,
+    BidRequest,
+    Hello,
+    Ping,
+    ProtocolViolation,
+    Subscribe,
+    TimeRequest,
+    Unsubscribe,
+    parse_client_message,
+    time_reply,
+)
+from ..service import AuctionService, LotUpdate, Subscription
+
+logger = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0
+HEARTBEAT_S = 15
+MAX_CONNECTIONS_PER_ADDRESS = 20
+#: Recent public updates kept per lot for `since_seq` replay.
+RING_SIZE = 256
+#: Events kept in one conflated pending update before it is sent with `gap: true`.
+MAX_PENDING_EVENTS = 64
+#: Direct messages (acks, replies) a connection may have unsent before it is closed (4008).
+MAX_DIRECT_BACKLOG = 1024
+#: Bytes a connection's socket may have unsent before its writer waits (and its lot updates
+#: are conflated); and how often it looks again (seconds).
+WRITE_HIGH_WATER = 64 * 1024
+DRAIN_POLL = 0.02
+#: Non-fatal errors (unknown lot, ...) a connection may cause before it is closed (4008).
+MAX_ERRORS = 50
+
+
+@dataclass(slots=True)
+class _Recent:
+    previous_seq: int
+    seq: int
+    message: dict[str, Any]
+
+
+class Connection:
+    """One websocket: what it watches, what it still has to send, and its writer task."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, address: str, transport: asyncio.BaseTransport | None
+    ) -> None:
+        self.ws = ws
+        self.address = address
+        self._transport = transport
+        self.account: str | None = None
+        self.role: Role | None = None
+        self.session_key: str | None = None
+        self.lots: set[str] = set()
+        self.errors = 0
+        self._direct: deque[dict[str, Any]] = deque()
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.writer: asyncio.Task[None] | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a direct message (never dropped); closes 4008 if the client stopped reading
+        long ago."""
+        if len(self._direct) >= MAX_DIRECT_BACKLOG:
+            self.close(CLOSE_ABUSE, "too many unread messages")
+            return
+        self._direct.append(message)
+        self._wake.set()
+
+    def offer(self, lot: str, message: dict[str, Any]) -> None:
+        """Queue a lot update, merged with an unsent one of the same lot. Never blocks."""
+        if lot not in self.lots:
+            return
+        earlier = self._pending.get(lot)
+        if earlier is not None:
+            events = earlier["events"] + message["events"]
+            gap = earlier["gap"] or message["gap"] or len(events) > MAX_PENDING_EVENTS
+            message = message | {"events": events[-MAX_PENDING_EVENTS:], "gap": gap}
+        self._pending[lot] = message
+        self._wake.set()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()  # type: ignore[attr-defined]
+
+    def drop(self, lot: str) -> None:
+        self.lots.discard(lot)
+        self._pending.pop(lot, None)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the messages already queued are sent."""
+        if self._closing is None:
+            self._closing = (code, reason)
+        self._wake.set()
+
+    async def _drained(self) -> None:
+        """Wait while the socket's outgoing buffer is above the high-water mark: a client that
+        does not read holds back only its own writer (its updates are conflated meanwhile)."""
+        transport = self._transport
+        if not isinstance(transport, asyncio.WriteTransport):
+            return
+        while transport.get_write_buffer_size() > WRITE_HIGH_WATER and not transport.is_closing():
+            await asyncio.sleep(DRAIN_POLL)
+
+    async def run_writer(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._direct:
+                    await self._drained()
+                    await ws.send_str(json.dumps(self._direct.popleft(), ensure_ascii=False))
+                if self._closing is not None:
+                    break
+                await self._drained()
+                pending, self._pending = self._pending, {}
+                for message in pending.values():
+                    await ws.send_str(json.dumps(message, ensure_ascii=False))
+        except (ConnectionError, RuntimeError):
+            return  # the peer went away; the reader notices and cleans up
+        code, reason = self._closing
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.close(code=code, message=reason.encode("utf-8")[:120])
+
+
+class Hub:
+    """Every websocket connection of one server. `start()` after the service started;
+    `stop()` before it stops."""
+
+    def __init__(
+        self,
+        service: AuctionService,
+        gateway: Gateway,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+        hello_timeout: float = HELLO_TIMEOUT,
+        max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
+        ring_size: int = RING_SIZE,
+    ) -> None:
+        self._service = service
+        self._gateway = gateway
+        self._heartbeat = heartbeat_s
+        self._hello_timeout = hello_timeout
+        self._max_per_address = max_per_address
+        self._ring_size = ring_size
+        self._connections: set[Connection] = set()
+        self._by_session: dict[str, Connection] = {}
+        self._by_account: dict[str, Connection] = {}
+        self._per_address: dict[str, int] = {}
+        self._rings: dict[str, deque[_Recent]] = {}
+        self._last_seq: dict[str, int] = {}
+        self._fanout: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+        self._stopped = False
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    def start(self) -> None:
+        for view in self._service.views():
+            self._last_seq[view.lot_id] = view.seq
+        subscription = self._service.subscribe(max_events=4 * MAX_PENDING_EVENTS)
+        self._fanout = asyncio.get_running_loop().create_task(
+            self._run_fanout(subscription), name="ws-fanout"
+        )
+        self._subscription = subscription
+
+    async def stop(self) -> None:
+        """Close every connection (1001 going away) and stop the fan-out. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for connection in list(self._connections):
+            connection.close(WSCloseCode.GOING_AWAY, "server shutting down")
+        writers = [c.writer for c in self._connections if c.writer is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=2.0)
+        for connection in list(self._connections):
+            for task in list(connection.tasks):
+                task.cancel()
+            if connection.writer is not None:
+                connection.writer.cancel()
+            connection.abort()  # a peer that did not take the close frame in time
+        if self._subscription is not None:
+            self._service.unsubscribe(self._subscription)
+        if self._fanout is not None:
+            self._fanout.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fanout
+
+    def notify(self, account: str, message: dict[str, Any]) -> None:
+        """Send `message` to the account's current connection, if any (deposit notices)."""
+        connection = self._by_account.get(account)
+        if connection is not None:
+            connection.send(message)
+
+    # -- fan-out --
+
+    async def _run_fanout(self, subscription: Subscription) -> None:
+        async for updates in subscription:
+            for update in updates:
+                self._distribute(update)
+
+    def _distribute(self, update: LotUpdate) -> None:
+        lot = update.lot_id
+        seq = update.view.seq
+        message = {
+            "type": "update",
+            "lot": lot,
+            "seq": seq,
+            "view": update.view.to_json(),
+            "events": list(update.events),
+            "gap": update.gap,
+        }
+        ring = self._rings.setdefault(lot, deque(maxlen=self._ring_size))
+        if update.gap:
+            ring.clear()  # events were dropped on the way: the ring can no longer replay them
+        else:
+            ring.append(_Recent(self._last_seq.get(lot, 0), seq, message))
+        self._last_seq[lot] = seq
+        for connection in self._connections:
+            connection.offer(lot, message)
+
+    def _replay(self, lot: str, since_seq: int, current_seq: int) -> list[dict[str, Any]] | None:
+        """The updates after `since_seq`, or None when the ring no longer has all of them."""
+        if since_seq <= 0 or since_seq > current_seq:
+            return None
+        ring = self._rings.get(lot, deque())
+        last = ring[-1].seq if ring else self._last_seq.get(lot, current_seq)
+        if since_seq >= last:
+            return []
+        if not ring or ring[0].previous_seq > since_seq:
+            return None
+        return [recent.message | {"replayed": True} for recent in ring if recent.seq > since_seq]
+
+    # -- one connection --
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The `/ws` handler: the connection's reader."""
+        ws = web.WebSocketResponse(
+            heartbeat=self._heartbeat, max_msg_size=MAX_FRAME_BYTES, autoping=True
+        )
+        await ws.prepare(request)
+        address = request.remote or "?"
+        connection = Connection(ws, address, request.transport)
+        count = self._per_address.get(address, 0)
+        self._per_address[address] = count + 1
+        self._connections.add(connection)
+        connection.writer = asyncio.get_running_loop().create_task(connection.run_writer())
+        try:
+            if count >= self._max_per_address:
+                connection.close(CLOSE_ABUSE, "too many connections from this address")
+            else:
+                await self._serve(connection)
+        finally:
+            await self._forget(connection)
+        return ws
+
+    async def _forget(self, connection: Connection) -> None:
+        self._connections.discard(connection)
+        remaining = self._per_address.get(connection.address, 1) - 1
+        if remaining:
+            self._per_address[connection.address] = remaining
+        else:
+            self._per_address.pop(connection.address, None)
+        if connection.session_key and self._by_session.get(connection.session_key) is connection:
+            del self._by_session[connection.session_key]
+        if connection.account and self._by_account.get(connection.account) is connection:
+            del self._by_account[connection.account]
+        if connection.writer is not None:
+            connection.close(WSCloseCode.OK, "")  # ends the writer once its queue is sent
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(connection.writer), 1.0)
+            if not connection.writer.done():
+                connection.writer.cancel()
+                connection.abort()
+        # Bids already handed to the gateway complete (their entries are durable); their acks
+        # go to the session's newer connection if there is one.
+
+    async def _serve(self, connection: Connection) -> None:
+        ws = connection.ws
+        try:
+            first = await ws.receive(timeout=self._hello_timeout)
+        except TimeoutError:
+            connection.close(CLOSE_PROTOCOL, "say hello first, within 10 seconds")
+            return
+        if not await self._hello(connection, first):
+            return
+        while True:
+            message = await ws.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if message.type is WSMsgType.ERROR:
+                return  # aiohttp already closed it (1009 for an oversized frame)
+            try:
+                parsed = self._parse(message)
+                self._dispatch(connection, parsed)
+            except ProtocolViolation as exc:
+                connection.close(exc.close_code, exc.message)
+                return
+            if connection.errors > MAX_ERRORS:
+                connection.close(CLOSE_ABUSE, "too many errors")
+                return
+
+    @staticmethod
+    def _parse(message: Any) -> Any:
+        if message.type is not WSMsgType.TEXT:
+            raise ProtocolViolation(CLOSE_PROTOCOL, "messages are JSON text frames")
+        return parse_client_message(message.data)
+
+    async def _hello(self, connection: Connection, first: Any) -> bool:
+        if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return False
+        try:
+            hello = self._parse(first)
+        except ProtocolViolation as exc:
+            connection.close(exc.close_code, exc.message)
+            return False
+        if not isinstance(hello, Hello):
+            connection.close(CLOSE_PROTOCOL, "the first message must be hello")
+            return False
+        if hello.version != VERSION:
+            connection.close(CLOSE_VERSION, f"this server speaks version {VERSION}")
+            return False
+        if hello.session is not None:
+            try:
+                session = await self._gateway.session(hello.session)
+            except GatewayError:
+                session = None
+            if session is None:
+                connection.close(CLOSE_UNAUTHORIZED, "the session is invalid or has expired")
+                return False
+            connection.account = session.account
+            connection.role = session.role
+            connection.session_key = hashlib.sha256(hello.session.encode()).hexdigest()
+            earlier = self._by_session.get(connection.session_key)
+            if earlier is not None:
+                earlier.close(CLOSE_REPLACED, "replaced by a newer connection")
+            self._by_session[connection.session_key] = connection
+            self._by_account[session.account] = connection
+        connection.send(
+            {
+                "type": "welcome",
+                "v": VERSION,
+                "server_time_us": self._service.now(),
+                "account": connection.account,
+                "role": connection.role.value if connection.role else None,
+                "heartbeat_s": self._heartbeat,
+                "limits": {
+                    "frame_bytes": MAX_FRAME_BYTES,
+                    "bids_per_second": self._gateway.bids_per_second,
+                },
+            }
+        )
+        return True
+
+    def _dispatch(self, connection: Connection, message: Any) -> None:
+        if isinstance(message, TimeRequest):
+            connection.send(time_reply(message.t0, self._service.now()))
+        elif isinstance(message, Ping):
+            connection.send({"type": "pong"})
+        elif isinstance(message, Subscribe):
+            self._subscribe(connection, message)
+        elif isinstance(message, Unsubscribe):
+            connection.drop(message.lot)
+        elif isinstance(message, BidRequest):
+            if connection.account is None or connection.role is not Role.BIDDER:
+                raise ProtocolViolation(CLOSE_UNAUTHORIZED, "bidding needs a bidder's session")
+            self._spawn_bid(connection, connection.account, message)
+        elif isinstance(message, Hello):
+            raise ProtocolViolation(CLOSE_PROTOCOL, "hello is sent once")
+
+    def _subscribe(self, connection: Connection, message: Subscribe) -> None:
+        view = self._service.view(message.lot)
+        if view is None:
+            connection.errors += 1
+            connection.send(
+                {
+                    "type": "error",
+                    "code": "UNKNOWN_LOT",
+                    "message": f"there is no lot {message.lot!r}",
+                }
+            )
+            return
+        connection.lots.add(message.lot)
+        missed = self._replay(message.lot, message.since_seq, view.seq)
+        for update in missed or ():
+            connection.send(update)
+        connection.send(
+            {
+                "type": "snapshot",
+                "lot": message.lot,
+                "seq": view.seq,
+                "view": view.to_json(),
+                "replayed": missed is not None,
+            }
+        )
+
+    def _spawn_bid(self, connection: Connection, account: str, request: BidRequest) -> None:
+        session_key = connection.session_key
+        assert session_key is not None
+
+        async def run() -> None:
+            try:
+                ack = await self._gateway.bid(account, request)
+            except GatewayError as exc:
+                ack = {
+                    "type": "ack",
+                    "idempotency_key": request.idempotency_key,
+                    "lot": request.lot,
+                    "result": "rejected",
+                    "reason": exc.code,
+                    "message": exc.message,
+                }
+            target = self._by_session.get(session_key, connection)
+            target.send(ack)
+
+        task = asyncio.get_running_loop().create_task(run())
+        connection.tasks.add(task)
+        task.add_done_callback(_discard_from(connection.tasks))
+
+
+def _discard_from(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    def discard(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("bid task failed", exc_info=task.exception())
+
+    return discard
+
+
+__all__ = ["HEARTBEAT_S", "Connection", "Hub"]
