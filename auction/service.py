@@ -1250,12 +1250,18 @@ class AuctionService:
         actor = self._actors.get(lot_id)
         return actor.state if actor is not None else None
 
-    def subscribe(self, max_events: int | None = None) -> Subscription:
-        """Receive every lot's updates from now on; call `unsubscribe` when done."""
+    def subscribe(
+        self, max_events: int | None = None, *, subscription: Subscription | None = None
+    ) -> Subscription:
+        """Receive every lot's updates from now on; call `unsubscribe` when done.
+        `subscription`: the caller's own (e.g. a subclass whose `offer` also records each
+        update at once, in publication order); else a new one keeping `max_events`."""
         self._check_running()
-        subscription = Subscription(max_events or self._subscriber_events)
+        if subscription is None:
+            subscription = Subscription(max_events or self._subscriber_events)
         self._subscriptions.add(subscription)
         return subscription
+
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to `subscription` and close it."""

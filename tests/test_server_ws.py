@@ -376,6 +376,43 @@ async def test_live_updates_reach_watchers(server: Server, http: aiohttp.ClientS
         assert update["type"] == "update" and update["view"]["price"] == 10_000
 
 
+async def test_updates_are_merged_per_tick_and_start_after_the_snapshot(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    bidders = [await ready_bidder(http, server.url, ("watch",)) for _ in range(2)]
+    await wait_open(server, "watch")
+    async with (
+        await client_for(server, bidders[0]) as one,
+        await client_for(server, bidders[1]) as two,
+        await BidderClient.connect(server.url) as early,
+    ):
+        await early.subscribe("watch")
+        assert (await early.next_update())["type"] == "snapshot"
+        acks = []
+        for n in range(12):  # alternate bidders: every bid is accepted
+            client = (one, two)[n % 2]
+            acks.append(await client.bid("watch", 10_000 + 1_000 * n, "USD"))
+            if n == 5:  # a second watcher subscribes in the middle of the bidding
+                late = await BidderClient.connect(server.url)
+                await late.subscribe("watch")
+        assert all(ack.accepted for ack in acks)
+        final = acks[-1].seq
+        for watcher, name in ((early, "early"), (late, "late")):
+            messages = []
+            while not messages or messages[-1]["seq"] < final:
+                messages.append(await watcher.next_update())
+            snapshot_seq = messages[0]["seq"] if messages[0]["type"] == "snapshot" else 0
+            events = [e for m in messages if m["type"] == "update" for e in m["events"]]
+            seqs = [e["seq"] for e in events]
+            assert seqs == sorted(set(seqs)), (name, seqs)  # none twice, in order
+            assert all(seq > snapshot_seq for seq in seqs), name  # nothing the snapshot had
+            amounts = [e["amount"] for e in events if e["type"] == "BidAccepted"]
+            assert amounts[-1] == 21_000 and messages[-1]["view"]["price"] == 21_000, name
+            if name == "early":  # every bid's event arrived
+                assert amounts == [10_000 + 1_000 * n for n in range(12)]
+        await late.close()
+
+
 async def test_a_watcher_that_never_reads_does_not_delay_acks(
     server: Server, http: aiohttp.ClientSession
 ) -> None:

@@ -67,6 +67,10 @@ WRITE_HIGH_WATER = 64 * 1024
 DRAIN_POLL = 0.02
 #: Non-fatal errors (unknown lot, ...) a connection may cause before it is closed (4008).
 MAX_ERRORS = 50
+#: Lot updates go out to watchers at most this often (seconds): what arrives meanwhile is
+#: merged per lot (the service's subscription coalesces), so one message per lot and tick is
+#: serialized once and shared by every connection, however fast the lot moves.
+FANOUT_INTERVAL = 0.05
 
 
 @dataclass(slots=True)
@@ -89,9 +93,12 @@ class Connection:
         self.role: Role | None = None
         self.session_key: str | None = None
         self.lots: set[str] = set()
+        #: lot → the seq of the snapshot just sent: what is at or below it is not sent again
+        self.floors: dict[str, int] = {}
         self.errors = 0
         self._direct: deque[dict[str, Any]] = deque()
-        self._pending: dict[str, dict[str, Any]] = {}
+        #: lot → (update, its JSON text if unchanged since the hub serialized it)
+        self._pending: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._wake = asyncio.Event()
         self._closing: tuple[int, str] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -106,16 +113,27 @@ class Connection:
         self._direct.append(message)
         self._wake.set()
 
-    def offer(self, lot: str, message: dict[str, Any]) -> None:
-        """Queue a lot update, merged with an unsent one of the same lot. Never blocks."""
+    def offer(self, lot: str, message: dict[str, Any], text: str | None = None) -> None:
+        """Queue a lot update (`text`: its JSON, shared with other connections), merged with an
+        unsent one of the same lot. Never blocks."""
         if lot not in self.lots:
             return
+        floor = self.floors.get(lot)
+        if floor is not None:
+            if message["seq"] <= floor:
+                return
+            del self.floors[lot]
+            events = [e for e in message["events"] if e.get("seq", floor + 1) > floor]
+            if len(events) != len(message["events"]):
+                message, text = message | {"events": events}, None
         earlier = self._pending.get(lot)
         if earlier is not None:
-            events = earlier["events"] + message["events"]
-            gap = earlier["gap"] or message["gap"] or len(events) > MAX_PENDING_EVENTS
+            before = earlier[0]
+            events = before["events"] + message["events"]
+            gap = before["gap"] or message["gap"] or len(events) > MAX_PENDING_EVENTS
             message = message | {"events": events[-MAX_PENDING_EVENTS:], "gap": gap}
-        self._pending[lot] = message
+            text = None
+        self._pending[lot] = (message, text)
         self._wake.set()
 
     def abort(self) -> None:
@@ -124,6 +142,7 @@ class Connection:
 
     def drop(self, lot: str) -> None:
         self.lots.discard(lot)
+        self.floors.pop(lot, None)
         self._pending.pop(lot, None)
 
     def close(self, code: int, reason: str) -> None:
@@ -154,8 +173,8 @@ class Connection:
                     break
                 await self._drained()
                 pending, self._pending = self._pending, {}
-                for message in pending.values():
-                    await ws.send_str(json.dumps(message, ensure_ascii=False))
+                for message, text in pending.values():
+                    await ws.send_str(text or json.dumps(message, ensure_ascii=False))
         except (ConnectionError, RuntimeError):
             return  # the peer went away; the reader notices and cleans up
         code, reason = self._closing
@@ -200,7 +219,9 @@ class Hub:
     def start(self) -> None:
         for view in self._service.views():
             self._last_seq[view.lot_id] = view.seq
-        subscription = self._service.subscribe(max_events=4 * MAX_PENDING_EVENTS)
+        subscription = self._service.subscribe(
+            subscription=_Recorder(self._record, 4 * MAX_PENDING_EVENTS)
+        )
         self._fanout = asyncio.get_running_loop().create_task(
             self._run_fanout(subscription), name="ws-fanout"
         )
@@ -241,26 +262,26 @@ class Hub:
         async for updates in subscription:
             for update in updates:
                 self._distribute(update)
+            await asyncio.sleep(FANOUT_INTERVAL)  # meanwhile the subscription merges per lot
 
-    def _distribute(self, update: LotUpdate) -> None:
+    def _record(self, update: LotUpdate) -> None:
+        """Every update as the service publishes it, at once and in order: the replay ring is
+        therefore never behind the views that snapshots are taken from."""
         lot = update.lot_id
         seq = update.view.seq
-        message = {
-            "type": "update",
-            "lot": lot,
-            "seq": seq,
-            "view": update.view.to_json(),
-            "events": list(update.events),
-            "gap": update.gap,
-        }
         ring = self._rings.setdefault(lot, deque(maxlen=self._ring_size))
         if update.gap:
             ring.clear()  # events were dropped on the way: the ring can no longer replay them
         else:
-            ring.append(_Recent(self._last_seq.get(lot, 0), seq, message))
+            ring.append(_Recent(self._last_seq.get(lot, 0), seq, _message(update)))
         self._last_seq[lot] = seq
+
+    def _distribute(self, update: LotUpdate) -> None:
+        """One merged update of a tick to every connection watching the lot: serialized once."""
+        message = _message(update)
+        text = json.dumps(message, ensure_ascii=False)
         for connection in self._connections:
-            connection.offer(lot, message)
+            connection.offer(update.lot_id, message, text)
 
     def _replay(self, lot: str, since_seq: int, current_seq: int) -> list[dict[str, Any]] | None:
         """The updates after `since_seq`, or None when the ring no longer has all of them."""
@@ -424,6 +445,7 @@ class Hub:
             )
             return
         connection.lots.add(message.lot)
+        connection.floors[message.lot] = view.seq  # later updates start after the snapshot
         missed = self._replay(message.lot, message.since_seq, view.seq)
         for update in missed or ():
             connection.send(update)
@@ -459,6 +481,31 @@ class Hub:
         task = asyncio.get_running_loop().create_task(run())
         connection.tasks.add(task)
         task.add_done_callback(_discard_from(connection.tasks))
+
+
+class _Recorder(Subscription):
+    """The hub's subscription: records each update at once (`record`), then queues it to be
+    merged per lot until the next fan-out tick."""
+
+    def __init__(self, record: Callable[[LotUpdate], None], max_events: int) -> None:
+        super().__init__(max_events)
+        self._record = record
+
+    def offer(self, update: LotUpdate) -> None:
+        if not self.closed:
+            self._record(update)
+        super().offer(update)
+
+
+def _message(update: LotUpdate) -> dict[str, Any]:
+    return {
+        "type": "update",
+        "lot": update.lot_id,
+        "seq": update.view.seq,
+        "view": update.view.to_json(),
+        "events": list(update.events),
+        "gap": update.gap,
+    }
 
 
 def _discard_from(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
