@@ -314,12 +314,33 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 1
 
 
+def _rendition_dir(recording: Path, rendition: str | None) -> Path:
+    """A lot's recording directory (`recordings/<lot>`) names its rendition's directory when
+    it holds no segments itself: the one asked for, or the only one there is."""
+    from streaming.evidence import segment_files
+
+    if segment_files(recording):
+        return recording
+    if rendition is not None and (recording / rendition).is_dir():
+        return recording / rendition
+    renditions = [
+        path for path in sorted(recording.iterdir()) if path.is_dir() and segment_files(path)
+    ]
+    if len(renditions) == 1:
+        return renditions[0]
+    if renditions:
+        names = ", ".join(path.name for path in renditions)
+        raise SourceError(f"{recording} holds several renditions ({names}): name one")
+    return recording
+
+
 def _stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .video import verify_stream  # here: the video module pulls in aiortc and av
 
     recording: Path = args.recording
     if not recording.is_dir():
         raise SourceError(f"{recording} is not a directory")
+    recording = _rendition_dir(recording, args.rendition)
     source = open_source(args.ledger)
     report = verify_ledger(source, workers=args.workers, now_us=time.time_ns() // 1000)
     bodies = stream_segment_bodies(source, report.checkpoint_size or 0, report.checkpoint_root)

@@ -230,5 +230,5 @@ async def test_gavel_demo_runs_headless_and_leaves_its_events(tmp_path: Path) ->
     recording = data / "recordings" / "painting-harbour"
     (rendition,) = [path for path in recording.iterdir() if path.is_dir()]
     assert any(rendition.iterdir()), "no segment was recorded"
-    command = ["audit", "stream", str(rendition), "--ledger", str(export)]
+    command = ["audit", "stream", str(recording), "--ledger", str(export)]  # the lot's folder
     assert await asyncio.to_thread(main, command) == 0
