@@ -4,7 +4,7 @@ Tables (SQLAlchemy Core, created idempotently in the same database as the lots a
 
 * `gavel_account`: the account id (`acct-<16 hex>`) and the raw Ed25519 public key bound to it;
 * `gavel_session`: bearer sessions (only the SHA-256 of the token is stored) with a role:
-  `bidder`, `auctioneer` or `compliance`, and an expiry;
+  `bidder`, `auctioneer`, `compliance` or `auditor`, and an expiry;
 * `gavel_identity`: the compliance table. The personal data and the salt of the identity
   check, with the attestation the provider signed. Erasing an account's personal data clears
   both (the ledger keeps only the salted commitment, which then can no longer be opened);
@@ -78,6 +78,8 @@ class Role(enum.StrEnum):
     BIDDER = "bidder"
     AUCTIONEER = "auctioneer"
     COMPLIANCE = "compliance"
+    #: Reads the whole ledger, sealed entries included (docs/protocol.md §4); nothing else.
+    AUDITOR = "auditor"
 
 
 class AccountError(Exception):

@@ -43,6 +43,7 @@ import json
 import multiprocessing
 import os
 import re
+import stat
 import threading
 import urllib.error
 import urllib.parse
@@ -359,7 +360,10 @@ class DirectorySource:
         ]
 
     def _confine(self, relative: str) -> Path:
-        target = (self._root / relative).resolve()
+        try:
+            target = (self._root / relative).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise SourceError(f"cannot resolve {relative}: {exc}", path=relative) from exc
         if not target.is_relative_to(self._root):
             raise SourceError(f"{relative} leads outside {self._name}", path=relative)
         return target
@@ -367,7 +371,12 @@ class DirectorySource:
     def _read(self, relative: str, limit: int) -> bytes:
         target = self._confine(relative)
         try:
-            with target.open("rb") as handle:
+            # Non-blocking open, then only a regular file is read: a FIFO or a device planted
+            # in an export would otherwise block the auditor forever or feed it endlessly.
+            descriptor = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(descriptor, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise SourceError(f"{relative} is not a regular file", path=relative)
                 data = handle.read(limit + 1)
         except FileNotFoundError:
             raise MissingFileError(f"{relative} is missing", path=relative) from None
@@ -415,7 +424,10 @@ class HttpSource:
         """``GET /log/checkpoint``."""
         data = self._get("checkpoint", MAX_NOTE_SIZE)
         size_line = data.split(b"\n", 2)[1:2]
-        self._served_size = int(size_line[0]) if size_line and size_line[0].isdigit() else None
+        # At most 20 digits (uint64): a longer line would also exceed Python's int conversion
+        # limit and raise ValueError; parsing the note refuses it properly later.
+        readable = size_line and size_line[0].isdigit() and len(size_line[0]) <= 20
+        self._served_size = int(size_line[0]) if readable else None
         return data
 
     def policy(self) -> bytes:

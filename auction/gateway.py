@@ -26,10 +26,11 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -445,6 +446,43 @@ class Gateway:
         self.notify(callback.account, message)
 
     # -- bids (docs/protocol.md §2.4) --
+
+    @property
+    def idempotency_memory(self) -> int:
+        """How many answered bids the gateway remembers (the newest)."""
+        return self._index.capacity
+
+    def learn_answered(self, entries: Iterable[bytes]) -> int:
+        """Remember the signed bids of these ledger entries (the newest, read back at start)
+        with the answer each got, so that a bidder resending a bid whose ack a crash swallowed
+        gets that answer again instead of a second entry (docs/protocol.md §2.4). Returns how
+        many bids it learnt."""
+        learnt = 0
+        for raw in entries:
+            entry = json.loads(raw)
+            body = entry.get("body")
+            request = body.get("request") if isinstance(body, dict) else None
+            if not isinstance(request, dict):
+                continue
+            payload = request["payload"]
+            bid = BidRequest(
+                lot=payload["lot"],
+                kind=payload["kind"],
+                amount=payload["amount"],
+                currency=payload["currency"],
+                idempotency_key=payload["idempotency_key"],
+                signature=base64.b64decode(request["sig"]),
+            )
+            events = body.get("events") or []
+            accepted = any(e.get("type") in ("BidAccepted", "MaxSet") for e in events)
+            refusal = next((e for e in events if e.get("type") == "Rejected"), None)
+            reason = None if accepted or refusal is None else str(refusal.get("reason"))
+            message = None if reason is None else str(refusal.get("detail") or reason)  # type: ignore[union-attr]
+            result = "accepted" if accepted else "rejected"
+            ack = self._ack(payload["account"], bid, result, reason, message, entry["seq"])
+            self._index.remember(payload["account"], bid, ack)
+            learnt += 1
+        return learnt
 
     async def bid(self, account: str, request: BidRequest) -> dict[str, Any]:
         """Answer one signed bid with exactly one ack (a dict ready to send)."""

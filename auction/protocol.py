@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,6 +26,7 @@ from .rules import MAX_AMOUNT
 VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 4096
 BID_REQUEST_PREFIX: Final = b"gavel/bid-request/v1\n"
+_CURRENCY: Final = re.compile(r"[A-Z]{3}")
 
 CLOSE_NORMAL: Final = 1000
 CLOSE_TOO_BIG: Final = 1009
@@ -163,7 +165,7 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
         if not 0 < amount <= MAX_AMOUNT:
             raise ProtocolViolation(CLOSE_PROTOCOL, "'amount' must be positive minor units")
         currency = _field(message, "currency", str)
-        if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        if not _CURRENCY.fullmatch(currency):
             raise ProtocolViolation(CLOSE_PROTOCOL, "'currency' must be an ISO 4217 code")
         try:
             signature = base64.b64decode(_field(message, "sig", str), validate=True)
@@ -265,6 +267,13 @@ class IdempotencyIndex:
         key = (account, request.lot, request.idempotency_key)
         if key in self._seen:
             self._seen[key] = (request.fingerprint(), ack)
+
+    def remember(self, account: str, request: BidRequest, ack: dict[str, Any]) -> None:
+        """Know a request answered before a restart (read back from the ledger)."""
+        self._seen[(account, request.lot, request.idempotency_key)] = (request.fingerprint(), ack)
+        self._seen.move_to_end((account, request.lot, request.idempotency_key))
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
 
 
 def time_reply(t0: int | float, server_time_us: int) -> dict[str, Any]:

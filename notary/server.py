@@ -39,6 +39,7 @@ from chain import (
     TILE_WIDTH,
     ChainError,
     Checkpoint,
+    CosignatureSigner,
     EntryBundle,
     Policy,
     Tile,
@@ -83,6 +84,7 @@ from .errors import (
     RequestTooLargeError,
     SizeConflictError,
 )
+from .readauth import read_authorization
 from .store import Conflict, NotaryStore, PeerView, Refusal
 
 __all__ = [
@@ -165,20 +167,44 @@ class HttpLog:
 
     Short timeouts, bounded response sizes, at most ``concurrency`` requests at once. A partial
     tile or bundle that is gone is read from the full one that replaced it (tlog-tiles).
+    With a ``signer`` (the notary's cosigner key) and the log's ``origin``, every request
+    carries a read authorization signed with that key (:mod:`notary.readauth`): the log serves
+    entries it keeps from the public for a while (open lots' proxy maxima) to its notaries.
     """
 
     def __init__(
-        self, session: aiohttp.ClientSession, url: str, *, timeout: float, concurrency: int = 8
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        timeout: float,
+        concurrency: int = 8,
+        signer: CosignatureSigner | None = None,
+        origin: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
         self._prefix = url.rstrip("/") + "/log/"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._slots = asyncio.Semaphore(concurrency)
+        self._signer = signer
+        self._origin = origin
+        self._clock = clock
+
+    def _headers(self, path: str) -> dict[str, str]:
+        if self._signer is None or self._origin is None:
+            return {}
+        header = read_authorization(self._signer, self._origin, path, int(self._clock()))
+        return {"Authorization": header}
 
     async def _get(self, path: str, limit: int) -> bytes | None:
         url = self._prefix + path
+        headers = self._headers(path)
         try:
-            async with self._slots, self._session.get(url, timeout=self._timeout) as response:
+            async with (
+                self._slots,
+                self._session.get(url, timeout=self._timeout, headers=headers) as response,
+            ):
                 if response.status == 404:
                     return None
                 if response.status != 200:
@@ -762,7 +788,14 @@ def create_app(settings: Settings) -> web.Application:
             )
             connector = aiohttp.TCPConnector(limit=32)
             async with aiohttp.ClientSession(connector=connector) as session:
-                log = HttpLog(session, settings.log_url, timeout=settings.fetch_timeout)
+                log = HttpLog(
+                    session,
+                    settings.log_url,
+                    timeout=settings.fetch_timeout,
+                    signer=data_dir.load_signer(),
+                    origin=LogTrust.from_policy(policy).origin,
+                    clock=settings.clock,
+                )
                 node = NotaryNode(settings, data_dir, store, policy, log, executor)
                 await node.start()
                 app[NODE] = node

@@ -57,7 +57,9 @@ def parse_offer(body: bytes, *, max_bytes: int) -> Offer:
         raise OfferTooLarge(f"the offer body is larger than {max_bytes} bytes")
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, UnicodeDecodeError, and an integer literal longer than
+        # the interpreter's int conversion limit (4,300 digits), which is neither of those.
         raise BadOffer("the body is not JSON", code="bad_json") from exc
     if not isinstance(document, dict):
         raise BadOffer('the body must be a JSON object {"sdp": ..., "type": "offer"}')
@@ -170,7 +172,7 @@ def parse_channel_message(message: str | bytes) -> RenditionRequest | None:
     try:
         text = message.decode("utf-8") if isinstance(message, bytes) else message
         document = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSON, UTF-8 or int conversion limit
         return None
     if not isinstance(document, dict) or document.get("type") != "rendition":
         return None

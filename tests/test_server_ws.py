@@ -574,3 +574,30 @@ async def test_the_deposit_is_pushed_to_the_bidder(
         assert message["amount"] > 0
         with pytest.raises(TimeoutError):  # the provider's second delivery changed nothing
             await client.next_update(timeout=0.5)
+
+
+async def test_a_resend_after_a_restart_gets_the_original_answer(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Idempotency keys survive a restart: a bidder whose ack a crash swallowed resends with
+    the same key and gets the original answer, and nothing is written twice."""
+    async with running_server(tmp_path) as server:
+        await add_lots(server, open_in=0.2)
+        bidder = await ready_bidder(http, server.url, ("watch",))
+        await wait_open(server, "watch")
+        async with await client_for(server, bidder) as client:
+            message = client.signed_bid("watch", 10_000, "USD", key="once")
+            first = await client.send_bid(message)
+            refused = await client.bid("watch", 1, "USD", key="low")
+        assert first.accepted and not refused.accepted
+        size = await server.ledger_size()
+    async with running_server(tmp_path) as server:  # the same data directory
+        assert await server.ledger_size() == size
+        async with await client_for(server, bidder) as client:
+            again = await client.send_bid(message)
+            assert again.accepted and again.entry == first.entry
+            low = await client.bid("watch", 1, "USD", key="low")
+            assert low.reason == refused.reason and low.entry == refused.entry
+            other = await client.bid("watch", 20_000, "USD", key="once")  # other terms
+            assert other.reason == "IDEMPOTENCY_CONFLICT"
+        assert await server.ledger_size() == size

@@ -18,12 +18,19 @@ It wires, each as one `cleanup_ctx` (opened in order, closed in reverse) under t
 Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `/console`,
 `/auditor`, and every file at `/static/{name}`), the REST API (`auction.web.api`), `/ws`,
 `GET /healthz`, and the ledger's read API under `/log/` (`auction.web.log`).
+
+Every response carries the security headers of `security_headers` (docs/protocol.md §5): a
+Content-Security-Policy (pages: only this origin's scripts, styles, images and connections, no
+inline script, no framing; everything else: nothing at all), `X-Content-Type-Options: nosniff`,
+`Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`; and a response to a request that
+carried credentials (`Authorization`) is `Cache-Control: no-store`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -31,12 +38,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..accounts import AccountStore
+from ..accounts import AccountStore, Session
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
     BIDS_PER_SECOND,
     Gateway,
+    GatewayError,
     identity_seed,
     load_identity_keys,
 )
@@ -142,12 +150,48 @@ def create_app(settings: Settings) -> web.Application:
     if settings.demo:
         app.cleanup_ctx.append(_drivers_context)
     app.on_shutdown.append(_close_sockets)
+    app.on_response_prepare.append(security_headers)
     _add_pages(app)
     add_api_routes(app, _components)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
-    add_log_routes(app, _service)
+    add_log_routes(app, _service, _log_session)
     return app
+
+
+#: The pages' policy: this origin only, no inline or evaluated script, no plugins, no framing.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob:; connect-src 'self'{ws}; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+#: Everything that is not a page (JSON, text, tiles, video) may load nothing.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The headers every response carries (docs/protocol.md §5)."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if response.content_type == "text/html":
+        host = request.host
+        ws = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
+        headers["Content-Security-Policy"] = PAGE_POLICY.format(ws=ws)
+    else:
+        headers.setdefault("Content-Security-Policy", DATA_POLICY)
+    if "Authorization" in request.headers:
+        headers["Cache-Control"] = "no-store"
+
+
+async def _log_session(request: web.Request, token: str) -> Session | None:
+    try:
+        return await request.app[GATEWAY].session(token)
+    except GatewayError:
+        return None
 
 
 def _service(request: web.Request) -> AuctionService:
@@ -249,6 +293,11 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
         clock=settings.clock,
         bids_per_second=settings.bids_per_second,
     )
+    # Idempotency survives a restart: the newest signed bids and their answers, from the log.
+    store = app[STORE]
+    size = await service.read(store.ledger_size)
+    start = max(0, size - gateway.idempotency_memory)
+    gateway.learn_answered(await service.read(store.ledger_entries, start, size))
     app[GATEWAY] = gateway
     yield
     await gateway.stop()

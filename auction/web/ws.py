@@ -12,6 +12,11 @@
   lot updates;
 * bids go through `auction.gateway.Gateway` in a task per bid, whose single ack goes to the
   session's current connection once the bid's entry is durable.
+
+A browser's handshake must come from this server's own pages: a request whose `Origin` names
+another host is refused with `403` before the upgrade (cross-site websocket hijacking); clients
+that send no `Origin` (the Python client, bots) are let in. A connection opened with a session
+is closed with `4003` on its first message after the session expired.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +98,7 @@ class Connection:
         self.account: str | None = None
         self.role: Role | None = None
         self.session_key: str | None = None
+        self.expires_us: int | None = None
         self.lots: set[str] = set()
         #: lot → the seq of the snapshot just sent: what is at or below it is not sent again
         self.floors: dict[str, int] = {}
@@ -297,10 +304,24 @@ class Hub:
 
     # -- one connection --
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """The `/ws` handler: the connection's reader."""
+        origin = request.headers.get("Origin")
+        if origin is not None and not same_origin(origin, request.host, request.scheme):
+            return web.json_response(
+                {
+                    "error": {
+                        "code": "FORBIDDEN_ORIGIN",
+                        "message": "websocket connections are accepted from this site's pages",
+                    }
+                },
+                status=403,
+                headers={"Cache-Control": "no-store"},
+            )
+        # No permessage-deflate: one shared update would be compressed again for every
+        # connection (the updates are small; the CPU is what a busy lot runs out of).
         ws = web.WebSocketResponse(
-            heartbeat=self._heartbeat, max_msg_size=MAX_FRAME_BYTES, autoping=True
+            heartbeat=self._heartbeat, max_msg_size=MAX_FRAME_BYTES, autoping=True, compress=False
         )
         await ws.prepare(request)
         address = request.remote or "?"
@@ -354,6 +375,10 @@ class Hub:
                 return
             if message.type is WSMsgType.ERROR:
                 return  # aiohttp already closed it (1009 for an oversized frame)
+            expires = connection.expires_us
+            if expires is not None and self._gateway.now() >= expires:
+                connection.close(CLOSE_UNAUTHORIZED, "the session has expired; sign in again")
+                return
             try:
                 parsed = self._parse(message)
                 self._dispatch(connection, parsed)
@@ -394,6 +419,7 @@ class Hub:
                 return False
             connection.account = session.account
             connection.role = session.role
+            connection.expires_us = session.expires_us
             connection.session_key = hashlib.sha256(hello.session.encode()).hexdigest()
             earlier = self._by_session.get(connection.session_key)
             if earlier is not None:
@@ -483,6 +509,25 @@ class Hub:
         task.add_done_callback(_discard_from(connection.tasks))
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether a browser's `Origin` names the host (and port) this request was sent to (a
+    `Host` without a port matches the Origin scheme's default port, as behind a TLS proxy).
+    `null` and anything unparsable are foreign."""
+    try:
+        parts = urllib.parse.urlsplit(origin)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        mine = urllib.parse.urlsplit(f"{scheme}://{host}")
+        my_port = mine.port or _DEFAULT_PORTS.get(parts.scheme)  # a TLS proxy: no port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not mine.hostname:
+        return False
+    return parts.hostname.lower() == mine.hostname.lower() and port == my_port
+
+
 class _Recorder(Subscription):
     """The hub's subscription: records each update at once (`record`), then queues it to be
     merged per lot until the next fan-out tick."""
@@ -517,4 +562,4 @@ def _discard_from(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None
     return discard
 
 
-__all__ = ["HEARTBEAT_S", "Connection", "Hub"]
+__all__ = ["HEARTBEAT_S", "Connection", "Hub", "same_origin"]
