@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from chain import ChainError, format_time
 from notary.cli import register as register_notary
@@ -64,6 +65,13 @@ EXPECTED_ERRORS = (ServiceError, StorageError, RulesError, AccountError, Gateway
 
 #: The same for `gavel ledger ...` (a chain error is a ledger that does not verify).
 LEDGER_ERRORS = (ExportError, StorageError, ChainError)
+
+
+def _drop_malformed_requests(record: logging.LogRecord) -> bool:
+    """aiohttp answers a malformed HTTP request with 400 and also logs it with a traceback at
+    ERROR: anyone could fill the log that way. The 400 is enough."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, HttpProcessingError)
 
 
 def _positive_seconds(text: str) -> float:
@@ -219,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `gavel` with `argv` (default: the process arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="gavel: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
     if args.command == "ledger":
         return _ledger_main(args)
     if args.command == "staff":

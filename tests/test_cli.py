@@ -199,3 +199,24 @@ async def test_staff_sessions_from_the_command_line(
             headers = {"Authorization": f"Bearer {tokens[role]}"}
             async with http.get(url, headers=headers) as response:
                 assert response.status == expected, await response.text()
+
+
+def test_malformed_requests_do_not_fill_the_log() -> None:
+    """aiohttp's traceback for a malformed request line is dropped; other errors are kept."""
+    import logging
+
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    from auction.cli import _drop_malformed_requests
+
+    def record(error: BaseException) -> logging.LogRecord:
+        try:
+            raise error
+        except BaseException:
+            return logging.LogRecord(
+                "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (),
+                sys.exc_info(),
+            )  # fmt: skip
+
+    assert not _drop_malformed_requests(record(BadHttpMessage("bad request line")))
+    assert _drop_malformed_requests(record(RuntimeError("a real bug")))
