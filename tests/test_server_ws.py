@@ -601,3 +601,25 @@ async def test_a_resend_after_a_restart_gets_the_original_answer(
             other = await client.bid("watch", 20_000, "USD", key="once")  # other terms
             assert other.reason == "IDEMPOTENCY_CONFLICT"
         assert await server.ledger_size() == size
+
+
+async def test_a_closed_lot_keeps_no_replay_ring(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    """The hub's memory does not grow with the lots it has closed: a closed lot's replay ring
+    is dropped, and a client reconnecting with `since_seq` gets the final snapshot."""
+    from auction.rules import Cancel
+
+    bidder = await ready_bidder(http, server.url, ("watch",))
+    await wait_open(server, "watch")
+    async with await client_for(server, bidder) as client:
+        ack = await client.bid("watch", 10_000, "USD")
+    hub = server.app[HUB]
+    assert "watch" in hub._rings
+    await server.service.submit("watch", Cancel(reason="the consignor withdrew it"))
+    assert "watch" not in hub._rings and "flat" in hub._rings
+    async with await BidderClient.connect(server.url) as watcher:
+        await watcher.subscribe("watch", since_seq=ack.seq)
+        final = await watcher.next_update()
+        assert final["type"] == "snapshot" and final["replayed"] is False
+        assert final["view"]["status"] == "CANCELLED"

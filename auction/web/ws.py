@@ -276,12 +276,18 @@ class Hub:
         therefore never behind the views that snapshots are taken from."""
         lot = update.lot_id
         seq = update.view.seq
+        previous = self._last_seq.get(lot, 0)
+        self._last_seq[lot] = seq
+        if update.view.closed_at is not None:
+            # A closed lot's updates are not replayed (a reconnecting client gets its final
+            # snapshot): the rings of the lots a server has closed would otherwise only grow.
+            self._rings.pop(lot, None)
+            return
         ring = self._rings.setdefault(lot, deque(maxlen=self._ring_size))
         if update.gap:
             ring.clear()  # events were dropped on the way: the ring can no longer replay them
         else:
-            ring.append(_Recent(self._last_seq.get(lot, 0), seq, _message(update)))
-        self._last_seq[lot] = seq
+            ring.append(_Recent(previous, seq, _message(update)))
 
     def _distribute(self, update: LotUpdate) -> None:
         """One merged update of a tick to every connection watching the lot: serialized once."""
