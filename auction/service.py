@@ -540,6 +540,8 @@ class Checkpointer:
         self.signed = 0
         #: Rounds of cosignature requests that did not reach the quorum.
         self.unpublished_rounds = 0
+        #: Checkpoint attempts that failed in a row (storage, proofs); 0 once one succeeds.
+        self.failures = 0
         #: The last round of cosignature requests (None before the first, or without notaries).
         self.last_round: CosignatureRound | None = None
 
@@ -599,14 +601,19 @@ class Checkpointer:
             try:
                 await self._checkpoint()
             except Exception as exc:  # the entries stay uncovered: log, wait, try again
-                logger.error(
-                    "ledger checkpoint failed: %s", exc, exc_info=not isinstance(exc, StorageError)
-                )
+                # Once per outage (a full disk fails every attempt): the first failure as an
+                # error, the retries at debug level, and a line when checkpoints work again.
+                log = logger.debug if self.failures else logger.error
+                log("ledger checkpoint failed: %s", exc, exc_info=not isinstance(exc, StorageError))
+                self.failures += 1
                 if stopping:
                     return
                 await asyncio.sleep(self._delay)
                 self._grown.set()  # try again: the entries are still not covered
                 continue
+            if self.failures:
+                logger.warning("ledger checkpoints work again after %d failures", self.failures)
+                self.failures = 0
             if stopping:
                 return
             if self._behind():
@@ -668,6 +675,12 @@ class Checkpointer:
         )
         self.last_round = result
         self._sizes.update(result.old_sizes)
+        for refusal in result.refused:
+            if refusal.kind == "ahead":
+                # A size beyond this log's own tree cannot be proven from: remembering it would
+                # never ask that notary again. Ask from the published size next time; a notary
+                # that really is ahead says so again (409), one that was wrong co-signs.
+                self._sizes.pop(refusal.notary, None)
         merged = result.merged()
         if quorum_met(self._policy, merged):
             if self._missing:
@@ -1261,7 +1274,6 @@ class AuctionService:
             subscription = Subscription(max_events or self._subscriber_events)
         self._subscriptions.add(subscription)
         return subscription
-
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to `subscription` and close it."""

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import heapq
 import json
+import logging
 import os
 import secrets
 import threading
@@ -149,6 +150,8 @@ ORIGIN_PREFIX = "gavel.local/"
 _HOUSE_LOCK = 0x6761_7665_6C01
 
 Clock = Callable[[], int]
+
+logger = logging.getLogger(__name__)
 
 
 def system_clock() -> int:
@@ -1156,12 +1159,39 @@ class Storage:
             pending = writer.start()
             with _translated("writing ledger entries"):
                 seqs = writer.add_records(pending, records)
-            with self._ledger_transaction("appending history") as connection:
-                if rows:
-                    self._insert_history(connection, rows, bidders, registrations, deposits)
-                writer.write(connection, pending)
+            try:
+                with self._ledger_transaction("appending history") as connection:
+                    if rows:
+                        self._insert_history(connection, rows, bidders, registrations, deposits)
+                    writer.write(connection, pending)
+            except StorageUnavailable:
+                # The connection failed: before, during or after the commit. If the batch is
+                # stored anyway (the commit's answer was lost), it is durable and must be
+                # reported so: failing it would make the caller redo commands that are stored
+                # (a lot's next row `n` would then conflict for good).
+                if not self._stored_anyway(pending.batch.entries):
+                    raise
+                logger.warning(
+                    "the database connection failed after a commit of %d entries, which are "
+                    "stored: acknowledged",
+                    len(pending.batch.entries),
+                )
+                return seqs  # the writer resumes from the database on its next use
             writer.commit(pending)
         return seqs
+
+    def _stored_anyway(self, entries: Sequence[ledger_store.StoredEntry]) -> bool:
+        """Whether the last of `entries` is stored with exactly these bytes (then the whole
+        transaction is: it wrote them all or none). False when that cannot be read now."""
+        if not entries:
+            return False
+        last = entries[-1]
+        try:
+            with self._engine.connect() as connection:
+                stored = ledger_store.read_entries(connection, last.seq, last.seq + 1)
+        except (ChainError, sa_exc.SQLAlchemyError):
+            return False
+        return stored[0].data == last.data
 
     def _insert_history(
         self,

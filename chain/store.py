@@ -43,9 +43,8 @@ pass through untranslated: the caller's adapter translates them once, with its o
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -530,27 +529,21 @@ class LedgerState:
         computed: dict[tuple[int, int], bytes] = {}
         signed_root = EMPTY_ROOT
         last: StoredEntry | None = None
-        rows = connection.execution_options(yield_per=1000).execute(
-            select(ENTRIES.c.seq, ENTRIES.c.data, ENTRIES.c.leaf_hash, ENTRIES.c.t_us).order_by(
-                ENTRIES.c.seq
-            )
-        )
-        with contextlib.closing(rows):
-            for row in rows:
-                entry = StoredEntry(int(row.seq), bytes(row.data), int(row.t_us))
-                if entry.seq != compact.end:
-                    raise StoredDataError(f"entry {compact.end} is missing")
-                if entry.leaf_hash != bytes(row.leaf_hash):
-                    raise StoredDataError(
-                        f"entry {entry.seq}: stored leaf hash differs from its bytes"
-                    )
-                for node, digest in compact.append(entry.leaf_hash):
-                    if node.level and node.level % TILE_HEIGHT == 0:
-                        computed[(node.level, node.index)] = digest
-                if compact.end == signed_size:
-                    signed_root = compact.root()
-                last = entry
-                each_entry(entry)
+        # Pages by seq (not a server-side cursor): a connection lost meanwhile fails the next
+        # page cleanly and leaves no cursor behind that can no longer be closed.
+        for row in _entry_pages(connection):
+            entry = StoredEntry(int(row.seq), bytes(row.data), int(row.t_us))
+            if entry.seq != compact.end:
+                raise StoredDataError(f"entry {compact.end} is missing")
+            if entry.leaf_hash != bytes(row.leaf_hash):
+                raise StoredDataError(f"entry {entry.seq}: stored leaf hash differs from its bytes")
+            for node, digest in compact.append(entry.leaf_hash):
+                if node.level and node.level % TILE_HEIGHT == 0:
+                    computed[(node.level, node.index)] = digest
+            if compact.end == signed_size:
+                signed_root = compact.root()
+            last = entry
+            each_entry(entry)
         stored = {
             (int(row.level), int(row.node_index)): bytes(row.hash)
             for row in connection.execute(select(HASHES))
@@ -635,6 +628,27 @@ def stored_size(connection: Connection) -> int:
     if count != size:
         raise StoredDataError(f"{count} entries stored but the highest seq is {size - 1}")
     return size
+
+
+#: Rows per page when the whole log is read back (`LedgerState.load(each_entry=...)`).
+REBUILD_PAGE = 1000
+
+
+def _entry_pages(connection: Connection) -> Iterator[Any]:
+    """Every stored entry row (seq, data, leaf_hash, t_us) in seq order, read in pages of
+    `REBUILD_PAGE` rows by seq (keyset), each page an ordinary fetched query."""
+    after = -1
+    while True:
+        rows = connection.execute(
+            select(ENTRIES.c.seq, ENTRIES.c.data, ENTRIES.c.leaf_hash, ENTRIES.c.t_us)
+            .where(ENTRIES.c.seq > after)
+            .order_by(ENTRIES.c.seq)
+            .limit(REBUILD_PAGE)
+        ).all()
+        yield from rows
+        if len(rows) < REBUILD_PAGE:
+            return
+        after = int(rows[-1].seq)
 
 
 def read_entries(connection: Connection, begin: int, end: int) -> list[StoredEntry]:

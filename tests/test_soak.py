@@ -1,0 +1,136 @@
+"""The soak (`scripts/soak.py`, reliability part 6): its verdict logic, and a short real run.
+
+The long run (30 minutes, `--minutes 30`) is documented in RELIABILITY.md; here the same script
+runs for ~40 s against a real `gavel serve` with three notaries and must see no error at all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_soak() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("soak", REPO / "scripts" / "soak.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["soak"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+soak = load_soak()
+
+
+def series(rss: list[int], fds: list[int] | None = None, published: int = 100) -> list:  # type: ignore[type-arg]
+    return [
+        soak.Sample(
+            t_s=10.0 * (i + 1),
+            rss_kib=value + 20_000,
+            anon_kib=value,
+            fds=(fds[i] if fds else 50),
+            published=published * (i + 1),
+        )
+        for i, value in enumerate(rss)
+    ]
+
+
+def test_slope_is_least_squares_per_minute() -> None:
+    assert soak.slope_per_minute([(0, 100), (60, 160), (120, 220)]) == pytest.approx(60)
+    assert soak.slope_per_minute([(0, 5), (30, 5)]) == 0
+    assert soak.slope_per_minute([(0, 5)]) == 0
+    noisy = [(10.0 * i, 1000 + (7 if i % 2 else -7)) for i in range(20)]
+    assert abs(soak.slope_per_minute(noisy)) < 5
+
+
+def test_flat_memory_passes_and_growth_fails() -> None:
+    warm_then_flat = [100_000 + 2_000 * i for i in range(5)] + [
+        110_000 + (i % 3) * 40 for i in range(15)
+    ]
+    verdict = soak.judge(series(warm_then_flat), errors=0)
+    assert verdict.passed, verdict.reasons  # warm-up in the first half does not count
+    leaking = [100_000 + 100 * i for i in range(20)]  # 100 KiB per 10 s: 600 KiB/min
+    verdict = soak.judge(series(leaking), errors=0)
+    assert not verdict.passed
+    assert verdict.rss_slope_kib_per_min == pytest.approx(600)
+    assert any("memory grows" in reason for reason in verdict.reasons)
+    slow_leak = [100_000 + 30 * i for i in range(20)]  # 180 KiB/min: under the 256 limit
+    assert soak.judge(series(slow_leak), errors=0).passed
+    assert not soak.judge(series(slow_leak), errors=0, rss_slope_limit=100).passed
+
+
+def test_errors_fds_checkpoints_and_short_runs_fail() -> None:
+    flat = [100_000] * 12
+    assert soak.judge(series(flat), errors=0).passed
+    assert "1 errors" in soak.judge(series(flat), errors=1).reasons
+    growing_fds = list(range(50, 50 + 12 * 5, 5))
+    verdict = soak.judge(series(flat, fds=growing_fds), errors=0)
+    assert not verdict.passed and verdict.fd_growth == 30  # floor 65 -> 95
+    spikes = [50 + (30 if i % 3 == 0 else 0) for i in range(12)]  # requests come and go
+    assert soak.judge(series(flat, fds=spikes), errors=0).passed
+    stuck = soak.judge(series(flat, published=0), errors=0)
+    assert not stuck.passed and any("checkpoint" in reason for reason in stuck.reasons)
+    assert soak.judge(series(flat, published=0), errors=0, need_checkpoints=False).passed
+    assert not soak.judge(series(flat[:3]), errors=0).passed
+
+
+@pytest.mark.slow
+def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "soak.py"),
+            "--seconds",
+            "28",
+            "--interval",
+            "3.5",
+            "--bidders",
+            "4",
+            "--watchers",
+            "2",
+            "--lots",
+            "2",
+            "--lot-seconds",
+            "10",
+            "--rate",
+            "3",
+            "--notaries",
+            "3",
+            "--json",
+            str(out),
+        ],  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["errors"] == [], report["errors"]
+    assert report["server_exit"] == 0 and report["notaries"] == 3
+    samples = [
+        soak.Sample(**{k: (v if v is not None else float("nan")) for k, v in s.items()})
+        for s in report["samples"]
+    ]
+    assert len(samples) >= 7
+    assert all(s.rss_kib > 10_000 and s.fds > 5 for s in samples)
+    assert sum(s.acks > 0 for s in samples) >= len(samples) // 2  # lots close, new ones open
+    assert samples[-1].published > samples[0].published  # co-signed checkpoints kept coming
+    assert samples[-1].cosignatures >= 2
+    assert report["lots_closed"] >= 2 and report["accepted"] > 50
+    # the verdict printed is the verdict of the samples
+    again = soak.judge(samples, errors=0)
+    assert report["verdict"]["passed"] == again.passed
+    assert report["verdict"]["rss_slope_kib_per_min"] == pytest.approx(again.rss_slope_kib_per_min)
+    assert (result.returncode == 0) == again.passed
+    assert "soak: verdict" in result.stdout
