@@ -400,7 +400,7 @@ class HttpSource:
     were published after it and are left out of the history.
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SourceError(f"not an http(s) URL: {url}")
@@ -412,6 +412,9 @@ class HttpSource:
         self._base = base
         self._name = url
         self._timeout = timeout
+        self._headers = {"User-Agent": "gavel-audit/1", "Accept-Encoding": "identity"}
+        if token:  # an auditor session: sealed entries of open lots are readable with it
+            self._headers["Authorization"] = f"Bearer {token}"
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._served_size: int | None = None
 
@@ -459,9 +462,7 @@ class HttpSource:
 
     def _get(self, relative: str, limit: int) -> bytes:
         url = f"{self._base}/{relative}"
-        request = urllib.request.Request(
-            url, headers={"User-Agent": "gavel-audit/1", "Accept-Encoding": "identity"}
-        )
+        request = urllib.request.Request(url, headers=self._headers)
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
                 data: bytes = response.read(limit + 1)
@@ -470,6 +471,12 @@ class HttpSource:
             if exc.code in (404, 410):
                 raise MissingFileError(
                     f"{relative} is missing (HTTP {exc.code})", path=relative
+                ) from None
+            if exc.code == 403:  # a sealed entry of an open lot (docs/protocol.md section 4)
+                raise SourceError(
+                    f"GET {url}: HTTP 403 (sealed until its lot closes: give an auditor "
+                    "session with --token or GAVEL_TOKEN)",
+                    path=relative,
                 ) from None
             raise SourceError(f"GET {url}: HTTP {exc.code}", path=relative) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
@@ -480,10 +487,11 @@ class HttpSource:
         return data
 
 
-def open_source(location: str) -> LedgerSource:
-    """A :class:`HttpSource` for an ``http(s)://`` URL, else a :class:`DirectorySource`."""
+def open_source(location: str, *, token: str | None = None) -> LedgerSource:
+    """A :class:`HttpSource` for an ``http(s)://`` URL (with ``token``, an auditor session,
+    if given), else a :class:`DirectorySource`."""
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", location):
-        return HttpSource(location)
+        return HttpSource(location, token=token)
     return DirectorySource(location)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,7 @@ def _add_actions(audit: argparse.ArgumentParser) -> None:
     )
     verify.add_argument("source", metavar="SOURCE", help="export directory or http(s):// URL")
     verify.add_argument("--json", action="store_true", help="print the deterministic report")
+    _token_option(verify)
     verify.add_argument(
         "--progress", action="store_true", help="show progress on stderr even if not a terminal"
     )
@@ -111,6 +113,7 @@ def _add_actions(audit: argparse.ArgumentParser) -> None:
         "--policy", type=Path, metavar="FILE", help="the log's tlog-policy (default: A's)"
     )
     comparison.add_argument("--json", action="store_true", help="print the result as JSON")
+    _token_option(comparison)
     stream = actions.add_parser(
         "stream",
         help="prove a stream recording is exactly what the ledger anchored",
@@ -134,6 +137,17 @@ def _add_actions(audit: argparse.ArgumentParser) -> None:
         help="processes checking the ledger's entries (default 0: in this process)",
     )
     stream.add_argument("--json", action="store_true", help="print the result as JSON")
+    _token_option(stream)
+
+
+def _token_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("GAVEL_TOKEN"),
+        metavar="TOKEN",
+        help="an auditor session (`gavel staff --role auditor`) for reading a live server's "
+        "sealed entries of open lots (default: $GAVEL_TOKEN)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -207,7 +221,7 @@ class ProgressLine:
 
 
 def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    source = open_source(args.source)
+    source = open_source(args.source, token=args.token)
     progress = ProgressLine(err) if args.progress or err.isatty() else None
     started = time.perf_counter()
     try:
@@ -287,7 +301,8 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise AuditError(
                 AuditStep.PARSE, None, f"cannot read policy {args.policy}: {exc.strerror or exc}"
             ) from exc
-    report = compare(open_source(args.a), open_source(args.b), policy=policy)
+    a, b = open_source(args.a, token=args.token), open_source(args.b, token=args.token)
+    report = compare(a, b, policy=policy)
     if report.consistent:
         if args.json:
             out.write(report.to_json())
@@ -341,7 +356,7 @@ def _stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not recording.is_dir():
         raise SourceError(f"{recording} is not a directory")
     recording = _rendition_dir(recording, args.rendition)
-    source = open_source(args.ledger)
+    source = open_source(args.ledger, token=args.token)
     report = verify_ledger(source, workers=args.workers, now_us=time.time_ns() // 1000)
     bodies = stream_segment_bodies(source, report.checkpoint_size or 0, report.checkpoint_root)
     try:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -216,6 +217,13 @@ def _add_ledger_commands(commands: Any) -> None:
     source.add_argument("--data", type=Path, metavar="DIR", help="a gavel data directory")
     source.add_argument("--db", metavar="URL", help="a gavel database, e.g. postgresql://...")
     source.add_argument("--url", metavar="URL", help="a running gavel server, e.g. http://...")
+    export.add_argument(
+        "--token",
+        default=os.environ.get("GAVEL_TOKEN"),
+        metavar="TOKEN",
+        help="with --url: an auditor session (`gavel staff --role auditor`) to read the sealed "
+        "entries of open lots (default: $GAVEL_TOKEN)",
+    )
     export.add_argument("--out", type=Path, required=True, metavar="OUT", help="where to write")
     export.add_argument(
         "--all-receipts", action="store_true", help="write a receipt for every entry"
@@ -297,7 +305,7 @@ def _staff_main(args: argparse.Namespace) -> int:
 def _ledger_main(args: argparse.Namespace) -> int:
     """`gavel ledger export`: the only ledger command so far."""
     try:
-        source = open_source(data=args.data, db=args.db, url=args.url)
+        source = open_source(data=args.data, db=args.db, url=args.url, token=args.token)
         try:
             result = export_ledger(
                 source, args.out, all_receipts=args.all_receipts, force=args.force

@@ -141,21 +141,31 @@ class StoreSource:
 class HttpSource:
     """A ledger read from a gavel server's `/log/` API (`base_url` like `http://host:port/`)."""
 
-    def __init__(self, base_url: str, *, timeout: float = HTTP_TIMEOUT) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = HTTP_TIMEOUT, token: str | None = None
+    ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ExportError(f"not an http(s) URL: {base_url!r}")
         self._base = base_url.rstrip("/") + "/"
         self._timeout = timeout
+        # An auditor session reads the sealed entries of open lots (docs/protocol.md section 4).
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         # No proxies from the environment: the URL is fetched as given.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def _get(self, path: str, limit: int) -> bytes:
         url = urllib.parse.urljoin(self._base, path)
+        request = urllib.request.Request(url, headers=self._headers)
         try:
-            with self._opener.open(url, timeout=self._timeout) as response:
+            with self._opener.open(request, timeout=self._timeout) as response:
                 data: bytes = response.read(limit + 1)
         except urllib.error.HTTPError as exc:
+            if exc.code == 403:
+                raise ExportError(
+                    f"GET {url}: HTTP 403 (sealed until its lot closes: give an auditor "
+                    "session with --token or GAVEL_TOKEN)"
+                ) from exc
             raise ExportError(f"GET {url}: HTTP {exc.code}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise ExportError(f"GET {url}: {exc}") from exc
@@ -196,12 +206,15 @@ def checkpoint_file_name(size: int) -> str:
     return f"{size:0{CHECKPOINT_DIGITS}d}"
 
 
-def open_source(*, data: Path | None, db: str | None, url: str | None) -> LedgerSource:
-    """The source named by exactly one of `--data`, `--db`, `--url`; the caller closes it."""
+def open_source(
+    *, data: Path | None, db: str | None, url: str | None, token: str | None = None
+) -> LedgerSource:
+    """The source named by exactly one of `--data`, `--db`, `--url` (with `token`, an auditor
+    session for a URL); the caller closes it."""
     if sum(option is not None for option in (data, db, url)) != 1:
         raise ExportError("give exactly one of --data, --db, --url")
     if url is not None:
-        return HttpSource(url)
+        return HttpSource(url, token=token)
     target: str | os.PathLike[str] = data if data is not None else str(db)
     return StoreSource(target)
 
