@@ -74,6 +74,8 @@ ATTESTATION_VALIDITY_US = 365 * 24 * 3600 * 1_000_000
 
 #: Bids per second per account (token bucket, burst of the same size): docs/protocol.md §2.5.
 BIDS_PER_SECOND = 10
+#: How long after a lot's close its bids' idempotency keys are still answered (seconds).
+IDEMPOTENCY_GRACE_S = 600.0
 
 #: Seconds before the simulated payment provider calls back (and calls back again: webhooks
 #: are delivered at least once).
@@ -203,6 +205,7 @@ class Gateway:
         clock: Callable[[], int] | None = None,
         bids_per_second: int = BIDS_PER_SECOND,
         callback_delay: float = CALLBACK_DELAY,
+        idempotency_grace_s: float = IDEMPOTENCY_GRACE_S,
     ) -> None:
         self._service = service
         self._accounts = accounts
@@ -214,6 +217,8 @@ class Gateway:
         self._callback_delay = callback_delay
         self._buckets: dict[str, TokenBucket] = {}
         self._index = IdempotencyIndex()
+        self._grace_s = idempotency_grace_s
+        self._forgetting: dict[str, asyncio.TimerHandle] = {}
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[dict[str, Any]]] = {}
         self._keys: dict[str, BidderKey] = {}
         self._inbox = CallbackInbox()
@@ -233,6 +238,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Cancel the payment callbacks still scheduled and wait for them."""
+        for timer in self._forgetting.values():
+            timer.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -447,6 +454,24 @@ class Gateway:
 
     # -- bids (docs/protocol.md §2.4) --
 
+    def lot_closed(self, lot: str) -> None:
+        """The lot has closed: its bids' idempotency keys are kept `idempotency_grace_s` longer
+        (for resends after a reconnect), then forgotten, so the index does not grow with every
+        lot a server ever closed. A resend after that reaches the rules and is refused."""
+        if lot in self._forgetting:
+            return
+
+        def forget() -> None:
+            self._forgetting.pop(lot, None)
+            self._index.forget_lot(lot)
+
+        self._forgetting[lot] = asyncio.get_running_loop().call_later(self._grace_s, forget)
+
+    @property
+    def idempotency_keys(self) -> int:
+        """How many bids' keys the gateway holds now."""
+        return len(self._index)
+
     @property
     def idempotency_memory(self) -> int:
         """How many answered bids the gateway remembers (the newest)."""
@@ -465,6 +490,10 @@ class Gateway:
             if not isinstance(request, dict):
                 continue
             payload = request["payload"]
+            view = self._service.view(payload["lot"])
+            closed = None if view is None else view.closed_at
+            if closed is not None and self.now() - closed > self._grace_s * 1_000_000:
+                continue  # closed long ago: its keys would have been forgotten by now
             bid = BidRequest(
                 lot=payload["lot"],
                 kind=payload["kind"],
@@ -645,6 +674,7 @@ _PAYMENT_WORDS: Mapping[PaymentReason, str] = {
 __all__ = [
     "ATTESTATION_VALIDITY_US",
     "BIDS_PER_SECOND",
+    "IDEMPOTENCY_GRACE_S",
     "IDP_NAME",
     "SIMULATED_BALANCE",
     "BidderKey",

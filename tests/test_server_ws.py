@@ -623,3 +623,29 @@ async def test_a_closed_lot_keeps_no_replay_ring(
         final = await watcher.next_update()
         assert final["type"] == "snapshot" and final["replayed"] is False
         assert final["view"]["status"] == "CANCELLED"
+
+
+async def test_a_closed_lots_keys_are_forgotten_after_the_grace(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Idempotency keys are answered while the lot is open and for a grace period after its
+    close (resends after a reconnect), then dropped: the index does not grow with every lot
+    a server has closed."""
+    from auction.rules import Cancel
+
+    async with running_server(tmp_path, idempotency_grace_s=0.5) as server:
+        await add_lots(server, open_in=0.2)
+        bidder = await ready_bidder(http, server.url, ("watch", "flat"))
+        await wait_open(server, "watch", "flat")
+        async with await client_for(server, bidder) as client:
+            message = client.signed_bid("watch", 10_000, "USD", key="w-1")
+            first = await client.send_bid(message)
+            assert (await client.bid("flat", 1_000_000, "CNY", key="f-1")).accepted
+            assert server.gateway.idempotency_keys == 2
+            await server.service.submit("watch", Cancel(reason="withdrawn by the consignor"))
+            again = await client.send_bid(message)  # within the grace: the original answer
+            assert again.raw == first.raw
+            await asyncio.sleep(1.0)
+            assert server.gateway.idempotency_keys == 1  # the open lot's key stays
+            late = await client.send_bid(message)  # after it: a new request, refused
+            assert not late.accepted and late.entry is not None and late.entry != first.entry

@@ -43,6 +43,7 @@ from ..demo import Drivers, Timeline, catalogue, seed
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
     BIDS_PER_SECOND,
+    IDEMPOTENCY_GRACE_S,
     Gateway,
     GatewayError,
     identity_seed,
@@ -83,6 +84,8 @@ class Settings:
     heartbeat_s: float = 15.0
     #: Bids each account may send per second (token bucket, burst of the same size).
     bids_per_second: int = BIDS_PER_SECOND
+    #: How long after a lot closes its bids' idempotency keys are still answered (seconds).
+    idempotency_grace_s: float = IDEMPOTENCY_GRACE_S
     #: Websocket connections one client address may hold at once.
     connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
@@ -292,6 +295,7 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
         code_secret=code_secret,
         clock=settings.clock,
         bids_per_second=settings.bids_per_second,
+        idempotency_grace_s=settings.idempotency_grace_s,
     )
     # Idempotency survives a restart: the newest signed bids and their answers, from the log.
     store = app[STORE]

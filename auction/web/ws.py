@@ -282,6 +282,7 @@ class Hub:
             # A closed lot's updates are not replayed (a reconnecting client gets its final
             # snapshot): the rings of the lots a server has closed would otherwise only grow.
             self._rings.pop(lot, None)
+            self._gateway.lot_closed(lot)
             return
         ring = self._rings.setdefault(lot, deque(maxlen=self._ring_size))
         if update.gap:
