@@ -32,6 +32,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from chain import ChainError, format_time
+from notary.cli import positive_int
 from notary.cli import register as register_notary
 from notary.cli import run as run_notary
 
@@ -86,13 +87,6 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be ≥ 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be ≥ 1")
     return value
 
 
@@ -169,14 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--bids-per-second",
-        type=_positive_int,
+        type=positive_int,
         default=BIDS_PER_SECOND,
         metavar="N",
         help="bids each account may send per second (default: %(default)s)",
     )
     serve.add_argument(
         "--connections-per-address",
-        type=_positive_int,
+        type=positive_int,
         default=MAX_CONNECTIONS_PER_ADDRESS,
         metavar="N",
         help="websocket connections one client address may hold (default: %(default)s)",

@@ -504,9 +504,11 @@ class Gateway:
             )
             events = body.get("events") or []
             accepted = any(e.get("type") in ("BidAccepted", "MaxSet") for e in events)
+            reason = message = None
             refusal = next((e for e in events if e.get("type") == "Rejected"), None)
-            reason = None if accepted or refusal is None else str(refusal.get("reason"))
-            message = None if reason is None else str(refusal.get("detail") or reason)  # type: ignore[union-attr]
+            if not accepted and refusal is not None:
+                reason = str(refusal.get("reason"))
+                message = str(refusal.get("detail") or reason)
             result = "accepted" if accepted else "rejected"
             ack = self._ack(payload["account"], bid, result, reason, message, entry["seq"])
             self._index.remember(payload["account"], bid, ack)

@@ -56,7 +56,8 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (shared with `gavel`'s own options)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be ≥ 1")
@@ -122,7 +123,7 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument(
         "--max-increment",
-        type=_count,
+        type=positive_int,
         default=DEFAULT_MAX_INCREMENT,
         metavar="N",
         help="most new entries accepted in one checkpoint (default: %(default)s)",
