@@ -117,7 +117,7 @@ from .rules import (
 )
 
 #: The schema this code writes. `MIGRATIONS[v - 1]` moves a database from version v - 1 to v.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: PostgreSQL advisory lock key held while migrating (any constant unique to this schema).
 _MIGRATION_LOCK = 0x6761_7665_6C00
@@ -148,6 +148,10 @@ ORIGIN_PREFIX = "gavel.local/"
 
 #: PostgreSQL advisory lock key held while a house key and entry 0 are created.
 _HOUSE_LOCK = 0x6761_7665_6C01
+
+#: PostgreSQL advisory lock key held by each ledger write transaction: several server
+#: instances share one ledger and take turns appending to it (each catches up first).
+LEDGER_LOCK = 0x6761_7665_6C02
 
 Clock = Callable[[], int]
 
@@ -226,6 +230,15 @@ class LedgerEntryRefused(StorageError):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+
+
+class LotFenced(StorageConflict):
+    """Another server instance took this lot over (its fencing token moved): this
+    instance's commands for the lot were not written and it must stop serving the lot."""
+
+    def __init__(self, lot_id: str, message: str) -> None:
+        super().__init__(message)
+        self.lot_id = lot_id
 
 
 class CheckpointConflict(StorageConflict):
@@ -491,9 +504,40 @@ def _migrate_to_2(connection: Connection) -> None:
     _HOUSE_METADATA.create_all(connection)
 
 
+#: Several server instances on one PostgreSQL database (`auction.cluster`): who is alive and
+#: where it listens, and which instance writes each lot, with the fencing token of its turn.
+CLUSTER_METADATA = MetaData()
+CLUSTER_INSTANCES = Table(
+    "cluster_instances",
+    CLUSTER_METADATA,
+    Column("name", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("started_us", BigInteger, nullable=False),
+    Column("heartbeat_us", BigInteger, nullable=False),
+)
+LOT_OWNERS = Table(
+    "lot_owners",
+    CLUSTER_METADATA,
+    Column("lot_id", Text, primary_key=True),
+    Column("lock_id", Integer, nullable=False, unique=True),
+    Column("owner", Text, nullable=True),
+    Column("token", BigInteger, nullable=False),
+    Column("since_us", BigInteger, nullable=False),
+)
+
+
+def _migrate_to_3(connection: Connection) -> None:
+    """Version 3: the cluster tables (instances, lot owners with fencing tokens)."""
+    CLUSTER_METADATA.create_all(connection)
+
+
 #: Forward migrations, in order: entry v - 1 brings a database from version v - 1 to v.
 #: Add a function for each schema change and raise `SCHEMA_VERSION`; never edit a released one.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _migrate_to_1,
+    _migrate_to_2,
+    _migrate_to_3,
+)
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -603,33 +647,44 @@ class _LedgerWriter:
         """Resume from the stored ledger, verifying all of it (`LedgerState.load` re-hashes
         every entry and checks every stored hash and the signed root), and rebuild from the
         entries themselves each lot's currency, title and winning-bid bookkeeping."""
-        lots: dict[str, _LotLedger] = {}
-        book = IdentityBook()
-        keys: dict[str, int] = {}
+        writer = cls(
+            house,
+            ledger_store.LedgerState(),
+            {},
+            ledger_store.SignedHead(0, b""),
+            IdentityBook(),
+            {},
+        )
+        writer.state = ledger_store.LedgerState.load(connection, each_entry=writer._learn)
+        writer.signed = ledger_store.read_signed(connection)
+        return writer
 
-        def bookkeeping(entry: ledger_store.StoredEntry) -> None:
-            try:
-                value = json.loads(entry.data)
-                kind, body = value["type"], value["body"]
-                if kind == EntryType.HOUSE:
-                    book.house(body)
-                elif kind == EntryType.KEY:
-                    book.key(body)
-                    keys.setdefault(body["vkey"], entry.seq)
-                elif kind == EntryType.IDV:
-                    book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
-                elif kind == EntryType.LOT:
-                    lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
-                elif kind in _COMMAND_ENTRY_TYPES:
-                    lot = lots[body["lot"]]
-                    for item in body["events"]:
-                        if item["type"] == "BidAccepted":
-                            lot.last_bid_entry[item["bidder"]] = entry.seq
-            except (ValueError, KeyError, TypeError, ChainError, SignedBidError) as exc:
-                raise LedgerCorrupt(f"ledger entry {entry.seq} cannot be read back: {exc}") from exc
+    def catch_up(self, connection: Connection) -> int:
+        """Integrate what other instances appended since this writer's size (checked like a
+        resume). Call inside the write transaction, under `LEDGER_LOCK`."""
+        return self.state.catch_up(connection, each_entry=self._learn)
 
-        state = ledger_store.LedgerState.load(connection, each_entry=bookkeeping)
-        return cls(house, state, lots, ledger_store.read_signed(connection), book, keys)
+    def _learn(self, entry: ledger_store.StoredEntry) -> None:
+        """The writer's bookkeeping of one stored entry (identities, lots, winning bids)."""
+        try:
+            value = json.loads(entry.data)
+            kind, body = value["type"], value["body"]
+            if kind == EntryType.HOUSE:
+                self.book.house(body)
+            elif kind == EntryType.KEY:
+                self.book.key(body)
+                self.keys.setdefault(body["vkey"], entry.seq)
+            elif kind == EntryType.IDV:
+                self.book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
+            elif kind == EntryType.LOT:
+                self.lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
+            elif kind in _COMMAND_ENTRY_TYPES:
+                lot = self.lots[body["lot"]]
+                for item in body["events"]:
+                    if item["type"] == "BidAccepted":
+                        lot.last_bid_entry[item["bidder"]] = entry.seq
+        except (ValueError, KeyError, TypeError, ChainError, SignedBidError) as exc:
+            raise LedgerCorrupt(f"ledger entry {entry.seq} cannot be read back: {exc}") from exc
 
     def start(self) -> _Pending:
         return _Pending(self.state.batch())
@@ -833,6 +888,12 @@ class Storage:
             collections.OrderedDict()
         )
         self._tiles_lock = threading.Lock()  # full tiles never change: an LRU cache of them
+        #: Checks, inside each write transaction of lot history, that this server still owns
+        #: those lots (`auction.cluster`: fencing tokens); raises `LotFenced`. None: one server.
+        self.fence: Callable[[Connection, frozenset[str]], None] | None = None
+        #: Called (on the writing thread) after each commit with the first seq and the bytes
+        #: of the entries it stored: `auction.cluster` publishes them to the other instances.
+        self.on_entries: Callable[[int, list[bytes]], None] | None = None
 
     @classmethod
     def open(
@@ -1075,8 +1136,9 @@ class Storage:
         }
         with self._ledger_lock:
             writer = self._ledger_writer()
-            pending = writer.start()
             with self._ledger_transaction(f"adding lot {lot_id!r}") as connection:
+                self._sequence(connection, writer)
+                pending = writer.start()
                 sale_title = None
                 if sale_id is not None:
                     sale_title = connection.execute(
@@ -1088,6 +1150,7 @@ class Storage:
                 writer.add_lot(pending, lot_id, rules, title, sale_id, created)
                 writer.write(connection, pending)
             writer.commit(pending)
+        self._appended(pending)
         state = LotState.create(lot_id, rules)
         return StoredLot(lot_id, sale_id, sale_title, title, rules, created, state, 0, 0)
 
@@ -1154,13 +1217,18 @@ class Storage:
                         }
         except RulesError as exc:
             raise StorageError(f"cannot encode a history record: {exc}") from exc
+        lots = frozenset(row["lot_id"] for row in rows)
+        pending: _Pending | None = None
         with self._ledger_lock:
             writer = self._ledger_writer()
-            pending = writer.start()
-            with _translated("writing ledger entries"):
-                seqs = writer.add_records(pending, records)
             try:
                 with self._ledger_transaction("appending history") as connection:
+                    self._sequence(connection, writer)
+                    if lots and self.fence is not None:
+                        self.fence(connection, lots)
+                    pending = writer.start()
+                    with _translated("writing ledger entries"):
+                        seqs = writer.add_records(pending, records)
                     if rows:
                         self._insert_history(connection, rows, bidders, registrations, deposits)
                     writer.write(connection, pending)
@@ -1169,16 +1237,33 @@ class Storage:
                 # stored anyway (the commit's answer was lost), it is durable and must be
                 # reported so: failing it would make the caller redo commands that are stored
                 # (a lot's next row `n` would then conflict for good).
-                if not self._stored_anyway(pending.batch.entries):
+                if pending is None or not self._stored_anyway(pending.batch.entries):
                     raise
                 logger.warning(
                     "the database connection failed after a commit of %d entries, which are "
                     "stored: acknowledged",
                     len(pending.batch.entries),
                 )
+                self._appended(pending)
                 return seqs  # the writer resumes from the database on its next use
+            assert pending is not None
             writer.commit(pending)
+        self._appended(pending)
         return seqs
+
+    def _appended(self, pending: _Pending) -> None:
+        entries = pending.batch.entries
+        if entries and self.on_entries is not None:
+            self.on_entries(entries[0].seq, [entry.data for entry in entries])
+
+    def _sequence(self, connection: Connection, writer: _LedgerWriter) -> None:
+        """PostgreSQL: take the ledger's turn (`LEDGER_LOCK`, held to the commit) and integrate
+        what other instances appended meanwhile, so that this batch is sequenced on the stored
+        tip. SQLite's write transaction is exclusive already and has one server."""
+        if self._dialect != "postgresql":
+            return
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
+        writer.catch_up(connection)
 
     def _stored_anyway(self, entries: Sequence[ledger_store.StoredEntry]) -> bool:
         """Whether the last of `entries` is stored with exactly these bytes (then the whole
@@ -1237,6 +1322,8 @@ class Storage:
         try:
             with _translated(what), self._engine.begin() as connection:
                 yield connection
+        except (LedgerEntryRefused, LotFenced):
+            raise  # refused before anything was written: the writer is still right
         except BaseException:
             self._writer = None
             raise
@@ -1253,9 +1340,12 @@ class Storage:
         with self._ledger_lock:
             writer = self._ledger_writer()
             house = writer.house
-            size, root = writer.state.size, writer.state.root()
             now = self._clock()
             with self._ledger_transaction("signing a checkpoint") as connection:
+                if self._dialect == "postgresql":  # another instance may have written or signed
+                    self._sequence(connection, writer)
+                    writer.signed = ledger_store.read_signed(connection)
+                size, root = writer.state.size, writer.state.root()
                 if size == writer.signed.size:
                     latest = ledger_store.latest_checkpoint(connection, published=False)
                     if latest is None or latest.published_us is not None:
@@ -1334,6 +1424,13 @@ class Storage:
         """The number of stored ledger entries (some may not be in a checkpoint yet)."""
         with _translated("reading the ledger size"), self._engine.connect() as connection:
             return ledger_store.stored_size(connection)
+
+    def ledger_end(self) -> int:
+        """The seq after the last stored entry (entries are committed in seq order, so this
+        is the stored size; cheaper than `ledger_size`, which also checks for gaps)."""
+        with _translated("reading the ledger size"), self._engine.connect() as connection:
+            highest = connection.execute(select(func.max(ledger_store.ENTRIES.c.seq))).scalar()
+        return 0 if highest is None else int(highest) + 1
 
     def ledger_tile(self, tile: Tile | EntryBundle) -> bytes:
         """The bytes of a tlog-tiles tile or entry bundle. The caller checks first that it lies
@@ -1423,6 +1520,44 @@ class Storage:
             )
             for row in catalogue
         ]
+
+    def load_lot(self, lot_id: str) -> StoredLot | None:
+        """One lot rebuilt by replaying its stored commands (the checks of `load`); None if
+        there is no such lot. A server instance taking a lot over starts from this."""
+        with _translated(f"loading lot {lot_id!r}"), self._engine.connect() as connection:
+            row = connection.execute(
+                select(_LOTS, _SALES.c.title.label("sale_title"))
+                .select_from(_LOTS.outerjoin(_SALES, _LOTS.c.sale_id == _SALES.c.sale_id))
+                .where(_LOTS.c.lot_id == lot_id)
+            ).first()
+            if row is None:
+                return None
+            replay = _Replay(lot_id, _decode_rules(row))
+            for item in connection.execute(
+                select(_HISTORY).where(_HISTORY.c.lot_id == lot_id).order_by(_HISTORY.c.n)
+            ):
+                replay.feed(item)
+        return StoredLot(
+            lot_id=row.lot_id,
+            sale_id=row.sale_id,
+            sale_title=row.sale_title,
+            title=row.title,
+            rules=replay.rules,
+            created_at=row.created_at,
+            state=replay.state,
+            commands=replay.commands,
+            bids=replay.bids,
+        )
+
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (the cluster's bookkeeping shares the database)."""
+        return self._engine
+
+    def signed_checkpoint(self) -> LedgerHead | None:
+        """The latest signed checkpoint, published or not (None before the first)."""
+        with _translated("reading the checkpoint"), self._engine.connect() as connection:
+            latest = ledger_store.latest_checkpoint(connection, published=False)
+        return None if latest is None else LedgerHead(latest.size, latest.root, latest.note)
 
     def load_lots(self) -> dict[str, LotState]:
         """Every lot's state after replaying its history (see `load` for the checks)."""

@@ -583,6 +583,57 @@ class LedgerState:
         """Start a batch of entries on top of this state (the state itself is unchanged)."""
         return LedgerBatch(self)
 
+    def catch_up(
+        self,
+        connection: Connection,
+        *,
+        each_entry: Callable[[StoredEntry], None] | None = None,
+        page: int | None = None,
+    ) -> int:
+        """Integrate the entries another writer stored after this state's size (several
+        writers of one database take turns under a lock and each catches up first). Each
+        leaf hash is recomputed from the stored bytes and must equal the stored one, and the
+        tile-level subtree hashes completed on the way must equal the stored ones
+        (:class:`StoredDataError` otherwise; the state is then unchanged). Returns how many
+        entries were integrated; ``each_entry`` sees each of them in order."""
+        highest = connection.execute(select(func.max(ENTRIES.c.seq))).scalar()
+        size = 0 if highest is None else int(highest) + 1
+        if size <= self.size:
+            return 0
+        compact = self._range.copy()
+        prev, last_time = self._prev, self._last_time_us
+        entries: list[StoredEntry] = []
+        step = page or REBUILD_PAGE
+        while compact.end < size:
+            end = min(size, compact.end + step)
+            rows = connection.execute(
+                select(ENTRIES)
+                .where(ENTRIES.c.seq >= compact.end, ENTRIES.c.seq < end)
+                .order_by(ENTRIES.c.seq)
+            ).all()
+            if len(rows) != end - compact.end:
+                raise StoredDataError(f"entries {compact.end}..{end - 1} are not all stored")
+            for row in rows:
+                entry = StoredEntry(int(row.seq), bytes(row.data), int(row.t_us))
+                if entry.leaf_hash != bytes(row.leaf_hash):
+                    raise StoredDataError(
+                        f"entry {entry.seq}: stored leaf hash differs from its bytes"
+                    )
+                for node, digest in compact.append(entry.leaf_hash):
+                    if node.level and node.level % TILE_HEIGHT == 0:
+                        stored = _node_hashes(connection, node.level, node.index, node.index + 1)
+                        if stored != [digest]:
+                            raise StoredDataError(
+                                f"stored hash of node {(node.level, node.index)} differs"
+                            )
+                prev, last_time = entry.leaf_hash, entry.time_us
+                entries.append(entry)
+        if each_entry is not None:
+            for entry in entries:
+                each_entry(entry)
+        self._range, self._prev, self._last_time_us = compact, prev, last_time
+        return len(entries)
+
     def advance(self, batch: LedgerBatch) -> None:
         """Take over ``batch`` once its transaction committed. Raises ``ValueError`` if the
         batch was sequenced on another size (the caller lost track of its own writes)."""

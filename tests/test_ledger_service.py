@@ -404,7 +404,9 @@ def test_a_database_from_before_the_ledger_gets_its_history_logged(
         with engine.begin() as connection:
             ledger_store.LEDGER_METADATA.drop_all(connection)
             connection.exec_driver_sql("DROP TABLE ledger_house")
-            connection.exec_driver_sql("DELETE FROM schema_version WHERE version = 2")
+            connection.exec_driver_sql("DROP TABLE lot_owners")
+            connection.exec_driver_sql("DROP TABLE cluster_instances")
+            connection.exec_driver_sql("DELETE FROM schema_version WHERE version >= 2")
     finally:
         engine.dispose()
     (data / HOUSE_KEY_FILE).unlink()
