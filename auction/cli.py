@@ -2,7 +2,9 @@
 
     gavel demo [--data DIR] [--db URL] [--host 127.0.0.1] [--port 8080] [--bots N]
                [--duration SECONDS] [--seed N] [--notaries N]
-    gavel serve (--data DIR | --db URL) [--host 127.0.0.1] [--port 8080]
+               [--instance NAME [--redis URL] [--advertise URL]]
+    gavel serve (--data DIR | --db URL) [--host 127.0.0.1] [--port 8080] [--policy FILE]
+                [--instance NAME [--redis URL] [--advertise URL]]
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
 
 Without `--duration` the demo serves until SIGINT or SIGTERM, then shuts down cleanly; with it,
@@ -39,6 +41,7 @@ from notary.cli import run as run_notary
 from .accounts import AccountError, AccountStore, Role
 from .audit_cli import register as register_audit
 from .audit_cli import run as run_audit
+from .cluster import ClusterError, ClusterSettings
 from .demo import (
     DEMO_NOTARIES,
     DEMO_QUORUM,
@@ -63,7 +66,14 @@ from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 SETTLE_TIMEOUT = 10.0
 
 #: The errors `main` turns into a message and exit status 1; anything else is a bug.
-EXPECTED_ERRORS = (ServiceError, StorageError, RulesError, AccountError, GatewayError)
+EXPECTED_ERRORS = (
+    ServiceError,
+    StorageError,
+    RulesError,
+    AccountError,
+    GatewayError,
+    ClusterError,
+)
 
 #: The same for `gavel ledger ...` (a chain error is a ledger that does not verify).
 LEDGER_ERRORS = (ExportError, StorageError, ChainError)
@@ -175,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="websocket connections one client address may hold (default: %(default)s)",
     )
+    serve.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="a tlog-policy naming this log's key, its notaries and the quorum: checkpoints "
+        "are published once the quorum co-signed (several instances: give each the same file)",
+    )
+    _add_cluster_options(serve)
+    _add_cluster_options(demo)
     staff = commands.add_parser(
         "staff",
         help="create a staff session (auctioneer, compliance or auditor) and print its token",
@@ -192,6 +211,43 @@ def build_parser() -> argparse.ArgumentParser:
     register_notary(commands)
     register_audit(commands)
     return parser
+
+
+def _add_cluster_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group(
+        "several instances",
+        "run this server as one instance of several on one PostgreSQL database (--db): each "
+        "lot is written by one instance at a time, any instance serves any client "
+        "(README: Running at scale)",
+    )
+    group.add_argument(
+        "--instance", metavar="NAME", help="this instance's name (a-z, 0-9, '-'), unique"
+    )
+    group.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis for lot updates between instances, e.g. redis://127.0.0.1:6379/0 "
+        "(without it, instances read new entries from PostgreSQL every 0.25 s)",
+    )
+    group.add_argument(
+        "--advertise",
+        metavar="URL",
+        help="where the other instances reach this one (default: http://HOST:PORT)",
+    )
+
+
+def _cluster_settings(args: argparse.Namespace) -> ClusterSettings | None:
+    """The cluster settings of `serve`/`demo`; raises `ClusterError` for a wrong combination."""
+    if args.instance is None:
+        if args.redis is not None or args.advertise is not None:
+            raise ClusterError("--redis and --advertise need --instance NAME")
+        return None
+    if not args.db or not str(args.db).startswith("postgresql"):
+        raise ClusterError("--instance needs --db postgresql://... (one database for all)")
+    if args.port == 0 and args.advertise is None:
+        raise ClusterError("--instance needs a fixed --port (or --advertise URL)")
+    url = args.advertise or f"http://{args.host}:{args.port}"
+    return ClusterSettings(instance=args.instance, url=url, redis_url=args.redis)
 
 
 def _add_ledger_commands(commands: Any) -> None:
@@ -238,6 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_notary(args)
     if args.command == "audit":
         return run_audit(args)
+    try:
+        cluster = _cluster_settings(args)
+        policy = args.policy.read_bytes() if getattr(args, "policy", None) else None
+    except (ClusterError, OSError) as exc:
+        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        return 2
     if args.command == "serve":
         served = Settings(
             data_dir=args.data or Path("gavel-data"),
@@ -247,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo=False,
             bids_per_second=args.bids_per_second,
             connections_per_address=args.connections_per_address,
+            policy=policy,
+            cluster=cluster,
         )
         try:
             asyncio.run(run_server(served))
@@ -262,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bots=args.bots,
         duration=args.duration,
         seed=args.seed,
+        cluster=cluster,
     )
     try:
         print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)

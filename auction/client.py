@@ -136,11 +136,14 @@ class BidderClient:
             session=session,
         )
 
-    async def reconnect(self, open_timeout: float = 10.0) -> None:
+    async def reconnect(self, open_timeout: float = 10.0, *, base_url: str | None = None) -> None:
         """Open a new connection with the same session (the old one is closed if it is not
         already) and resend every unacknowledged bid with its original idempotency key: the
         server answers a resend with the original ack and changes nothing (protocol §2.4).
-        Subscriptions are not restored: subscribe again with `since_seq`."""
+        Subscriptions are not restored: subscribe again with `since_seq`. `base_url`: another
+        server of the same auction (several instances: any one serves any client)."""
+        if base_url is not None:
+            self._base_url = base_url
         old = self._ws
         with contextlib.suppress(websockets.WebSocketException, OSError):
             await old.close()

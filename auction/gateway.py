@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,9 @@ class Gateway:
         self._inbox = CallbackInbox()
         self._tasks: set[asyncio.Task[None]] = set()
         self.notify: Notify = _no_notify
+        #: Clustered: sends a bid for a lot another instance writes to that instance's
+        #: gateway, which answers it (idempotency, limits, signature, ack) as its own.
+        self.forward_bid: Callable[[str, BidRequest], Awaitable[dict[str, Any]]] | None = None
 
     @property
     def bids_per_second(self) -> int:
@@ -281,8 +284,8 @@ class Gateway:
     async def bidder_key(self, account: str) -> BidderKey | None:
         """The account's key and verified-until time (cached; refreshed on verification)."""
         known = self._keys.get(account)
-        if known is not None:
-            return known
+        if known is not None and known.verified_until_us is not None:
+            return known  # an unverified account is read again: another instance may verify it
         public_key = await self._blocking(self._accounts.public_key, account)
         if public_key is None:
             return None
@@ -515,8 +518,19 @@ class Gateway:
             learnt += 1
         return learnt
 
-    async def bid(self, account: str, request: BidRequest) -> dict[str, Any]:
-        """Answer one signed bid with exactly one ack (a dict ready to send)."""
+    async def bid(
+        self, account: str, request: BidRequest, *, forward: bool = True
+    ) -> dict[str, Any]:
+        """Answer one signed bid with exactly one ack (a dict ready to send). Clustered, a bid
+        for a lot another instance writes is answered by that instance (`forward_bid`)."""
+        if (
+            forward
+            and self.forward_bid is not None
+            and self._service.clustered
+            and self._service.view(request.lot) is not None
+            and not self._service.leads(request.lot)
+        ):
+            return await self.forward_bid(account, request)
         now = self._clock()
         status, earlier = self._index.check(account, request)
         if status != "resend":  # a resend of a known request is answered, never limited

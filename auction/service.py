@@ -76,6 +76,7 @@ from .storage import (
     LedgerEntryRefused,
     LedgerHead,
     LedgerRecord,
+    LotFenced,
     StorageError,
     StoredLot,
     system_clock,
@@ -138,6 +139,10 @@ class ServiceClosed(ServiceError):
 
 class LotExists(ServiceError):
     """`add_lot` with an id that is already served."""
+
+
+class NotWriter(ServiceError):
+    """This instance does not write that lot now (another instance of the cluster does)."""
 
 
 class RequestRefused(ServiceError):
@@ -351,6 +356,8 @@ class LedgerStore(Protocol):
 
     def published_checkpoint(self) -> LedgerHead | None: ...
 
+    def signed_checkpoint(self) -> LedgerHead | None: ...
+
     def ledger_policy(self) -> bytes: ...
 
     def checkpoint_sizes(self) -> list[int]: ...
@@ -445,7 +452,7 @@ class GroupCommitter:
                 rows += len(more[0])
             try:
                 await self._commit(batch)
-            except LedgerEntryRefused:  # nothing was written: only the waiter at fault fails
+            except (LedgerEntryRefused, LotFenced):  # nothing written: only the one at fault fails
                 for waiting in batch:
                     with contextlib.suppress(Exception):  # its waiter has the error
                         await self._commit([waiting])
@@ -464,7 +471,7 @@ class GroupCommitter:
         try:
             seqs = await self._run_blocking(self._store.append, records)
         except Exception as exc:
-            if not (isinstance(exc, LedgerEntryRefused) and len(batch) > 1):
+            if not (isinstance(exc, LedgerEntryRefused | LotFenced) and len(batch) > 1):
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -514,6 +521,7 @@ class Checkpointer:
         read: Callable[..., Awaitable[Any]] | None = None,
         notary_timeout: float = NOTARY_TIMEOUT,
         retry: float = NOTARY_RETRY,
+        signs: Callable[[], bool] | None = None,
     ) -> None:
         if policy is not None and session is None:
             raise ServiceError("asking notaries needs an HTTP session")
@@ -533,6 +541,7 @@ class Checkpointer:
         self._session = session
         self._notary_timeout = notary_timeout
         self._retry = retry
+        self._signs = signs
         self._retry_timer: asyncio.TimerHandle | None = None
         self._missing: frozenset[str] = frozenset()  # notaries that did not co-sign last time
         self._sizes: dict[str, int] = {}  # each notary's last co-signed size, as far as known
@@ -638,6 +647,9 @@ class Checkpointer:
         self._retry_timer = asyncio.get_running_loop().call_later(self._retry, fire)
 
     async def _checkpoint(self) -> None:
+        if self._signs is not None and not self._signs():
+            await self._follow_signer()
+            return
         head: LedgerHead | None = await self._run_blocking(self._ledger.sign_checkpoint)
         if head is None:
             return
@@ -651,6 +663,17 @@ class Checkpointer:
         note = await self._cosign(head)
         if note is not None:
             await self._publish(LedgerHead(head.size, head.root, note))
+
+    async def _follow_signer(self) -> None:
+        """Another instance signs (`auction.cluster`): serve what it signed and published."""
+        published = await self._read(self._ledger.published_checkpoint)
+        signed = await self._read(self._ledger.signed_checkpoint)
+        if published is not None and (
+            self._published is None or published.size > self._published.size
+        ):
+            self._published = published
+        if signed is not None and (self._signed is None or signed.size > self._signed.size):
+            self._signed = signed
 
     async def _cosign(self, head: LedgerHead) -> bytes | None:
         """Ask every notary to co-sign `head`; its note with the cosignatures if the policy's
@@ -728,6 +751,12 @@ RequestCheck = Callable[[str, Any, SignedRequest | None, int], None]
 
 Publish = Callable[[LotUpdate], None]
 
+#: Sends a command for a lot another instance writes there: `(lot, command, request)` to
+#: `(events, entry seq)`, like `AuctionService.submit_logged`.
+Forwarder = Callable[
+    [str, Any, "SignedRequest | None"], Awaitable[tuple[tuple[Any, ...], int | None]]
+]
+
 #: After a failed write, the timer waits at least this long (seconds) before trying again.
 RETRY_DELAY = 1.0
 
@@ -786,6 +815,36 @@ class LotActor:
     def commands(self) -> int:
         """How many commands of this lot are stored (the next history row's `n`)."""
         return self._n
+
+    @property
+    def leading(self) -> bool:
+        """Whether this actor writes its lot (started); else it follows another instance's
+        writes (`follow`)."""
+        return self._task is not None
+
+    @property
+    def stored(self) -> StoredLot:
+        """The lot as of the last durable batch (what a new actor for it starts from)."""
+        return dataclasses.replace(self._lot, state=self._state, commands=self._n, bids=self._bids)
+
+    def follow(self, n: int, ingress: int, command: Any) -> bool | None:
+        """Apply the `n`-th command of this lot, stored by the instance that writes it, to this
+        follower copy (the engine is deterministic: the same events as the writer's), and
+        publish the update. Returns True if applied, False if this copy had it already, None
+        if commands before it are missing (re-load the lot)."""
+        if self.leading or n < self._n:
+            return False
+        if n > self._n:
+            return None
+        state, events = apply(self._state, command, ingress)
+        changed = state is not self._state
+        self._state, self._n = state, n + 1
+        self._last_ingress = max(self._last_ingress, ingress)
+        self._bids += sum(isinstance(event, BidAccepted) for event in events)
+        if changed:
+            self._view = LotView.of(self._lot, state, self._bids)
+            self._publish(LotUpdate(self.lot_id, self._view, public_events(events)))
+        return True
 
     def start(self) -> None:
         """Start the actor task and the timer; the owner must `await stop()` later."""
@@ -974,6 +1033,16 @@ class LotActor:
                 _fail(queued.future, error)
 
 
+class _NoJournal:
+    """The journal of a follower copy, which never writes."""
+
+    async def append(self, records: Sequence[HistoryRecord]) -> Sequence[int]:
+        raise NotWriter("a follower copy of a lot does not write")
+
+
+_NO_JOURNAL = _NoJournal()
+
+
 def _fail(future: asyncio.Future[Any] | None, error: BaseException) -> None:
     if future is not None and not future.done():
         future.set_exception(error)
@@ -1001,8 +1070,16 @@ class AuctionService:
         read_threads: int = READ_THREADS,
         notary_timeout: float = NOTARY_TIMEOUT,
         notary_retry: float = NOTARY_RETRY,
+        clustered: bool = False,
     ) -> None:
         self._store = store
+        #: One of several instances on one database (`auction.cluster`): lots start as
+        #: followers and are written only once `lead` is called for them.
+        self._clustered = clustered
+        #: Where a command for a lot this instance follows goes (`auction.cluster`).
+        self.forwarder: Forwarder | None = None
+        #: Whether this instance signs checkpoints now (`auction.cluster`: one at a time).
+        self.signs_checkpoints: Callable[[], bool] | None = None
         self._notary_timeout = notary_timeout
         self._notary_retry = notary_retry
         self._session: aiohttp.ClientSession | None = None
@@ -1130,13 +1207,17 @@ class AuctionService:
                 read=self.read,
                 notary_timeout=self._notary_timeout,
                 retry=self._notary_retry,
+                signs=self._signs_checkpoints,
             )
             self._checkpointer.start()
         self._writer = GroupCommitter(self._store, self._blocking, on_commit=self._committed)
         self._writer.start()
         self._running = True
         for lot in lots:
-            self._start_actor(lot)
+            if self._clustered:
+                self._follow_lot(lot)
+            else:
+                self._start_actor(lot)
 
     async def stop(self) -> None:
         """Stop taking commands, let every lot store what it had queued, stop every task, close
@@ -1177,9 +1258,9 @@ class AuctionService:
         if self._checkpointer is not None:
             self._checkpointer.notify()  # the lot's ledger entry
         self._check_running()
-        view = self._start_actor(lot).view
-        self._publish(LotUpdate(lot_id, view, ()))
-        return view
+        actor = self._follow_lot(lot) if self._clustered else self._start_actor(lot)
+        self._publish(LotUpdate(lot_id, actor.view, ()))
+        return actor.view
 
     async def submit(
         self, lot_id: str, command: Any, *, request: SignedRequest | None = None
@@ -1199,10 +1280,18 @@ class AuctionService:
         return events
 
     async def submit_logged(
-        self, lot_id: str, command: Any, *, request: SignedRequest | None = None
+        self,
+        lot_id: str,
+        command: Any,
+        *,
+        request: SignedRequest | None = None,
+        forward: bool = True,
     ) -> tuple[tuple[Any, ...], int | None]:
         """`submit`, returning also the ledger seq of the command's entry (what a bidder's
-        acknowledgement and receipt point at); None for an unknown lot (nothing stored)."""
+        acknowledgement and receipt point at); None for an unknown lot (nothing stored).
+
+        Clustered, a lot written by another instance gets the command through `forwarder`
+        (raises `NotWriter` with `forward=False`, or without a forwarder)."""
         if type(command) not in COMMAND_TYPES:
             raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {command!r}")
         if request is not None and not isinstance(request, SignedRequest):
@@ -1212,6 +1301,10 @@ class AuctionService:
         if actor is None:
             _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
             return events, None
+        if not actor.leading and self._clustered:
+            if self.forwarder is None or not forward:
+                raise NotWriter(f"this instance does not write lot {lot_id!r} now")
+            return await self.forwarder(lot_id, command, request)
         return await actor.submit_logged(command, request)
 
     async def record(
@@ -1248,6 +1341,120 @@ class AuctionService:
         provider that signs `idv` entries) in a house-signed `key` entry; returns its seq.
         Idempotent: a vkey added before returns that entry's seq, nothing is written."""
         return await self.record(EntryType.KEY, {"v": 1, "vkey": vkey, "role": role})
+
+    # -- several instances (auction.cluster) --
+
+    @property
+    def clustered(self) -> bool:
+        return self._clustered
+
+    def leads(self, lot_id: str) -> bool:
+        """Whether this instance writes `lot_id` (always, for a single server)."""
+        actor = self._actors.get(lot_id)
+        return actor is not None and (actor.leading or not self._clustered)
+
+    def led(self) -> list[str]:
+        """The lots this instance writes now."""
+        return [lot_id for lot_id, actor in self._actors.items() if actor.leading]
+
+    async def lead(self, lot_id: str) -> LotView | None:
+        """Start writing `lot_id` (this instance was given it: `auction.cluster`): rebuild it
+        from its stored history, replacing the follower copy, and start its actor and timer.
+        None if the lot is not stored."""
+        self._check_running()
+        current = self._actors.get(lot_id)
+        if current is not None and current.leading:
+            return current.view
+        lot = await self.read(self._load_lot, lot_id)
+        if lot is None:
+            return None
+        self._check_running()
+        actor = self._start_actor(lot)
+        self._publish(LotUpdate(lot_id, actor.view, ()))
+        return actor.view
+
+    async def step_down(self, lot_id: str) -> None:
+        """Stop writing `lot_id` (it was lost, or this instance stops): the actor stores what
+        it had queued (fenced writes fail), then a follower copy replaces it."""
+        actor = self._actors.get(lot_id)
+        if actor is None or not actor.leading:
+            return
+        await actor.stop(self._stop_timeout)
+        if self._actors.get(lot_id) is actor:
+            self._follow_lot(actor.stored)
+
+    async def adopt(self, lot_id: str) -> LotView | None:
+        """A lot another instance added: load it and follow it."""
+        if lot_id in self._actors:
+            return self._actors[lot_id].view
+        lot = await self.read(self._load_lot, lot_id)
+        if lot is None or lot_id in self._actors or not self._running:
+            return None
+        actor = self._follow_lot(lot)
+        self._publish(LotUpdate(lot_id, actor.view, ()))
+        return actor.view
+
+    async def reload(self, lot_id: str) -> None:
+        """Re-load a follower copy from the database (it missed commands)."""
+        actor = self._actors.get(lot_id)
+        if actor is None or actor.leading:
+            return
+        lot = await self.read(self._load_lot, lot_id)
+        if lot is not None and self._actors.get(lot_id) is actor:
+            self._follow_lot(lot)
+            self._publish(LotUpdate(lot_id, self._actors[lot_id].view, ()))
+
+    def follow(self, lot_id: str, n: int, ingress: int, command: Any) -> bool | None:
+        """Apply a command another instance stored to the follower copy (`LotActor.follow`);
+        False for an unknown lot or one this instance writes."""
+        actor = self._actors.get(lot_id)
+        if actor is None:
+            return False
+        return actor.follow(n, ingress, command)
+
+    def learn(self, seq: int, entry_type: str, time_us: int, body: Any, kid: str) -> None:
+        """A `key` or `idv` entry another instance stored: the identity book learns it."""
+        book = self._identities.copy()
+        try:
+            if entry_type == EntryType.KEY:
+                book.key(body)
+            elif entry_type == EntryType.IDV:
+                book.idv(seq, time_us, body, kid)
+            else:
+                return
+        except SignedBidError as exc:
+            logger.error("ledger entry %d does not update the identity book: %s", seq, exc)
+            return
+        self._identities = book
+
+    def ledger_grew(self, closed: bool) -> None:
+        """Entries were stored (by another instance): a checkpoint is due."""
+        if self._checkpointer is not None:
+            self._checkpointer.notify(urgent=closed)
+
+    def _load_lot(self, lot_id: str) -> StoredLot | None:
+        load = getattr(self._store, "load_lot", None)
+        if load is None:
+            raise ServiceError("this store cannot load one lot")
+        result: StoredLot | None = load(lot_id)
+        return result
+
+    def _follow_lot(self, lot: StoredLot) -> LotActor:
+        actor = LotActor(
+            lot,
+            journal=self._writer or _NO_JOURNAL,
+            clock=self._clock,
+            publish=self._publish,
+            max_batch=self._max_batch,
+            check=self._check_request,
+        )
+        self._actors[lot.lot_id] = actor
+        return actor
+
+    def _signs_checkpoints(self) -> bool:
+        if self.signs_checkpoints is None:
+            return not self._clustered  # an instance signs once the cluster made it the signer
+        return self.signs_checkpoints()
 
     def view(self, lot_id: str) -> LotView | None:
         """The public snapshot of one lot, or None if unknown."""
@@ -1382,6 +1589,7 @@ __all__ = [
     "LotExists",
     "LotUpdate",
     "LotView",
+    "NotWriter",
     "RequestRefused",
     "ServiceClosed",
     "ServiceError",

@@ -690,6 +690,8 @@ class LotVideo:
         return state.rules.end_at if state is not None else None
 
     async def _observe(self, view: LotView) -> None:
+        if not self.service.leads(view.lot_id):
+            return  # several instances: the lot's writer streams and records it
         async with self._lock:
             actions = self.director.observe(
                 view,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +39,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..accounts import AccountStore, Session
+from ..cluster import Cluster, ClusterSettings, add_cluster_routes
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
@@ -91,15 +92,19 @@ class Settings:
     #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
     #: ICE limited to loopback when the server listens on a loopback address.
     video: VideoSettings | None = None
+    #: One of several instances on one PostgreSQL database (`auction.cluster`); None: the
+    #: only server.
+    cluster: ClusterSettings | None = None
 
     @property
     def video_settings(self) -> VideoSettings:
         if self.video is not None:
             return self.video
         loopback = self.host in ("127.0.0.1", "::1", "localhost")
-        return VideoSettings(
-            recordings_dir=Path(self.data_dir) / "recordings", loopback_only=loopback
-        )
+        recordings = Path(self.data_dir) / "recordings"
+        if self.cluster is not None:  # each instance records the lots it writes
+            recordings = recordings / self.cluster.instance
+        return VideoSettings(recordings_dir=recordings, loopback_only=loopback)
 
     @property
     def storage_target(self) -> str | os.PathLike[str]:
@@ -111,6 +116,8 @@ class Settings:
         return Timeline.for_duration(self.duration)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 SETTINGS = web.AppKey("settings", Settings)
 SERVICE = web.AppKey("service", AuctionService)
 STORE = web.AppKey("store", Storage)
@@ -118,6 +125,9 @@ ACCOUNTS = web.AppKey("accounts", AccountStore)
 GATEWAY = web.AppKey("gateway", Gateway)
 HUB = web.AppKey("hub", Hub)
 DRIVERS = web.AppKey("drivers", Drivers)
+CLUSTER = web.AppKey("cluster", Cluster)
+#: The ledger size read before the lots were loaded: where a cluster member's feed starts.
+LOADED_AT = web.AppKey("loaded_at", int)
 NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
 
 #: Pages: path → file in `auction/web/static/` (docs/protocol.md, the web client).
@@ -149,6 +159,10 @@ def create_app(settings: Settings) -> web.Application:
     install_video(app, SERVICE, settings.video_settings)  # stops before the service does
     app.cleanup_ctx.append(_accounts_context)
     app.cleanup_ctx.append(_gateway_context)
+    if settings.cluster is not None:
+        app.cleanup_ctx.append(_cluster_context)
+        add_cluster_routes(app, lambda request: request.app[CLUSTER])
+        app.middlewares.append(_video_at_writer)
     app.cleanup_ctx.append(_hub_context)
     if settings.demo:
         app.cleanup_ctx.append(_drivers_context)
@@ -257,7 +271,14 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
         except BaseException:
             store.close()
             raise
-    service = AuctionService(store, clock=settings.clock)
+    clustered = settings.cluster is not None
+    if clustered:
+        try:
+            app[LOADED_AT] = await asyncio.to_thread(store.ledger_end)
+        except BaseException:
+            store.close()
+            raise
+    service = AuctionService(store, clock=settings.clock, clustered=clustered)
     await service.start()
     try:
         if settings.demo and not service.views():  # a restart serves the stored lots
@@ -305,6 +326,42 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
     app[GATEWAY] = gateway
     yield
     await gateway.stop()
+
+
+_STREAM_PATH = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/stream(/offer)?")
+
+
+@web.middleware
+async def _video_at_writer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Several instances: a lot's video is streamed (and recorded) by the instance writing
+    it; another instance passes the viewer's signaling to it (`Cluster.proxy`)."""
+    match = _STREAM_PATH.fullmatch(request.path)
+    cluster = request.app.get(CLUSTER)
+    if match is not None and cluster is not None:
+        lot = match["lot"]
+        service = request.app[SERVICE]
+        if service.view(lot) is not None and not service.leads(lot):
+            return await cluster.proxy(request, lot)
+    return await handler(request)
+
+
+async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.cluster is not None
+    secret = await asyncio.to_thread(app[ACCOUNTS].secret, "cluster")
+    cluster = Cluster(
+        app[SERVICE],
+        app[STORE],
+        settings.cluster,
+        secret,
+        applied=app[LOADED_AT],
+        clock=settings.clock,
+    )
+    cluster.gateway = app[GATEWAY]
+    await cluster.start()
+    app[CLUSTER] = cluster
+    yield
+    await cluster.stop()
 
 
 async def _hub_context(app: web.Application) -> AsyncIterator[None]:
