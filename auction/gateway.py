@@ -379,7 +379,7 @@ class Gateway:
     async def register(self, account: str, lot: str) -> Registration:
         """Register a verified account for `lot` with its per-lot code. Raises `GatewayError`:
         403 `NOT_VERIFIED`, 404 `UNKNOWN_LOT`, 422 with the engine's reason."""
-        if self._service.state(lot) is None:
+        if self._service.view(lot) is None:
             raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
         key = await self.bidder_key(account)
         if key is None or key.verified_until_us is None or key.verified_until_us <= self.now():
@@ -390,7 +390,8 @@ class Gateway:
         if refusal is not None:
             raise GatewayError(422, refusal.reason.value, refusal.detail)
         registration = self.registration(account, lot)
-        assert registration is not None
+        if registration is None:  # the lot went to sleep meanwhile (closed long ago)
+            raise GatewayError(409, "LOT_CLOSED", "this lot has closed")
         return registration
 
     async def freeze_deposit(self, account: str, lot: str, idempotency_key: str) -> dict[str, Any]:
@@ -400,6 +401,8 @@ class Gateway:
         `IDEMPOTENCY_CONFLICT`, 409 `NOT_REGISTERED`, ...)."""
         state = self._service.state(lot)
         if state is None:
+            if self._service.view(lot) is not None:  # dormant: closed long ago
+                raise GatewayError(409, "LOT_CLOSED", "this lot has closed")
             raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
         bidder = state.bidders.get(account)
         if bidder is None:

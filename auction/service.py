@@ -757,6 +757,9 @@ Forwarder = Callable[
     [str, Any, "SignedRequest | None"], Awaitable[tuple[tuple[Any, ...], int | None]]
 ]
 
+#: A closed lot with nothing left to do leaves memory this long after its close (seconds).
+DORMANT_AFTER_S = 600.0
+
 #: After a failed write, the timer waits at least this long (seconds) before trying again.
 RETRY_DELAY = 1.0
 
@@ -815,6 +818,11 @@ class LotActor:
     def commands(self) -> int:
         """How many commands of this lot are stored (the next history row's `n`)."""
         return self._n
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing being stored."""
+        return self._queue.empty() and not self._in_flight
 
     @property
     def leading(self) -> bool:
@@ -1071,8 +1079,16 @@ class AuctionService:
         notary_timeout: float = NOTARY_TIMEOUT,
         notary_retry: float = NOTARY_RETRY,
         clustered: bool = False,
+        dormant_after_s: float | None = DORMANT_AFTER_S,
     ) -> None:
         self._store = store
+        #: A closed lot with nothing left to do (no deadline) is put to sleep this long after
+        #: its close: its full state leaves memory, its view stays; a command wakes it (its
+        #: history is replayed). None: never. Several instances keep every lot awake.
+        self._dormant_after_s = None if clustered else dormant_after_s
+        self._dormant: dict[str, LotView] = {}
+        self._order: dict[str, None] = {}  # every lot id, in catalogue order
+        self._sweeper: asyncio.Task[None] | None = None
         #: One of several instances on one database (`auction.cluster`): lots start as
         #: followers and are written only once `lead` is called for them.
         self._clustered = clustered
@@ -1218,11 +1234,20 @@ class AuctionService:
                 self._follow_lot(lot)
             else:
                 self._start_actor(lot)
+        if self._dormant_after_s is not None:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(), name="dormant-lots"
+            )
 
     async def stop(self) -> None:
         """Stop taking commands, let every lot store what it had queued, stop every task, close
         the subscriptions and the store. Safe to call more than once."""
         self._running = False
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         actors = list(self._actors.values())
         await asyncio.gather(*(actor.stop(self._stop_timeout) for actor in actors))
         if self._writer is not None:
@@ -1252,7 +1277,7 @@ class AuctionService:
         """Store a new lot and start serving it (its timer opens it at `rules.start_at`).
         Subscribers get its first view at once (an update without events)."""
         self._check_running()
-        if lot_id in self._actors:
+        if lot_id in self._order:
             raise LotExists(f"lot {lot_id!r} already exists")
         lot = await self._blocking(self._store.add_lot, lot_id, rules, title, sale_id)
         if self._checkpointer is not None:
@@ -1298,6 +1323,8 @@ class AuctionService:
             raise RequestRefused(SignedBidError.MALFORMED, "request must be a SignedRequest")
         self._check_running()
         actor = self._actors.get(lot_id)
+        if actor is None and lot_id in self._dormant:
+            actor = await self._wake(lot_id)
         if actor is None:
             _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
             return events, None
@@ -1449,6 +1476,7 @@ class AuctionService:
             check=self._check_request,
         )
         self._actors[lot.lot_id] = actor
+        self._order.setdefault(lot.lot_id)
         return actor
 
     def _signs_checkpoints(self) -> bool:
@@ -1459,16 +1487,65 @@ class AuctionService:
     def view(self, lot_id: str) -> LotView | None:
         """The public snapshot of one lot, or None if unknown."""
         actor = self._actors.get(lot_id)
-        return actor.view if actor is not None else None
+        return actor.view if actor is not None else self._dormant.get(lot_id)
 
     def views(self) -> list[LotView]:
         """The public snapshots of every lot, in catalogue order."""
-        return [actor.view for actor in self._actors.values()]
+        views = (self.view(lot_id) for lot_id in self._order)
+        return [view for view in views if view is not None]
 
     def state(self, lot_id: str) -> LotState | None:
-        """The full state of a lot (bidder ids and maxima: for trusted in-process use only)."""
+        """The full state of a lot (bidder ids and maxima: for trusted in-process use only);
+        None for an unknown lot and for a dormant one (closed long ago: `view` has it, a
+        command wakes it)."""
         actor = self._actors.get(lot_id)
         return actor.state if actor is not None else None
+
+    async def full_state(self, lot_id: str) -> LotState | None:
+        """`state`, waking a dormant lot first (a read of its whole state, e.g. its bidders
+        for the compliance role); None for an unknown lot."""
+        if lot_id in self._dormant and lot_id not in self._actors:
+            await self._wake(lot_id)
+        return self.state(lot_id)
+
+    def dormant(self, lot_id: str) -> bool:
+        """Whether the lot sleeps (closed, nothing left to do; its state is not in memory)."""
+        return lot_id in self._dormant
+
+    async def _sweep(self) -> None:
+        """Put to sleep the lots closed more than `dormant_after_s` ago with nothing left to
+        do, so that a server running for months does not keep every lot's bids in memory."""
+        assert self._dormant_after_s is not None
+        interval = min(60.0, max(0.05, self._dormant_after_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            cutoff = self._clock() - int(self._dormant_after_s * 1_000_000)
+            for lot_id, actor in list(self._actors.items()):
+                state = actor.state
+                if (
+                    state.closed_at is None
+                    or state.closed_at > cutoff
+                    or state.status in ACTIVE_STATUSES
+                    or state.next_deadline() is not None
+                    or not actor.idle
+                ):
+                    continue
+                # In this order: a command from now on wakes the lot from the database, where
+                # everything the idle actor did is stored.
+                self._dormant[lot_id] = actor.view
+                del self._actors[lot_id]
+                await actor.stop(self._stop_timeout)
+
+    async def _wake(self, lot_id: str) -> LotActor | None:
+        lot = await self.read(self._load_lot, lot_id)
+        self._check_running()
+        current = self._actors.get(lot_id)
+        if current is not None:  # woken meanwhile by another command
+            return current
+        if lot is None:
+            return None
+        self._dormant.pop(lot_id, None)
+        return self._start_actor(lot)
 
     def subscribe(
         self, max_events: int | None = None, *, subscription: Subscription | None = None
@@ -1532,6 +1609,7 @@ class AuctionService:
             check=self._check_request,
         )
         self._actors[lot.lot_id] = actor
+        self._order.setdefault(lot.lot_id)
         actor.start()
         return actor
 

@@ -451,3 +451,32 @@ async def test_restart_rebuilds_the_same_lots(
         assert {s.lot_id: restarted.state(s.lot_id) for s in lot_scenarios} == states
         assert restarted.views() == views
         assert all(isinstance(state, LotState) for state in states.values())
+
+
+async def test_a_lot_closed_long_ago_sleeps_and_a_command_wakes_it(data_dir: Path) -> None:
+    """A closed lot with nothing left to do leaves memory (its view stays); a command reloads
+    it from its stored history and gets the engine's answer; it sleeps again later."""
+    now = real_clock()
+    rules = open_judicial(now + 50_000, end_in=300_000, window=50_000)
+    later = open_judicial(now + 3600 * SECOND)
+    async with AuctionService(Storage.open(data_dir), dormant_after_s=0.2) as service:
+        await service.add_lot("lamp", rules, "Lamp")
+        await service.add_lot("desk", later, "Desk")
+        await registered(service, "lamp", "b1")
+        await until(lambda: status(service, "lamp") == "OPEN")
+        await service.submit("lamp", PlaceBid("b1", 1_000_000, rules.currency, "k1"))
+        await until(lambda: status(service, "lamp") == "SOLD")
+        closed = service.view("lamp")
+        await until(lambda: service.dormant("lamp"), 3.0)
+        assert service.state("lamp") is None and service.view("lamp") == closed
+        assert [v.lot_id for v in service.views()] == ["lamp", "desk"]  # catalogue order
+        assert not service.dormant("desk") and service.state("desk") is not None
+        events = await service.submit("lamp", PlaceBid("b1", 2_000_000, rules.currency, "k2"))
+        assert isinstance(events[0], Rejected)  # woken, replayed, refused: the lot is closed
+        state = service.state("lamp")
+        assert state is not None and state.price == 1_000_000 and state.leader == "b1"
+        await until(lambda: service.dormant("lamp"), 3.0)
+        woken = await service.full_state("lamp")
+        assert woken is not None and woken.bidders.keys() == {"b1"}
+    with Storage.open(data_dir) as reader:
+        assert [type(r.command).__name__ for r in reader.history("lamp")][-1] == "PlaceBid"

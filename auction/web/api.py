@@ -349,8 +349,8 @@ class _Api:
     async def bids(self, request: web.Request) -> web.Response:
         parts = self._parts(request)
         lot = request.match_info["lot"]
-        state = parts.service.state(lot)
-        if state is None:
+        view = parts.service.view(lot)
+        if view is None:
             raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
         records = await parts.history(lot)
         history = [
@@ -365,7 +365,7 @@ class _Api:
             for event in record.events
             if isinstance(event, BidAccepted)
         ]
-        body = {"lot": lot, "currency": state.rules.currency, "bids": history}
+        body = {"lot": lot, "currency": view.currency, "bids": history}
         return web.json_response(body, headers=_NO_STORE)
 
     # -- the console (auctioneer) --
@@ -441,7 +441,7 @@ class _Api:
         session = await self._session(request, Role.COMPLIANCE)
         parts = self._parts(request)
         lot = request.match_info["lot"]
-        state = parts.service.state(lot)
+        state = await parts.service.full_state(lot)
         if state is None:
             raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
         if state.status in ACTIVE_STATUSES or state.status is LotStatus.SCHEDULED:
