@@ -45,6 +45,7 @@ import os
 import re
 import stat
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -465,7 +466,7 @@ class HttpSource:
         request = urllib.request.Request(url, headers=self._headers)
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
-                data: bytes = response.read(limit + 1)
+                data = read_response(response, limit, self._timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code in (404, 410):
@@ -485,6 +486,24 @@ class HttpSource:
         if len(data) > limit:
             raise OversizeError(f"{relative} is larger than {limit} bytes", path=relative)
         return data
+
+
+def read_response(response: Any, limit: int, seconds: float) -> bytes:
+    """Up to ``limit + 1`` bytes of an HTTP response, within ``seconds`` in all: the socket
+    timeout bounds each wait for data, not a server that trickles a byte at a time. Raises
+    ``TimeoutError`` past the deadline."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    left = limit + 1
+    while left > 0:
+        chunk: bytes = response.read1(min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not read within {seconds:g} s")
+    return b"".join(chunks)
 
 
 def open_source(location: str, *, token: str | None = None) -> LedgerSource:

@@ -61,6 +61,7 @@ from chain import (
     verify_receipt,
 )
 
+from .audit import read_response
 from .storage import Storage
 
 #: Checkpoint file names in `OUT/checkpoints/`: the tree size, zero-padded to 20 digits.
@@ -159,7 +160,7 @@ class HttpSource:
         request = urllib.request.Request(url, headers=self._headers)
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
-                data: bytes = response.read(limit + 1)
+                data = read_response(response, limit, self._timeout)
         except urllib.error.HTTPError as exc:
             if exc.code == 403:
                 raise ExportError(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -124,3 +127,55 @@ def test_http_source_refuses_what_is_not_an_http_url() -> None:
 async def test_unreachable_server_gives_no_verdict() -> None:
     with pytest.raises(SourceError):
         await asyncio.to_thread(verify_ledger, HttpSource("http://127.0.0.1:9/", timeout=2))
+
+
+def _trickling_server(stop: threading.Event) -> tuple[socket.socket, threading.Thread]:
+    """An HTTP server that promises 100,000 bytes and sends one every 50 ms."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.is_set():
+                    try:
+                        connection.sendall(b"x")
+                    except OSError:
+                        break
+                    time.sleep(0.05)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_a_server_that_trickles_bytes_is_given_up_on_in_time() -> None:
+    """Each read has a total deadline, not only a timeout per wait for data: a server sending
+    a byte every 50 ms (never idle long enough for the socket timeout) is refused after it."""
+    from auction.ledger_export import ExportError
+    from auction.ledger_export import HttpSource as ExportSource
+
+    stop = threading.Event()
+    listener, thread = _trickling_server(stop)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        started = time.monotonic()
+        with pytest.raises(SourceError, match="not read within"):
+            HttpSource(url, timeout=1.0).policy()
+        assert time.monotonic() - started < 3.0
+        started = time.monotonic()
+        with pytest.raises(ExportError, match="not read within"):
+            ExportSource(url, timeout=1.0).policy()
+        assert time.monotonic() - started < 3.0
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
