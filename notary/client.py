@@ -202,7 +202,10 @@ async def _ask(
             ) as response:
                 status = response.status
                 content_type = response.headers.get("Content-Type", "")
-                answer = await response.content.read(MAX_ANSWER_BYTES)
+                try:
+                    answer = await _read_answer(response)
+                except aiohttp.ClientPayloadError as exc:  # cut short, or far too long
+                    return Refused(notary.name, "bad-answer", f"answer unreadable: {exc}", status)
         except TimeoutError:
             return Refused(notary.name, "timeout", f"no answer within {timeout.total} s")
         except aiohttp.ClientError as exc:
@@ -228,6 +231,19 @@ async def _ask(
             resyncs += 1
             continue
         return Refused(notary.name, "refused", message, status)
+
+
+async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """The whole answer, up to `MAX_ANSWER_BYTES` (one `read` may return only what arrived
+    so far); `aiohttp.ClientPayloadError` beyond that."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(MAX_ANSWER_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise aiohttp.ClientPayloadError(f"an answer over {MAX_ANSWER_BYTES} bytes")
+    return b"".join(chunks)
 
 
 async def request_cosignatures(

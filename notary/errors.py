@@ -33,6 +33,7 @@ __all__ = [
     "LogUnavailableError",
     "NotaryError",
     "NotaryStateError",
+    "NotaryUnavailableError",
     "RefusedContentError",
     "RequestError",
     "RequestTooLargeError",
@@ -157,3 +158,11 @@ class NotaryStateError(NotaryError):
 
     http_status = 500
     reason = "notary-state"
+
+
+class NotaryUnavailableError(NotaryError):
+    """The notary cannot store anything right now (its disk is full, its database is locked):
+    nothing was co-signed; the log may retry later (HTTP 503). Not evidence against the log."""
+
+    http_status = 503
+    reason = "notary-unavailable"

@@ -387,7 +387,10 @@ class NotaryNode:
             except NotaryError as error:
                 if error.http_status >= 500 and not isinstance(error, LogUnavailableError):
                     logger.error("add-checkpoint failed: %s", error)
-                await self.keep_refusal(error, body, now_us, fetched)
+                try:
+                    await self.keep_refusal(error, body, now_us, fetched)
+                except NotaryError as unkept:  # e.g. a full disk: the answer is still given
+                    logger.error("refusal not recorded: %s", unkept)
                 answer = (str(error) + "\n").encode()
                 content_type = TEXT
                 if isinstance(error, SizeConflictError):

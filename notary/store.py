@@ -29,7 +29,7 @@ from typing import Any, Final
 from chain import HASH_SIZE, ChainError, CompactRange, consistency_proof, leaf_hash
 
 from .core import MirroredEntry, NotaryState
-from .errors import NotaryStateError
+from .errors import NotaryError, NotaryStateError, NotaryUnavailableError
 
 __all__ = [
     "MAX_UNAUTHENTICATED_REFUSALS",
@@ -215,7 +215,7 @@ class NotaryStore:
             try:
                 return self._connection.execute(sql, parameters).fetchall()
             except sqlite3.Error as exc:
-                raise NotaryStateError(f"notary database: {exc}") from exc
+                raise _database_error(exc) from exc
 
     def _write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         with self._lock:
@@ -230,7 +230,7 @@ class NotaryStore:
                     raise
                 connection.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise NotaryStateError(f"notary database: {exc}") from exc
+                raise _database_error(exc) from exc
 
     # --- meta ------------------------------------------------------------------------------
 
@@ -342,7 +342,7 @@ class NotaryStore:
                     raise
                 connection.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise NotaryStateError(f"notary database: {exc}") from exc
+                raise _database_error(exc) from exc
 
     # --- mirror ----------------------------------------------------------------------------
 
@@ -554,3 +554,17 @@ class NotaryStore:
         """Every split view detected, oldest first."""
         rows = self._query("SELECT at_us, source, reason, file FROM conflicts ORDER BY id")
         return [Conflict(at, source, reason, file) for at, source, reason, file in rows]
+
+
+#: SQLite result codes of a database that cannot take a write right now: SQLITE_BUSY,
+#: SQLITE_LOCKED, SQLITE_FULL (the primary code is the low byte of an extended one).
+_TRANSIENT_CODES: Final = frozenset({5, 6, 13})
+
+
+def _database_error(exc: sqlite3.Error) -> NotaryError:
+    """A full disk or a locked database is a 503 the log retries; anything else a broken
+    state (500)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _TRANSIENT_CODES:
+        return NotaryUnavailableError(f"notary database: {exc}: try again later")
+    return NotaryStateError(f"notary database: {exc}")

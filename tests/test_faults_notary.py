@@ -536,6 +536,7 @@ async def test_a_notary_whose_disk_is_full(
             result = setup.result("notary2.test")
             assert isinstance(result, Refused), result
             print(f"n2 with a full disk: {result.kind} {result.status} {result.message[:120]}")
+            assert result.status == 503, result  # a typed "try again later", not a 500
             assert setup.n2.process is not None and setup.n2.process.returncode is None
 
             async def clear() -> None:
