@@ -27,6 +27,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -263,6 +265,40 @@ class _Identity:
     subject_key: Ed25519PublicKey
     expires_us: int
     seq: int
+    raw_key: bytes = b""
+
+
+class SignatureMemo:
+    """Ed25519 signatures this process has verified already (bounded, thread-safe).
+
+    One bid's signature is checked where it enters (the gateway), where it reaches its lot
+    (the service) and where its entry is written (the ledger writer): with one memo shared by
+    them (the store owns it; `IdentityBook.copy` keeps it), the curve arithmetic runs once.
+    Only successes are kept, keyed by a hash of key, signature and message together."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def verify(
+        self, key: Ed25519PublicKey, raw_key: bytes, signature: bytes, message: bytes
+    ) -> None:
+        """`key.verify(signature, message)` unless that exact triple verified before; raises
+        `InvalidSignature`."""
+        token = hashlib.sha256(b"%b%b%b" % (raw_key, signature, message)).digest()
+        with self._lock:
+            if token in self._seen:
+                self._seen.move_to_end(token)
+                return
+        key.verify(signature, message)
+        with self._lock:
+            self._seen[token] = None
+            if len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
 
 
 _BID_KINDS: Final = {c.PlaceBid: "bid", c.SetMax: "max"}
@@ -281,9 +317,11 @@ class IdentityBook:
     signed_bids: bool = False
     providers: dict[str, Ed25519Verifier] = field(default_factory=dict)  # vkey -> key
     accounts: dict[str, _Identity] = field(default_factory=dict)
+    #: Shared with the book's copies: a signature verified by one is not verified again.
+    memo: SignatureMemo | None = None
 
     def copy(self) -> IdentityBook:
-        return IdentityBook(self.signed_bids, dict(self.providers), dict(self.accounts))
+        return IdentityBook(self.signed_bids, dict(self.providers), dict(self.accounts), self.memo)
 
     def house(self, body: Mapping[str, Any]) -> None:
         """Entry 0: whether this log requires signed bids."""
@@ -345,10 +383,11 @@ class IdentityBook:
                 SignedBidError.BAD_ATTESTATION, f"the attestation does not verify: {failure}"
             )
         try:
-            key = Ed25519PublicKey.from_public_bytes(_base64(parsed.subject_key, 32))
+            raw = _base64(parsed.subject_key, 32)
+            key = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError as exc:
             raise SignedBidError(SignedBidError.MALFORMED, "bad attestation subject key") from exc
-        self.accounts[account] = _Identity(key, parsed.expires_us, seq)
+        self.accounts[account] = _Identity(key, parsed.expires_us, seq, raw)
         return account
 
     def check(self, lot_id: str, command: Any, request: Any, ingress_us: int) -> bool:
@@ -398,7 +437,12 @@ class IdentityBook:
                 f"the attestation of idv entry {identity.seq} expired before this bid",
             )
         try:
-            identity.subject_key.verify(signature, signed_bytes(payload))
+            if self.memo is not None:
+                self.memo.verify(
+                    identity.subject_key, identity.raw_key, signature, signed_bytes(payload)
+                )
+            else:
+                identity.subject_key.verify(signature, signed_bytes(payload))
         except InvalidSignature as exc:
             raise SignedBidError(
                 SignedBidError.BAD_SIGNATURE,

@@ -92,6 +92,7 @@ from chain import store as ledger_store
 
 from .ledger import (
     IdentityBook,
+    SignatureMemo,
     SignedBidError,
     SignedRequest,
     command_body,
@@ -643,7 +644,9 @@ class _LedgerWriter:
         self._signers: dict[str, ledger_store.EntrySigner] = {}
 
     @classmethod
-    def load(cls, connection: Connection, house: House) -> _LedgerWriter:
+    def load(
+        cls, connection: Connection, house: House, memo: SignatureMemo | None = None
+    ) -> _LedgerWriter:
         """Resume from the stored ledger, verifying all of it (`LedgerState.load` re-hashes
         every entry and checks every stored hash and the signed root), and rebuild from the
         entries themselves each lot's currency, title and winning-bid bookkeeping."""
@@ -652,7 +655,7 @@ class _LedgerWriter:
             ledger_store.LedgerState(),
             {},
             ledger_store.SignedHead(0, b""),
-            IdentityBook(),
+            IdentityBook(memo=memo),
             {},
         )
         writer.state = ledger_store.LedgerState.load(connection, each_entry=writer._learn)
@@ -888,6 +891,9 @@ class Storage:
             collections.OrderedDict()
         )
         self._tiles_lock = threading.Lock()  # full tiles never change: an LRU cache of them
+        #: Bid signatures verified in this process (the writer's identity book and its copies
+        #: share it; the gateway may too).
+        self.signatures = SignatureMemo()
         #: Checks, inside each write transaction of lot history, that this server still owns
         #: those lots (`auction.cluster`: fencing tokens); raises `LotFenced`. None: one server.
         self.fence: Callable[[Connection, frozenset[str]], None] | None = None
@@ -1026,7 +1032,13 @@ class Storage:
                 house = House.generate()
                 key_pending = _write_house_key(conn, directory, house, now)
                 signed = ledger_store.read_signed(conn)
-                writer = _LedgerWriter(house, ledger_store.LedgerState(), {}, signed)
+                writer = _LedgerWriter(
+                    house,
+                    ledger_store.LedgerState(),
+                    {},
+                    signed,
+                    IdentityBook(memo=self.signatures),
+                )
                 pending = writer.start()
                 writer.add_house(pending, now, signed_bids)
                 self._add_older_data(conn, writer, pending)
@@ -1311,7 +1323,7 @@ class Storage:
             raise StorageError("this store was opened read-only: the ledger cannot be written")
         if self._writer is None:
             with _translated("resuming the ledger"), self._engine.connect() as connection:
-                self._writer = _LedgerWriter.load(connection, self._house)
+                self._writer = _LedgerWriter.load(connection, self._house, self.signatures)
         return self._writer
 
     @contextlib.contextmanager

@@ -661,3 +661,63 @@ async def test_a_refused_entry_fails_only_its_own_batch(tmp_path: Path) -> None:
     finally:
         await committer.stop()
         store.close()
+
+
+async def test_one_signature_is_verified_once_per_process(tmp_path: Path) -> None:
+    """The service's ingress check and the ledger writer share the store's memo: a bid's
+    signature is verified once; a forged signature over the same payload is still refused."""
+    clock = Clock(T0)
+    alice, mallory = Bidder("alice"), Bidder("mallory")
+    _, idp_signer = provider()
+    store = Storage.open(tmp_path / "data", clock=clock, signed_bids=True)
+    async with AuctionService(store, clock=clock) as service:
+        await service.add_actor_key(idp_signer.vkey, "idv")
+        body = idv_body(alice.account, attestation_for(alice, clock.now, 30 * SECOND))
+        await service.record(EntryType.IDV, body, signer=idp_signer)
+        rules = english_timed(start_price=10_000, start_at=clock.now, end_at=T0 + 3600 * SECOND)
+        await service.add_lot(LOT, rules, "Omega")
+        await wait_until(lambda: service.view(LOT).status == LotStatus.OPEN.value)  # type: ignore[union-attr]
+        await service.submit(LOT, RegisterBidder(alice.account, "C01-a", True))
+        book = store.identity_book()  # the writer's book, which the service's was copied from
+        assert book.memo is store.signatures
+        before = len(store.signatures)
+        for n, amount in enumerate((10_000, 11_000, 12_100)):
+            command, request = alice.bid(amount, f"m{n}")
+            await service.submit(LOT, command, request=request)
+        assert len(store.signatures) == before + 3  # one memo entry per bid, not per check
+        forged_command, forged = alice.bid(20_000, "m9", signer=mallory.key)
+        with pytest.raises(RequestRefused) as refused:
+            await service.submit(LOT, forged_command, request=forged)
+        assert refused.value.reason == SignedBidError.BAD_SIGNATURE
+        assert len(store.signatures) == before + 3  # failures are not remembered
+
+
+def test_the_signature_memo_checks_once_and_never_caches_a_failure() -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    from auction.ledger import SignatureMemo
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    calls: list[bytes] = []
+
+    class Counting:
+        def verify(self, signature: bytes, message: bytes) -> None:
+            calls.append(message)
+            public.verify(signature, message)
+
+    memo = SignatureMemo(capacity=2)
+    signature = key.sign(b"one")
+    memo.verify(Counting(), raw, signature, b"one")  # type: ignore[arg-type]
+    memo.verify(Counting(), raw, signature, b"one")  # type: ignore[arg-type]
+    assert calls == [b"one"]
+    for _ in range(2):
+        with pytest.raises(InvalidSignature):
+            memo.verify(Counting(), raw, signature, b"two")  # type: ignore[arg-type]
+    assert calls == [b"one", b"two", b"two"] and len(memo) == 1
+    for message in (b"a", b"b", b"c"):
+        memo.verify(Counting(), raw, key.sign(message), message)  # type: ignore[arg-type]
+    assert len(memo) == 2  # bounded: the oldest went
+    memo.verify(Counting(), raw, signature, b"one")  # type: ignore[arg-type]
+    assert calls[-1] == b"one"  # evicted, so verified again
