@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,113 @@ async def _converges(one: Any, two: Any, timeout: float = 3.0) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def test_an_instance_that_loses_its_database_session_stops_writing(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """The writer's lock connection is terminated by PostgreSQL (as a restart or a network
+    cut would): its locks are gone at once, so it must stop writing — fencing refuses any
+    write still in flight — and the lots get a writer again; bidding goes on, every
+    acknowledged bid is stored once."""
+    async with (
+        instance(tmp_path, "a", postgres_url, redis_url, bids_per_second=1000) as a,
+        instance(tmp_path, "b", postgres_url, redis_url, bids_per_second=1000) as b,
+        aiohttp.ClientSession() as http,
+    ):
+        token = await asyncio.to_thread(auctioneer_token, postgres_url)
+        await create_lots(http, a.url, token, LOTS)
+        await wait_owned(postgres_url, LOTS)
+        bidders = [await ready_bidder(http, (a, b)[i % 2].url, LOTS) for i in range(4)]
+        await wait_open(http, a.url, LOTS)
+        before = await asyncio.to_thread(owners, postgres_url)
+        clients = [
+            await BidderClient.connect(
+                (a, b)[i % 2].url, account=x.account, key=x.key, session=x.session
+            )
+            for i, x in enumerate(bidders)
+        ]
+        bidding = Bidding()
+        rng = random.Random(11)
+        tasks = [
+            asyncio.create_task(bidding.run(c, (a, b)[i % 2].url, random.Random(rng.random())))
+            for i, c in enumerate(clients)
+        ]
+        await asyncio.sleep(1.5)
+        victim = a if any(v[0] == "a" for v in before.values()) else b
+
+        def terminate_lock_session() -> int:
+            with psycopg.connect(postgres_url, autocommit=True) as connection:
+                pids = connection.execute(
+                    "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND objsubid = 2 AND pid <> pg_backend_pid()"
+                ).fetchall()
+                held = {
+                    int(pid)
+                    for (pid,) in pids
+                    if connection.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
+                    ).fetchone()[0]
+                }
+                # the victim's lock session: the one holding the locks of its lots
+                lock_ids = [
+                    row[0]
+                    for row in connection.execute(
+                        "SELECT lock_id FROM lot_owners WHERE owner = %s", (victim.name,)
+                    ).fetchall()
+                ]
+                where = connection.execute(
+                    "SELECT current_database() || '/' || current_schema()"
+                ).fetchone()[0]
+                namespace = zlib.crc32(where.encode()) & 0x7FFF_FFFF  # as auction.cluster
+                victims = {
+                    int(row[0])
+                    for row in connection.execute(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND objsubid = 2 AND classid::bigint = %s AND objid::bigint = ANY(%s)",
+                        (namespace, lock_ids),
+                    ).fetchall()
+                }
+                assert victims and victims <= held
+                for pid in victims:
+                    connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                return len(victims)
+
+        assert await asyncio.to_thread(terminate_lock_session) == 1
+        await asyncio.sleep(4.0)
+        bidding.stop.set()
+        await asyncio.gather(*tasks)
+        for client in clients:
+            await client.close()
+        after = await asyncio.to_thread(owners, postgres_url)
+        for lot in LOTS:
+            assert after[lot][0] is not None, after
+            if before[lot][0] == victim.name:
+                assert after[lot][1] > before[lot][1], (lot, before, after)  # taken again
+        await wait_same([a, b])
+        with Storage.open(postgres_url, read_only=True) as store:
+            entries = [json.loads(raw) for raw in store.ledger_entries(0, store.ledger_size())]
+            stored = {lot: store.load_lot(lot) for lot in LOTS}
+        keys = [
+            (
+                e["body"]["request"]["payload"]["account"],
+                e["body"]["request"]["payload"]["idempotency_key"],
+            )
+            for e in entries
+            if isinstance(e["body"], dict) and "request" in e["body"]
+        ]
+        assert len(keys) == len(set(keys)), "a bid applied twice"
+        by_seq = {e["seq"]: e for e in entries}
+        accepted = [(account, ack) for account, ack in bidding.acks if ack.accepted]
+        assert len(accepted) > 20
+        for account, ack in accepted:
+            payload = by_seq[ack.entry]["body"]["request"]["payload"]
+            assert (payload["account"], payload["idempotency_key"]) == (
+                account,
+                ack.idempotency_key,
+            )
+        for lot in LOTS:
+            for node in (a, b):
+                assert node.service.state(lot) == stored[lot].state, (node.name, lot)
+        reasons = {ack.reason for _, ack in bidding.acks if not ack.accepted}
+        assert reasons <= {"BELOW_MIN", "SELF_OUTBID", "UNAVAILABLE"}, reasons
