@@ -284,7 +284,13 @@ def _add_ledger_commands(commands: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `gavel` with `argv` (default: the process arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="gavel: %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("GAVEL_LOG_LEVEL", "WARNING").upper()  # e.g. INFO: takeovers
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else logging.WARNING,
+        format="gavel: %(asctime)s %(levelname)s %(name)s: %(message)s"
+        if level in ("INFO", "DEBUG")
+        else "gavel: %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
     if args.command == "ledger":
         return _ledger_main(args)

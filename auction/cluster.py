@@ -45,7 +45,6 @@ import json
 import logging
 import re
 import time
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,8 +84,9 @@ CLUSTER_HEADER = "X-Gavel-Cluster"
 #: An instance name: what `lot_owners.owner` and the logs say.
 INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
-#: PostgreSQL advisory lock key (transaction) held while new lots get their lock ids.
-_OWNERS_LOCK = 0x6761_7665_6C03
+#: The transaction advisory lock (second key, `Storage.xact_lock`) held while new lots get
+#: their lock ids.
+_OWNERS_LOCK = -4
 
 #: The advisory lock (second key) of the instance that signs checkpoints.
 _SIGNER_KEY = 0
@@ -159,10 +159,10 @@ class _Locks:
     """The instance's lock connection: session advisory locks live exactly as long as it.
     Blocking; used from the cluster's one thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, namespace: int) -> None:
         self._engine = engine
         self._connection: Connection | None = None
-        self.namespace = 0
+        self.namespace = namespace  # this database schema's (`Storage.advisory_namespace`)
         self._database = 0
 
     @property
@@ -172,9 +172,6 @@ class _Locks:
     def connect(self) -> None:
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            where = connection.exec_driver_sql(
-                "SELECT current_database() || '/' || current_schema()"
-            ).scalar()
             self._database = int(
                 connection.exec_driver_sql(
                     "SELECT oid FROM pg_database WHERE datname = current_database()"
@@ -184,8 +181,6 @@ class _Locks:
         except BaseException:
             connection.close()
             raise
-        # Lock keys are per database and schema: two clusters in one database never meet.
-        self.namespace = zlib.crc32(str(where).encode()) & 0x7FFF_FFFF
         self._connection = connection
 
     def _run(self, sql: str, *args: int) -> Any:
@@ -249,7 +244,7 @@ class Cluster:
         self._secret = base64.urlsafe_b64encode(secret).decode("ascii")
         self._clock = clock
         self._engine = store.engine()
-        self._locks = _Locks(self._engine)
+        self._locks = _Locks(self._engine, store.advisory_namespace)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gavel-cluster")
         #: Lots this instance writes (or is about to) and their fencing tokens.
         self._tokens: dict[str, int] = {}
@@ -495,7 +490,7 @@ class Cluster:
         )
         if connection.execute(missing.limit(1)).first() is None:
             return
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_OWNERS_LOCK})")
+        self.store.xact_lock(connection, _OWNERS_LOCK)
         new = [row.lot_id for row in connection.execute(missing.order_by(_LOTS.c.created_at))]
         highest = connection.execute(select(func.max(LOT_OWNERS.c.lock_id))).scalar() or 0
         if new:
@@ -517,7 +512,7 @@ class Cluster:
         """Become the lot's writer: a new fencing token, in the ledger's turn (so no write of
         the previous writer is half-way between its fence check and its commit)."""
         with self._engine.begin() as connection:
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
+            self.store.xact_lock(connection, LEDGER_LOCK)
             token = connection.execute(
                 update(LOT_OWNERS)
                 .where(LOT_OWNERS.c.lot_id == lot_id)

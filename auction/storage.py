@@ -40,6 +40,7 @@ import os
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,10 @@ from .rules import (
 #: The schema this code writes. `MIGRATIONS[v - 1]` moves a database from version v - 1 to v.
 SCHEMA_VERSION = 3
 
-#: PostgreSQL advisory lock key held while migrating (any constant unique to this schema).
-_MIGRATION_LOCK = 0x6761_7665_6C00
+#: PostgreSQL transaction advisory locks, keyed `(namespace, key)` where the namespace names
+#: the database and schema (`Storage.advisory_namespace`): two deployments in two schemas of
+#: one database never wait for each other. Held while migrating:
+_MIGRATION_LOCK = -3
 
 #: File name of the SQLite database inside a data directory.
 SQLITE_FILE = "gavel.db"
@@ -147,12 +150,13 @@ HOUSE_NAME = "Gavel auction house"
 #: Origins are `gavel.local/<16 hex digits>`: one random ledger id per log.
 ORIGIN_PREFIX = "gavel.local/"
 
-#: PostgreSQL advisory lock key held while a house key and entry 0 are created.
-_HOUSE_LOCK = 0x6761_7665_6C01
+#: ... while a house key and entry 0 are created:
+_HOUSE_LOCK = -2
 
-#: PostgreSQL advisory lock key held by each ledger write transaction: several server
-#: instances share one ledger and take turns appending to it (each catches up first).
-LEDGER_LOCK = 0x6761_7665_6C02
+#: ... by each ledger write transaction: several server instances share one ledger and take
+#: turns appending to it (each catches up first). (The cluster's session locks of lots use
+#: the same namespace with keys >= 0.)
+LEDGER_LOCK = -1
 
 Clock = Callable[[], int]
 
@@ -891,6 +895,8 @@ class Storage:
             collections.OrderedDict()
         )
         self._tiles_lock = threading.Lock()  # full tiles never change: an LRU cache of them
+        #: The first key of this database schema's advisory locks (PostgreSQL; set on open).
+        self.advisory_namespace = 0
         #: Bid signatures verified in this process (the writer's identity book and its copies
         #: share it; the gateway may too).
         self.signatures = SignatureMemo()
@@ -979,7 +985,11 @@ class Storage:
     def _migrate(self) -> None:
         with _translated("opening the database"), self._engine.begin() as connection:
             if self._dialect == "postgresql":  # two servers starting at once migrate in turn
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+                where = connection.exec_driver_sql(
+                    "SELECT current_database() || '/' || current_schema()"
+                ).scalar()
+                self.advisory_namespace = zlib.crc32(str(where).encode()) & 0x7FFF_FFFF
+                self.xact_lock(connection, _MIGRATION_LOCK)
             _Table.metadata.tables["schema_version"].create(connection, checkfirst=True)
             current = connection.execute(select(func.max(_SCHEMA_VERSION.c.version))).scalar()
             current = current or 0
@@ -1010,7 +1020,7 @@ class Storage:
         now = self._clock()
         with self._ledger_lock, _translated("opening the ledger"), self._engine.begin() as conn:
             if self._dialect == "postgresql":  # two servers starting at once: one makes the key
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_HOUSE_LOCK})")
+                self.xact_lock(conn, _HOUSE_LOCK)
             size = ledger_store.stored_size(conn)
             text, key_pending = _read_house_key(conn, directory)
             if text is not None and key_pending and not size:
@@ -1274,8 +1284,14 @@ class Storage:
         tip. SQLite's write transaction is exclusive already and has one server."""
         if self._dialect != "postgresql":
             return
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
+        self.xact_lock(connection, LEDGER_LOCK)
         writer.catch_up(connection)
+
+    def xact_lock(self, connection: Connection, key: int) -> None:
+        """PostgreSQL: take the transaction advisory lock `(advisory_namespace, key)`."""
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(%s, %s)", (self.advisory_namespace, key)
+        )
 
     def _stored_anyway(self, entries: Sequence[ledger_store.StoredEntry]) -> bool:
         """Whether the last of `entries` is stored with exactly these bytes (then the whole

@@ -139,6 +139,7 @@ class InstanceProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
                 start_new_session=True,
+                env={**os.environ, "GAVEL_LOG_LEVEL": "INFO"},
             )
         assert self.process.stdout is not None
         stdout = self.process.stdout

@@ -89,6 +89,20 @@ async def wait_open(http: aiohttp.ClientSession, url: str, lots: tuple[str, ...]
     raise AssertionError("lots did not open")
 
 
+def diagnose(database_url: str) -> dict[str, Any]:
+    """What PostgreSQL says about the cluster (for a failure message)."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        return {
+            "owners": connection.execute("SELECT * FROM lot_owners").fetchall(),
+            "instances": connection.execute("SELECT * FROM cluster_instances").fetchall(),
+            "locks": connection.execute(
+                "SELECT l.pid, l.classid, l.objid, a.state, a.query, a.wait_event"
+                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory'"
+            ).fetchall(),
+        }
+
+
 class Bidding:
     """Bidders bidding the next minimum on random lots through their instance; every ack kept."""
 
@@ -156,7 +170,10 @@ async def test_the_writer_killed_during_bidding_is_replaced(
                 taken_after = time.monotonic() - killed_at
                 break
             await asyncio.sleep(0.05)
-        assert taken_after is not None, "no takeover"
+        assert taken_after is not None, (
+            "no takeover",
+            await asyncio.to_thread(diagnose, postgres_url),
+        )
         assert taken_after < 5.0, taken_after
         await asyncio.sleep(2.0)
         bidding.stop.set()
