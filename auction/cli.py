@@ -308,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         served = Settings(
+            hold_checkpoints=True,
             data_dir=args.data or Path("gavel-data"),
             database_url=args.db,
             host=args.host,
@@ -333,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration=args.duration,
         seed=args.seed,
         cluster=cluster,
+        hold_checkpoints=True,
     )
     try:
         print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
@@ -405,12 +407,14 @@ async def run_server(settings: Settings) -> None:
 
 
 async def _listen(runner: web.AppRunner, settings: Settings) -> int:
+    """Listen, then let the checkpoints start (the notaries fetch the entries from here)."""
     site = web.TCPSite(runner, settings.host, settings.port)
     try:
         await site.start()
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         raise DemoError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+    runner.app[SERVICE].release_checkpoints()
     return int(runner.addresses[0][1])
 
 

@@ -1080,8 +1080,12 @@ class AuctionService:
         notary_retry: float = NOTARY_RETRY,
         clustered: bool = False,
         dormant_after_s: float | None = DORMANT_AFTER_S,
+        hold_checkpoints: bool = False,
     ) -> None:
         self._store = store
+        #: Start checkpointing only at `release_checkpoints()` (a server whose notaries read
+        #: the log from it: once it listens).
+        self._hold_checkpoints = hold_checkpoints
         #: A closed lot with nothing left to do (no deadline) is put to sleep this long after
         #: its close: its full state leaves memory, its view stays; a command wakes it (its
         #: history is replayed). None: never. Several instances keep every lot awake.
@@ -1225,7 +1229,8 @@ class AuctionService:
                 retry=self._notary_retry,
                 signs=self._signs_checkpoints,
             )
-            self._checkpointer.start()
+            if not self._hold_checkpoints:
+                self._checkpointer.start()
         self._writer = GroupCommitter(self._store, self._blocking, on_commit=self._committed)
         self._writer.start()
         self._running = True
@@ -1368,6 +1373,13 @@ class AuctionService:
         provider that signs `idv` entries) in a house-signed `key` entry; returns its seq.
         Idempotent: a vkey added before returns that entry's seq, nothing is written."""
         return await self.record(EntryType.KEY, {"v": 1, "vkey": vkey, "role": role})
+
+    def release_checkpoints(self) -> None:
+        """Start the checkpoints held back by `hold_checkpoints` (idempotent)."""
+        checkpointer = self._checkpointer
+        if self._hold_checkpoints and checkpointer is not None and self._running:
+            self._hold_checkpoints = False
+            checkpointer.start()
 
     # -- several instances (auction.cluster) --
 

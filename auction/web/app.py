@@ -95,6 +95,9 @@ class Settings:
     #: One of several instances on one PostgreSQL database (`auction.cluster`); None: the
     #: only server.
     cluster: ClusterSettings | None = None
+    #: Hold the checkpoints until `AuctionService.release_checkpoints()` (the CLI releases them
+    #: once the server listens: its notaries read the entries from it before co-signing).
+    hold_checkpoints: bool = False
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -278,7 +281,12 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
         except BaseException:
             store.close()
             raise
-    service = AuctionService(store, clock=settings.clock, clustered=clustered)
+    service = AuctionService(
+        store,
+        clock=settings.clock,
+        clustered=clustered,
+        hold_checkpoints=settings.hold_checkpoints,
+    )
     await service.start()
     try:
         if settings.demo and not service.views():  # a restart serves the stored lots
