@@ -13,17 +13,34 @@ in this process:
             own websocket (signed bids); bidding stops a few seconds before a lot's soft-close
             window so that lots do close
   watchers  --watchers websocket watchers subscribed to every lot
+  viewers   --viewers live-video viewers (default 3; 0: none, and no live lot): one
+            `LIVE_AUCTIONEER` lot is created through the console API and brought into the ring
+            (`OpenRing`) before the load starts, and stays there for the whole run (no timer
+            drives a live lot: only the clerk's commands move it, and the soak sends none after
+            `OpenRing`), so the server streams it all along (the test pattern with the lot's
+            state burned in, recorded under DATA/recordings, one `stream_segment` ledger entry
+            per segment). Each viewer is a real aiortc receiver (`streaming.loadtest.Viewer`,
+            decode mode, the default rendition) that posts its offer to
+            `/api/lots/{lot}/stream/offer` and counts the frames it decodes. A viewer whose
+            connection fails (the offer is refused, the peer connection fails or closes, the
+            track ends) is counted as an error and reconnected, once per viewer at most; a
+            live-lot stream that is no longer live at a sample is an error too.
 
 Every --interval seconds it samples the server process (VmRSS and RssAnon from
 /proc/PID/status, open file descriptors from /proc/PID/fd), the acknowledgement latency of
 the bids answered since the last sample (p50, p99), the watchers' update age (the watcher's
 receive time minus the server time `t` of the `BidAccepted` event; same clock, this is
-loopback), the ledger size and the latest published (co-signed) checkpoint, and prints one
-table row.
+loopback), the ledger size and the latest published (co-signed) checkpoint, the viewers
+(how many are connected, the *fewest* frames per second one of them decoded over the
+interval, how many decoded none), and prints one table row.
 
 At the end it prints the table and a verdict. PASS needs all of:
   * no errors: every bid answered within 10 s, no `UNAVAILABLE` / `RATE_LIMITED` /
-    protocol refusal, no dropped connection, no failed lot creation or registration;
+    protocol refusal, no dropped connection, no failed lot creation or registration, no
+    failed viewer connection, and no viewer that stopped receiving: every viewer decoded at
+    least one frame in every interval after the first (the first one is the stream's
+    warm-up: ICE, DTLS, the first keyframe); each viewer and interval without a frame is
+    one error;
   * memory flat: the least-squares slope of the anonymous RSS (RssAnon, the heap: VmRSS
     also counts library and database file pages, which come and go with the page cache) over
     the second half of the samples is at most --rss-slope KiB/min. Default 256: at the
@@ -34,8 +51,14 @@ At the end it prints the table and a verdict. PASS needs all of:
     --fd-growth from the second quarter to the last;
   * checkpoints co-signed: the published checkpoint kept advancing (with notaries).
 
+--json OUT writes the samples (the table's columns, unrounded: `viewers` connected,
+`viewer_fps` the fewest frames/s a viewer decoded, `viewers_stalled`), the verdict, the counts,
+the errors, `viewers`, `live_lot`, `viewer_frames` (decoded, per viewer) and
+`viewer_reconnects` (0, null, [] and 0 without viewers).
+
 Usage: .venv/bin/python scripts/soak.py [--minutes 30] [--seconds S] [--bidders 10]
-       [--watchers 5] [--lots 3] [--rate 2] [--notaries 3] [--interval 10] [--json OUT]
+       [--watchers 5] [--viewers 3] [--lots 3] [--rate 2] [--notaries 3] [--interval 10]
+       [--json OUT]
 Exit status 0 on PASS, 1 on FAIL. Everything talks to 127.0.0.1 and stops by itself.
 """
 
@@ -77,6 +100,8 @@ from auction.demo import (  # noqa: E402
 )
 from auction.identity import prc_check_character  # noqa: E402
 from auction.storage import POLICY_FILE, Storage  # noqa: E402
+from streaming.loadtest import Viewer  # noqa: E402
+from streaming.loopback import loopback_only_ice  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START_PRICE = 1_000_000
@@ -88,6 +113,10 @@ GUARD_US = 2_000_000
 #: Engine refusals that are a normal part of racing bidders (someone bid first).
 RACE_REASONS = frozenset({"BELOW_MIN", "SELF_OUTBID", "LATE", "NOT_OPEN", "OFF_GRID"})
 ACK_TIMEOUT = 10.0
+#: How long the live lot's stream may take to go live after `OpenRing`, and how often a
+#: viewer's connection is looked at.
+LIVE_TIMEOUT = 20.0
+VIEWER_CHECK_S = 0.5
 
 
 # --- the verdict (pure) -----------------------------------------------------------------------
@@ -111,6 +140,9 @@ class Sample:
     cosignatures: int = 0
     lots_closed: int = 0
     errors: int = 0
+    viewers: int = 0  # viewers whose peer connection is connected
+    viewer_fps: float = float("nan")  # the fewest frames/s a viewer decoded over the interval
+    viewers_stalled: int = 0  # viewers that decoded no frame over the interval
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,8 @@ def judge(
 ) -> Verdict:
     """PASS or FAIL for a run (see the module docstring)."""
     reasons: list[str] = []
+    # a viewer that stopped receiving: no frame over an interval (the first is the warm-up)
+    stalled = sum(s.viewers_stalled for s in samples[1:])
     if len(samples) < 4:
         reasons.append(f"only {len(samples)} samples: run longer than 4 intervals")
     second = list(samples[len(samples) // 2 :])
@@ -154,8 +188,9 @@ def judge(
     if len(samples) >= 4:
         base = min(s.fds for s in samples[quarter : 2 * quarter])
         growth = min(s.fds for s in samples[-quarter:]) - base
-    if errors:
-        reasons.append(f"{errors} errors")
+    if errors or stalled:
+        detail = f" ({stalled} of them: a viewer decoded no frame over an interval)"
+        reasons.append(f"{errors + stalled} errors" + (detail if stalled else ""))
     if slope > rss_slope_limit:
         reasons.append(
             f"memory grows: anonymous RSS slope {slope:.0f} KiB/min over the second half "
@@ -178,7 +213,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 COLUMNS = (
     ("t_s", 7), ("rss_MiB", 8), ("anon_MiB", 8), ("fds", 5), ("acks", 6), ("ack_p50", 8),
     ("ack_p99", 8), ("age_p50", 8), ("age_p99", 8), ("log", 7), ("publ", 7), ("cosig", 5),
-    ("lots", 5), ("err", 4),
+    ("lots", 5), ("err", 4), ("vwrs", 4), ("vfps", 5), ("stall", 5),
 )  # fmt: skip
 
 
@@ -192,7 +227,8 @@ def row(s: Sample) -> str:
         f"{s.t_s:.0f}", f"{s.rss_kib / 1024:.1f}", f"{s.anon_kib / 1024:.1f}", str(s.fds),
         str(s.acks), f"{s.ack_p50_ms:.1f}", f"{s.ack_p99_ms:.1f}", f"{s.age_p50_ms:.1f}",
         f"{s.age_p99_ms:.1f}", str(s.log_size), str(s.published), str(s.cosignatures),
-        str(s.lots_closed), str(s.errors),
+        str(s.lots_closed), str(s.errors), str(s.viewers), f"{s.viewer_fps:.1f}",
+        str(s.viewers_stalled),
     )  # fmt: skip
     return " ".join(f"{v:>{width}}" for v, (_, width) in zip(values, COLUMNS, strict=True))
 
@@ -297,6 +333,7 @@ class Stats:
     answered: int = 0
     lots_created: int = 0
     lots_closed: int = 0
+    viewer_reconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
     def error(self, message: str) -> None:
@@ -317,6 +354,37 @@ class Bidder:
         return {"Authorization": f"Bearer {self.session}"}
 
 
+@dataclass
+class ViewerSlot:
+    """One of the --viewers: its current `Viewer` and the frames it decoded so far."""
+
+    index: int
+    viewer: Viewer | None = None
+    replaced_frames: int = 0  # frames decoded by the viewers this one replaced
+    sampled_frames: int = 0  # `frames` at the last sample
+    reconnects: int = 0
+
+    @property
+    def frames(self) -> int:
+        current = self.viewer.stats.frames if self.viewer is not None else 0
+        return self.replaced_frames + current
+
+    @property
+    def connected(self) -> bool:
+        return self.viewer is not None and self.viewer.pc.connectionState == "connected"
+
+
+def viewer_failure(viewer: Viewer) -> str | None:
+    """Why a connected viewer can no longer receive (None: it can)."""
+    state = viewer.pc.connectionState
+    if state in ("failed", "closed"):
+        return f"peer connection {state}"
+    for receiver in viewer.pc.getReceivers():
+        if receiver.track is not None and receiver.track.readyState == "ended":
+            return "the video track ended"
+    return None
+
+
 def prc_id(n: int) -> str:
     first17 = f"110105{1960 + n % 40:04d}0101{n % 1000:03d}"
     return first17 + prc_check_character(first17)
@@ -331,6 +399,8 @@ class Load:
         self.open: dict[str, LotState] = {}
         self.bidders: list[Bidder] = []
         self.watchers: list[BidderClient] = []
+        self.live_lot: str | None = None
+        self.viewers: list[ViewerSlot] = []
         self.stop = asyncio.Event()
         self.rng = random.Random(args.seed)
 
@@ -438,6 +508,95 @@ class Load:
             state.end_us = max(state.end_us, int(view["end"]))
             await asyncio.sleep(0.5)
 
+    async def open_live_lot(self, http: aiohttp.ClientSession) -> str:
+        """Create the `LIVE_AUCTIONEER` lot, bring it into the ring and wait until the server
+        streams it. No timer drives a live lot: it stays in the ring until a clerk's command
+        moves it, and the soak sends none after `OpenRing`."""
+        lot = "soak-live-0"
+        headers = {"Authorization": f"Bearer {self.token}"}
+        body = {
+            "preset": "LIVE_AUCTIONEER",
+            "lot": lot,
+            "title": f"Soak live lot {lot}",
+            "parameters": {
+                "start_price": START_PRICE, "start_at": await self.now_us(http) + 3_600_000_000,
+                "currency": CURRENCY,
+            },
+        }  # fmt: skip
+        async with http.post(
+            f"{self.url}/api/console/lots", json=body, headers=headers
+        ) as response:
+            if response.status != 201:
+                raise RuntimeError(f"live lot refused: {await response.text()}")
+        command = {"type": "OpenRing", "ask": START_PRICE}
+        async with http.post(
+            f"{self.url}/api/console/lots/{lot}/commands", json=command, headers=headers
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"OpenRing refused: {await response.text()}")
+        deadline = time.monotonic() + LIVE_TIMEOUT
+        while time.monotonic() < deadline:
+            if await self.stream_live(http, lot):
+                return lot
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the stream of {lot} was not live {LIVE_TIMEOUT:.0f} s after OpenRing")
+
+    async def stream_live(self, http: aiohttp.ClientSession, lot: str) -> bool:
+        async with http.get(f"{self.url}/api/lots/{lot}/stream") as response:
+            return response.status == 200 and bool((await response.json()).get("live"))
+
+    async def viewer_loop(self, http: aiohttp.ClientSession, slot: ViewerSlot) -> None:
+        """Keep one viewer connected to the live lot until stopped; a failure is an error,
+        and the viewer is reconnected once."""
+        assert self.live_lot is not None
+        while not self.stop.is_set():
+            viewer = Viewer(http, self.url, self.live_lot)
+            slot.viewer = viewer
+            try:
+                await viewer.connect()
+                reason = await self.watch_viewer(viewer)
+            except Exception as exc:  # aiohttp, aiortc, the answer: all count the same
+                reason = f"connection failed: {exc!r}"[:300]
+            if reason is None:
+                return  # stopped; run() closes the viewer
+            self.stats.error(f"viewer {slot.index} on {self.live_lot}: {reason}")
+            slot.replaced_frames += viewer.stats.frames
+            slot.viewer = None
+            with contextlib.suppress(Exception):
+                await viewer.close()
+            if slot.reconnects >= 1:
+                return  # given up: it decodes no more frames, every interval counts
+            slot.reconnects += 1
+            self.stats.viewer_reconnects += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 1.0)
+
+    async def watch_viewer(self, viewer: Viewer) -> str | None:
+        """Wait until stopped (None) or until the viewer fails (why)."""
+        while not self.stop.is_set():
+            reason = viewer_failure(viewer)
+            if reason is not None:
+                return reason
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), VIEWER_CHECK_S)
+        return None
+
+    def sample_viewers(self, seconds: float) -> tuple[int, float, int]:
+        """(viewers connected, the fewest frames/s one decoded, viewers with no frame) over
+        the last `seconds`; starts the next interval."""
+        if not self.viewers:
+            return 0, float("nan"), 0
+        fps: list[float] = []
+        for slot in self.viewers:
+            frames = slot.frames
+            fps.append((frames - slot.sampled_frames) / max(seconds, 1e-3))
+            slot.sampled_frames = frames
+            if slot.viewer is not None:  # keep the viewer's own records bounded
+                slot.viewer.stats.latencies_ms.clear()
+                slot.viewer.stats.messages.clear()
+        connected = sum(slot.connected for slot in self.viewers)
+        return connected, min(fps), sum(rate == 0 for rate in fps)
+
     def biddable(self) -> list[str]:
         now = int(time.time() * 1e6)
         return [lot for lot, s in self.open.items() if now < s.end_us - WINDOW_US - GUARD_US]
@@ -530,12 +689,26 @@ async def run(args: argparse.Namespace, data: Path) -> tuple[list[Sample], Stats
                 async with limit:
                     return await load.make_bidder(http, n)
 
+            tasks: list[asyncio.Task[None]] = []
+            if args.viewers:  # first: the stream warms up while the bidders are made
+                try:
+                    load.live_lot = await load.open_live_lot(http)
+                except (RuntimeError, aiohttp.ClientError, OSError) as exc:
+                    load.stats.error(f"live lot: {exc}")
+                else:
+                    load.viewers = [ViewerSlot(n) for n in range(args.viewers)]
+                    tasks += [
+                        asyncio.create_task(load.viewer_loop(http, slot)) for slot in load.viewers
+                    ]
             load.bidders = list(await asyncio.gather(*(one(n) for n in range(args.bidders))))
             load.watchers = [await BidderClient.connect(server.url) for _ in range(args.watchers)]
-            tasks = [asyncio.create_task(load.lot_slot(http, slot)) for slot in range(args.lots)]
+            tasks += [asyncio.create_task(load.lot_slot(http, slot)) for slot in range(args.lots)]
             tasks += [asyncio.create_task(load.bidder_loop(b)) for b in load.bidders]
             tasks += [asyncio.create_task(load.watcher_loop(w)) for w in load.watchers]
             began = time.monotonic()
+            load.sample_viewers(1.0)  # the first interval starts now
+            previous = 0.0
+            live_ended = False
             total = args.seconds if args.seconds is not None else args.minutes * 60
             print(table([]), flush=True)
             while True:
@@ -548,11 +721,18 @@ async def run(args: argparse.Namespace, data: Path) -> tuple[list[Sample], Stats
                 rss, anon, fds = proc_status(server.process.pid)
                 acks, load.stats.acks = load.stats.acks, []
                 ages, load.stats.ages = load.stats.ages, []
+                viewers, viewer_fps, stalled = load.sample_viewers(elapsed - previous)
+                previous = elapsed
                 log_size, published, cosigs = await auditor(http, server.url)
+                if load.live_lot is not None and not live_ended:
+                    live_ended = not await load.stream_live(http, load.live_lot)
+                    if live_ended:
+                        load.stats.error(f"the stream of {load.live_lot} is no longer live")
                 sample = Sample(
                     elapsed, rss, fds, anon, len(acks), percentile(acks, 50),
                     percentile(acks, 99), percentile(ages, 50), percentile(ages, 99), log_size,
-                    published, cosigs, load.stats.lots_closed, len(load.stats.errors),
+                    published, cosigs, load.stats.lots_closed, len(load.stats.errors), viewers,
+                    viewer_fps, stalled,
                 )  # fmt: skip
                 samples.append(sample)
                 print(row(sample), flush=True)
@@ -566,12 +746,24 @@ async def run(args: argparse.Namespace, data: Path) -> tuple[list[Sample], Stats
             for watcher in load.watchers:
                 await watcher.close()
     finally:
+        for slot in load.viewers if load is not None else ():
+            if slot.viewer is not None:
+                with contextlib.suppress(Exception):
+                    await slot.viewer.close()
         code = await asyncio.to_thread(server.stop)
         await stop_notaries(notaries)
     stats = load.stats if load is not None else Stats(errors=["the load did not start"])
     if code != 0:
         stats.error(f"gavel serve stopped with status {code}")
-    extra = {"notaries": len(notaries), "server_exit": code}
+    slots = load.viewers if load is not None else []
+    extra = {
+        "notaries": len(notaries),
+        "server_exit": code,
+        "viewers": len(slots),
+        "live_lot": load.live_lot if load is not None else None,
+        "viewer_frames": [slot.frames for slot in slots],
+        "viewer_reconnects": stats.viewer_reconnects,
+    }
     return samples, stats, extra
 
 
@@ -581,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="overrides --minutes")
     parser.add_argument("--bidders", type=int, default=10)
     parser.add_argument("--watchers", type=int, default=5)
+    parser.add_argument(
+        "--viewers", type=int, default=3, help="live-video viewers of one live lot; 0: none"
+    )
     parser.add_argument("--lots", type=int, default=3)
     parser.add_argument("--lot-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=2.0, help="bids/s per bidder")
@@ -592,11 +787,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="kept; default: a temp dir")
     parser.add_argument("--json", type=Path, default=None, help="write samples and verdict")
     args = parser.parse_args(argv)
+    if args.viewers < 0:
+        parser.error("--viewers must not be negative")
     with contextlib.ExitStack() as stack:
         data = args.data
         if data is None:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gavel-soak-")))
         data.mkdir(parents=True, exist_ok=True)
+        if args.viewers:  # aioice skips 127.0.0.1 otherwise; everything here is loopback
+            stack.enter_context(loopback_only_ice())
         samples, stats, extra = asyncio.run(run(args, data))
     verdict = judge(
         samples,
@@ -612,6 +811,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"refused by the rules as racing), {stats.lots_created} lots created, "
         f"{stats.lots_closed} closed, {len(stats.errors)} errors, {extra['notaries']} notaries"
     )
+    if extra["viewers"]:
+        stalls = sum(s.viewers_stalled for s in samples[1:])
+        print(
+            f"soak: {extra['viewers']} viewers of {extra['live_lot']} decoded "
+            f"{sum(extra['viewer_frames'])} frames ({extra['viewer_frames']}), "
+            f"{stats.viewer_reconnects} reconnected; {stalls} times a viewer decoded no frame "
+            f"over an interval after the first"
+        )
     if samples:
         first, last = samples[0], samples[-1]
         print(

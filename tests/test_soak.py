@@ -1,11 +1,13 @@
 """The soak (`scripts/soak.py`, reliability part 6): its verdict logic, and a short real run.
 
 The long run (30 minutes, `--minutes 30`) is documented in RELIABILITY.md; here the same script
-runs for ~40 s against a real `gavel serve` with three notaries and must see no error at all.
+runs for ~40 s against a real `gavel serve` with three notaries and one live-video viewer and
+must see no error at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -82,6 +84,22 @@ def test_errors_fds_checkpoints_and_short_runs_fail() -> None:
     assert not soak.judge(series(flat[:3]), errors=0).passed
 
 
+def test_a_viewer_without_frames_after_the_first_interval_is_an_error() -> None:
+    def watched(stalled: list[int]) -> list:  # type: ignore[type-arg]
+        return [
+            dataclasses.replace(sample, viewers=2, viewer_fps=0.0 if n else 25.0, viewers_stalled=n)
+            for sample, n in zip(series([100_000] * len(stalled)), stalled, strict=True)
+        ]
+
+    assert soak.judge(watched([0] * 8), errors=0).passed
+    assert soak.judge(watched([2] + [0] * 7), errors=0).passed  # the first interval: warm-up
+    verdict = soak.judge(watched([0, 0, 0, 1, 0, 2, 0, 0]), errors=0)
+    assert not verdict.passed
+    assert verdict.reasons == ("3 errors (3 of them: a viewer decoded no frame over an interval)",)
+    both = soak.judge(watched([0, 0, 0, 1, 0, 0, 0, 0]), errors=2)
+    assert both.reasons == ("3 errors (1 of them: a viewer decoded no frame over an interval)",)
+
+
 @pytest.mark.slow
 def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
@@ -97,6 +115,8 @@ def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
             "4",
             "--watchers",
             "2",
+            "--viewers",
+            "1",
             "--lots",
             "2",
             "--lot-seconds",
@@ -128,6 +148,11 @@ def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
     assert samples[-1].published > samples[0].published  # co-signed checkpoints kept coming
     assert samples[-1].cosignatures >= 2
     assert report["lots_closed"] >= 2 and report["accepted"] > 50
+    # the live lot streamed all along and the viewer decoded its frames
+    assert report["viewers"] == 1 and report["viewer_reconnects"] == 0
+    assert report["viewer_frames"][0] > 0
+    assert any(s.viewer_fps > 0 for s in samples)
+    assert all(s.viewers_stalled == 0 for s in samples[1:])
     # the verdict printed is the verdict of the samples
     again = soak.judge(samples, errors=0)
     assert report["verdict"]["passed"] == again.passed
