@@ -250,6 +250,7 @@ class Cluster:
         self._tokens: dict[str, int] = {}
         self._lock_ids: dict[str, int] = {}
         self._orphans: dict[str, int] = {}
+        self._writers: dict[str, tuple[str | None, str | None]] = {}  # lot -> (owner, url)
         self._signer = False
         self._applied = applied  # ledger entries [0, applied) are in this instance's copies
         self._own_end = applied
@@ -430,8 +431,15 @@ class Cluster:
                     LOT_OWNERS.c.lock_id,
                     LOT_OWNERS.c.owner,
                     LOT_OWNERS.c.token,
+                    CLUSTER_INSTANCES.c.url,
+                ).select_from(
+                    LOT_OWNERS.outerjoin(
+                        CLUSTER_INSTANCES, CLUSTER_INSTANCES.c.name == LOT_OWNERS.c.owner
+                    )
                 )
             ).all()
+        # Where forwarded commands go, until a forward fails (then `_post` reads it again).
+        self._writers = {str(row.lot_id): (row.owner, row.url) for row in owners}
         held = self._locks.held()
         taken: list[tuple[str, int]] = []
         lost: list[str] = []
@@ -780,12 +788,18 @@ class Cluster:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.forward_deadline_s
         headers = {CLUSTER_HEADER: self._secret}
+        fresh = False  # the known writer failed once: read who writes it now
         while True:
             if loop.time() >= deadline:
                 raise ServiceError(f"no instance wrote lot {lot_id!r} in time")
             if self.service.leads(lot_id):
                 raise _LocalNow()
-            owner, url = await self._blocking(self.owner_url, lot_id)
+            known = None if fresh else self._writers.get(lot_id)
+            if known is None:
+                known = await self._blocking(self.owner_url, lot_id)
+                self._writers[lot_id] = known
+            owner, url = known
+            fresh = True  # every retry below reads the writer again
             if owner is None or url is None or owner == self.name:
                 await asyncio.sleep(0.05)  # between writers: the next round gives it one
                 continue
