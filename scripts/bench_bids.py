@@ -17,7 +17,8 @@ Scenarios (all in one run, each against a fresh server process and data director
             in the update: the same clock, this is loopback)
 
 The server is `python -m auction.cli serve --data TMP --port P --bids-per-second R`, one
-process (with BENCH_PROFILE=FILE it runs under cProfile and writes FILE when it stops); the bidders and watchers run in --clients separate processes so that the client side
+process (with BENCH_PROFILE=FILE it runs under cProfile and writes FILE when it stops); the
+bidders and watchers run in --clients separate processes so that the client side
 is not one Python core. Everything talks to 127.0.0.1 and stops by itself.
 
 Usage: .venv/bin/python scripts/bench_bids.py [--bidders 200] [--watchers 1000]
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,34 +214,41 @@ def prc_id(n: int) -> str:
     return first17 + prc_check_character(first17)
 
 
-async def make_bidder(http: aiohttp.ClientSession, url: str, n: int) -> dict[str, str]:
-    """Account, identity, registration and frozen deposit for one bidder (REST)."""
+async def make_bidder(
+    http: aiohttp.ClientSession, url: str, n: int, lots: Sequence[str] = (LOT,)
+) -> dict[str, str]:
+    """Account, identity, registrations and frozen deposits (where a lot asks for one) for
+    one bidder, over REST at `url` (also used by `scripts/bench_cluster.py`)."""
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     async with http.post(
         f"{url}/api/accounts", json={"public_key": base64.b64encode(public).decode()}
     ) as response:
+        if response.status != 201:
+            raise RuntimeError(f"account refused: {await response.text()}")
         created = await response.json()
     auth = {"Authorization": f"Bearer {created['session']}"}
     identity = {"name": "张三", "document_type": "PRC_RESIDENT_ID", "document": prc_id(n)}
     async with http.post(f"{url}/api/identity", json=identity, headers=auth) as response:
         if response.status != 201:
             raise RuntimeError(f"identity refused: {await response.text()}")
-    async with http.post(f"{url}/api/lots/{LOT}/registrations", json={}, headers=auth) as response:
-        if response.status != 201:
-            raise RuntimeError(f"registration refused: {await response.text()}")
-        registration = await response.json()
-    if registration["deposit"]["state"] == "REQUIRED":
+    for lot in lots:
         async with http.post(
-            f"{url}/api/lots/{LOT}/deposit", json={"idempotency_key": "dep"}, headers=auth
+            f"{url}/api/lots/{lot}/registrations", json={}, headers=auth
         ) as response:
-            if response.status != 202:
-                raise RuntimeError(f"deposit refused: {await response.text()}")
-    seed = key.private_bytes_raw()
+            if response.status != 201:
+                raise RuntimeError(f"registration for {lot} refused: {await response.text()}")
+            registration = await response.json()
+        if registration["deposit"]["state"] == "REQUIRED":
+            async with http.post(
+                f"{url}/api/lots/{lot}/deposit", json={"idempotency_key": "dep"}, headers=auth
+            ) as response:
+                if response.status != 202:
+                    raise RuntimeError(f"deposit refused: {await response.text()}")
     return {
-        "account": created["account"],
-        "session": created["session"],
-        "seed": base64.b64encode(seed).decode(),
+        "account": str(created["account"]),
+        "session": str(created["session"]),
+        "seed": base64.b64encode(key.private_bytes_raw()).decode(),
     }
 
 
