@@ -132,6 +132,7 @@ async def test_registrations_deposits_and_me_are_ones_own(
         from server_kit import verify
 
         await verify(http, url, alice)
+        await wait_open(server, "watch", "flat")  # the lots' own timer entries come first
         before = await snapshot(server, http, bob)
         # a deposit "for Bob" with Alice's session: Alice is not registered, nothing happens
         status, body = await call(
