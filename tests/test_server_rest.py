@@ -22,6 +22,7 @@ from server_kit import (
     ready_bidder,
     running_server,
     verify,
+    wait_open,
     wrong_check,
 )
 
@@ -71,6 +72,7 @@ async def test_the_whole_bidder_flow(server: Server, http: aiohttp.ClientSession
     assert status == 200 and me["verified"] is False and me["registrations"] == []
 
     # registering before the identity check is refused, and changes nothing
+    await wait_open(server, "watch", "flat")  # the lots' own opening entries come first
     size = await server.ledger_size()
     status, answer = await call(
         http, "POST", f"{url}/api/lots/flat/registrations", {}, bidder.session
@@ -202,6 +204,7 @@ async def test_identity_refusals_write_nothing(
     server: Server, http: aiohttp.ClientSession, document: str, code: str
 ) -> None:
     bidder = await new_bidder(http, server.url)
+    await wait_open(server, "watch", "flat")  # the lots' own opening entries come first
     size = await server.ledger_size()
     status, answer = await call(
         http,

@@ -112,6 +112,7 @@ async def test_protocol_violations_close_the_connection(
     connection = await raw(server)
     welcome = await hello(connection)
     assert welcome["type"] == "welcome"
+    await wait_open(server, "watch", "flat")  # the lots' own opening entries come first
     size = await server.ledger_size()
     await connection.send(frame)
     assert await closed_with(connection) == code
