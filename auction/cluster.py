@@ -608,7 +608,7 @@ class Cluster:
         if self.settings.redis_url:
             with contextlib.suppress(asyncio.QueueFull):  # followers poll what is dropped
                 self._outbox.put_nowait(encode_entries(begin, entries))
-        task = asyncio.get_running_loop().create_task(self._apply(begin, entries))
+        task = asyncio.get_running_loop().create_task(self._apply(begin, entries, own=True))
         self._tasks.append(task)
         task.add_done_callback(self._forget_task)
 
@@ -641,7 +641,10 @@ class Cluster:
             self._applied += len(entries)
             self._grew.set()
 
-    async def _apply(self, begin: int, entries: list[bytes]) -> None:
+    async def _apply(self, begin: int, entries: list[bytes], *, own: bool = False) -> None:
+        """Apply entries `[begin, begin + len)` after any gap before them. `own`: this
+        instance wrote them (its lots, its `idv`/`key` records, its new lots are applied
+        already): only the position advances, no entry is parsed again."""
         async with self._tail_lock:
             end = begin + len(entries)
             if end <= self._applied:
@@ -650,7 +653,7 @@ class Cluster:
                 await self._read_through(begin)
             for offset, raw in enumerate(entries):
                 seq = begin + offset
-                if seq >= self._applied:
+                if seq >= self._applied and not own:
                     await self._dispatch(seq, raw)
             self._applied = max(self._applied, end)
             self._grew.set()
