@@ -9,7 +9,9 @@
   entry re-signed consistently (:meth:`SimulatedLog.inject_low_bid`).
 - :class:`LogServer` serves a log over 127.0.0.1 at ``/log/checkpoint``, ``/log/tile/...``
   (tlog-tiles hash tiles and entry bundles) and ``/log/policy``.
-- :class:`NotaryProcess` runs ``gavel notary serve`` as a real subprocess on a free port.
+- :class:`NotaryProcess` runs ``gavel notary serve`` as a real subprocess on a free port;
+  :func:`notary_group`, :func:`quorum_policy`, :func:`start_notaries` and :func:`stop_notaries` set
+  up a group of them in front of a real server, :func:`open_lot` opens a lot on that server.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -73,10 +75,14 @@ from chain import (
     build_entry,
     format_policy,
     parse_tile_path,
+    parse_vkey,
     sign_actor,
     sign_checkpoint,
 )
 from notary.core import format_add_checkpoint
+
+if TYPE_CHECKING:
+    from auction.service import AuctionService
 
 ORIGIN = "auction.example.org/gavel/notary-test"
 HOUSE_NAME = "Gavel Notary Test Auctions"
@@ -316,8 +322,6 @@ class SimulatedLog:
         log_url: str | None = None,
     ) -> bytes:
         """A tlog-policy: this log, ``(name, vkey, url)`` notaries, ``quorum`` of them."""
-        from chain import parse_vkey
-
         witnesses = []
         for name, vkey, url in notaries:
             verifier = parse_vkey(vkey)
@@ -502,3 +506,72 @@ class NotaryProcess:
         )
         value: dict[str, Any] = json.loads(result.stdout)
         return value
+
+
+def notary_group(directory: Path, count: int = 3, **directories: Path) -> list[NotaryProcess]:
+    """``count`` notaries ``notary1.test``, ``notary2.test``, ... with their data in
+    ``directory / "n1"``, ``directory / "n2"``, ... (``n2=path`` puts n2's elsewhere)."""
+    return [
+        NotaryProcess(directories.get(f"n{i}", directory / f"n{i}"), f"notary{i}.test")
+        for i in range(1, count + 1)
+    ]
+
+
+def quorum_policy(
+    log_vkey: str,
+    witnesses: Sequence[NotaryProcess],
+    urls: Sequence[str] | None = None,
+    quorum: int = 2,
+) -> bytes:
+    """A tlog-policy: the log of ``log_vkey`` and ``quorum`` of ``witnesses``, each reached at
+    its own URL or at the one ``urls`` gives in its place."""
+    if urls is None:
+        urls = [notary.url for notary in witnesses]
+    rules = []
+    for notary, url in zip(witnesses, urls, strict=True):
+        verifier = parse_vkey(notary.vkey)
+        assert isinstance(verifier, CosignatureVerifier)
+        rules.append(WitnessRule(notary.name, verifier, url))
+    log_verifier = parse_vkey(log_vkey)
+    group = Threshold("notaries", quorum, tuple(rules))
+    return format_policy(Policy((PolicyLog(log_verifier),), tuple(rules), group, (group,)))  # type: ignore[arg-type]
+
+
+async def start_notaries(
+    group: Sequence[NotaryProcess], log_urls: Sequence[str], policy: Path
+) -> list[NotaryProcess]:
+    """Start every notary of ``group`` at once, each reading the log at its URL in
+    ``log_urls``; return them once all of them listen."""
+    await asyncio.gather(
+        *(notary.start(url, policy) for notary, url in zip(group, log_urls, strict=True))
+    )
+    return list(group)
+
+
+async def stop_notaries(group: Sequence[NotaryProcess], *, kill: bool = False) -> None:
+    """Stop, one after the other, those of ``group`` still running: SIGTERM, or kill -9."""
+    for notary in group:
+        if notary.process is None:
+            continue
+        if kill:
+            await notary.kill()
+        else:
+            await notary.stop()
+
+
+async def open_lot(service: AuctionService, seconds: int = 120) -> str:
+    """Add ``lot-1``, taking bids from a fifth of a second from now until ``seconds`` from now,
+    register alice and bob, and wait until it is open; return its id."""
+    now = service.now()
+    rules = english_timed(
+        start_price=100_000, start_at=now + SECOND // 5, end_at=now + seconds * SECOND
+    )
+    await service.add_lot("lot-1", rules, "A lot")
+    for bidder in ("alice", "bob"):
+        await service.submit("lot-1", RegisterBidder(bidder, f"C-{bidder}", True))
+    for _ in range(100):
+        view = service.view("lot-1")
+        if view is not None and view.status == "OPEN":
+            return "lot-1"
+        await asyncio.sleep(0.05)
+    raise AssertionError("the lot did not open")

@@ -35,25 +35,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from notary_log import NotaryProcess, free_port
+from notary_log import (
+    NotaryProcess,
+    free_port,
+    notary_group,
+    open_lot,
+    quorum_policy,
+    start_notaries,
+    stop_notaries,
+)
 
-from auction.rules import SECOND, BidAccepted, PlaceBid, RegisterBidder, english_timed
+from auction.rules import BidAccepted, PlaceBid
 from auction.service import AuctionService
 from auction.storage import POLICY_FILE, Storage
 from auction.web.log import add_log_routes
-from chain import (
-    CosignatureSigner,
-    CosignatureVerifier,
-    Policy,
-    PolicyLog,
-    Threshold,
-    WitnessRule,
-    format_policy,
-    parse_entry,
-    parse_note,
-    parse_policy,
-    parse_vkey,
-)
+from chain import CosignatureSigner, Policy, parse_entry, parse_note, parse_policy
 from notary.client import Cosigned, Refused, verify_quorum
 
 pytestmark = pytest.mark.slow
@@ -258,35 +254,15 @@ class Rig:
         return checkpointer.last_round.results[name]
 
 
-def policy_for(log_vkey: str, witnesses: list[tuple[NotaryProcess, str]]) -> bytes:
-    rules = []
-    for notary, url in witnesses:
-        verifier = parse_vkey(notary.vkey)
-        assert isinstance(verifier, CosignatureVerifier)
-        rules.append(WitnessRule(notary.name, verifier, url))
-    log_verifier = parse_vkey(log_vkey)
-    group = Threshold("notaries", 2, tuple(rules))
-    return format_policy(Policy((PolicyLog(log_verifier),), tuple(rules), group, (group,)))  # type: ignore[arg-type]
-
-
 @contextlib.asynccontextmanager
 async def rig(tmp_path: Path, n2_directory: Path | None = None) -> AsyncIterator[Rig]:
     data = tmp_path / "data"
     store = Storage.open(data)
     assert store.house is not None
-    notaries = [
-        NotaryProcess(tmp_path / "n1", "notary1.test"),
-        NotaryProcess(n2_directory or tmp_path / "n2", "notary2.test"),
-        NotaryProcess(tmp_path / "n3", "notary3.test"),
-    ]
+    notaries = notary_group(tmp_path, n2=n2_directory or tmp_path / "n2")
     endpoint = FaultyEndpoint(notaries[2].url)
-    policy = policy_for(
-        store.house.vkey,
-        [
-            (notaries[0], notaries[0].url),
-            (notaries[1], notaries[1].url),
-            (notaries[2], endpoint.url),
-        ],
+    policy = quorum_policy(
+        store.house.vkey, notaries, [notaries[0].url, notaries[1].url, endpoint.url]
     )
     store.use_policy(policy)
     port, n2_port = free_port(), free_port()
@@ -316,16 +292,12 @@ async def rig(tmp_path: Path, n2_directory: Path | None = None) -> AsyncIterator
             await web.TCPSite(runner, "127.0.0.1", app_port).start()
         await endpoint.start()
         await service.start()
-        await asyncio.gather(
-            notaries[0].start(log_url, data / POLICY_FILE),
-            notaries[1].start(f"http://127.0.0.1:{n2_port}", data / POLICY_FILE),
-            notaries[2].start(log_url, data / POLICY_FILE),
-        )
-        started = list(notaries)
+        n2_log_url = f"http://127.0.0.1:{n2_port}"
+        started = await start_notaries(notaries, [log_url, n2_log_url, log_url], data / POLICY_FILE)
         async with aiohttp.ClientSession() as http:
             setup = Rig(service, store, notaries, endpoint, parse_policy(policy), log_url, http)
             setup.on_n2_tile = hooks
-            await open_lot(service)
+            await open_lot(service, seconds=600)
             await setup.bids(1)
             assert await setup.published_everything(15)
             yield setup
@@ -334,25 +306,7 @@ async def rig(tmp_path: Path, n2_directory: Path | None = None) -> AsyncIterator
         for runner, _ in runners:
             await runner.cleanup()
         await endpoint.stop()
-        for notary in started:
-            if notary.process is not None:
-                await notary.kill()
-
-
-async def open_lot(service: AuctionService) -> None:
-    now = service.now()
-    rules = english_timed(
-        start_price=100_000, start_at=now + SECOND // 5, end_at=now + 600 * SECOND
-    )
-    await service.add_lot("lot-1", rules, "A lot")
-    for bidder in ("alice", "bob"):
-        await service.submit("lot-1", RegisterBidder(bidder, f"C-{bidder}", True))
-    for _ in range(100):
-        view = service.view("lot-1")
-        if view is not None and view.status == "OPEN":
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the lot did not open")
+        await stop_notaries(started, kill=True)
 
 
 async def without_quorum_then_recover(

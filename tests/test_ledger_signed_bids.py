@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,7 +375,12 @@ def test_the_log_replays_and_counts_signatures(signed_log: SignedLog) -> None:
     assert replay.outcomes()[LOT]["status"] == "OPEN"
 
 
-async def test_the_service_refuses_bad_requests_and_logs_nothing(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def open_lot_with_verified_bidder(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Clock, Bidder, Bidder, Storage, AuctionService]]:
+    """An open lot with a verified bidder: a signed-bids service whose ledger has the identity
+    provider's key and an idv entry for alice (valid for 30 s), but none for mallory."""
     clock = Clock(T0)
     alice, mallory = Bidder("alice"), Bidder("mallory")
     _, idp_signer = provider()
@@ -386,6 +392,11 @@ async def test_the_service_refuses_bad_requests_and_logs_nothing(tmp_path: Path)
         rules = english_timed(start_price=10_000, start_at=clock.now, end_at=T0 + 3600 * SECOND)
         await service.add_lot(LOT, rules, "Omega")
         await wait_until(lambda: service.view(LOT).status == LotStatus.OPEN.value)  # type: ignore[union-attr]
+        yield clock, alice, mallory, store, service
+
+
+async def test_the_service_refuses_bad_requests_and_logs_nothing(tmp_path: Path) -> None:
+    async with open_lot_with_verified_bidder(tmp_path) as (clock, alice, mallory, store, service):
         with pytest.raises(RequestRefused) as refused:  # kyc registration without an idv entry
             await service.submit(LOT, RegisterBidder(mallory.account, "C09-m", True))
         assert refused.value.reason == SignedBidError.NO_IDENTITY
@@ -666,17 +677,7 @@ async def test_a_refused_entry_fails_only_its_own_batch(tmp_path: Path) -> None:
 async def test_one_signature_is_verified_once_per_process(tmp_path: Path) -> None:
     """The service's ingress check and the ledger writer share the store's memo: a bid's
     signature is verified once; a forged signature over the same payload is still refused."""
-    clock = Clock(T0)
-    alice, mallory = Bidder("alice"), Bidder("mallory")
-    _, idp_signer = provider()
-    store = Storage.open(tmp_path / "data", clock=clock, signed_bids=True)
-    async with AuctionService(store, clock=clock) as service:
-        await service.add_actor_key(idp_signer.vkey, "idv")
-        body = idv_body(alice.account, attestation_for(alice, clock.now, 30 * SECOND))
-        await service.record(EntryType.IDV, body, signer=idp_signer)
-        rules = english_timed(start_price=10_000, start_at=clock.now, end_at=T0 + 3600 * SECOND)
-        await service.add_lot(LOT, rules, "Omega")
-        await wait_until(lambda: service.view(LOT).status == LotStatus.OPEN.value)  # type: ignore[union-attr]
+    async with open_lot_with_verified_bidder(tmp_path) as (_, alice, mallory, store, service):
         await service.submit(LOT, RegisterBidder(alice.account, "C01-a", True))
         book = store.identity_book()  # the writer's book, which the service's was copied from
         assert book.memo is store.signatures

@@ -19,24 +19,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from notary_log import REPO, NotaryProcess, free_port, gavel_command
+from notary_log import (
+    REPO,
+    NotaryProcess,
+    free_port,
+    gavel_command,
+    notary_group,
+    open_lot,
+    quorum_policy,
+    start_notaries,
+    stop_notaries,
+)
 
-from auction.rules import SECOND, BidAccepted, PlaceBid, RegisterBidder, english_timed
+from auction.rules import BidAccepted, PlaceBid
 from auction.service import AuctionService
 from auction.storage import POLICY_FILE, Storage
 from auction.web.log import add_log_routes
-from chain import (
-    CosignatureVerifier,
-    Policy,
-    PolicyLog,
-    Threshold,
-    WitnessRule,
-    format_policy,
-    parse_entry,
-    parse_note,
-    parse_policy,
-    parse_vkey,
-)
+from chain import Policy, parse_entry, parse_note, parse_policy
 from notary.client import verify_quorum
 
 
@@ -50,25 +49,13 @@ class Setup:
     http: aiohttp.ClientSession
 
 
-def two_of_three(log_vkey: str, notaries: list[NotaryProcess]) -> bytes:
-    log_verifier = parse_vkey(log_vkey)
-    witnesses = []
-    for notary in notaries:
-        verifier = parse_vkey(notary.vkey)
-        assert isinstance(verifier, CosignatureVerifier)
-        witnesses.append(WitnessRule(notary.name, verifier, notary.url))
-    group = Threshold("notaries", 2, tuple(witnesses))
-    policy = Policy((PolicyLog(log_verifier),), tuple(witnesses), group, (group,))  # type: ignore[arg-type]
-    return format_policy(policy)
-
-
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     data = tmp_path / "data"
     store = Storage.open(data)
     assert store.house is not None
-    notaries = [NotaryProcess(tmp_path / f"n{i}", f"notary{i}.test") for i in (1, 2, 3)]
-    policy = two_of_three(store.house.vkey, notaries)
+    notaries = notary_group(tmp_path)
+    policy = quorum_policy(store.house.vkey, notaries)
     store.use_policy(policy)
     assert (data / POLICY_FILE).read_bytes() == policy
     port = free_port()
@@ -79,8 +66,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     runner = web.AppRunner(app)
     started: list[NotaryProcess] = []
     try:
-        await asyncio.gather(*(n.start(log_url, data / POLICY_FILE) for n in notaries))
-        started = list(notaries)
+        started = await start_notaries(notaries, [log_url] * len(notaries), data / POLICY_FILE)
         await service.start()
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -89,25 +75,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     finally:
         await service.stop()
         await runner.cleanup()
-        for notary in started:
-            if notary.process is not None:
-                await notary.stop()
-
-
-async def open_lot(service: AuctionService) -> str:
-    now = service.now()
-    rules = english_timed(
-        start_price=100_000, start_at=now + SECOND // 5, end_at=now + 120 * SECOND
-    )
-    await service.add_lot("lot-1", rules, "A lot")
-    for bidder in ("alice", "bob"):
-        await service.submit("lot-1", RegisterBidder(bidder, f"C-{bidder}", True))
-    for _ in range(100):
-        view = service.view("lot-1")
-        if view is not None and view.status == "OPEN":
-            return "lot-1"
-        await asyncio.sleep(0.05)
-    raise AssertionError("the lot did not open")
+        await stop_notaries(started)
 
 
 async def bid(service: AuctionService, lot_id: str, bidder: str) -> bool:
