@@ -214,11 +214,37 @@ def prc_id(n: int) -> str:
     return first17 + prc_check_character(first17)
 
 
+async def register_bidder(
+    http: aiohttp.ClientSession, url: str, session: str, lot: str, deposit_key: str = "dep"
+) -> dict[str, Any]:
+    """Register the bidder with `session` for `lot` and, if the lot asks for a deposit, ask
+    for it to be frozen under `deposit_key` (frozen later: the payment provider calls back).
+    Returns the registration as the server answered it."""
+    auth = {"Authorization": f"Bearer {session}"}
+    async with http.post(f"{url}/api/lots/{lot}/registrations", json={}, headers=auth) as response:
+        if response.status != 201:
+            raise RuntimeError(f"registration for {lot} refused: {await response.text()}")
+        registration: dict[str, Any] = await response.json()
+    if registration["deposit"]["state"] == "REQUIRED":
+        async with http.post(
+            f"{url}/api/lots/{lot}/deposit", json={"idempotency_key": deposit_key}, headers=auth
+        ) as response:
+            if response.status != 202:
+                raise RuntimeError(f"deposit refused: {await response.text()}")
+    return registration
+
+
 async def make_bidder(
-    http: aiohttp.ClientSession, url: str, n: int, lots: Sequence[str] = (LOT,)
+    http: aiohttp.ClientSession,
+    url: str,
+    n: int,
+    lots: Sequence[str] = (LOT,),
+    deposit_key: str = "dep",
 ) -> dict[str, str]:
-    """Account, identity, registrations and frozen deposits (where a lot asks for one) for
-    one bidder, over REST at `url` (also used by `scripts/bench_cluster.py`)."""
+    """Account, identity (`prc_id(n)`), registrations and frozen deposits (where a lot asks
+    for one) for one bidder, over REST at `url` (also used by `scripts/bench_cluster.py`,
+    `scripts/soak.py` and `scripts/chaos_crash.py`). `{lot}` in `deposit_key` stands for the
+    lot. The private key is returned as its base64 `seed`."""
     key = Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     async with http.post(
@@ -233,18 +259,7 @@ async def make_bidder(
         if response.status != 201:
             raise RuntimeError(f"identity refused: {await response.text()}")
     for lot in lots:
-        async with http.post(
-            f"{url}/api/lots/{lot}/registrations", json={}, headers=auth
-        ) as response:
-            if response.status != 201:
-                raise RuntimeError(f"registration for {lot} refused: {await response.text()}")
-            registration = await response.json()
-        if registration["deposit"]["state"] == "REQUIRED":
-            async with http.post(
-                f"{url}/api/lots/{lot}/deposit", json={"idempotency_key": "dep"}, headers=auth
-            ) as response:
-                if response.status != 202:
-                    raise RuntimeError(f"deposit refused: {await response.text()}")
+        await register_bidder(http, url, created["session"], lot, deposit_key.format(lot=lot))
     return {
         "account": str(created["account"]),
         "session": str(created["session"]),

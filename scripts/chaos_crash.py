@@ -65,12 +65,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 import websockets  # noqa: E402
+from bench_bids import make_bidder as rest_bidder  # noqa: E402  (scripts/ is on sys.path)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 from auction.client import Ack, BidderClient, ClientError  # noqa: E402
 from auction.demo import free_port, prepare_notaries  # noqa: E402
-from auction.identity import prc_check_character  # noqa: E402
 from auction.storage import POLICY_FILE, Storage  # noqa: E402
 from chain.checkpoint import parse_checkpoint_text  # noqa: E402
 from chain.errors import ChainError  # noqa: E402
@@ -324,11 +323,6 @@ class NotaryProxy:
 # --- REST setup -----------------------------------------------------------------------------
 
 
-def prc_id(n: int) -> str:
-    first17 = f"110105{1960 + n % 40:04d}0101{n % 1000:03d}"
-    return first17 + prc_check_character(first17)
-
-
 async def _json(response: aiohttp.ClientResponse, expected: int, what: str) -> Any:
     if response.status != expected:
         raise ChaosError(f"{what}: HTTP {response.status} {await response.text()}")
@@ -378,28 +372,14 @@ class Bidder:
 
 
 async def make_bidder(http: aiohttp.ClientSession, url: str, n: int, lots: list[str]) -> Bidder:
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    body = {"public_key": base64.b64encode(public).decode()}
-    async with http.post(f"{url}/api/accounts", json=body) as response:
-        created = await _json(response, 201, "create account")
-    auth = {"Authorization": f"Bearer {created['session']}"}
-    identity = {"name": "张三", "document_type": "PRC_RESIDENT_ID", "document": prc_id(n)}
-    async with http.post(f"{url}/api/identity", json=identity, headers=auth) as response:
-        await _json(response, 201, "verify identity")
-    for lot in lots:
-        async with http.post(
-            f"{url}/api/lots/{lot}/registrations", json={}, headers=auth
-        ) as response:
-            registration = await _json(response, 201, f"register for {lot}")
-        if registration["deposit"]["state"] == "REQUIRED":
-            async with http.post(
-                f"{url}/api/lots/{lot}/deposit",
-                json={"idempotency_key": f"dep-{lot}"},
-                headers=auth,
-            ) as response:
-                await _json(response, 202, f"deposit for {lot}")
-    return Bidder(n, created["account"], created["session"], key)
+    """Account, identity, registrations and deposits (`bench_bids.make_bidder`); a refusal
+    stops the run as a violation, as every other setup step does."""
+    try:
+        made = await rest_bidder(http, url, n, lots, deposit_key="dep-{lot}")
+    except RuntimeError as exc:
+        raise ChaosError(f"bidder {n}: {exc}") from exc
+    key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(made["seed"]))
+    return Bidder(n, made["account"], made["session"], key)
 
 
 async def wait_ready(

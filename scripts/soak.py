@@ -84,10 +84,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parent))  # bench_bids, also when imported (tests)
 
 import aiohttp  # noqa: E402
+from bench_bids import make_bidder as rest_bidder  # noqa: E402
+from bench_bids import register_bidder  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
 
 from auction.client import BidderClient, ClientError  # noqa: E402
 from auction.demo import (  # noqa: E402
@@ -98,7 +100,6 @@ from auction.demo import (  # noqa: E402
     start_notaries,
     stop_notaries,
 )
-from auction.identity import prc_check_character  # noqa: E402
 from auction.storage import POLICY_FILE, Storage  # noqa: E402
 from streaming.loadtest import Viewer  # noqa: E402
 from streaming.loopback import loopback_only_ice  # noqa: E402
@@ -385,11 +386,6 @@ def viewer_failure(viewer: Viewer) -> str | None:
     return None
 
 
-def prc_id(n: int) -> str:
-    first17 = f"110105{1960 + n % 40:04d}0101{n % 1000:03d}"
-    return first17 + prc_check_character(first17)
-
-
 class Load:
     def __init__(self, url: str, token: str, args: argparse.Namespace) -> None:
         self.url = url
@@ -409,41 +405,21 @@ class Load:
             return int((await response.json())["now_us"])
 
     async def make_bidder(self, http: aiohttp.ClientSession, n: int) -> Bidder:
-        key = Ed25519PrivateKey.generate()
-        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        body = {"public_key": base64.b64encode(public).decode()}
-        async with http.post(f"{self.url}/api/accounts", json=body) as response:
-            if response.status != 201:
-                raise RuntimeError(f"account refused: {await response.text()}")
-            created = await response.json()
-        bidder = Bidder(key, created["account"], created["session"])
-        identity = {"name": "张三", "document_type": "PRC_RESIDENT_ID", "document": prc_id(n)}
-        async with http.post(
-            f"{self.url}/api/identity", json=identity, headers=bidder.auth
-        ) as response:
-            if response.status != 201:
-                raise RuntimeError(f"identity refused: {await response.text()}")
+        """An account with its identity, registered for no lot yet (`register` does that as
+        lots are created), connected over its websocket."""
+        made = await rest_bidder(http, self.url, n, lots=())
+        key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(made["seed"]))
+        bidder = Bidder(key, made["account"], made["session"])
         bidder.client = await BidderClient.connect(
             self.url, account=bidder.account, key=key, session=bidder.session
         )
         return bidder
 
     async def register(self, http: aiohttp.ClientSession, bidder: Bidder, lot: str) -> None:
-        async with http.post(
-            f"{self.url}/api/lots/{lot}/registrations", json={}, headers=bidder.auth
-        ) as response:
-            if response.status != 201:
-                raise RuntimeError(f"registration refused: {await response.text()}")
-            registration = await response.json()
+        """Register `bidder` for `lot` and wait until its deposit, if one is asked, is frozen."""
+        registration = await register_bidder(http, self.url, bidder.session, lot, f"dep-{lot}")
         if registration["deposit"]["state"] != "REQUIRED":
             return
-        async with http.post(
-            f"{self.url}/api/lots/{lot}/deposit",
-            json={"idempotency_key": f"dep-{lot}"},
-            headers=bidder.auth,
-        ) as response:
-            if response.status != 202:
-                raise RuntimeError(f"deposit refused: {await response.text()}")
         for _ in range(200):
             async with http.get(f"{self.url}/api/me", headers=bidder.auth) as response:
                 me = await response.json()
