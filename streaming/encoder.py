@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from streaming.model import OverlayState, Rendition
 from streaming.overlay import OverlayRenderer, plane_view
@@ -116,6 +117,10 @@ class FrameProcessor:
         self._encoders = {r.name: Vp8Encoder(r) for r in renditions} if encode else {}
         self._clock_strip = clock_strip
         self._renderers: dict[tuple[int, int], OverlayRenderer] = {}
+        # One scaler per rendition, kept across frames: `frame.reformat` makes a new one per
+        # source frame, and setting one up costs as much as the scaling itself (and ~55
+        # small allocations per frame, which fragment the C heap of a long-running server).
+        self._scalers = {r.name: VideoReformatter() for r in renditions}
 
     def needs_aspect_fit(self, frame: av.VideoFrame) -> bool:
         target = self.renditions[0].width / self.renditions[0].height
@@ -170,7 +175,8 @@ class FrameProcessor:
     def scaled(self, frame: av.VideoFrame, rendition: Rendition) -> av.VideoFrame:
         if frame.width == rendition.width and frame.height == rendition.height:
             return frame
-        return frame.reformat(
+        return self._scalers[rendition.name].reformat(
+            frame,
             width=rendition.width,
             height=rendition.height,
             format="yuv420p",
@@ -202,7 +208,9 @@ class FrameProcessor:
         for rendition in self.renditions:
             scaled = self.scaled(frame, rendition)
             if scaled is frame and len(self.renditions) > 1:
-                scaled = frame.reformat(format="yuv420p", width=frame.width)
+                scaled = self._scalers[rendition.name].reformat(
+                    frame, format="yuv420p", width=frame.width
+                )
             scaled.pts = pts
             scaled.time_base = VIDEO_TIME_BASE
             out[rendition.name] = scaled
