@@ -13,7 +13,9 @@ It wires, each as one `cleanup_ctx` (opened in order, closed in reverse) under t
    database for a URL; added to the ledger as an `idv` actor key at start), the simulated
    payment provider and the bidding path shared by the websocket and the demo's bots;
 4. the websocket hub (`/ws`, docs/protocol.md §2);
-5. the demo's simulated participants, only when `settings.demo`.
+5. the demo's simulated participants, only when `settings.demo`;
+6. the heap trimmer (`auction.heap`: the C allocator's free memory given back every
+   `settings.heap_trim_s` seconds).
 
 Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `/console`,
 `/auditor`, and every file at `/static/{name}`), the REST API (`auction.web.api`), `/ws`,
@@ -29,6 +31,7 @@ carried credentials (`Authorization`) is `Cache-Control: no-store`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -50,6 +53,7 @@ from ..gateway import (
     identity_seed,
     load_identity_keys,
 )
+from ..heap import HeapTrimmer
 from ..payments import PaymentProvider
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
@@ -98,6 +102,9 @@ class Settings:
     #: Hold the checkpoints until `AuctionService.release_checkpoints()` (the CLI releases them
     #: once the server listens: its notaries read the entries from it before co-signing).
     hold_checkpoints: bool = False
+    #: Every this many seconds, give the C allocator's free memory back to the system
+    #: (`auction.heap`; glibc's malloc_trim); 0: never.
+    heap_trim_s: float = 60.0
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -129,6 +136,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 HUB = web.AppKey("hub", Hub)
 DRIVERS = web.AppKey("drivers", Drivers)
 CLUSTER = web.AppKey("cluster", Cluster)
+HEAP = web.AppKey("heap", HeapTrimmer)
 #: The ledger size read before the lots were loaded: where a cluster member's feed starts.
 LOADED_AT = web.AppKey("loaded_at", int)
 NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
@@ -169,6 +177,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_hub_context)
     if settings.demo:
         app.cleanup_ctx.append(_drivers_context)
+    if settings.heap_trim_s > 0:
+        app.cleanup_ctx.append(_heap_context)
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(security_headers)
     _add_pages(app)
@@ -386,6 +396,16 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     yield
     await hub.stop()
+
+
+async def _heap_context(app: web.Application) -> AsyncIterator[None]:
+    trimmer = HeapTrimmer(app[SETTINGS].heap_trim_s)
+    app[HEAP] = trimmer
+    task = asyncio.create_task(trimmer.run(), name="heap-trim")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close_sockets(app: web.Application) -> None:
