@@ -118,3 +118,26 @@ def test_c5_manual_bid_against_a_proxy_triggers_the_auto_bid() -> None:
     events = lot.bid("b", 3_000, 2)
     kinds = [(e.bidder, e.amount, e.bid_type) for e in events if isinstance(e, r.BidAccepted)]
     assert kinds == [("b", 3_000, r.BidType.MANUAL), ("a", 3_100, r.BidType.PROXY_AUTO)]
+
+
+def _chain(versions: int, *, last_amount: int = 0) -> r.lot.MaxVersion:
+    head: r.lot.MaxVersion | None = None
+    for i in range(versions):
+        amount = last_amount if i == versions - 1 and last_amount else 100 + i
+        head = r.lot.MaxVersion(amount=amount, t=i, seq=i, flat=False, prev=head)
+    assert head is not None
+    return head
+
+
+def test_a_long_max_history_compares_hashes_and_prints_without_recursion() -> None:
+    """A bidder who raised 5,000 times: equality, hash and repr walk the chain in a loop (the
+    generated ones recursed once per version and raised RecursionError)."""
+    a, b = _chain(5_000), _chain(5_000)
+    assert a == b and hash(a) == hash(b)
+    assert a != _chain(5_000, last_amount=1)  # differs at the head
+    deep = r.lot.MaxVersion(a.amount, a.t, a.seq, a.flat, prev=_chain(4_998))
+    assert a != deep  # one version shorter
+    assert a != r.lot.MaxVersion(a.amount, a.t, a.seq, True, prev=a.prev)
+    assert r.lot.MaxVersion(1, 2, 3, False, prev=a) == r.lot.MaxVersion(1, 2, 3, False, prev=a)
+    assert repr(a).endswith("earlier=4999)")
+    assert [v.amount for v in a.versions()][:2] == [5_099, 5_098]

@@ -40,6 +40,32 @@ class MaxVersion:
             yield node
             node = node.prev
 
+    # Equality, hash and repr walk the chain in a loop: the generated ones recurse once per
+    # version and raise RecursionError for a bidder with a few hundred versions.
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MaxVersion):
+            return NotImplemented
+        a: MaxVersion | None = self
+        b: MaxVersion | None = other
+        while a is not None and b is not None:
+            if a is b:  # a shared tail
+                return True
+            if (a.amount, a.t, a.seq, a.flat) != (b.amount, b.t, b.seq, b.flat):
+                return False
+            a, b = a.prev, b.prev
+        return a is None and b is None
+
+    def __hash__(self) -> int:
+        return hash(tuple((v.amount, v.t, v.seq, v.flat) for v in self.versions()))
+
+    def __repr__(self) -> str:
+        earlier = sum(1 for _ in self.versions()) - 1
+        return (
+            f"MaxVersion(amount={self.amount!r}, t={self.t!r}, seq={self.seq!r}, "
+            f"flat={self.flat!r}, earlier={earlier})"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Bidder:
