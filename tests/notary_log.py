@@ -64,6 +64,7 @@ from chain import (
     Checkpoint,
     CosignatureVerifier,
     Ed25519Signer,
+    Ed25519Verifier,
     Entry,
     EntryBundle,
     EntryType,
@@ -322,16 +323,7 @@ class SimulatedLog:
         log_url: str | None = None,
     ) -> bytes:
         """A tlog-policy: this log, ``(name, vkey, url)`` notaries, ``quorum`` of them."""
-        witnesses = []
-        for name, vkey, url in notaries:
-            verifier = parse_vkey(vkey)
-            assert isinstance(verifier, CosignatureVerifier)
-            witnesses.append(WitnessRule(name, verifier, url))
-        group = Threshold("notaries", quorum, tuple(witnesses))
-        policy = Policy(
-            (PolicyLog(self.signer.verifier, log_url),), tuple(witnesses), group, (group,)
-        )
-        self.policy_bytes = format_policy(policy)
+        self.policy_bytes = _policy(self.signer.verifier, notaries, quorum, log_url)
         return self.policy_bytes
 
 
@@ -527,14 +519,28 @@ def quorum_policy(
     its own URL or at the one ``urls`` gives in its place."""
     if urls is None:
         urls = [notary.url for notary in witnesses]
-    rules = []
-    for notary, url in zip(witnesses, urls, strict=True):
-        verifier = parse_vkey(notary.vkey)
-        assert isinstance(verifier, CosignatureVerifier)
-        rules.append(WitnessRule(notary.name, verifier, url))
     log_verifier = parse_vkey(log_vkey)
-    group = Threshold("notaries", quorum, tuple(rules))
-    return format_policy(Policy((PolicyLog(log_verifier),), tuple(rules), group, (group,)))  # type: ignore[arg-type]
+    assert isinstance(log_verifier, Ed25519Verifier)
+    triples = [(n.name, n.vkey, url) for n, url in zip(witnesses, urls, strict=True)]
+    return _policy(log_verifier, triples, quorum)
+
+
+def _policy(
+    log_verifier: Ed25519Verifier,
+    notaries: Sequence[tuple[str, str, str | None]],
+    quorum: int,
+    log_url: str | None = None,
+) -> bytes:
+    """A tlog-policy: the log of ``log_verifier``, ``(name, vkey, url)`` notaries, ``quorum``
+    of them."""
+    witnesses = []
+    for name, vkey, url in notaries:
+        verifier = parse_vkey(vkey)
+        assert isinstance(verifier, CosignatureVerifier)
+        witnesses.append(WitnessRule(name, verifier, url))
+    group = Threshold("notaries", quorum, tuple(witnesses))
+    log = PolicyLog(log_verifier, log_url)
+    return format_policy(Policy((log,), tuple(witnesses), group, (group,)))
 
 
 async def start_notaries(
