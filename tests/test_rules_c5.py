@@ -141,3 +141,23 @@ def test_a_long_max_history_compares_hashes_and_prints_without_recursion() -> No
     assert r.lot.MaxVersion(1, 2, 3, False, prev=a) == r.lot.MaxVersion(1, 2, 3, False, prev=a)
     assert repr(a).endswith("earlier=4999)")
     assert [v.amount for v in a.versions()][:2] == [5_099, 5_098]
+
+
+def test_a_long_bid_history_compares_and_hashes_without_recursion() -> None:
+    """The lot's public bid history is the same kind of persistent list: a lot with 5,000
+    accepted bids compares and hashes (a service checks its state against the replay)."""
+
+    def history(bids: int, last_bidder: str = "alice") -> r.lot.AcceptedBid:
+        head: r.lot.AcceptedBid | None = None
+        for i in range(bids):
+            bidder = last_bidder if i == bids - 1 else ("alice", "bob")[i % 2]
+            head = r.lot.AcceptedBid(seq=i, bidder=bidder, amount=100 + i, t=i, prev=head)
+        assert head is not None
+        return head
+
+    assert history(5_000) == history(5_000)
+    assert hash(history(5_000)) == hash(history(5_000))
+    assert history(5_000) != history(5_000, last_bidder="carol")
+    assert history(5_000) != history(4_999)
+    assert history(3) != _chain(3)  # another kind of list
+    assert repr(history(5_000)).startswith("AcceptedBid(seq=4999, bidder='alice'")

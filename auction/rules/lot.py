@@ -20,8 +20,53 @@ from .states import DepositState, LotStatus
 ORDINARY_RANK = 1_000
 
 
-@dataclass(frozen=True, slots=True)
-class MaxVersion:
+class _Chain:
+    """A node of one of the engine's persistent lists (a frozen dataclass whose `prev` is the
+    next older node): equality, hash and repr walk the list in a loop. The dataclass-generated
+    ones recurse once per node, and raise RecursionError past a few hundred nodes (a lot's bid
+    history, one bidder's raises), so the subclasses are declared with `eq=False, repr=False`.
+    """
+
+    __slots__ = ()
+    prev: Any
+
+    def _names(self) -> list[str]:
+        """This node's field names but `prev`."""
+        fields: dict[str, object] = self.__dataclass_fields__  # type: ignore[attr-defined]
+        return [name for name in fields if name != "prev"]
+
+    def _own(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._names())
+
+    def _nodes(self) -> Iterator[Any]:
+        node: Any = self
+        while node is not None:
+            yield node
+            node = node.prev
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        a: Any = self
+        b: Any = other
+        while a is not None and b is not None:
+            if a is b:  # a shared tail
+                return True
+            if a._own() != b._own():
+                return False
+            a, b = a.prev, b.prev
+        return a is None and b is None
+
+    def __hash__(self) -> int:
+        return hash(tuple(node._own() for node in self._nodes()))
+
+    def __repr__(self) -> str:
+        own = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names())
+        return f"{type(self).__name__}({own}, earlier={sum(1 for _ in self._nodes()) - 1})"
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class MaxVersion(_Chain):
     """One version of a bidder's standing bid (rules C5: `M_i` with the time it was set).
 
     `flat` marks a bid of exactly `amount` (a manual bid: "price ≥ F if that bidder leads");
@@ -35,36 +80,7 @@ class MaxVersion:
     prev: MaxVersion | None = None
 
     def versions(self) -> Iterator[MaxVersion]:
-        node: MaxVersion | None = self
-        while node is not None:
-            yield node
-            node = node.prev
-
-    # Equality, hash and repr walk the chain in a loop: the generated ones recurse once per
-    # version and raise RecursionError for a bidder with a few hundred versions.
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MaxVersion):
-            return NotImplemented
-        a: MaxVersion | None = self
-        b: MaxVersion | None = other
-        while a is not None and b is not None:
-            if a is b:  # a shared tail
-                return True
-            if (a.amount, a.t, a.seq, a.flat) != (b.amount, b.t, b.seq, b.flat):
-                return False
-            a, b = a.prev, b.prev
-        return a is None and b is None
-
-    def __hash__(self) -> int:
-        return hash(tuple((v.amount, v.t, v.seq, v.flat) for v in self.versions()))
-
-    def __repr__(self) -> str:
-        earlier = sum(1 for _ in self.versions()) - 1
-        return (
-            f"MaxVersion(amount={self.amount!r}, t={self.t!r}, seq={self.seq!r}, "
-            f"flat={self.flat!r}, earlier={earlier})"
-        )
+        return self._nodes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +117,8 @@ class LiveRing:
     finalized: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AcceptedBid:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class AcceptedBid(_Chain):
     """The public bid history as a persistent list, newest first (for undo and voids)."""
 
     seq: int
