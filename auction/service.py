@@ -893,7 +893,10 @@ class LotActor:
             return
         self._queue.put_nowait(_STOP)
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            # Not `wait_for`: on Python 3.11 it drops a cancellation of the caller that arrives
+            # as the task ends (the dormant-lot sweeper, cancelled by `stop`, then ran on).
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1529,7 +1532,7 @@ class AuctionService:
         do, so that a server running for months does not keep every lot's bids in memory."""
         assert self._dormant_after_s is not None
         interval = min(60.0, max(0.05, self._dormant_after_s / 4))
-        while True:
+        while self._running:
             await asyncio.sleep(interval)
             cutoff = self._clock() - int(self._dormant_after_s * 1_000_000)
             for lot_id, actor in list(self._actors.items()):
@@ -1542,6 +1545,8 @@ class AuctionService:
                     or not actor.idle
                 ):
                     continue
+                if not self._running:
+                    return
                 # In this order: a command from now on wakes the lot from the database, where
                 # everything the idle actor did is stored.
                 self._dormant[lot_id] = actor.view
