@@ -251,7 +251,7 @@ class BidderClient:
         self._unacked[key] = message
         await self._ws.send(json.dumps(message))
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return await _wait_ack(waiter, timeout)
         finally:
             if waiter.done():
                 self._pending.pop(key, None)
@@ -262,7 +262,7 @@ class BidderClient:
         if waiter is None:
             raise ClientError(f"no bid {idempotency_key!r} is waiting for an ack")
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return await _wait_ack(waiter, timeout)
         finally:
             if waiter.done():
                 self._pending.pop(idempotency_key, None)
@@ -333,3 +333,12 @@ async def _open(
         await connection.close()
         raise ClientError(f"expected welcome, got {welcome!r}")
     return connection, welcome
+
+
+async def _wait_ack(waiter: asyncio.Future[Ack], timeout: float) -> Ack:
+    """The ack `waiter` will hold, within `timeout` seconds (TimeoutError), without cancelling
+    it (a reconnect resends the bid and the same waiter gets the ack). Not `wait_for`: on
+    Python 3.11 it returns the result, dropping the caller's cancellation, when the ack
+    arrives just as the caller is cancelled (its own `asyncio.timeout`, a task group)."""
+    async with asyncio.timeout(timeout):
+        return await asyncio.shield(waiter)

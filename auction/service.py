@@ -592,7 +592,8 @@ class Checkpointer:
         self._stopping = True
         self.notify(urgent=True)
         try:
-            await asyncio.wait_for(asyncio.shield(task), self._stop_timeout)
+            async with asyncio.timeout(self._stop_timeout):  # not wait_for: see LotActor.stop
+                await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from server_kit import Server, add_lots, ready_bidder, running_server, wait_open
 
-from auction.client import BidderClient, ClientError, ws_url
+from auction.client import Ack, BidderClient, ClientError, _wait_ack, ws_url
 
 
 @pytest.fixture
@@ -29,6 +29,33 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 def test_ws_url() -> None:
     assert ws_url("http://127.0.0.1:8080/") == "ws://127.0.0.1:8080/ws"
     assert ws_url("https://gavel.example") == "wss://gavel.example/ws"
+
+
+def _ack() -> Ack:
+    return Ack.of({"idempotency_key": "k", "result": "accepted"})
+
+
+async def test_a_caller_cancelled_as_its_ack_arrives_stays_cancelled() -> None:
+    # The ack and the cancellation land in the same loop turn. `wait_for(shield(...))` on
+    # Python 3.11 returned the ack here and the caller ran on, its cancellation lost.
+    waiter: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.create_task(_wait_ack(waiter, 30.0))
+    await asyncio.sleep(0)
+    ack = _ack()
+    waiter.set_result(ack)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert waiter.result() is ack
+
+
+async def test_waiting_for_an_ack_times_out_and_leaves_the_ack_to_come() -> None:
+    waiter: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+    with pytest.raises(TimeoutError):
+        await _wait_ack(waiter, 0.01)
+    assert not waiter.done()  # a reconnect's resend still delivers the ack to it
+    waiter.set_result(_ack())
+    assert (await _wait_ack(waiter, 1.0)).accepted
 
 
 async def test_a_bidder_session(server: Server, http: aiohttp.ClientSession) -> None:

@@ -359,11 +359,21 @@ class Hub:
             del self._by_account[connection.account]
         if connection.writer is not None:
             connection.close(WSCloseCode.OK, "")  # ends the writer once its queue is sent
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(connection.writer), 1.0)
-            if not connection.writer.done():
-                connection.writer.cancel()
-                connection.abort()
+            try:
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(connection.writer)
+            except TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                # The writer was cancelled (the hub stopping), or this task was: that goes on
+                # up, after the clean-up below (`wait_for` could drop it on Python 3.11).
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+            finally:
+                if not connection.writer.done():
+                    connection.writer.cancel()
+                    connection.abort()
         # Bids already handed to the gateway complete (their entries are durable); their acks
         # go to the session's newer connection if there is one.
 
