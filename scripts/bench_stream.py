@@ -386,8 +386,63 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def bench_scaling(frames: int, rounds: int) -> dict[str, Any]:
+    """720p -> 360p bilinear scaling of the test pattern, milliseconds of the thread's CPU per
+    frame: PyAV's `VideoFrame.reformat`, which sets up a new scaler for every source frame
+    (what the live path did before), against `FrameProcessor.scaled`, which keeps one
+    `VideoReformatter` per rendition across frames. Both in this process, alternating in
+    every round (which goes first alternates too), so machine noise falls on both alike."""
+    from streaming.encoder import FrameProcessor
+    from streaming.model import R360P, R720P
+    from streaming.sources import PatternSource
+
+    source = PatternSource(R720P.width, R720P.height, 30)
+    pool = [source.render(i) for i in range(30)]
+    processor = FrameProcessor((R360P, R720P), encode=False, clock_strip=False)
+
+    def new_scaler(frame: Any) -> Any:
+        return frame.reformat(
+            width=R360P.width, height=R360P.height, format="yuv420p", interpolation="BILINEAR"
+        )
+
+    def kept_scaler(frame: Any) -> Any:
+        return processor.scaled(frame, R360P)
+
+    paths = {"new_scaler_per_frame": new_scaler, "kept_scaler": kept_scaler}
+    per_frame_ms: dict[str, list[float]] = {name: [] for name in paths}
+    for round_index in range(rounds):
+        order = list(paths) if round_index % 2 == 0 else list(reversed(paths))
+        for name in order:
+            scale = paths[name]
+            scale(pool[0])  # warm: the first call of a round is not timed
+            started = time.thread_time()
+            for index in range(frames):
+                out = scale(pool[index % len(pool)])
+            per_frame_ms[name].append((time.thread_time() - started) / frames * 1e3)
+            assert (out.width, out.height) == (R360P.width, R360P.height)
+    processor.close()
+    medians = {name: sorted(values)[len(values) // 2] for name, values in per_frame_ms.items()}
+    return {
+        "frames_per_round": frames,
+        "rounds": rounds,
+        "per_frame_ms": {
+            name: [round(v, 4) for v in values] for name, values in per_frame_ms.items()
+        },
+        "median_ms": {name: round(v, 4) for name, v in medians.items()},
+        "ratio_new_over_kept": round(medians["new_scaler_per_frame"] / medians["kept_scaler"], 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="only the scaling comparison (720p -> 360p, a new scaler per frame against one "
+        "kept across frames); no servers, no viewers",
+    )
+    parser.add_argument("--scaling-frames", type=int, default=600)
+    parser.add_argument("--scaling-rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a short ladder (smoke test)")
     parser.add_argument("--out", default=None, help="write the JSON results here")
     parser.add_argument("--port", type=int, default=8470)
@@ -403,6 +458,13 @@ def main() -> int:
         "competes on equal terms and is measured too",
     )
     args = parser.parse_args()
+    if args.scaling:
+        scaling = bench_scaling(args.scaling_frames, args.scaling_rounds)
+        scaling["machine"] = {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}
+        print(json.dumps(scaling, indent=2))
+        if args.out:
+            Path(args.out).write_text(json.dumps(scaling, indent=2) + "\n")
+        return 0
     os.sched_setaffinity(0, {CLIENT_CPU})  # children (receivers, Chromium) inherit CPU 1
     prioritize(os.getpid(), args.nice)  # this script's autogroup: Chromium runs in it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the finally blocks: stop servers

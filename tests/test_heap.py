@@ -5,6 +5,7 @@ video jobs run on the lot's own thread, which ends with the lot."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from test_stream_support import PATTERN, stream_settings, wait_until
 
 from auction import heap
 from auction.web.app import HEAP, Settings, _heap_context, create_app
+from streaming.encoder import FrameProcessor
+from streaming.model import R360P, R720P
 from streaming.pipeline import LotStream
+from streaming.sources import PatternSource
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,3 +107,38 @@ async def test_a_live_lot_encodes_on_its_own_thread_which_ends_with_it() -> None
     finally:
         await stream.stop()
     assert _video_threads("lot-w") == []
+
+
+def test_a_kept_scaler_gives_the_pixels_a_new_scaler_gives() -> None:
+    # The live path keeps one scaler per rendition (no set-up and no small allocations per
+    # frame); the pictures must be the ones a fresh scaler makes, frame after frame, and
+    # after the source changes size.
+    processor = FrameProcessor((R360P, R720P), encode=False, clock_strip=False)
+    try:
+        for width, height in ((1280, 720), (1280, 720), (1920, 1080), (1280, 720)):
+            source = PatternSource(width, height, 30)
+            for index in range(3):
+                frame = source.render(index)
+                kept = processor.scaled(frame, R360P)
+                fresh = frame.reformat(
+                    width=R360P.width,
+                    height=R360P.height,
+                    format="yuv420p",
+                    interpolation="BILINEAR",
+                )
+                assert (kept.width, kept.height) == (R360P.width, R360P.height)
+                for a, b in zip(kept.planes, fresh.planes, strict=True):
+                    assert bytes(a) == bytes(b)
+    finally:
+        processor.close()
+
+
+def test_the_scaling_benchmark_runs() -> None:
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_stream.py"
+    spec = importlib.util.spec_from_file_location("bench_stream", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.bench_scaling(frames=5, rounds=2)
+    assert set(result["median_ms"]) == {"new_scaler_per_frame", "kept_scaler"}
+    assert all(len(v) == 2 and min(v) > 0 for v in result["per_frame_ms"].values())
