@@ -132,8 +132,13 @@ SQLITE_FILE = "gavel.db"
 #: How long a SQLite writer waits for a lock held by another connection, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
-#: Tiles kept in memory, hashed up, for receipts (~16 KiB each: 16 MiB at most).
+#: Full hash tiles kept in memory, hashed up, for receipts and notaries (16 KiB each as
+#: `chain.store.ExpandedTile`: 16 MiB at most).
 TILE_CACHE_SIZE = 1024
+
+#: Partial hash tiles kept likewise: each new tree size makes new ones, wanted only while that
+#: size is the newest (receipts and notaries' checks against the latest checkpoint).
+PARTIAL_TILE_CACHE_SIZE = 32
 
 #: The house signing key inside a data directory (signer key text, mode 0600).
 HOUSE_KEY_FILE = "house.key"
@@ -891,10 +896,14 @@ class Storage:
         self._writer: _LedgerWriter | None = None  # resumed on the first write
         self._policy: bytes | None = None
         self._directory: Path | None = None  # a data directory: DIR/policy lives there
+        # Tiles never change (a partial one of a given width neither): LRU caches of them.
         self._tiles: collections.OrderedDict[Tile, ledger_store.ExpandedTile] = (
             collections.OrderedDict()
         )
-        self._tiles_lock = threading.Lock()  # full tiles never change: an LRU cache of them
+        self._partial_tiles: collections.OrderedDict[Tile, ledger_store.ExpandedTile] = (
+            collections.OrderedDict()
+        )
+        self._tiles_lock = threading.Lock()
         #: The first key of this database schema's advisory locks (PostgreSQL; set on open).
         self.advisory_namespace = 0
         #: Bid signatures verified in this process (the writer's identity book and its copies
@@ -1466,21 +1475,28 @@ class Storage:
         with _translated(f"reading {tile.path}"), self._engine.connect() as connection:
             if isinstance(tile, EntryBundle):
                 return ledger_store.read_entry_bundle(connection, tile)
-            return b"".join(self._expanded_tile(connection, tile)[0])
+            return self._expanded_tile(connection, tile)[0]
 
     def _expanded_tile(self, connection: Connection, tile: Tile) -> ledger_store.ExpandedTile:
         """A tile with its inner subtrees hashed, from a bounded in-memory cache: a tile of a
-        given width never changes (partial ones included), so receipts mostly cost lookups."""
+        given width never changes, so receipts mostly cost lookups. Partial tiles have a small
+        cache of their own: every new tree size makes new ones (the notaries ask for them at
+        each checkpoint), which would otherwise push the full tiles out and, at a few per
+        second, fill the cache's memory within minutes of a server's start."""
+        if tile.is_partial:
+            cache, limit = self._partial_tiles, PARTIAL_TILE_CACHE_SIZE
+        else:
+            cache, limit = self._tiles, TILE_CACHE_SIZE
         with self._tiles_lock:
-            expanded = self._tiles.get(tile)
+            expanded = cache.get(tile)
             if expanded is not None:
-                self._tiles.move_to_end(tile)
+                cache.move_to_end(tile)
                 return expanded
         expanded = ledger_store.expand_tile(tile, ledger_store.read_tile(connection, tile))
         with self._tiles_lock:
-            self._tiles[tile] = expanded
-            while len(self._tiles) > TILE_CACHE_SIZE:
-                self._tiles.popitem(last=False)
+            cache[tile] = expanded
+            while len(cache) > limit:
+                cache.popitem(last=False)
         return expanded
 
     def ledger_entries(self, begin: int, end: int) -> list[bytes]:

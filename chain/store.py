@@ -113,6 +113,7 @@ __all__ = [
     "consistency_proof",
     "create_tables",
     "expand_tile",
+    "expanded_hash",
     "hash_reader",
     "inclusion_proof",
     "latest_checkpoint",
@@ -781,20 +782,32 @@ def read_entry_bundle(connection: Connection, bundle: EntryBundle) -> bytes:
     return build_entry_bundle([entry.data for entry in entries])
 
 
-ExpandedTile = tuple[tuple[bytes, ...], ...]
-"""Every complete subtree inside a tile: level ``j`` holds the roots of ``2**j`` tile hashes."""
+ExpandedTile = tuple[bytes, ...]
+"""Every complete subtree inside a tile: level ``j`` is the concatenated roots (32 bytes each)
+of ``2**j`` tile hashes; level 0 is the tile's own bytes. One string per level, not one per
+hash: a full tile takes 16 KiB, not the ~45 KiB of 511 separate hash objects (RELIABILITY.md
+§6: servers keep many of them)."""
 
 
 def expand_tile(tile: Tile, data: bytes) -> ExpandedTile:
     """Hash a tile's ``width`` hashes up to the top of the tile, once (``width - 1`` node
-    hashes), so that any node inside it is then a lookup. Raises :class:`MalformedError` if
-    ``data`` is not ``width`` hashes."""
-    level = tuple(parse_tile(tile, data))
-    levels = [level]
+    hashes), so that any node inside it is then a lookup (:func:`expanded_hash`). Raises
+    :class:`MalformedError` if ``data`` is not ``width`` hashes."""
+    level = parse_tile(tile, data)
+    levels = [b"".join(level)]
     while len(level) > 1:
-        level = tuple(node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2))
-        levels.append(level)
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        levels.append(b"".join(level))
     return tuple(levels)
+
+
+def expanded_hash(levels: ExpandedTile, height: int, index: int) -> bytes:
+    """The root of the ``index``-th complete subtree of height ``height`` in an expanded tile."""
+    start = index * HASH_SIZE
+    digest = levels[height][start : start + HASH_SIZE]
+    if len(digest) != HASH_SIZE:
+        raise IndexError(f"no subtree {index} of height {height} in this tile")
+    return digest
 
 
 class SubtreeReader:
@@ -817,7 +830,7 @@ class SubtreeReader:
         if levels is None:
             levels = self._local[tile] = self._expanded(tile)
         height = count.bit_length() - 1
-        return levels[height][offset >> height]
+        return expanded_hash(levels, height, offset >> height)
 
 
 def hash_reader(connection: Connection, size: int) -> SubtreeReader:

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from auction.cli import main
 from auction.rules import SECOND, RegisterBidder, english_timed
 from auction.service import AuctionService
-from auction.storage import Storage
+from auction.storage import PARTIAL_TILE_CACHE_SIZE, Storage
 from auction.web import Settings, create_app
 from auction.web.log import add_log_routes
 from chain import (
@@ -213,6 +213,32 @@ async def test_receipts_verify(served: tuple[Client, AuctionService, Path]) -> N
         verified = verify_receipt(body["proof"].encode(), entry, None, policy)
         assert verified.index == seq and verified.checkpoint.checkpoint.size == head.size
     assert max(timings) < 2.0  # generous: reads run on reader threads, typically ~ms
+
+
+async def test_partial_tiles_are_cached_apart_and_push_no_full_tile_out(
+    served: tuple[Client, AuctionService, Path],
+) -> None:
+    # Each new tree size makes new partial tiles (notaries ask for them at every checkpoint):
+    # they get a small cache of their own, and the full tiles stay cached.
+    client, service, _ = served
+    store = service.ledger
+    assert isinstance(store, Storage)
+    head = service.checkpoint
+    widths = range(1, PARTIAL_TILE_CACHE_SIZE + 20)
+    assert head is not None and head.size - TILE_WIDTH > widths[-1]
+    full = Tile(0, 0)
+    status, full_bytes, _ = await get_bytes(client, f"/log/{full.path}")
+    assert status == 200 and full in store._tiles
+    widest = await service.read(store.ledger_tile, Tile(0, 1, head.size - TILE_WIDTH))
+    for width in widths:
+        partial = Tile(0, 1, width)
+        status, data, _ = await get_bytes(client, f"/log/{partial.path}")
+        assert status == 200 and len(data) == 32 * width
+        assert data == widest[: 32 * width]
+    assert list(store._partial_tiles) == [Tile(0, 1, w) for w in widths][-PARTIAL_TILE_CACHE_SIZE:]
+    assert full in store._tiles
+    assert all(not tile.is_partial for tile in store._tiles)
+    assert (await get_bytes(client, f"/log/{full.path}"))[1] == full_bytes
 
 
 async def test_export_from_data_and_from_url_are_identical(

@@ -30,6 +30,7 @@ from chain import (
     tiles_for_size,
     tree_root,
 )
+from chain.store import expand_tile, expanded_hash
 
 # ---------------------------------------------------------------------------------------------
 # Paths
@@ -285,6 +286,25 @@ def test_tile_hash_reader_serves_any_node_and_proof(
     assert offset + count <= tile.width
     leaf = data.draw(st.integers(min_value=0, max_value=size - 1), label="leaf")
     assert inclusion_proof(leaf, size, reader) == tree.inclusion_proof(leaf, size)
+
+
+@pytest.mark.parametrize("size", [1, 5, 255, 256, 300])
+def test_an_expanded_tile_holds_every_subtree_root_in_one_string_per_level(size: int) -> None:
+    tree, entries = _tree(size)
+    tile = Tile(0, 0, min(size, 256))
+    levels = expand_tile(tile, tree.tile(tile))
+    assert levels[0] == tree.tile(tile)
+    for height, level in enumerate(levels):
+        count = tile.width >> height
+        assert isinstance(level, bytes) and len(level) == count * 32
+        for i in range(count):
+            span = 1 << height
+            assert expanded_hash(levels, height, i) == mth(entries[i * span : (i + 1) * span])
+        with pytest.raises(IndexError):
+            expanded_hash(levels, height, count)
+    # A full tile: 511 hashes in 9 strings, 16 KiB of hash bytes (not 511 objects).
+    if tile.width == 256:
+        assert len(levels) == 9 and sum(map(len, levels)) == 511 * 32
 
 
 def test_tile_for_node_rejects_incomplete_nodes() -> None:
