@@ -1480,9 +1480,8 @@ class Storage:
     def _expanded_tile(self, connection: Connection, tile: Tile) -> ledger_store.ExpandedTile:
         """A tile with its inner subtrees hashed, from a bounded in-memory cache: a tile of a
         given width never changes, so receipts mostly cost lookups. Partial tiles have a small
-        cache of their own: every new tree size makes new ones (the notaries ask for them at
-        each checkpoint), which would otherwise push the full tiles out and, at a few per
-        second, fill the cache's memory within minutes of a server's start."""
+        cache of their own: every new tree size makes new ones, wanted only while that size is
+        the newest, which would otherwise push the full tiles out of the cache."""
         if tile.is_partial:
             cache, limit = self._partial_tiles, PARTIAL_TILE_CACHE_SIZE
         else:

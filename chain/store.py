@@ -785,7 +785,7 @@ def read_entry_bundle(connection: Connection, bundle: EntryBundle) -> bytes:
 ExpandedTile = tuple[bytes, ...]
 """Every complete subtree inside a tile: level ``j`` is the concatenated roots (32 bytes each)
 of ``2**j`` tile hashes; level 0 is the tile's own bytes. One string per level, not one per
-hash: a full tile takes 16 KiB, not the ~45 KiB of 511 separate hash objects (RELIABILITY.md
+hash: a full tile takes 16 KiB, not the ~37 KiB of 511 separate hash objects (RELIABILITY.md
 §6: servers keep many of them)."""
 
 
