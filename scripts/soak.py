@@ -27,12 +27,13 @@ in this process:
             live-lot stream that is no longer live at a sample is an error too.
 
 Every --interval seconds it samples the server process (VmRSS and RssAnon from
-/proc/PID/status, open file descriptors from /proc/PID/fd), the acknowledgement latency of
-the bids answered since the last sample (p50, p99), the watchers' update age (the watcher's
-receive time minus the server time `t` of the `BidAccepted` event; same clock, this is
-loopback), the ledger size and the latest published (co-signed) checkpoint, the viewers
-(how many are connected, the *fewest* frames per second one of them decoded over the
-interval, how many decoded none), and prints one table row.
+/proc/PID/status, open file descriptors from /proc/PID/fd, and where the anonymous memory is
+from /proc/PID/smaps: glibc's main heap, its thread arenas, the rest), the acknowledgement
+latency of the bids answered since the last sample (p50, p99), the watchers' update age
+(the watcher's receive time minus the server time `t` of the `BidAccepted` event; same
+clock, this is loopback), the ledger size and the latest published (co-signed) checkpoint,
+the viewers (how many are connected, the *fewest* frames per second one of them decoded
+over the interval, how many decoded none), and prints one table row.
 
 At the end it prints the table and a verdict. PASS needs all of:
   * no errors: every bid answered within 10 s, no `UNAVAILABLE` / `RATE_LIMITED` /
@@ -52,7 +53,8 @@ At the end it prints the table and a verdict. PASS needs all of:
   * checkpoints co-signed: the published checkpoint kept advancing (with notaries).
 
 --json OUT writes the samples (the table's columns, unrounded: `viewers` connected,
-`viewer_fps` the fewest frames/s a viewer decoded, `viewers_stalled`), the verdict, the counts,
+`viewer_fps` the fewest frames/s a viewer decoded, `viewers_stalled`, `heap_kib`,
+`arenas_kib`, `arenas`, `other_anon_kib`), the verdict, the counts,
 the errors, `viewers`, `live_lot`, `viewer_frames` (decoded, per viewer) and
 `viewer_reconnects` (0, null, [] and 0 without viewers).
 
@@ -144,6 +146,12 @@ class Sample:
     viewers: int = 0  # viewers whose peer connection is connected
     viewer_fps: float = float("nan")  # the fewest frames/s a viewer decoded over the interval
     viewers_stalled: int = 0  # viewers that decoded no frame over the interval
+    # Where the anonymous memory is (`anon_breakdown`): glibc's main heap, its thread arenas
+    # (and how many), and the rest (mmapped blocks, thread stacks, CPython's object arenas).
+    heap_kib: int = 0
+    arenas_kib: int = 0
+    arenas: int = 0
+    other_anon_kib: int = 0
 
 
 @dataclass(frozen=True)
@@ -247,6 +255,58 @@ def proc_status(pid: int) -> tuple[int, int, int]:
             if name in ("VmRSS", "RssAnon"):
                 fields[name] = int(value.split()[0])
     return fields.get("VmRSS", 0), fields.get("RssAnon", 0), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+#: glibc maps each heap of a thread arena at a multiple of this (HEAP_MAX_SIZE on 64-bit).
+GLIBC_HEAP_ALIGN = 64 << 20
+
+_SMAPS_RANGE = re.compile(r"([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+ *(.*)")
+
+
+def anon_breakdown(smaps: str) -> tuple[int, int, int, int]:
+    """Anonymous memory in KiB from the text of /proc/PID/smaps: `(main heap, thread arenas,
+    number of thread-arena heaps, the rest)`, summing to the process's anonymous pages. The
+    main heap is the `[heap]` mapping (glibc's main arena); a thread arena's heap is an
+    unnamed mapping that starts at a multiple of 64 MiB and ends inside it (glibc's layout);
+    the rest is everything else: mmapped blocks, thread stacks, CPython's object arenas
+    (pymalloc maps its own), copied pages of libraries. On another C library the first two
+    are 0."""
+    heap = arenas = count = rest = 0
+    kind = "rest"
+    for line in smaps.splitlines():
+        match = _SMAPS_RANGE.fullmatch(line)
+        if match is not None:
+            start, end, name = int(match[1], 16), int(match[2], 16), match[4].strip()
+            if name == "[heap]":
+                kind = "heap"
+            elif (
+                not name
+                and start % GLIBC_HEAP_ALIGN == 0
+                and end - start <= GLIBC_HEAP_ALIGN
+                and match[3].startswith("rw")
+            ):
+                kind = "arena"
+                count += 1
+            else:
+                kind = "rest"
+        elif line.startswith("Anonymous:"):
+            kib = int(line.split()[1])
+            if kind == "heap":
+                heap += kib
+            elif kind == "arena":
+                arenas += kib
+            else:
+                rest += kib
+    return heap, arenas, count, rest
+
+
+def proc_anon_breakdown(pid: int) -> tuple[int, int, int, int]:
+    """`anon_breakdown` of process `pid` (zeros if its smaps cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            return anon_breakdown(smaps.read())
+    except OSError:
+        return 0, 0, 0, 0
 
 
 def prepare(data: Path, notaries: int) -> list[DemoNotary]:
@@ -695,6 +755,7 @@ async def run(args: argparse.Namespace, data: Path) -> tuple[list[Sample], Stats
                     load.stats.error(f"gavel serve exited with {server.process.returncode}")
                     break
                 rss, anon, fds = proc_status(server.process.pid)
+                heap, arena_kib, arena_count, other = proc_anon_breakdown(server.process.pid)
                 acks, load.stats.acks = load.stats.acks, []
                 ages, load.stats.ages = load.stats.ages, []
                 viewers, viewer_fps, stalled = load.sample_viewers(elapsed - previous)
@@ -708,7 +769,7 @@ async def run(args: argparse.Namespace, data: Path) -> tuple[list[Sample], Stats
                     elapsed, rss, fds, anon, len(acks), percentile(acks, 50),
                     percentile(acks, 99), percentile(ages, 50), percentile(ages, 99), log_size,
                     published, cosigs, load.stats.lots_closed, len(load.stats.errors), viewers,
-                    viewer_fps, stalled,
+                    viewer_fps, stalled, heap, arena_kib, arena_count, other,
                 )  # fmt: skip
                 samples.append(sample)
                 print(row(sample), flush=True)
@@ -803,6 +864,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"the second half {verdict.rss_slope_kib_per_min:.1f} KiB/min "
             f"(limit {args.rss_slope:.0f}); fds {first.fds} -> {last.fds}, floor growth "
             f"{verdict.fd_growth} (limit {args.fd_growth})"
+        )
+        print(
+            "soak: anonymous memory, first -> last sample: "
+            + "; ".join(
+                f"{name} {a / 1024:.1f} -> {b / 1024:.1f} MiB"
+                for name, a, b in (
+                    ("main heap", first.heap_kib, last.heap_kib),
+                    (f"thread arenas ({last.arenas})", first.arenas_kib, last.arenas_kib),
+                    ("the rest", first.other_anon_kib, last.other_anon_kib),
+                )
+            )
         )
     word = "PASS" if verdict.passed else "FAIL: " + "; ".join(verdict.reasons)
     print(f"soak: verdict {word}", flush=True)

@@ -100,6 +100,38 @@ def test_a_viewer_without_frames_after_the_first_interval_is_an_error() -> None:
     assert both.reasons == ("3 errors (1 of them: a viewer decoded no frame over an interval)",)
 
 
+def smaps(*mappings: tuple[str, str, str, int]) -> str:
+    """/proc/PID/smaps text: (address range, permissions, name, anonymous KiB) per mapping."""
+    return "".join(
+        f"{span} {perms} 00000000 00:00 0 {name}\nSize: 4 kB\nAnonymous: {kib} kB\n"
+        "AnonHugePages: 0 kB\n"
+        for span, perms, name, kib in mappings
+    )
+
+
+SMAPS = smaps(
+    ("55d0c0a00000-55d0c0b21000", "rw-p", "[heap]", 1100),
+    ("7f5228000000-7f5228021000", "rw-p", "", 120),  # a thread arena's heap, grown a little
+    ("7f5228021000-7f522c000000", "---p", "", 0),  # and its reserve
+    ("7f5260000000-7f5264000000", "rw-p", "", 65536),  # a thread arena's heap, full size
+    ("7f523cffb000-7f523d7fb000", "rw-p", "", 40),  # a thread stack
+    ("7f5269c00000-7f526a0b9000", "rw-p", "", 4056),  # mmapped blocks, pymalloc's arenas
+    ("7f526a3a0000-7f526a3a4000", "rw-p", "/usr/lib/x86_64-linux-gnu/libc.so.6", 16),
+    ("7f5270000000-7f5270001000", "r--p", "/usr/lib/locale/C.utf8/LC_CTYPE", 0),
+    ("7ffc00000000-7ffc00021000", "rw-p", "[stack]", 132),
+)
+
+
+def test_anonymous_memory_is_split_into_main_heap_thread_arenas_and_the_rest() -> None:
+    heap, arenas, count, rest = soak.anon_breakdown(SMAPS)
+    assert heap == 1100
+    # two thread-arena heaps (64 MiB-aligned, inside 64 MiB); the reserve after one has none
+    assert (arenas, count) == (120 + 65536, 2)
+    # a thread stack, pymalloc-like blocks, a library's copied page, the process stack
+    assert rest == 40 + 4056 + 16 + 132
+    assert soak.anon_breakdown("") == (0, 0, 0, 0)
+
+
 @pytest.mark.slow
 def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
@@ -144,6 +176,11 @@ def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
     ]
     assert len(samples) >= 7
     assert all(s.rss_kib > 10_000 and s.fds > 5 for s in samples)
+    # the breakdown covers the anonymous memory (read a moment apart from RssAnon)
+    for s in samples:
+        parts = s.heap_kib + s.arenas_kib + s.other_anon_kib
+        assert s.heap_kib > 0 and s.other_anon_kib > 0
+        assert abs(parts - s.anon_kib) <= 0.1 * s.anon_kib, (parts, s.anon_kib)
     assert sum(s.acks > 0 for s in samples) >= len(samples) // 2  # lots close, new ones open
     assert samples[-1].published > samples[0].published  # co-signed checkpoints kept coming
     assert samples[-1].cosignatures >= 2
