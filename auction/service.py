@@ -591,13 +591,7 @@ class Checkpointer:
             return
         self._stopping = True
         self.notify(urgent=True)
-        try:
-            async with asyncio.timeout(self._stop_timeout):  # not wait_for: see LotActor.stop
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _finish(task, self._stop_timeout)
 
     async def _run(self) -> None:
         while True:
@@ -894,14 +888,7 @@ class LotActor:
             return
         self._queue.put_nowait(_STOP)
         try:
-            # Not `wait_for`: on Python 3.11 it drops a cancellation of the caller that arrives
-            # as the task ends (the dormant-lot sweeper, cancelled by `stop`, then ran on).
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _finish(task, timeout)
         finally:
             self._fail_leftovers()
 
@@ -1058,6 +1045,20 @@ _NO_JOURNAL = _NoJournal()
 def _fail(future: asyncio.Future[Any] | None, error: BaseException) -> None:
     if future is not None and not future.done():
         future.set_exception(error)
+
+
+async def _finish(task: asyncio.Task[Any], timeout: float) -> None:
+    """Let `task` end by itself within `timeout` seconds (it is not cancelled meanwhile), then
+    cancel it and wait. Not `wait_for(shield(task))`: on Python 3.11 that returns normally,
+    dropping a cancellation of the caller that arrives as the task ends (the dormant-lot
+    sweeper, cancelled by `stop` while stopping a lot, then ran on and stop hung)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(task)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -1533,7 +1534,7 @@ class AuctionService:
         do, so that a server running for months does not keep every lot's bids in memory."""
         assert self._dormant_after_s is not None
         interval = min(60.0, max(0.05, self._dormant_after_s / 4))
-        while self._running:
+        while True:
             await asyncio.sleep(interval)
             cutoff = self._clock() - int(self._dormant_after_s * 1_000_000)
             for lot_id, actor in list(self._actors.items()):
@@ -1546,8 +1547,6 @@ class AuctionService:
                     or not actor.idle
                 ):
                     continue
-                if not self._running:
-                    return
                 # In this order: a command from now on wakes the lot from the database, where
                 # everything the idle actor did is stored.
                 self._dormant[lot_id] = actor.view
