@@ -20,6 +20,18 @@ from .states import DepositState, LotStatus
 ORDINARY_RANK = 1_000
 
 
+_OWN_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _own_fields(cls: type) -> tuple[str, ...]:
+    """A `_Chain` dataclass's field names but `prev` (found once per class)."""
+    names = _OWN_FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "prev")
+        _OWN_FIELDS[cls] = names
+    return names
+
+
 class _Chain:
     """A node of one of the engine's persistent lists (a frozen dataclass whose `prev` is the
     next older node): equality, hash and repr walk the list in a loop. The dataclass-generated
@@ -30,13 +42,8 @@ class _Chain:
     __slots__ = ()
     prev: Any
 
-    def _names(self) -> list[str]:
-        """This node's field names but `prev`."""
-        fields: dict[str, object] = self.__dataclass_fields__  # type: ignore[attr-defined]
-        return [name for name in fields if name != "prev"]
-
     def _own(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._names())
+        return tuple(getattr(self, name) for name in _own_fields(type(self)))
 
     def _nodes(self) -> Iterator[Any]:
         node: Any = self
@@ -61,7 +68,7 @@ class _Chain:
         return hash(tuple(node._own() for node in self._nodes()))
 
     def __repr__(self) -> str:
-        own = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names())
+        own = ", ".join(f"{name}={getattr(self, name)!r}" for name in _own_fields(type(self)))
         return f"{type(self).__name__}({own}, earlier={sum(1 for _ in self._nodes()) - 1})"
 
 
