@@ -8,9 +8,9 @@ resident memory as free holes between live blocks. RELIABILITY.md §6: one `mall
 released 15 MiB of a video-serving server's 183 MiB (0.7 MiB of one without video), and a
 heap profile of that server showed its live C allocations flat (3.4-5.8 MiB over 7 minutes)
 while its resident memory grew. `malloc_trim(0)` hands every free page of every arena back
-(`madvise(MADV_DONTNEED)`); it took 0.4-0.9 ms at that size. With this and the video path's
-own fixes, a 30-minute soak with video levels off at ~180 MiB instead of still climbing past
-196 MiB (RELIABILITY.md §6, runs 6-8).
+(`madvise(MADV_DONTNEED)`); it took 0.4-0.9 ms at that size. It is one of the fixes that
+made a 30-minute soak with video flat (RELIABILITY.md §6, runs 7-12); what the trims leave is
+a ±3 MiB saw-tooth of the main heap between them.
 
 `HeapTrimmer` does this every `interval_s` seconds on a worker thread. On a C library without
 `malloc_trim` (musl, macOS) it does nothing: `available()` says which.
