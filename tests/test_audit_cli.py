@@ -3,12 +3,12 @@ and `scripts/bench_audit.py` kept alive with a small N."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from ledger_builder import Export, rechain, resign, standard_ledger, write_export
+from script_kit import load_script
 
 from auction.audit import verify_evidence
 from auction.cli import main
@@ -168,11 +168,7 @@ def test_compare_consistent_and_equivocating(
 
 
 def test_bench_script_runs_with_a_small_log(capsys: pytest.CaptureFixture[str]) -> None:
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_audit.py"
-    spec = importlib.util.spec_from_file_location("bench_audit", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_audit")
     assert bench.main(["--entries", "2000", "--checkpoint-every", "500", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["export"]["entries"] >= 2000

@@ -5,7 +5,6 @@ video jobs run on the lot's own thread, which ends with the lot."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from script_kit import load_script
 from test_stream_support import PATTERN, stream_settings, wait_until
 
 from auction import heap
@@ -134,11 +134,6 @@ def test_a_kept_scaler_gives_the_pixels_a_new_scaler_gives() -> None:
 
 
 def test_the_scaling_benchmark_runs() -> None:
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_stream.py"
-    spec = importlib.util.spec_from_file_location("bench_stream", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    result = bench.bench_scaling(frames=5, rounds=2)
+    result = load_script("bench_stream").bench_scaling(frames=5, rounds=2)
     assert set(result["median_ms"]) == {"new_scaler_per_frame", "kept_scaler"}
     assert all(len(v) == 2 and min(v) > 0 for v in result["per_frame_ms"].values())

@@ -8,28 +8,18 @@ must see no error at all.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_kit import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soak", REPO / "scripts" / "soak.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soak"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = load_soak()
+soak = load_script("soak")
 
 
 def series(rss: list[int], fds: list[int] | None = None, published: int = 100) -> list:  # type: ignore[type-arg]

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from oracle import mth, path, proof
+from script_kit import load_script
 
 from chain import ProofError, leaf_hash, verify_consistency, verify_inclusion
 
 HERE = Path(__file__).resolve().parent
 VECTORS = HERE / "vectors"
-SCRIPT = HERE.parent.parent / "scripts" / "gen_vectors.py"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -86,11 +85,7 @@ def test_valid_vectors_verify_and_agree_with_the_oracle() -> None:
 
 
 def test_committed_vectors_are_up_to_date() -> None:
-    spec = importlib.util.spec_from_file_location("gavel_gen_vectors", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    generated = module.generate()
+    generated = load_script("gen_vectors").generate()
     assert sorted(generated) == ["consistency.json", "inclusion.json"]
     for name, text in generated.items():
         assert (VECTORS / name).read_text() == text, f"{name} is stale: run scripts/gen_vectors.py"
