@@ -386,6 +386,11 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}
+
+
 def bench_scaling(frames: int, rounds: int) -> dict[str, Any]:
     """720p -> 360p bilinear scaling of the test pattern, milliseconds of the thread's CPU per
     frame: PyAV's `VideoFrame.reformat`, which sets up a new scaler for every source frame
@@ -470,7 +475,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.scaling:
         scaling = bench_scaling(args.scaling_frames, args.scaling_rounds)
-        scaling["machine"] = {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}
+        scaling["machine"] = machine()
         print(json.dumps(scaling, indent=2))
         if args.out:
             Path(args.out).write_text(json.dumps(scaling, indent=2) + "\n")
@@ -487,7 +492,7 @@ def main() -> int:
         warmup, window = 5.0, 8.0
         default_latency, shared_latency = [2], [0, 50]
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname()), "nice": args.nice},
+        "machine": {**machine(), "nice": args.nice},
         "default": ladder(
             "per_viewer",
             default_steps,
