@@ -558,7 +558,7 @@ class LedgerReplay:
             EntryType.LOT_STATE,
         ):
             self._command(seq, entry_type, t_us, body)
-        # stream_segment (any object body), notary_set: checked by their own verifiers
+        # stream_segment, document (any object body), notary_set: checked by their own verifiers
 
     def _lot(self, seq: int, body: Mapping[str, Any]) -> None:
         lot_id = _text(body, "lot", seq)

@@ -840,7 +840,9 @@ _COMMAND_ENTRY_TYPES = frozenset(
 )
 
 #: Entry types written by `LedgerRecord`s (not lot commands, not the server's own framing).
-_RECORDED_TYPES = frozenset({EntryType.IDV, EntryType.STREAM_SEGMENT, EntryType.KEY})
+_RECORDED_TYPES = frozenset(
+    {EntryType.IDV, EntryType.STREAM_SEGMENT, EntryType.KEY, EntryType.DOCUMENT}
+)
 
 
 def _data_directory(target: str | os.PathLike[str]) -> Path | None:

@@ -95,6 +95,7 @@ class EntryType(StrEnum):
     SALE = "sale"
     DEPOSIT = "deposit"
     STREAM_SEGMENT = "stream_segment"
+    DOCUMENT = "document"
     KEY = "key"
     NOTARY_SET = "notary_set"
 
