@@ -5,9 +5,8 @@ Tables (SQLAlchemy Core, created idempotently in the same database as the lots a
 * `gavel_account`: the account id (`acct-<16 hex>`) and the raw Ed25519 public key bound to it;
 * `gavel_session`: bearer sessions (only the SHA-256 of the token is stored) with a role:
   `bidder`, `auctioneer`, `compliance` or `auditor`, and an expiry;
-* `gavel_identity`: the compliance table. The personal data and the salt of the identity
-  check, with the attestation the provider signed. Erasing an account's personal data clears
-  both (the ledger keeps only the salted commitment, which then can no longer be opened);
+* (the compliance tables of identities are `auction.identity_schema`'s, made by the schema
+  migrations of `auction.storage`, and read and written by `auction.identity_records`);
 * `gavel_secret`: server secrets that must survive a restart (the bidder-code key, and the
   identity provider's key when there is no data directory).
 
@@ -19,10 +18,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import os
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,18 +49,6 @@ SESSIONS = sa.Table(
     sa.Column("account", sa.String(32), nullable=False, index=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("expires_us", sa.BigInteger, nullable=False),
-)
-
-IDENTITIES = sa.Table(
-    "gavel_identity",
-    _METADATA,
-    sa.Column("account", sa.String(32), primary_key=True),
-    sa.Column("personal_data", sa.Text, nullable=True),  # JSON; NULL once erased
-    sa.Column("salt", sa.LargeBinary(64), nullable=True),  # NULL once erased
-    sa.Column("attestation", sa.Text, nullable=False),  # JSON, no personal data
-    sa.Column("idv_entry", sa.BigInteger, nullable=True),
-    sa.Column("verified_us", sa.BigInteger, nullable=False),
-    sa.Column("erased_us", sa.BigInteger, nullable=True),
 )
 
 SECRETS = sa.Table(
@@ -121,20 +106,6 @@ class Session:
     expires_us: int
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """An account's row of the compliance table. `personal_data` and `salt` are None once
-    erased; `attestation` (what the ledger holds) stays."""
-
-    account: str
-    personal_data: Mapping[str, Any] | None
-    salt: bytes | None
-    attestation: Mapping[str, Any]
-    idv_entry: int | None
-    verified_us: int
-    erased_us: int | None
-
-
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -173,6 +144,11 @@ class AccountStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def engine(self) -> Engine:
+        """The connection pool (`auction.identity_records` shares it)."""
+        return self._engine
 
     def _run(self, what: str, function: Any) -> Any:
         try:
@@ -244,68 +220,6 @@ class AccountStore:
         )
         return None if row is None else row.public_key
 
-    # -- the compliance table --
-
-    def record_identity(
-        self,
-        account: str,
-        personal_data: Mapping[str, Any],
-        salt: bytes,
-        attestation: Mapping[str, Any],
-        idv_entry: int | None,
-        now_us: int,
-    ) -> None:
-        """Keep (or replace) the account's personal data, salt and attestation."""
-        values = {
-            "personal_data": json.dumps(dict(personal_data), ensure_ascii=False, sort_keys=True),
-            "salt": salt,
-            "attestation": json.dumps(dict(attestation), sort_keys=True),
-            "idv_entry": idv_entry,
-            "verified_us": now_us,
-            "erased_us": None,
-        }
-
-        def upsert(connection: sa.Connection) -> None:
-            done = connection.execute(
-                IDENTITIES.update().where(IDENTITIES.c.account == account).values(**values)
-            )
-            if done.rowcount == 0:
-                connection.execute(IDENTITIES.insert().values(account=account, **values))
-
-        self._run("record identity", upsert)
-
-    def identity(self, account: str) -> Identity | None:
-        row = self._run(
-            "read identity",
-            lambda connection: connection.execute(
-                sa.select(IDENTITIES).where(IDENTITIES.c.account == account)
-            ).first(),
-        )
-        if row is None:
-            return None
-        return Identity(
-            account=row.account,
-            personal_data=json.loads(row.personal_data) if row.personal_data else None,
-            salt=row.salt,
-            attestation=json.loads(row.attestation),
-            idv_entry=row.idv_entry,
-            verified_us=row.verified_us,
-            erased_us=row.erased_us,
-        )
-
-    def erase_personal_data(self, account: str, now_us: int) -> bool:
-        """Clear the account's personal data and salt. Returns whether there was any."""
-
-        def erase(connection: sa.Connection) -> bool:
-            done = connection.execute(
-                IDENTITIES.update()
-                .where(IDENTITIES.c.account == account, IDENTITIES.c.personal_data.is_not(None))
-                .values(personal_data=None, salt=None, erased_us=now_us)
-            )
-            return bool(done.rowcount)
-
-        return bool(self._run("erase personal data", erase))
-
     # -- secrets --
 
     def secret(self, name: str, size: int = 32) -> bytes:
@@ -329,7 +243,6 @@ __all__ = [
     "AccountError",
     "AccountStore",
     "AccountUnavailable",
-    "Identity",
     "KeyInUse",
     "Role",
     "Session",

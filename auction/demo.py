@@ -392,9 +392,10 @@ class Drivers:
         public_key = bot.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         bot.account, _, _ = await gateway.create_account(public_key)
         name = bot.rng.choice(BOT_NAMES)
-        await gateway.verify_identity(
-            bot.account, name, "PRC_RESIDENT_ID", synthetic_prc_id(bot.rng)
-        )
+        # One person, one account: a bot of another run (same --seed, same data) is another
+        # person, so its document comes from its name, which carries the run's random id.
+        document = synthetic_prc_id(random.Random(bot.name))
+        await gateway.verify_identity(bot.account, name, "PRC_RESIDENT_ID", document)
 
     async def _register(self, bot: Bot) -> None:
         for view in self._service.views():

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -38,17 +37,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from chain import Ed25519Signer, EntryType
+from chain import Ed25519Signer
 
-from .accounts import AccountError, AccountStore, Identity, Role, Session
-from .identity import (
-    Attestation,
-    DocumentType,
-    IdentityError,
-    IdentityProvider,
-    IdentityReason,
-)
-from .ledger import SignatureMemo, SignedRequest, idv_body
+from .accounts import AccountError, AccountStore, Role, Session
+from .identity import Attestation, IdentityProvider
+from .identity_desk import DeskError, IdentityDesk
+from .identity_records import IdentityRecords, IdentityVersion
+from .ledger import SignatureMemo, SignedRequest
 from .payments import Callback, CallbackInbox, PaymentError, PaymentProvider, PaymentReason
 from .protocol import (
     BidRequest,
@@ -209,6 +204,7 @@ class Gateway:
         payments: PaymentProvider,
         *,
         code_secret: bytes,
+        fingerprint_key: bytes,
         clock: Callable[[], int] | None = None,
         bids_per_second: int = BIDS_PER_SECOND,
         callback_delay: float = CALLBACK_DELAY,
@@ -236,6 +232,17 @@ class Gateway:
         #: Clustered: sends a bid for a lot another instance writes to that instance's
         #: gateway, which answers it (idempotency, limits, signature, ack) as its own.
         self.forward_bid: Callable[[str, BidRequest], Awaitable[dict[str, Any]]] | None = None
+        #: The real-name check and the compliance records of identities (one person, one
+        #: account): `auction.identity_desk`.
+        self.identities = IdentityDesk(
+            record=service.record,
+            records=IdentityRecords(accounts.engine),
+            provider=identity.provider,
+            signer=identity.signer,
+            fingerprint_key=fingerprint_key,
+            clock=self._clock,
+            open_lots=self.open_lots,
+        )
 
     @property
     def bids_per_second(self) -> int:
@@ -298,10 +305,10 @@ class Gateway:
         public_key = await self._blocking(self._accounts.public_key, account)
         if public_key is None:
             return None
-        identity = await self._blocking(self._accounts.identity, account)
+        identity = await self.identity(account)
         until = None
-        if identity is not None:
-            until = int(identity.attestation["expires_us"])
+        if identity is not None and not identity.bound_elsewhere:  # a duplicate does not count
+            until = identity.expires_us
         known = BidderKey(bytes(public_key), until)
         self._keys[account] = known
         return known
@@ -311,53 +318,49 @@ class Gateway:
     async def verify_identity(
         self, account: str, name: str, document_type: str, document: str
     ) -> tuple[Attestation, int]:
-        """Check the document, sign the attestation, keep the personal data and the salt in
-        the compliance table and write the `idv` entry. Returns the attestation and the
-        entry's seq. Raises `GatewayError` (422 with the identity reason) and writes nothing
-        when the check fails."""
+        """Check the document and record the identity (`IdentityDesk.verify`: one person, one
+        account; an identity once verified is bound to the account). Returns the attestation
+        and its `idv` entry's seq. Raises `GatewayError` (422 with the identity reason, 409
+        `DOCUMENT_IN_USE`, `IDENTITY_BOUND`, `REGISTERED_ON_OPEN_LOT`) and writes nothing but
+        a compliance alert when refused."""
         key = await self.bidder_key(account)
         if key is None:
             raise GatewayError(403, "NO_KEY", "this account has no bidding key")
         try:
-            kind = DocumentType(document_type)
-        except ValueError:
-            raise GatewayError(
-                422, "MALFORMED", "document_type must be PRC_RESIDENT_ID or PASSPORT_TD3"
-            ) from None
-        now = self.now()
-        today = dt.datetime.fromtimestamp(now / 1e6, dt.UTC).date()
-        provider = self._identity.provider
-        try:
-            verified = provider.check(kind, document, name, today)
-            salt = secrets.token_bytes(16)
-            attestation = provider.attest(verified, key.public_key, salt, now)
-        except IdentityError as exc:
-            raise GatewayError(422, exc.reason.value, _IDENTITY_WORDS[exc.reason]) from exc
-        body = idv_body(account, attestation.to_json())
-        try:
-            seq = await self._service.record(EntryType.IDV, body, signer=self._identity.signer)
-        except (ServiceError, StorageError) as exc:  # nothing was written
-            raise GatewayError(503, "UNAVAILABLE", "the identity could not be recorded") from exc
-        await self._blocking(
-            self._accounts.record_identity,
-            account,
-            verified.personal_data(),
-            salt,
-            attestation.to_json(),
-            seq,
-            now,
-        )
+            attestation, seq = await self.identities.verify(
+                account, key.public_key, name, document_type, document
+            )
+        except DeskError as exc:
+            raise GatewayError(exc.status, exc.code, exc.message) from exc
         self._keys[account] = BidderKey(key.public_key, attestation.expires_us)
         return attestation, seq
 
-    async def identity(self, account: str) -> Identity | None:
-        """The account's row of the compliance table (personal data: compliance use only)."""
-        return await self._blocking(self._accounts.identity, account)  # type: ignore[no-any-return]
+    async def identity(self, account: str) -> IdentityVersion | None:
+        """The account's newest identity version (personal data: compliance use only)."""
+        try:
+            return await self.identities.latest(account)
+        except DeskError as exc:
+            raise GatewayError(exc.status, exc.code, exc.message) from exc
 
     async def erase_personal_data(self, account: str) -> bool:
-        """Erase the account's personal data and salt; the ledger's attestation stays, its
-        commitment can no longer be opened. Returns whether anything was erased."""
-        return bool(await self._blocking(self._accounts.erase_personal_data, account, self.now()))
+        """Erase the personal data and salt of every version of the account's identity; the
+        ledger's attestations stay (their commitments can no longer be opened), and so do the
+        document fingerprints. Returns whether anything was erased."""
+        try:
+            return await self.identities.erase(account)
+        except DeskError as exc:
+            raise GatewayError(exc.status, exc.code, exc.message) from exc
+
+    def open_lots(self, account: str) -> list[str]:
+        """The lots not yet closed the account is registered on."""
+        found = []
+        for view in self._service.views():
+            if not view.active:
+                continue
+            state = self._service.state(view.lot_id)
+            if state is not None and account in state.bidders:
+                found.append(view.lot_id)
+        return found
 
     # -- registration (rules C2) and deposits (rules C3) --
 
@@ -691,17 +694,6 @@ def _refusal(events: tuple[Any, ...]) -> Rejected | None:
         return events[0]
     return None
 
-
-_IDENTITY_WORDS: Mapping[IdentityReason, str] = {
-    IdentityReason.MALFORMED: "the document number is not in the expected format",
-    IdentityReason.BAD_CHECK_DIGIT: "the check character of the identity number is wrong",
-    IdentityReason.INVALID_DATE: "the birth or expiry date on the document does not exist",
-    IdentityReason.MINOR: "bidders must be adults",
-    IdentityReason.DOCUMENT_EXPIRED: "the document has expired",
-    IdentityReason.NAME_MISMATCH: "the name does not match the document",
-    IdentityReason.ATTESTATION_INVALID: "the identity attestation is not valid",
-    IdentityReason.ATTESTATION_EXPIRED: "the identity attestation has expired",
-}
 
 _PAYMENT_WORDS: Mapping[PaymentReason, str] = {
     PaymentReason.INSUFFICIENT_FUNDS: "there is not enough money on the account for the deposit",

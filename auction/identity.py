@@ -12,6 +12,11 @@ Documents checked:
 * passport machine-readable zone, ICAO 9303 TD3 (two lines of 44 characters): every check
   digit (weights 7-3-1), birth and expiry dates, the name matching the zone, an adult holder.
 
+Document numbers are normalised before any check (`normalise_document`): width variants
+(full-width digits and letters, as Chinese input methods type them) become ASCII by NFKC; any
+other digit (a superscript, a circled digit, another script's digit) is refused with
+`NON_ASCII_DIGIT`, never guessed; letters are upper-cased (the check character `X`).
+
 Pure: no clock, no randomness (`now` and `salt` are parameters). `IdentityError` carries a
 typed reason.
 """
@@ -38,6 +43,7 @@ ATTESTATION_PREFIX = b"gavel/idv-attestation/v1\n"
 
 class IdentityReason(enum.StrEnum):
     MALFORMED = "MALFORMED"
+    NON_ASCII_DIGIT = "NON_ASCII_DIGIT"
     BAD_CHECK_DIGIT = "BAD_CHECK_DIGIT"
     INVALID_DATE = "INVALID_DATE"
     MINOR = "MINOR"
@@ -71,6 +77,8 @@ class VerifiedDocument:
     birth_date: dt.date
     expiry: dt.date | None
     nationality: str | None
+    #: The state that issued the document (ICAO 9303 code; "CHN" for a resident identity card).
+    issuing_state: str = "CHN"
 
     def personal_data(self) -> dict[str, Any]:
         return {
@@ -80,7 +88,46 @@ class VerifiedDocument:
             "birth_date": self.birth_date.isoformat(),
             "expiry": self.expiry.isoformat() if self.expiry else None,
             "nationality": self.nationality,
+            "issuing_state": self.issuing_state,
         }
+
+
+# --- document text ----------------------------------------------------------------------------
+
+#: Compatibility decompositions that only change a character's width: NFKC may fold these.
+_WIDTH_TAGS = ("<wide>", "<narrow>")
+
+
+def _is_ascii_digit(char: str) -> bool:
+    return "0" <= char <= "9"
+
+
+def normalise_document(text: str) -> str:
+    """A document number or zone as ASCII: NFKC, upper case, surrounding space stripped.
+
+    Full-width digits and letters become ASCII. Any other digit — a superscript (²), a
+    subscript, a circled digit, a digit of another script (٣, ०), a CJK numeral — raises
+    `IdentityError(NON_ASCII_DIGIT)`: only the digits 0-9 make a document number."""
+    kept = []
+    for char in text:
+        if char.isascii():
+            kept.append(char)
+        elif unicodedata.decomposition(char).startswith(_WIDTH_TAGS):
+            kept.append(unicodedata.normalize("NFKC", char))
+        elif unicodedata.numeric(char, None) is not None:
+            raise IdentityError(
+                IdentityReason.NON_ASCII_DIGIT,
+                f"only the digits 0-9 may be used, not {char!r} (U+{ord(char):04X})",
+            )
+        else:
+            kept.append(char)
+    folded = unicodedata.normalize("NFKC", "".join(kept))
+    for char in folded:
+        if not char.isascii() and unicodedata.numeric(char, None) is not None:
+            raise IdentityError(
+                IdentityReason.NON_ASCII_DIGIT, f"only the digits 0-9 may be used, not {char!r}"
+            )
+    return folded.strip().upper()
 
 
 # --- PRC resident identity number (GB 11643-1999) --------------------------------------------
@@ -101,8 +148,12 @@ def _age(birth: dt.date, today: dt.date) -> int:
 
 def check_prc_id(number: str, name: str, today: dt.date) -> VerifiedDocument:
     """Validate an 18-character resident identity number for an adult holder."""
-    text = number.strip().upper()
-    if len(text) != 18 or not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
+    text = normalise_document(number)
+    if (
+        len(text) != 18
+        or not all(_is_ascii_digit(char) for char in text[:17])
+        or not (_is_ascii_digit(text[17]) or text[17] == "X")
+    ):
         raise IdentityError(IdentityReason.MALFORMED, "an identity number has 17 digits + 0-9/X")
     if text[0] not in "12345678":
         raise IdentityError(IdentityReason.MALFORMED, "unknown region code")
@@ -129,7 +180,7 @@ def mrz_check_digit(field: str) -> str:
     """ICAO 9303 part 3 §4.9: weights 7, 3, 1; digits, A=10 … Z=35, filler '<' = 0."""
     total = 0
     for position, char in enumerate(field):
-        if char.isdigit():
+        if _is_ascii_digit(char):
             value = int(char)
         elif "A" <= char <= "Z":
             value = ord(char) - ord("A") + 10
@@ -143,7 +194,7 @@ def mrz_check_digit(field: str) -> str:
 
 def _mrz_date(text: str, *, future: bool, today: dt.date) -> dt.date:
     """YYMMDD; the century is the one that makes sense (birth in the past, expiry near)."""
-    if not text.isdigit():
+    if len(text) != 6 or not all(_is_ascii_digit(char) for char in text):
         raise IdentityError(IdentityReason.INVALID_DATE, "MRZ dates are YYMMDD digits")
     year = int(text[:2])
     century = (today.year // 100) * 100
@@ -161,7 +212,8 @@ def _mrz_date(text: str, *, future: bool, today: dt.date) -> dt.date:
 def check_passport_mrz(mrz: str, name: str, today: dt.date) -> VerifiedDocument:
     """Validate a TD3 machine-readable zone (two lines of 44) for an adult, unexpired holder
     whose name matches the zone."""
-    lines = [line.strip().upper() for line in mrz.strip().splitlines() if line.strip()]
+    text = normalise_document(mrz)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 2 or any(len(line) != 44 for line in lines):
         raise IdentityError(IdentityReason.MALFORMED, "a passport MRZ is two lines of 44")
     first, second = lines
@@ -169,7 +221,7 @@ def check_passport_mrz(mrz: str, name: str, today: dt.date) -> VerifiedDocument:
         raise IdentityError(IdentityReason.MALFORMED, "not a passport (TD3) zone")
     for line in lines:
         for char in line:
-            if not (char.isdigit() or "A" <= char <= "Z" or char == "<"):
+            if not (_is_ascii_digit(char) or "A" <= char <= "Z" or char == "<"):
                 raise IdentityError(IdentityReason.MALFORMED, "invalid MRZ character")
     number, number_check = second[0:9], second[9]
     birth_text, birth_check = second[13:19], second[19]
@@ -204,6 +256,7 @@ def check_passport_mrz(mrz: str, name: str, today: dt.date) -> VerifiedDocument:
         birth,
         expiry,
         second[10:13].replace("<", ""),
+        first[2:5].replace("<", ""),
     )
 
 

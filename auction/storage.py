@@ -91,6 +91,7 @@ from chain import (
 )
 from chain import store as ledger_store
 
+from .identity_schema import migrate_identities
 from .ledger import (
     IdentityBook,
     SignatureMemo,
@@ -119,7 +120,7 @@ from .rules import (
 )
 
 #: The schema this code writes. `MIGRATIONS[v - 1]` moves a database from version v - 1 to v.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: PostgreSQL transaction advisory locks, keyed `(namespace, key)` where the namespace names
 #: the database and schema (`Storage.advisory_namespace`): two deployments in two schemas of
@@ -541,12 +542,19 @@ def _migrate_to_3(connection: Connection) -> None:
     CLUSTER_METADATA.create_all(connection)
 
 
+def _migrate_to_4(connection: Connection) -> None:
+    """Version 4: identity versions (append-only), document fingerprints, alerts and permits
+    (`auction.identity_schema`); the one-row-per-account identity table becomes version 1."""
+    migrate_identities(connection)
+
+
 #: Forward migrations, in order: entry v - 1 brings a database from version v - 1 to v.
 #: Add a function for each schema change and raise `SCHEMA_VERSION`; never edit a released one.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

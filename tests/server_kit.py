@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,17 @@ def prc_id(birth: str = "19800101", region: str = "110105", sequence: str = "123
     """A well-formed PRC resident identity number (GB 11643-1999 check character)."""
     first17 = region + birth + sequence
     return first17 + prc_check_character(first17)
+
+
+#: One person, one account: every bidder made by `verify` without a document gets its own.
+_DOCUMENT_NUMBERS = itertools.count()
+
+
+def fresh_prc_id() -> str:
+    """A resident identity number no other call in this process returns (region 310104, so
+    it never equals a `prc_id()` of the default region)."""
+    n = next(_DOCUMENT_NUMBERS)
+    return prc_id(birth=f"{1960 + n // 1000 % 40}0101", region="310104", sequence=f"{n % 1000:03d}")
 
 
 def wrong_check(number: str) -> str:
@@ -120,7 +132,11 @@ async def verify(
 ) -> dict[str, Any]:
     async with http.post(
         f"{url}/api/identity",
-        json={"name": NAME, "document_type": "PRC_RESIDENT_ID", "document": document or prc_id()},
+        json={
+            "name": NAME,
+            "document_type": "PRC_RESIDENT_ID",
+            "document": document or fresh_prc_id(),
+        },
         headers=bidder.auth,
     ) as response:
         assert response.status == 201, await response.text()

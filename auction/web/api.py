@@ -22,6 +22,7 @@ from chain import ChainError, parse_note
 
 from ..accounts import AccountError, AccountStore, Role, Session
 from ..gateway import Gateway, GatewayError
+from ..identity_desk import DeskError
 from ..rules import (
     AcceptOnline,
     Authority,
@@ -183,7 +184,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    except GatewayError as exc:
+    except (GatewayError, DeskError) as exc:
         return error_response(exc.status, exc.code, exc.message)
     except AccountError as exc:
         return error_response(exc.status, exc.code, exc.message)
@@ -213,6 +214,11 @@ def add_api_routes(app: web.Application, parts: Callable[[web.Request], Componen
     app.router.add_post("/api/console/lots/{lot}/commands", api.command)
     app.router.add_get("/api/compliance/lots/{lot}/identities", api.identities)
     app.router.add_delete("/api/compliance/accounts/{account}/personal-data", api.erase)
+    app.router.add_get("/api/compliance/accounts/{account}/identity", api.identity_history)
+    app.router.add_post(
+        "/api/compliance/accounts/{account}/reverification", api.allow_reverification
+    )
+    app.router.add_get("/api/compliance/alerts", api.alerts)
     app.router.add_get("/api/auditor", api.auditor)
 
 
@@ -453,7 +459,8 @@ class _Api:
         )  # the access is itself logged
         rows = []
         for account, bidder in sorted(state.bidders.items()):
-            identity = await parts.gateway.identity(account)
+            versions = await parts.gateway.identities.history(account)
+            identity = versions[-1] if versions else None
             rows.append(
                 {
                     "code": bidder.code,
@@ -462,6 +469,7 @@ class _Api:
                     if identity is not None and identity.personal_data is not None
                     else None,
                     "erased": identity is not None and identity.erased_us is not None,
+                    "versions": [version.to_json() for version in versions],
                 }
             )
         return web.json_response({"lot": lot, "identities": rows}, headers=_NO_STORE)
@@ -474,6 +482,56 @@ class _Api:
         if not erased:
             raise ApiError(404, "NOTHING_TO_ERASE", "no personal data is held for that account")
         return web.json_response({"account": account, "erased": True}, headers=_NO_STORE)
+
+    async def identity_history(self, request: web.Request) -> web.Response:
+        """Every version of an account's identity, its permits and alerts: sealed, like the
+        lot view, while the account is registered on a lot that has not closed."""
+        session = await self._session(request, Role.COMPLIANCE)
+        gateway = self._parts(request).gateway
+        account = request.match_info["account"]
+        if gateway.open_lots(account):
+            raise ApiError(
+                409,
+                "NOT_CLOSED",
+                "this account is registered for a lot that has not closed; its identity stays"
+                " sealed until then (rules C2.4)",
+            )
+        versions = await gateway.identities.history(account)
+        if not versions:
+            raise ApiError(404, "NOT_VERIFIED", "that account has no verified identity")
+        logger.warning("compliance: %s opened the identity history of %s", session.account, account)
+        alerts = [
+            alert.to_json()
+            for alert in await gateway.identities.alerts()
+            if account in (alert.account, alert.holder)
+        ]
+        answer = {
+            "account": account,
+            "versions": [version.to_json() for version in versions],
+            "bound_elsewhere": versions[-1].bound_elsewhere,
+            "permits": await gateway.identities.permits(account),
+            "alerts": alerts,
+        }
+        return web.json_response(answer, headers=_NO_STORE)
+
+    async def allow_reverification(self, request: web.Request) -> web.Response:
+        session = await self._session(request, Role.COMPLIANCE)
+        body = await _body(request)
+        reason = _text(body, "reason", 500).strip()
+        account = request.match_info["account"]
+        gateway = self._parts(request).gateway
+        permit, expires = await gateway.identities.allow_reverification(
+            account, session.account, reason
+        )
+        answer = {"account": account, "permit": permit, "reason": reason, "expires_us": expires}
+        return web.json_response(answer, status=201, headers=_NO_STORE)
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        await self._session(request, Role.COMPLIANCE)
+        alerts = await self._parts(request).gateway.identities.alerts()
+        return web.json_response(
+            {"alerts": [alert.to_json() for alert in alerts]}, headers=_NO_STORE
+        )
 
     # -- the auditor page --
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -54,6 +55,7 @@ from ..gateway import (
     load_identity_keys,
 )
 from ..heap import HeapTrimmer
+from ..identity_records import fingerprint_key
 from ..payments import PaymentProvider
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
@@ -61,6 +63,8 @@ from ..video import VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .log import add_log_routes
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,12 +330,14 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
     keys = load_identity_keys(key_seed, settings.attestation_validity_us)
     await service.add_actor_key(keys.signer.vkey, "idv")  # before any idv entry
     code_secret = await asyncio.to_thread(accounts.secret, "bidder-code")
+    fingerprints = await asyncio.to_thread(fingerprint_key, directory, accounts)
     gateway = Gateway(
         service,
         accounts,
         keys,
         PaymentProvider(),
         code_secret=code_secret,
+        fingerprint_key=fingerprints,
         clock=settings.clock,
         bids_per_second=settings.bids_per_second,
         idempotency_grace_s=settings.idempotency_grace_s,
@@ -342,6 +348,14 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
     size = await service.read(store.ledger_size)
     start = max(0, size - gateway.idempotency_memory)
     gateway.learn_answered(await service.read(store.ledger_entries, start, size))
+    # Identities stored before document fingerprints existed get theirs (schema version 4).
+    fingerprinted, duplicates = await gateway.identities.backfill()
+    if fingerprinted:
+        logger.warning(
+            "identity: fingerprinted %d stored identities; %d duplicate(s) sent to compliance",
+            fingerprinted,
+            duplicates,
+        )
     app[GATEWAY] = gateway
     yield
     await gateway.stop()
