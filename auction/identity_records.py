@@ -293,6 +293,9 @@ class IdentityRecords:
 
     def holder(self, fingerprint: str) -> str | None:
         """The account the document is bound to, or None."""
+        return self._holder(fingerprint)
+
+    def _holder(self, fingerprint: str) -> str | None:
         query = sa.select(IDENTITY_FINGERPRINTS.c.account).where(
             IDENTITY_FINGERPRINTS.c.fingerprint == fingerprint
         )
@@ -317,7 +320,7 @@ class IdentityRecords:
             pass
         except sa_exc.SQLAlchemyError as exc:
             raise AccountUnavailable("bind identity: the database failed") from exc
-        holder = self.holder(fingerprint)
+        holder = self._holder(fingerprint)
         if holder == account:
             return False
         raise DocumentInUse(holder or "")

@@ -195,6 +195,13 @@ async def test_console_and_compliance_need_their_roles(
         compliance_calls = [
             ("GET", "/api/compliance/lots/watch/identities", None),
             ("DELETE", f"/api/compliance/accounts/{bidder.account}/personal-data", None),
+            ("GET", f"/api/compliance/accounts/{bidder.account}/identity", None),
+            (
+                "POST",
+                f"/api/compliance/accounts/{bidder.account}/reverification",
+                {"reason": "x"},
+            ),
+            ("GET", "/api/compliance/alerts", None),
         ]
         before = await snapshot(server, http, bidder)
         wrong_roles = {

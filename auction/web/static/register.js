@@ -8,6 +8,7 @@ import { byId, el, say } from "./util.js";
 import { GavelSocket } from "./ws.js";
 
 const POLL_MS = 1000;
+const BINDING_REFUSALS = ["DOCUMENT_IN_USE", "IDENTITY_BOUND", "REGISTERED_ON_OPEN_LOT"];
 let identity = null;
 let lots = [];
 let socket = null;
@@ -69,7 +70,13 @@ async function checkIdentity(event) {
     setVerified(Boolean(result && result.verified));
     if (!(result && result.verified)) say(byId("identity-result"), "The identity could not be verified.", "error");
   } catch (error) {
-    say(byId("identity-result"), `The identity check failed: ${errorWords(error)}`, "error");
+    // One person, one account: these refusals are not a failed check of the document, and a
+    // verified account stays verified (its identity is bound to it).
+    if (error instanceof ApiError && BINDING_REFUSALS.includes(error.code)) {
+      say(byId("identity-result"), errorWords(error), "error");
+    } else {
+      say(byId("identity-result"), `The identity check failed: ${errorWords(error)}`, "error");
+    }
   } finally {
     button.disabled = false;
   }
