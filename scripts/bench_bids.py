@@ -210,7 +210,10 @@ async def create_hot_lot(url: str, token: str, duration: float) -> None:
 
 
 def prc_id(n: int) -> str:
-    first17 = f"110105{1960 + n % 40:04d}0101{n % 1000:03d}"
+    """Bidder n's resident identity number: one person, one account, so a different number for
+    every n below 13 million (sequence, then birth year, month and day)."""
+    year, month, day = 1960 + n // 1000 % 40, 1 + n // 40_000 % 12, 1 + n // 480_000 % 28
+    first17 = f"110105{year:04d}{month:02d}{day:02d}{n % 1000:03d}"
     return first17 + prc_check_character(first17)
 
 

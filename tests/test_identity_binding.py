@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auction.identity import (
     DocumentType,
@@ -134,3 +136,27 @@ def test_the_reverification_rule(
         assert decision.permit == permit
     if refusal is Refusal.REGISTERED_ON_OPEN_LOT:
         assert "flat" in decision.detail
+
+
+DOCUMENT_ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cs",))
+PRC_LIKE = st.lists(
+    st.sampled_from(list("0123456789Xx０１２３４５６７８９Ｘｘ²³¹₂①٣०一 \u3000")),
+    min_size=16,
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(DOCUMENT_ALPHABET, max_size=100), PRC_LIKE))
+def test_any_text_is_a_document_or_a_typed_refusal(typed: str) -> None:
+    """Document checks only ever raise `IdentityError` (the API's typed 422), whatever the
+    text; what passes is plain ASCII and fingerprints like its ASCII spelling."""
+    for check in (check_prc_id, check_passport_mrz):
+        try:
+            document = check(typed, "Anna Maria Eriksson", TODAY)
+        except IdentityError:
+            continue
+        assert document.number.isascii() and document.number == document.number.upper()
+        assert document_fingerprint(KEY, document) == fingerprint(
+            KEY, document.document_type, document.number, document.issuing_state
+        )
