@@ -393,11 +393,15 @@ class Gateway:
         403 `NOT_VERIFIED`, 404 `UNKNOWN_LOT`, 422 with the engine's reason."""
         if self._service.view(lot) is None:
             raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
-        key = await self.bidder_key(account)
-        if key is None or key.verified_until_us is None or key.verified_until_us <= self.now():
-            raise GatewayError(403, "NOT_VERIFIED", "verify your identity before registering")
-        code = bidder_code(self._code_secret, lot, account)
-        events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
+        # Not while the account's identity is changing: a registration on a lot that has not
+        # closed freezes the identity (`IdentityDesk.verify` holds the same lock).
+        async with self.identities.lock(account):
+            key = await self.bidder_key(account)
+            now = self.now()
+            if key is None or key.verified_until_us is None or key.verified_until_us <= now:
+                raise GatewayError(403, "NOT_VERIFIED", "verify your identity before registering")
+            code = bidder_code(self._code_secret, lot, account)
+            events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
         refusal = _refusal(events)
         if refusal is not None:
             raise GatewayError(422, refusal.reason.value, refusal.detail)

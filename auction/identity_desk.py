@@ -116,7 +116,9 @@ class IdentityDesk:
         except AccountError as exc:
             raise DeskError(exc.status, exc.code, exc.message) from exc
 
-    def _lock(self, account: str) -> asyncio.Lock:
+    def lock(self, account: str) -> asyncio.Lock:
+        """The account's lock, held while its identity is checked and recorded (in this
+        process): the gateway holds it too while it registers the account for a lot."""
         lock = self._locks.get(account)
         if lock is None:
             lock = self._locks[account] = asyncio.Lock()
@@ -144,7 +146,7 @@ class IdentityDesk:
             fingerprint = document_fingerprint(self._key, verified)
         except IdentityError as exc:
             raise DeskError(422, exc.reason.value, IDENTITY_WORDS[exc.reason]) from exc
-        async with self._lock(account):
+        async with self.lock(account):
             current = await self._blocking(self._records.latest, account)
             permit = None
             if current is not None:
