@@ -8,7 +8,11 @@ every version of an identity, and erasure keeps the binding."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import os
+import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +35,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import inspect as sa_inspect
 
 from auction.accounts import AccountStore, Role
+from auction.identity import DocumentType
+from auction.identity_binding import fingerprint
 from auction.identity_records import FINGERPRINT_KEY_FILE, DocumentInUse, IdentityRecords
 from auction.storage import Storage, database_url
 
@@ -576,3 +582,29 @@ def test_claims_from_many_threads_at_once_bind_one_account(
         assert records.claim(winners[0], "f" * 64, "PRC_RESIDENT_ID", 2) is False  # its own
     finally:
         accounts.close()
+
+
+async def test_the_fingerprint_secret_stays_out_of_the_database(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    bidder = await new_bidder(http, server.url)
+    await verify(http, server.url, bidder, WITH_X)
+    key_file = server.data / FINGERPRINT_KEY_FILE
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    key = base64.b64decode(key_file.read_text().strip())
+    assert len(key) == 32
+    engine = create_engine(database_url(server.data))
+    try:
+        with engine.connect() as connection:
+            names = connection.execute(text("SELECT name FROM gavel_secret")).scalars().all()
+            stored = connection.execute(
+                text("SELECT fingerprint FROM gavel_identity_fingerprint")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert "identity-fingerprint" not in names
+    assert stored == fingerprint(key, DocumentType.PRC_RESIDENT_ID, WITH_X, "CHN")
+    assert stored != hashlib.sha256(WITH_X.encode()).hexdigest()  # keyed, not a plain hash
+    size = await server.ledger_size()
+    entries = await server.service.read(server.service.ledger.ledger_entries, 0, size)
+    assert all(stored.encode() not in entry for entry in entries)  # never on the ledger
