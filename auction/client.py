@@ -60,6 +60,11 @@ class Ack:
     def accepted(self) -> bool:
         return self.result == "accepted"
 
+    @property
+    def held(self) -> bool:
+        """Rules C14.1: a live lot's online bid waiting for the auctioneer (not refused)."""
+        return self.result == "held"
+
     @classmethod
     def of(cls, message: dict[str, Any]) -> Ack:
         return cls(

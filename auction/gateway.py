@@ -54,6 +54,7 @@ from .protocol import (
 )
 from .rules import (
     BidAccepted,
+    BidPending,
     DepositFrozen,
     DepositPending,
     DepositState,
@@ -526,13 +527,16 @@ class Gateway:
             )
             events = body.get("events") or []
             accepted = any(e.get("type") in ("BidAccepted", "MaxSet") for e in events)
+            held = next((e for e in events if e.get("type") == "BidPending"), None)
             reason = message = None
             refusal = next((e for e in events if e.get("type") == "Rejected"), None)
             if not accepted and refusal is not None:
                 reason = str(refusal.get("reason"))
                 message = str(refusal.get("detail") or reason)
-            result = "accepted" if accepted else "rejected"
+            result = "accepted" if accepted else "held" if held is not None else "rejected"
             ack = self._ack(payload["account"], bid, result, reason, message, entry["seq"])
+            if held is not None:
+                ack["bid_seq"] = held.get("seq")
             self._index.remember(payload["account"], bid, ack)
             learnt += 1
         return learnt
@@ -639,6 +643,12 @@ class Gateway:
                 account, request, "rejected", refusal.reason.value, refusal.detail, entry
             )
         accepted = any(isinstance(event, BidAccepted | MaxSet) for event in events)
+        if not accepted:
+            held = next((e for e in events if isinstance(e, BidPending)), None)
+            if held is not None:  # rules C14.1: with the auctioneer, not refused
+                ack = self._ack(account, request, "held", None, None, entry)
+                ack["bid_seq"] = held.seq
+                return ack
         result = "accepted" if accepted else "rejected"
         return self._ack(account, request, result, None, None, entry)
 

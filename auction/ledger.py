@@ -80,6 +80,7 @@ _BID_COMMANDS = (
     c.VoidBid,
     c.FloorBid,
     c.AcceptOnline,
+    c.DeclineOnline,
     c.UndoLastBid,
 )
 _REGISTRATION_COMMANDS = (c.RegisterBidder, c.BarBidder)

@@ -17,6 +17,7 @@ from .commands import (
     CloseLot,
     ConfirmPayment,
     DeclareDefault,
+    DeclineOnline,
     DepositFrozen,
     DepositPending,
     FairWarning,
@@ -103,6 +104,7 @@ from .states import DepositState, LotStatus
 
 __all__ = [
     "AcceptOnline",
+    "DeclineOnline",
     "AlignEnd",
     "AskChanged",
     "Authority",

@@ -338,6 +338,17 @@ class AcceptOnline:
 
 
 @dataclass(frozen=True, slots=True)
+class DeclineOnline:
+    """The clerk declines the online bid that holds the ask (rules C14.1): it is not taken,
+    the ask is free again."""
+
+    bid_seq: int
+
+    def __post_init__(self) -> None:
+        check_time(self.bid_seq, "bid seq")
+
+
+@dataclass(frozen=True, slots=True)
 class FairWarning:
     pass
 
@@ -398,6 +409,7 @@ Command = (
     | SetAutoAccept
     | FloorBid
     | AcceptOnline
+    | DeclineOnline
     | FairWarning
     | Hammer
     | PassLot

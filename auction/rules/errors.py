@@ -47,6 +47,7 @@ class RejectReason(enum.StrEnum):
     NOT_PERMITTED = "NOT_PERMITTED"
     DUPLICATE_CODE = "DUPLICATE_CODE"
     BALANCE_NOT_DUE = "BALANCE_NOT_DUE"
+    DECLINED = "DECLINED"  # rules C14.1: the clerk did not take a held online bid
 
 
 class RulesError(Exception):

@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 import json
 import logging
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from ..rules import (
     CloseLot,
     CodecError,
     ConfigError,
+    DeclineOnline,
     FairWarning,
     FloorBid,
     Hammer,
@@ -77,6 +79,7 @@ CONSOLE_COMMANDS: Mapping[str, type] = {
         SetAutoAccept,
         FloorBid,
         AcceptOnline,
+        DeclineOnline,
         FairWarning,
         Hammer,
         PassLot,
@@ -102,16 +105,36 @@ PRESETS: Mapping[str, tuple[Callable[..., Any], frozenset[str]]] = {
                 "min_duration",
                 "window",
                 "extend",
+                "legal_timezone",
             }
         ),  # fmt: skip
     ),
     "ENGLISH_TIMED": (
         english_timed,
-        frozenset({"start_price", "start_at", "end_at", "reserve", "currency", "deposit"}),
+        frozenset(
+            {
+                "start_price",
+                "start_at",
+                "end_at",
+                "reserve",
+                "currency",
+                "deposit",
+                "legal_timezone",
+            }
+        ),
     ),
     "LIVE_AUCTIONEER": (
         live_auctioneer,
-        frozenset({"start_price", "start_at", "currency", "fair_warning_dwell", "deposit"}),
+        frozenset(
+            {
+                "start_price",
+                "start_at",
+                "currency",
+                "fair_warning_dwell",
+                "deposit",
+                "legal_timezone",
+            }
+        ),
     ),
 }
 
@@ -393,7 +416,9 @@ class _Api:
                 422, "BAD_PARAMETERS", f"unknown parameters {extra}; use {sorted(allowed)}"
             )
         for name, value in parameters.items():
-            if name != "currency" and (isinstance(value, bool) or not isinstance(value, int)):
+            if name == "legal_timezone":
+                check_time_zone(value)
+            elif name != "currency" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ApiError(422, "BAD_PARAMETERS", f"{name!r} must be an integer")
         try:
             rules = preset(**parameters)
@@ -569,6 +594,20 @@ class _Api:
             "notaries": notaries,
         }
         return web.json_response(answer, headers=_NO_STORE)
+
+
+def check_time_zone(value: object) -> None:
+    """A lot's legal time zone must be an IANA zone name the server knows (rules C15)."""
+    try:
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise ValueError(value)
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ApiError(
+            422,
+            "BAD_PARAMETERS",
+            "'legal_timezone' must be a time zone name such as Asia/Shanghai or Europe/London",
+        ) from None
 
 
 def _cosignatures(note: bytes) -> int:

@@ -62,6 +62,7 @@ from ..storage import HistoryRecord, Storage, system_clock
 from ..video import VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .log import add_log_routes
+from .ring import add_ring_routes
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(security_headers)
     _add_pages(app)
     add_api_routes(app, _components)
+    add_ring_routes(app, _components)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)

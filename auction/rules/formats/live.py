@@ -133,6 +133,21 @@ def accept_online(state: LotState, cmd: c.AcceptOnline, now: int) -> Outcome:
     return _accept(cleared, out, bidder_id, bidder.code, amount, BidType.ONLINE, bidder.agent_for)
 
 
+def decline_online(state: LotState, cmd: c.DeclineOnline, now: int) -> Outcome:
+    """Rules C14.1: the clerk does not take the held online bid; the ask is free again."""
+    halted = _in_ring(state, cmd, now)
+    if halted is not None:
+        return halted
+    assert state.live is not None
+    pending = state.live.pending
+    if pending is None or pending[0] != cmd.bid_seq:
+        return reject(state, cmd, now, RejectReason.UNKNOWN_BID, "no such pending online bid")
+    out = Emitter(state, now)
+    out.emit(BidDeclined, bid_seq=pending[0], reason=RejectReason.DECLINED)
+    live = dataclasses.replace(state.live, pending=None)
+    return state.evolve(seq=out.seq, live=live), tuple(out.events)
+
+
 def floor_bid(state: LotState, cmd: c.FloorBid, now: int) -> Outcome:
     halted = _in_ring(state, cmd, now)
     if halted is not None:
@@ -420,6 +435,7 @@ HANDLERS: dict[type, Handler] = {
     c.SetMax: absentee_max,
     c.FloorBid: floor_bid,
     c.AcceptOnline: accept_online,
+    c.DeclineOnline: decline_online,
     c.FairWarning: fair_warning,
     c.Hammer: hammer,
     c.PassLot: pass_lot,
