@@ -341,6 +341,7 @@ async def test_console_drives_a_live_lot_to_the_hammer(running: Running) -> None
     view = running.service.view("painting-7")
     await asyncio.sleep(max(0.0, (view.hammer_not_before - running.service.now()) / SECOND) + 0.3)
     await page.get_by_role("button", name="Hammer (sell)").click()
+    await page.get_by_role("button", name=r"Confirm: sell for $5,000.00").click()
     await wait_text(page, "#ring-result", "Hammer: done")
     await wait_text(page, "#lot-state", "Sold")
     assert running.service.view("painting-7").result == "SOLD"

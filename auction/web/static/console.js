@@ -3,6 +3,7 @@
 // (POST /api/console/lots/{lot}/commands); shows the chosen lot live over the websocket.
 
 import { api, errorWords, setBearer } from "./api.js";
+import { installConsoleRing } from "./console-ring.js";
 import { amountInputText, formatMoney, parseAmount } from "./money.js";
 import { byId, el, FORMAT_NAMES, say, statusWords } from "./util.js";
 import { GavelSocket } from "./ws.js";
@@ -20,6 +21,7 @@ const token = new URLSearchParams(location.hash.slice(1)).get("token") || sessio
 const views = new Map();
 let socket = null;
 let serverNowUs = null;
+let ring = null; // the live ring's queue, bidders, video and hammer confirmation (console-ring.js)
 
 function selectedLot() {
   return byId("lot").value;
@@ -37,6 +39,7 @@ function log(words, kind = "info") {
 function renderSelected() {
   const view = selectedView();
   const fields = ["lot-state", "lot-price", "lot-ask", "lot-leader", "lot-bids"];
+  if (ring) ring.onView(view);
   if (!view) {
     for (const id of fields) byId(id).textContent = "—";
     return;
@@ -139,6 +142,7 @@ async function createLot(event) {
   const parameters = { currency, start_price: startPrice, start_at: startAt };
   if (preset !== "LIVE_AUCTIONEER") parameters.end_at = Math.round(startAt + duration * MINUTE_US);
   if (step !== null) parameters.step = step;
+  if (ring) parameters.legal_timezone = ring.timeZone();
   const body = { preset, lot: lotId, title, parameters };
   try {
     const created = await api("/api/console/lots", { method: "POST", body });
@@ -191,6 +195,7 @@ function wire() {
         return;
       }
       if (type === "Cancel") disarm(button);
+      if (type === "Hammer" && ring) return ring.confirmHammer(() => send(command, resultId));
       send(command, resultId);
     });
   }
@@ -236,6 +241,13 @@ function wire() {
 }
 
 async function start() {
+  ring = installConsoleRing({
+    selectedLot, selectedView, log,
+    setView(view) {
+      views.set(view.lot_id, view);
+      if (view.lot_id === selectedLot()) renderSelected();
+    },
+  });
   wire();
   if (!token) {
     say(byId("status"), "This console needs the auctioneer link printed by the server when it started (it ends in #token=…).", "error");
@@ -260,6 +272,7 @@ async function start() {
           socket.applied(message.lot, message.seq);
           if (isNew) renderLotOptions();
           else if (message.lot === selectedLot()) renderSelected();
+          if (message.type === "update" && message.lot === selectedLot()) ring.onUpdate();
         }
       }
     },

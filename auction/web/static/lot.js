@@ -6,6 +6,7 @@ import { api, ApiError, errorWords, setBearer, wordsFor } from "./api.js";
 import { loadIdentity, newIdempotencyKey, signBid } from "./keys.js";
 import { amountInputText, amountWordings, formatMoney, parseAmount } from "./money.js";
 import { describeResult, verifyServedReceipt } from "./receipt.js";
+import { installRing } from "./ring.js";
 import {
   byId, countdownTarget, el, formatDuration, formatTime, FORMAT_NAMES, lotIdFromLocation, say,
   serverNowOf, statusWords,
@@ -31,6 +32,8 @@ const state = {
 
 // The room's state, readable from the browser's console when something looks wrong.
 window.gavelLot = state;
+// The live ring (ring.js): held online bids, their outcome, the fair-warning banner.
+const ring = installRing({ state, renderMyBid, renderMyState, fetchReceipt });
 
 function currency() {
   return state.view ? state.view.currency : "USD";
@@ -89,6 +92,7 @@ function applyView(view) {
   state.lastEnd = after;
   state.view = view;
   renderView();
+  ring.onView(view);
 }
 
 function renderMyState() {
@@ -301,6 +305,7 @@ function onAck(ack) {
   if (!record) return;
   record.result = ack.result;
   record.entry = Number.isSafeInteger(ack.entry) ? ack.entry : null;
+  if (ring.onAck(record, ack)) return;
   const what = record.kind === "max" ? "proxy maximum" : "bid";
   if (ack.result === "accepted") {
     state.hadAccepted = true;
@@ -324,6 +329,7 @@ function renderMyBid(record) {
     record.node = el("li", { dataset: { key: record.idempotency_key } });
     byId("my-bids").prepend(record.node);
   }
+  if (ring.renderBid(record)) return;
   const amount = formatMoney(record.amount, record.currency);
   const kind = record.kind === "max" ? "Proxy maximum" : "Bid";
   const parts = [];
@@ -408,6 +414,7 @@ function onMessage(message) {
       if (event.type === "EndExtended") noteEndMove(event.end_before, event.end_after);
     }
     applyView(message.view);
+    ring.onEvents(message.events || []);
     state.socket.applied(lotId, message.seq ?? message.view.seq);
     if (message.gap) loadHistory();
     else renderHistory();
