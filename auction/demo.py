@@ -75,6 +75,9 @@ from .storage import Counts, StorageError, StoredLot
 
 logger = logging.getLogger(__name__)
 
+#: How long a held online bid waits for the console before the demo's clerk accepts it.
+HELD_GRACE = 20 * SECOND
+
 #: Currencies whose minor unit is not the hundredth (ISO 4217 exponent); others have two.
 CURRENCY_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3}
 
@@ -507,7 +510,10 @@ class Drivers:
             if opened_at is None:
                 opened_at = clock
             if live.pending is not None:
-                await service.submit(lot_id, AcceptOnline(bid_seq=live.pending[0]))
+                # Held online bids are the console's to decide (auto-accept turned off there);
+                # the clerk steps in only when nobody has for HELD_GRACE.
+                if service.now() - live.pending[3] >= HELD_GRACE:
+                    await service.submit(lot_id, AcceptOnline(bid_seq=live.pending[0]))
                 continue
             if (view.price or -1, view.leader_code or "") != last_change:
                 last_change = (view.price or -1, view.leader_code or "")
