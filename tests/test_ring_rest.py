@@ -202,3 +202,26 @@ async def test_a_lot_takes_a_legal_time_zone_and_refuses_an_unknown_one(
     body["parameters"]["legal_timezone"] = "Asia/Shanghai"
     status, answer = await call(http, "POST", f"{server.url}/api/console/lots", auctioneer, body)
     assert status == 201 and answer["lot"]["legal_timezone"] == "Asia/Shanghai", answer
+
+
+async def test_a_held_bid_resent_after_a_restart_is_still_held(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The gateway relearns answered bids from the ledger at start: a held bid stays held."""
+    async with running_server(tmp_path) as first:
+        service = first.service
+        rules = live_auctioneer(start_price=5_000_00, start_at=service.now() + 3600 * SECOND)
+        await service.add_lot(LOT, rules, "Still life with quinces")
+        auctioneer = await first.staff(Role.AUCTIONEER)
+        alice = await ready_bidder(http, first.url, (LOT,))
+        await command(http, first, auctioneer, {"type": "OpenRing", "ask": 5_000_00})
+        async with await client_for(first, alice) as alice_ws:
+            held = await alice_ws.bid(LOT, 5_000_00, "USD", key="a-1")
+        assert held.held
+    async with running_server(tmp_path) as second:
+        size = await second.ledger_size()
+        async with await client_for(second, alice) as alice_ws:
+            again = await alice_ws.bid(LOT, 5_000_00, "USD", key="a-1")
+        assert again.held and again.raw["bid_seq"] == held.raw["bid_seq"], again.raw
+        assert again.raw["entry"] == held.raw["entry"] and "reason" not in again.raw
+        assert await second.ledger_size() == size
