@@ -100,6 +100,11 @@ async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer
     mine = await text_of(bidder, "#my-bids")
     assert "with the auctioneer" in mine and "refused" not in mine.lower(), mine
     await shot(bidder, "1-bidder-held")
+    await wait_text(bidder, "#zone-note", "shown in Asia/Shanghai time")
+    # Bidding again while the first bid is held: told it is already with the auctioneer.
+    await bid(bidder, "5000", "")
+    again = await wait_text(bidder, "#bid-message", "^Not sent to the auctioneer")
+    assert "already with the auctioneer" in again, again
 
     # 2. The console's queue shows it: code, amount, time in the lot's zone; Accept.
     row = await wait_text(console, "#held-bids", code)

@@ -16,6 +16,9 @@ const WAITING = "held";
 export function installRing(room) {
   const { state } = room;
   const banner = fairWarningBanner();
+  const zoneNote = el("p", { id: "zone-note", className: "muted" });
+  const facts = document.querySelector("#price-heading ~ dl.facts");
+  if (facts) facts.after(zoneNote);
 
   function money(record) {
     return formatMoney(record.amount, record.currency);
@@ -35,6 +38,15 @@ export function installRing(room) {
 
   /** The ack of a bid: true when the ring handled it (the bid is with the auctioneer). */
   function onAck(record, ack) {
+    const earlier = waiting().find((other) => other !== record);
+    if (ack.result === "rejected" && ack.reason === "ASK_TAKEN" && earlier) {
+      // Our own held bid holds the ask: say so rather than "the ask was taken".
+      record.result = "rejected";
+      record.reason = `Your bid of ${money(earlier)} is already with the auctioneer, waiting for a decision.`;
+      say(byId("bid-message"), `Not sent to the auctioneer: ${record.reason}`, "warn");
+      room.renderMyBid(record);
+      return true;
+    }
     if (ack.result !== WAITING) return false;
     record.result = WAITING;
     record.bidSeq = Number.isSafeInteger(ack.bid_seq) ? ack.bid_seq : null;
@@ -74,6 +86,9 @@ export function installRing(room) {
 
   /** Every new view: the fair-warning banner while the auctioneer is about to sell. */
   function onView(view) {
+    if (view && view.legal_timezone) {
+      zoneNote.textContent = `Times on this page are server times, shown in ${view.legal_timezone} time, the lot's legal time zone.`;
+    }
     const warning = view && view.format === "LIVE_AUCTIONEER" && view.status === "OPEN"
       && view.phase === "FAIR_WARNING";
     if (!warning) {
