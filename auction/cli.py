@@ -58,6 +58,7 @@ from .ledger_export import ExportError, export_ledger, open_source
 from .rules import RulesError
 from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
+from .throttle import WriteLimits
 from .web import DRIVERS, SERVICE, Settings, create_app
 from .web.app import GATEWAY
 from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
@@ -184,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_CONNECTIONS_PER_ADDRESS,
         metavar="N",
         help="websocket connections one client address may hold (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--no-write-limits",
+        action="store_true",
+        help="no limits on account creation, identity checks, registrations and deposits per "
+        "address, session or account (benchmarks and load tests on loopback only)",
     )
     serve.add_argument(
         "--policy",
@@ -316,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo=False,
             bids_per_second=args.bids_per_second,
             connections_per_address=args.connections_per_address,
+            write_limits=WriteLimits.off() if args.no_write_limits else WriteLimits(),
             policy=policy,
             cluster=cluster,
         )

@@ -65,8 +65,10 @@ from .rules import (
     RulesError,
     SetMax,
 )
+from .rules.common import REGISTRATION_OPEN
 from .service import AuctionService, RequestRefused, ServiceError
 from .storage import StorageError
+from .throttle import EntryBudget, Throttled, account_entries
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +213,7 @@ class Gateway:
         callback_delay: float = CALLBACK_DELAY,
         idempotency_grace_s: float = IDEMPOTENCY_GRACE_S,
         signatures: SignatureMemo | None = None,
+        entries_per_account_hour: int | None = None,
     ) -> None:
         self._service = service
         self._signatures = signatures
@@ -222,6 +225,10 @@ class Gateway:
         self._rate = bids_per_second
         self._callback_delay = callback_delay
         self._buckets: dict[str, TokenBucket] = {}
+        #: docs/protocol.md §1.1: non-bid ledger entries per account per hour (None: no bound).
+        self._budget = (
+            None if entries_per_account_hour is None else (EntryBudget(entries_per_account_hour))
+        )
         self._index = IdempotencyIndex()
         self._grace_s = idempotency_grace_s
         self._forgetting: dict[str, asyncio.TimerHandle] = {}
@@ -322,16 +329,18 @@ class Gateway:
         """Check the document and record the identity (`IdentityDesk.verify`: one person, one
         account; an identity once verified is bound to the account). Returns the attestation
         and its `idv` entry's seq. Raises `GatewayError` (422 with the identity reason, 409
-        `DOCUMENT_IN_USE`, `IDENTITY_BOUND`, `REGISTERED_ON_OPEN_LOT`) and writes nothing but
-        a compliance alert when refused."""
+        `DOCUMENT_IN_USE`, `IDENTITY_BOUND`, `REGISTERED_ON_OPEN_LOT`; `Throttled` past the
+        account's hourly bound) and writes nothing but a compliance alert when refused."""
         key = await self.bidder_key(account)
         if key is None:
             raise GatewayError(403, "NO_KEY", "this account has no bidding key")
+        self.spend(account, 1)  # its `idv` entry
         try:
             attestation, seq = await self.identities.verify(
                 account, key.public_key, name, document_type, document
             )
-        except DeskError as exc:
+        except DeskError as exc:  # nothing was written to the ledger
+            self.refund(account, 1)
             raise GatewayError(exc.status, exc.code, exc.message) from exc
         self._keys[account] = BidderKey(key.public_key, attestation.expires_us)
         return attestation, seq
@@ -362,6 +371,27 @@ class Gateway:
             if state is not None and account in state.bidders:
                 found.append(view.lot_id)
         return found
+
+    # -- the bound on an account's ledger entries (docs/protocol.md §1.1) --
+
+    def spend(self, account: str, entries: int) -> None:
+        """Count `entries` ledger entries the account is about to cause (identity checks,
+        registrations, deposits; never bids), or raise `Throttled` and write nothing. The one
+        place the hourly bound is enforced: called before each of those writes."""
+        if self._budget is not None:
+            self._budget.spend(account, entries, self.now())
+
+    def refund(self, account: str, entries: int) -> None:
+        """Give back what `spend` counted for a request that then wrote nothing."""
+        if self._budget is not None:
+            self._budget.refund(account, entries)
+
+    def learn_spent(self, entries: Iterable[bytes]) -> int:
+        """Count the accounts' entries of the last hour found among these ledger entries (the
+        newest, read back at start), so that a restart does not reset the bound."""
+        if self._budget is None:
+            return 0
+        return self._budget.learn(account_entries(entries), self.now())
 
     # -- registration (rules C2) and deposits (rules C3) --
 
@@ -401,7 +431,9 @@ class Gateway:
             now = self.now()
             if key is None or key.verified_until_us is None or key.verified_until_us <= now:
                 raise GatewayError(403, "NOT_VERIFIED", "verify your identity before registering")
+            _refuse_registration(self._service.state(lot), account)
             code = bidder_code(self._code_secret, lot, account)
+            self.spend(account, 1)
             events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
         refusal = _refusal(events)
         if refusal is not None:
@@ -427,12 +459,17 @@ class Gateway:
         amount = bidder.deposit_amount or state.rules.deposit
         if amount <= 0 or bidder.deposit is DepositState.EXEMPT:
             raise GatewayError(409, "NO_DEPOSIT_NEEDED", "this lot needs no deposit")
+        # The provider's keys are the platform's: scope a bidder's key to the bidder, so
+        # two bidders choosing the same key never collide.
+        provider_key = f"{account}/{idempotency_key}"
+        required = bidder.deposit is DepositState.REQUIRED
+        resent = self._payments.knows(provider_key)
+        _refuse_deposit(state.status in REGISTRATION_OPEN, bidder.deposit, resent)
+        self.spend(account, 2 if required else 0)  # pending, then frozen by the callback
         now = self.now()
         try:
-            # The provider's keys are the platform's: scope a bidder's key to the bidder, so
-            # two bidders choosing the same key never collide.
             hold, callback = self._payments.freeze(
-                f"{account}/{idempotency_key}", account, lot, amount, state.rules.currency, now
+                provider_key, account, lot, amount, state.rules.currency, now
             )
         except PaymentError as exc:
             status = 402 if exc.reason is PaymentReason.INSUFFICIENT_FUNDS else 409
@@ -703,6 +740,36 @@ class Gateway:
             raise GatewayError(503, "UNAVAILABLE", "the auction could not store that") from exc
 
 
+def _refuse_registration(state: Any, account: str) -> None:
+    """Requests the rules would only refuse are refused here, before they are logged: a second
+    registration of the same account, a registration for a lot that has closed."""
+    if state is None:  # dormant: closed long ago
+        raise GatewayError(409, "LOT_CLOSED", "this lot has closed; registration is over")
+    bidder = state.bidders.get(account)
+    if bidder is not None:
+        raise GatewayError(
+            409, "DUPLICATE", f"you are already registered for this lot as {bidder.code}"
+        )
+    if state.status not in REGISTRATION_OPEN:
+        raise GatewayError(409, "LOT_CLOSED", "this lot has closed; registration is over")
+
+
+def _refuse_deposit(lot_open: bool, deposit: DepositState, resent: bool) -> None:
+    """A deposit for a closed lot, or a second one (a new request key) once the first is on
+    its way or frozen, is refused before the payment provider or the log sees it. A resend of
+    the request that asked for it (`resent`) is answered again: it writes nothing new."""
+    required = deposit is DepositState.REQUIRED
+    if not lot_open and (required or not resent):
+        raise GatewayError(409, "LOT_CLOSED", "this lot has closed; deposits are over")
+    if required or resent:
+        return
+    words = {
+        DepositState.PENDING: "your deposit for this lot is already being frozen",
+        DepositState.FROZEN: "your deposit for this lot is already frozen",
+    }.get(deposit, "your deposit for this lot can no longer change")
+    raise GatewayError(409, "DUPLICATE", words)
+
+
 def _refusal(events: tuple[Any, ...]) -> Rejected | None:
     if len(events) == 1 and isinstance(events[0], Rejected):
         return events[0]
@@ -729,6 +796,7 @@ __all__ = [
     "GatewayError",
     "IdentityKeys",
     "Registration",
+    "Throttled",
     "bidder_code",
     "identity_seed",
     "load_identity_keys",

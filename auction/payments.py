@@ -99,6 +99,10 @@ class PaymentProvider:
         except KeyError:
             raise PaymentError(PaymentReason.UNKNOWN_HOLD, hold_id) from None
 
+    def knows(self, idempotency_key: str) -> bool:
+        """Whether a freeze was already asked with this key (a resend gets the same hold)."""
+        return idempotency_key in self._by_key
+
     def freeze(
         self, idempotency_key: str, account: str, lot: str, amount: int, currency: str, now_us: int
     ) -> tuple[Hold, Callback]:

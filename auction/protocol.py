@@ -215,14 +215,23 @@ class TokenBucket:
         self.tokens = burst
         self.updated_us = now_us
 
-    def take(self, now_us: int) -> bool:
+    def level(self, now_us: int) -> float:
+        """The tokens there would be at `now_us` (nothing is taken)."""
         elapsed = max(0, now_us - self.updated_us) / 1_000_000
-        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-        self.updated_us = now_us
+        return min(self.burst, self.tokens + elapsed * self.rate)
+
+    def take(self, now_us: int) -> bool:
+        self.tokens = self.level(now_us)
+        self.updated_us = max(self.updated_us, now_us)
         if self.tokens >= 1:
             self.tokens -= 1
             return True
         return False
+
+    def wait_s(self, now_us: int) -> float:
+        """Seconds from `now_us` until a token is there (0: one is there now)."""
+        missing = 1 - self.level(now_us)
+        return 0.0 if missing <= 0 else missing / self.rate
 
 
 class IdempotencyIndex:

@@ -98,11 +98,13 @@ async def test_the_whole_bidder_flow(server: Server, http: aiohttp.ClientSession
     assert registration["deposit"]["amount"] > 0
     code = registration["code"]
 
+    size = await server.ledger_size()
     status, again = await call(
         http, "POST", f"{url}/api/lots/flat/registrations", {}, bidder.session
     )
-    assert status == 422
+    assert status == 409  # refused before the engine: nothing is logged
     assert_error(again, "DUPLICATE")
+    assert await server.ledger_size() == size
 
     status, hold = await call(
         http, "POST", f"{url}/api/lots/flat/deposit", {"idempotency_key": "d1"}, bidder.session

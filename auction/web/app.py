@@ -59,10 +59,12 @@ from ..identity_records import fingerprint_key
 from ..payments import PaymentProvider
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
+from ..throttle import WriteLimits
 from ..video import VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .log import add_log_routes
 from .ring import add_ring_routes
+from .throttle import write_limits_middleware
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,10 @@ class Settings:
     idempotency_grace_s: float = IDEMPOTENCY_GRACE_S
     #: Websocket connections one client address may hold at once.
     connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+    #: Rates of account creation, identity checks, registrations and deposits per address and
+    #: per session, and the bound on an account's non-bid ledger entries an hour
+    #: (`auction.throttle`, docs/protocol.md §1.1); `WriteLimits.off()`: none.
+    write_limits: WriteLimits = WriteLimits()
     #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
     #: ICE limited to loopback when the server listens on a loopback address.
     video: VideoSettings | None = None
@@ -187,6 +193,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(security_headers)
     _add_pages(app)
+    app.middlewares.append(write_limits_middleware(settings.write_limits, settings.clock))
     add_api_routes(app, _components)
     add_ring_routes(app, _components)
     app.router.add_get("/ws", _websocket)
@@ -344,12 +351,16 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
         bids_per_second=settings.bids_per_second,
         idempotency_grace_s=settings.idempotency_grace_s,
         signatures=app[STORE].signatures,
+        entries_per_account_hour=settings.write_limits.entries_per_account_hour,
     )
-    # Idempotency survives a restart: the newest signed bids and their answers, from the log.
+    # Idempotency survives a restart: the newest signed bids and their answers, from the log;
+    # so does the hourly bound on the accounts' other entries.
     store = app[STORE]
     size = await service.read(store.ledger_size)
     start = max(0, size - gateway.idempotency_memory)
-    gateway.learn_answered(await service.read(store.ledger_entries, start, size))
+    newest = await service.read(store.ledger_entries, start, size)
+    gateway.learn_answered(newest)
+    gateway.learn_spent(newest)
     # Identities stored before document fingerprints existed get theirs (schema version 4).
     fingerprinted, duplicates = await gateway.identities.backfill()
     if fingerprinted:
