@@ -16,7 +16,8 @@ Scenarios (all in one run, each against a fresh server process and data director
             watchers' updates (receive time minus the server ingress time of the newest bid
             in the update: the same clock, this is loopback)
 
-The server is `python -m auction.cli serve --data TMP --port P --bids-per-second R`, one
+The server is `python -m auction.cli serve --data TMP --port P --bids-per-second R
+--no-write-limits` (every bidder signs up from 127.0.0.1), one
 process (with BENCH_PROFILE=FILE it runs under cProfile and writes FILE when it stops); the
 bidders and watchers run in --clients separate processes so that the client side
 is not one Python core. Everything talks to 127.0.0.1 and stops by itself.
@@ -158,6 +159,7 @@ class GavelServer:
                 str(bids_per_second),
                 "--connections-per-address",
                 "100000",
+                "--no-write-limits",
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

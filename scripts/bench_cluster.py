@@ -40,7 +40,8 @@ ingress time is after the kill: acks of entries the killed instance stored just 
 died do not count).
 
 Every server gets `--bids-per-second 1000` (the per-account limit does not interfere) and
-a high `--connections-per-address` (all clients come from 127.0.0.1). Every process this
+a high `--connections-per-address` and `--no-write-limits` (all clients come from
+127.0.0.1). Every process this
 script starts is stopped (SIGTERM, then SIGKILL) on the way out, errors included; schemas
 are dropped and the Redis databases flushed.
 
@@ -105,7 +106,9 @@ SECOND_US = 1_000_000
 GAVEL = [sys.executable, "-c", "from auction.cli import main; raise SystemExit(main())"]
 CONFIGS = ("sqlite", "pg-1", "pg-2")
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=60)
-SERVER_FLAGS = ["--bids-per-second", "1000", "--connections-per-address", "100000"]
+SERVER_FLAGS = [
+    "--bids-per-second", "1000", "--connections-per-address", "100000", "--no-write-limits",
+]  # fmt: skip
 
 
 # --- the machine ----------------------------------------------------------------------------

@@ -480,6 +480,7 @@ class Chaos:
                 sys.executable, "-m", "auction.cli", "serve", "--data", str(data),
                 "--host", "127.0.0.1", "--port", str(self.port),
                 "--bids-per-second", "1000", "--connections-per-address", "1000",
+                "--no-write-limits",
             ],
             data.parent / "server.log",
         )  # fmt: skip

@@ -342,6 +342,7 @@ class Server:
                 "50",
                 "--connections-per-address",
                 "1000",
+                "--no-write-limits",
             ],  # fmt: skip
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -126,6 +126,7 @@ class InstanceProcess:
             name,
             "--bids-per-second",
             "1000",
+            "--no-write-limits",
         ]
         if redis_url is not None:
             self.command += ["--redis", redis_url]
