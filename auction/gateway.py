@@ -58,6 +58,7 @@ from .rules import (
     DepositFrozen,
     DepositPending,
     DepositState,
+    LotState,
     MaxSet,
     PlaceBid,
     RegisterBidder,
@@ -227,7 +228,7 @@ class Gateway:
         self._buckets: dict[str, TokenBucket] = {}
         #: docs/protocol.md §1.1: non-bid ledger entries per account per hour (None: no bound).
         self._budget = (
-            None if entries_per_account_hour is None else (EntryBudget(entries_per_account_hour))
+            None if entries_per_account_hour is None else EntryBudget(entries_per_account_hour)
         )
         self._index = IdempotencyIndex()
         self._grace_s = idempotency_grace_s
@@ -740,7 +741,7 @@ class Gateway:
             raise GatewayError(503, "UNAVAILABLE", "the auction could not store that") from exc
 
 
-def _refuse_registration(state: Any, account: str) -> None:
+def _refuse_registration(state: LotState | None, account: str) -> None:
     """Requests the rules would only refuse are refused here, before they are logged: a second
     registration of the same account, a registration for a lot that has closed."""
     if state is None:  # dormant: closed long ago
