@@ -184,6 +184,7 @@ async def test_the_hourly_bound_on_an_accounts_entries(
             status, answer, _ = await post(http, f"{url}/api/lots/{path}", body, bidder.session)
             assert status == expected, answer
         await wait_for_deposit(http, url, bidder, "flat")
+        await wait_open(server, "watch", "flat")  # their opening is logged too
         size = await server.ledger_size()
         status, body, headers = await post(
             http, f"{url}/api/lots/watch/registrations", {}, bidder.session
