@@ -20,6 +20,7 @@ from auction.accounts import Role
 from auction.identity import prc_check_character
 from auction.rules import SECOND, english_timed, judicial
 from auction.storage import Storage, system_clock
+from auction.throttle import WriteLimits
 from auction.web import SERVICE, Settings, create_app
 from auction.web.app import GATEWAY
 from chain import parse_entry
@@ -92,6 +93,9 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Server]:
+    # Tests that are not about the write limits make many accounts and checks from one
+    # address and session: a hundred times the defaults (tests/test_write_limits.py sets its own).
+    overrides.setdefault("write_limits", WriteLimits().scaled(100))
     settings = Settings(data_dir=tmp_path / "data", port=0, demo=False, **overrides)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False)

@@ -132,6 +132,18 @@ def test_the_hourly_budget_holds_over_any_hour() -> None:
         assert len(within) <= 7
 
 
+def test_a_refund_gives_back_what_was_not_written() -> None:
+    budget = EntryBudget(3)
+    budget.spend("a", 3, 0)
+    budget.refund("a", 1)  # the identity check was then refused: no entry
+    budget.spend("a", 1, S)
+    with pytest.raises(Throttled):
+        budget.spend("a", 1, S)
+    budget.refund("nobody", 2)
+    budget.refund("a", 10)
+    assert budget.used("a", S) == 0
+
+
 def test_the_budget_forgets_idle_accounts() -> None:
     budget = EntryBudget(3)
     for i in range(100):
