@@ -25,11 +25,13 @@ import argparse
 import asyncio
 import base64
 import collections
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -46,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from auction.identity import prc_check_character  # noqa: E402
-from auction.storage import Storage  # noqa: E402
+from auction.storage import SQLITE_FILE  # noqa: E402
 from auction.throttle import WriteLimits, account_entries  # noqa: E402
 
 LOTS = ("abuse-flat", "abuse-watch")
@@ -206,10 +208,20 @@ class Abuser:
         return self.tally
 
 
+def ledger_entries(data: Path, start: int = 0) -> list[bytes]:
+    """The ledger's entries from `start`, read with SQLite itself (read-only), so that the
+    database of another checkout's server (`--before`, any schema version) reads too."""
+    uri = f"file:{data / SQLITE_FILE}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        rows = db.execute(
+            "SELECT data FROM ledger_entries WHERE seq >= ? ORDER BY seq", (start,)
+        ).fetchall()
+    return [bytes(row[0]) for row in rows]
+
+
 def ledger_growth(data: Path, start: int, seconds: float) -> dict[str, Any]:
     """What the run added to the ledger, read back from the stopped server's database."""
-    with Storage.open(data, read_only=True) as store:
-        entries = store.ledger_entries(start, store.ledger_size())
+    entries = ledger_entries(data, start)
     kinds = collections.Counter(json.loads(raw)["type"] for raw in entries)
     per_account = collections.Counter(account for account, _ in account_entries(entries))
     counts = sorted(per_account.values())
@@ -239,8 +251,7 @@ def run_mode(
         try:
             server.wait_ready()
             asyncio.run(create_lots(server.url, server.token))
-            with Storage.open(data, read_only=True) as store:
-                start = store.ledger_size()
+            start = len(ledger_entries(data))
             abuser = Abuser(
                 server.url,
                 seconds=seconds,
