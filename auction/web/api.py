@@ -58,6 +58,8 @@ from ..rules import (
 )
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageError
+from .bodies import BodyError, read_json_body
+from .lot_input import InputError, check_id, check_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +207,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """Every `/api/` failure as `{"error": {"code", "message"}}`."""
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, BodyError) as exc:
         return error_response(exc.status, exc.code, exc.message)
+    except InputError as exc:
+        return error_response(422, exc.code, exc.message)
     except (GatewayError, DeskError) as exc:
         return error_response(exc.status, exc.code, exc.message)
     except AccountError as exc:
@@ -217,8 +221,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status, "HTTP_ERROR")
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(
+            exc.status, "HTTP_ERROR"
+        )
         return error_response(exc.status, code, exc.reason)
+    except Exception:
+        if not request.path.startswith("/api/"):
+            raise
+        # A fault of ours: logged with its traceback, answered in the documented shape.
+        logger.exception("request %s %s failed", request.method, request.path)
+        return error_response(500, "INTERNAL", "the server failed to handle this request")
 
 
 def add_api_routes(app: web.Application, parts: Callable[[web.Request], Components]) -> None:
@@ -246,18 +258,23 @@ def add_api_routes(app: web.Application, parts: Callable[[web.Request], Componen
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > 16_384:
-        raise ApiError(413, "TOO_LARGE", "the request body is too large")
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "MALFORMED", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "MALFORMED", "the request body must be a JSON object")
-    return body
+    return await read_json_body(request)  # the one reader: auction/web/bodies.py
+
+
+def refuse_claimed_authority(by: object) -> None:
+    """The console acts as the clerk (or an administrator): an order recorded as the court's
+    comes only from a court session (`auction.web.court`), the platform's from the server."""
+    if by == Authority.COURT.value:
+        raise ApiError(
+            403,
+            "COURT_ONLY",
+            "only a court session can give an order as the court "
+            "(POST /api/court/lots/{lot}/orders); the console acts as the clerk",
+        )
+    if by == Authority.PLATFORM.value:
+        raise ApiError(
+            403, "PLATFORM_ONLY", "only the server itself pauses a lot as the platform"
+        )
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
@@ -406,7 +423,7 @@ class _Api:
         preset_name = _text(body, "preset", 32)
         if preset_name not in PRESETS:
             raise ApiError(422, "UNKNOWN_PRESET", f"preset must be one of {sorted(PRESETS)}")
-        lot_id = _text(body, "lot", 64)
+        lot_id = check_id(_text(body, "lot", 64), "lot")
         title = _text(body, "title")
         preset, allowed = PRESETS[preset_name]
         parameters = body.get("parameters", {})
@@ -415,18 +432,16 @@ class _Api:
             raise ApiError(
                 422, "BAD_PARAMETERS", f"unknown parameters {extra}; use {sorted(allowed)}"
             )
-        for name, value in parameters.items():
-            if name == "legal_timezone":
-                check_time_zone(value)
-            elif name != "currency" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ApiError(422, "BAD_PARAMETERS", f"{name!r} must be an integer")
+        if "legal_timezone" in parameters:
+            check_time_zone(parameters["legal_timezone"])
+        check_parameters({k: v for k, v in parameters.items() if k != "legal_timezone"})
         try:
             rules = preset(**parameters)
         except (ConfigError, RulesError, TypeError) as exc:
             raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {exc}") from exc
         sale = body.get("sale")
         if sale is not None:
-            sale = _text(body, "sale", 64)
+            sale = check_id(_text(body, "sale", 64), "sale")
             await service.add_sale(
                 sale, _text(body, "sale_title") if "sale_title" in body else sale
             )
@@ -451,6 +466,8 @@ class _Api:
         fields = {field.name for field in dataclasses.fields(CONSOLE_COMMANDS[str(kind)])}
         if "by" in fields and "by" not in body:
             body["by"] = Authority.CLERK.value
+        if "by" in fields:
+            refuse_claimed_authority(body["by"])
         try:
             command = decode(body)
         except (CodecError, RulesError) as exc:
