@@ -15,7 +15,7 @@ The routes live on the parent because a sub-application needs a fixed prefix and
 sub-application at `/api/lots` would answer 404 for all of them. The handlers find the hub
 through the sub-application (`stream_app[HUB]`), so there are no module globals.
 
-Errors are JSON `{"error": {"code", "message"}}` with 400/401/403/404/409/413/415/502/503.
+Errors are JSON `{"error": {"code", "message"}}` with 400/401/403/404/409/413/415/429/502/503.
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ def _viewer_offer(hub: StreamHub, settings: StreamSettings) -> Handler:
             hub.check_live(lot_id)
             body = await _read_body(request, settings.max_sdp_bytes)
             offer = parse_offer(body, max_bytes=settings.max_sdp_bytes)
-            answer = await hub.answer_viewer(lot_id, offer, request.query.get("rendition"))
+            answer = await hub.answer_viewer(
+                lot_id, offer, request.query.get("rendition"), request.remote
+            )
         except SignalingError as error:
             return _refusal(error)
         return web.json_response({"sdp": answer.sdp, "type": answer.type})

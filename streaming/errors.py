@@ -11,6 +11,7 @@
     │   ├── OfferTooLarge       413  body above the configured SDP limit
     │   ├── UnsupportedMediaType 415 not application/json
     │   ├── TooManyViewers      503  the lot's viewer limit is reached
+    │   ├── TooManyViewersFromAddress 429  one address holds its cap of a lot's viewers
     │   └── NegotiationFailed   502  WebRTC negotiation did not complete (timeout, ICE, codec)
     ├── ConfigurationError      the server side called the hub wrongly (programming error)
     ├── SourceError             a media source cannot be used (codec, file, camera)
@@ -100,6 +101,11 @@ class UnsupportedMediaType(SignalingError):
 class TooManyViewers(SignalingError):
     status = 503
     code = "too_many_viewers"
+
+
+class TooManyViewersFromAddress(SignalingError):
+    status = 429
+    code = "too_many_viewers_from_address"
 
 
 class NegotiationFailed(SignalingError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import json
 import logging
@@ -57,7 +58,7 @@ from ..rules import (
     live_auctioneer,
 )
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
-from ..storage import HistoryRecord, StorageError
+from ..storage import HistoryRecord, StorageConflict, StorageError
 from .bodies import BodyError, read_json_body
 from .lot_input import InputError, check_id, check_parameters
 
@@ -442,12 +443,12 @@ class _Api:
         sale = body.get("sale")
         if sale is not None:
             sale = check_id(_text(body, "sale", 64), "sale")
-            await service.add_sale(
-                sale, _text(body, "sale_title") if "sale_title" in body else sale
-            )
+            sale_title = _text(body, "sale_title") if "sale_title" in body else sale
+            with contextlib.suppress(StorageConflict):  # the sale exists: the lot joins it
+                await service.add_sale(sale, sale_title)
         try:
             view = await service.add_lot(lot_id, rules, title, sale)
-        except LotExists:
+        except (LotExists, StorageConflict):
             raise ApiError(409, "LOT_EXISTS", f"a lot {lot_id!r} already exists") from None
         return web.json_response({"lot": view.to_json()}, status=201, headers=_NO_STORE)
 
@@ -459,7 +460,7 @@ class _Api:
         if service.view(lot) is None:
             raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
         kind = body.get("type")
-        if kind not in CONSOLE_COMMANDS:
+        if not isinstance(kind, str) or kind not in CONSOLE_COMMANDS:
             raise ApiError(
                 422, "UNKNOWN_COMMAND", f"type must be one of {sorted(CONSOLE_COMMANDS)}"
             )
