@@ -60,6 +60,7 @@ from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .web import DRIVERS, SERVICE, Settings, create_app
 from .web.app import GATEWAY
+from .web.limits import GuardedRunner
 from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 
 #: Seconds the demo waits at the end for its last checkpoint to be co-signed and published.
@@ -395,7 +396,7 @@ async def run_server(settings: Settings) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         app = create_app(settings)
-        runner = web.AppRunner(app, handle_signals=False)
+        runner = GuardedRunner(app, handle_signals=False)
         try:
             await runner.setup()
             port = await _listen(runner, settings)
@@ -447,7 +448,7 @@ async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
                 log_url = f"http://{host}:{port}"
                 await start_notaries(demo_notaries, log_url, settings.data_dir / POLICY_FILE)
             app = create_app(settings)
-            runner = web.AppRunner(app, handle_signals=False)
+            runner = GuardedRunner(app, handle_signals=False)
             try:
                 await runner.setup()
                 port = await _listen(runner, settings)

@@ -8,6 +8,7 @@
     │   ├── LotNotFound         404  the hub has never heard of the lot
     │   ├── LotNotLive          409  the lot is known but not streaming (not yet / any more)
     │   ├── CameraNotAccepted   409  the lot streams a file passed through: no camera input
+    │   ├── BodyTimeout         408  the body did not arrive within the negotiation timeout
     │   ├── OfferTooLarge       413  body above the configured SDP limit
     │   ├── UnsupportedMediaType 415 not application/json
     │   ├── TooManyViewers      503  the lot's viewer limit is reached
@@ -86,6 +87,11 @@ class LotNotLive(SignalingError):
 class CameraNotAccepted(SignalingError):
     status = 409
     code = "camera_not_accepted"
+
+
+class BodyTimeout(SignalingError):
+    status = 408
+    code = "body_timeout"
 
 
 class OfferTooLarge(SignalingError):

@@ -18,12 +18,15 @@ input is refused once, here, with the documented error shape and never reaches a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 from typing import Any
 
 from aiohttp import web
+
+from .limits import BODY_TIMEOUT_S
 
 #: The largest request body any REST route accepts (bytes).
 MAX_BODY_BYTES = 16_384
@@ -151,18 +154,25 @@ def _text_ok(text: str) -> None:
 
 async def read_json_body(request: web.Request) -> dict[str, Any]:
     """Read and decode the body of `request` (see `parse_json_body`), reading at most
-    `MAX_BODY_BYTES + 1` bytes whatever the client declared."""
+    `MAX_BODY_BYTES + 1` bytes whatever the client declared, for at most `BODY_TIMEOUT_S`
+    seconds (`408 TIMEOUT`)."""
     declared = request.content_length
     if declared is not None and declared > MAX_BODY_BYTES:
         raise BodyError(413, "TOO_LARGE", f"the request body is larger than {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
     total = 0
-    while total <= MAX_BODY_BYTES:
-        chunk = await request.content.read(MAX_BODY_BYTES + 1 - total)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            while total <= MAX_BODY_BYTES:
+                chunk = await request.content.read(MAX_BODY_BYTES + 1 - total)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+    except TimeoutError:
+        raise BodyError(
+            408, "TIMEOUT", f"the request body did not arrive within {BODY_TIMEOUT_S:g} seconds"
+        ) from None
     return parse_json_body(b"".join(chunks))
 
 
