@@ -55,6 +55,7 @@ from .demo import (
 )
 from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
+from .printable import escape_log_output, printable
 from .rules import RulesError
 from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
@@ -292,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if level in ("INFO", "DEBUG")
         else "gavel: %(levelname)s %(name)s: %(message)s",
     )
+    escape_log_output()  # titles, ids and reasons in log lines: no raw control characters
     logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
     if args.command == "ledger":
         return _ledger_main(args)
@@ -305,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = _cluster_settings(args)
         policy = args.policy.read_bytes() if getattr(args, "policy", None) else None
     except (ClusterError, OSError) as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 2
     if args.command == "serve":
         served = Settings(
@@ -323,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             asyncio.run(run_server(served))
         except EXPECTED_ERRORS as exc:
-            print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+            print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
             return 1
         return 0
     settings = Settings(
@@ -340,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
     except EXPECTED_ERRORS as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
     return 0
 
@@ -359,7 +361,7 @@ def _staff_main(args: argparse.Namespace) -> int:
         finally:
             accounts.close()
     except AccountError as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
     print(f"gavel staff: {args.role} session for {account}, valid until {format_time(expires)}")
     print(f"token {token}")
@@ -381,7 +383,7 @@ def _ledger_main(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except LEDGER_ERRORS as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
     print(
         f"gavel ledger export: {result.origin}, {result.size} entries, {result.checkpoints} "

@@ -83,7 +83,7 @@ async def test_a_stalled_body_gets_408_within_the_bound(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /api/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n{\"public_key\": "
+            b'Content-Length: 100\r\n\r\n{"public_key": '
         )
         await writer.drain()
         started = time.monotonic()

@@ -11,7 +11,6 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-import json
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -273,9 +272,7 @@ def refuse_claimed_authority(by: object) -> None:
             "(POST /api/court/lots/{lot}/orders); the console acts as the clerk",
         )
     if by == Authority.PLATFORM.value:
-        raise ApiError(
-            403, "PLATFORM_ONLY", "only the server itself pauses a lot as the platform"
-        )
+        raise ApiError(403, "PLATFORM_ONLY", "only the server itself pauses a lot as the platform")
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:

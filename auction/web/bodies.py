@@ -93,9 +93,7 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
             400, "TOO_DEEP", f"the request body is nested {depth} deep (at most {MAX_DEPTH})"
         )
     try:
-        body = json.loads(
-            text, parse_int=_integer, parse_float=_float, parse_constant=_constant
-        )
+        body = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except _Number as exc:
         raise BodyError(400, "BAD_NUMBER", f"the request body has {exc}") from None
     except (ValueError, RecursionError):
@@ -146,9 +144,10 @@ def _check_text(value: Any) -> None:
 def _text_ok(text: str) -> None:
     found = _SURROGATE_OR_CONTROL.search(text)
     if found is not None:
-        what = "a lone surrogate" if "\ud800" <= found.group() <= "\udfff" else "a control character"
+        char = found.group()
+        what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
         raise BodyError(
-            400, "BAD_TEXT", f"a text of the request body has {what} (U+{ord(found.group()):04X})"
+            400, "BAD_TEXT", f"a text of the request body has {what} (U+{ord(char):04X})"
         )
 
 
