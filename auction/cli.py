@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_options(demo)
     staff = commands.add_parser(
         "staff",
-        help="create a staff session (auctioneer, compliance or auditor) and print its token",
+        help="create a staff session (auctioneer, compliance, auditor or court) and print its "
+        "token",
         description="Create an account without a bidding key and a 12-hour session with ROLE "
         "in the server's database; print the bearer token (and, for an auctioneer, the console "
         "path). Works while the server runs.",
@@ -207,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff_where.add_argument("--data", type=Path, metavar="DIR", help="the server's data directory")
     staff_where.add_argument("--db", metavar="URL", help="the server's database URL")
     staff.add_argument(
-        "--role", required=True, choices=[Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR]
+        "--role",
+        required=True,
+        choices=[Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR, Role.COURT],
     )
     _add_ledger_commands(commands)
     register_notary(commands)

@@ -289,21 +289,29 @@ def _integer(body: Mapping[str, Any], name: str) -> int:
     return value
 
 
+async def bearer_session(
+    request: web.Request, parts: Components, role: Role | None = None
+) -> Session:
+    """The request's valid session (`Authorization: Bearer`), with `role` when given;
+    `ApiError` 401/403 otherwise."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
+    session = await parts.gateway.session(token.strip())
+    if session is None:
+        raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+    if role is not None and session.role is not role:
+        raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
+    return session
+
+
 class _Api:
     def __init__(self, parts: Callable[[web.Request], Components]) -> None:
         self._parts = parts
 
     async def _session(self, request: web.Request, role: Role | None = None) -> Session:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-        session = await self._parts(request).gateway.session(token.strip())
-        if session is None:
-            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
-        if role is not None and session.role is not role:
-            raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
-        return session
+        return await bearer_session(request, self._parts(request), role)
 
     # -- accounts and identity --
 
@@ -632,4 +640,12 @@ def _cosignatures(note: bytes) -> int:
         return 0
 
 
-__all__ = ["ApiError", "Components", "NotaryBoard", "add_api_routes", "error_response"]
+__all__ = [
+    "ApiError",
+    "Components",
+    "NotaryBoard",
+    "add_api_routes",
+    "bearer_session",
+    "error_response",
+    "refuse_claimed_authority",
+]

@@ -61,6 +61,7 @@ from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..video import VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
+from .court import add_court_routes
 from .log import add_log_routes
 from .ring import add_ring_routes
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
@@ -189,6 +190,7 @@ def create_app(settings: Settings) -> web.Application:
     _add_pages(app)
     add_api_routes(app, _components)
     add_ring_routes(app, _components)
+    add_court_routes(app, _components)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)
