@@ -146,7 +146,7 @@ async def test_the_export_with_court_orders_verifies(tmp_path: Path) -> None:
     with contextlib.redirect_stdout(printed):
         assert gavel(["audit", "verify", str(out)]) == 0, printed.getvalue()
     text = printed.getvalue()
-    assert text.startswith("audit OK") and "8 replay" in text and "lot_state 1" in text, text
+    assert text.startswith("audit OK") and "8 replay" in text and "1 paused" in text, text
 
 
 def test_the_staff_command_makes_a_court_session(tmp_path: Path) -> None:
