@@ -125,9 +125,7 @@ def _viewer_offer(hub: StreamHub, settings: StreamSettings) -> Handler:
         lot_id = request.match_info["lot_id"]
         try:
             hub.check_live(lot_id)
-            body = await _read_body(
-                request, settings.max_sdp_bytes, settings.negotiation_timeout_s
-            )
+            body = await _read_body(request, settings.max_sdp_bytes, settings.negotiation_timeout_s)
             offer = parse_offer(body, max_bytes=settings.max_sdp_bytes)
             answer = await hub.answer_viewer(
                 lot_id, offer, request.query.get("rendition"), request.remote
@@ -147,9 +145,7 @@ def _publish(hub: StreamHub, settings: StreamSettings) -> Handler:
                 lot_id, bearer_token(request.headers.get("Authorization"))
             )
             hub.check_live(lot_id)
-            body = await _read_body(
-                request, settings.max_sdp_bytes, settings.negotiation_timeout_s
-            )
+            body = await _read_body(request, settings.max_sdp_bytes, settings.negotiation_timeout_s)
             offer = parse_offer(body, max_bytes=settings.max_sdp_bytes)
             answer = await hub.answer_publisher(lot_id, offer)
         except SignalingError as error:

@@ -35,11 +35,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 from hypothesis import strategies as st
-from server_kit import add_lots, new_bidder, running_server
+from server_kit import add_lots, new_bidder, running_server, wait_open
 from test_fuzz_mutations import Check, bounded, mutated, run_fuzzer
 
 from auction.accounts import Role
+from auction.video import VideoSettings
 from auction.web import Settings, create_app
+from streaming.model import Rendition, TestPatternSource
 
 # --------------------------------------------------------------------------------------------
 # The routes
@@ -251,8 +253,17 @@ class _ServerThread:
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with running_server(self.folder) as server:
-            await add_lots(server)
+        video = VideoSettings(  # every open lot streams: the offers reach the video's parser
+            recordings_dir=self.folder / "recordings",
+            lots="all",
+            pattern=TestPatternSource(width=160, height=90, fps=5, noise=0),
+            renditions=(Rendition("90p", 160, 90, 100_000),),
+            default_rendition="90p",
+            loopback_only=True,
+        )
+        async with running_server(self.folder, video=video) as server:
+            await add_lots(server, open_in=0.1)
+            await wait_open(server, "watch")
             async with aiohttp.ClientSession() as http:
                 bidder = await new_bidder(http, server.url)
             sessions = {"bidder": bidder.session}
