@@ -4,6 +4,8 @@ nothing is negotiated. Real aiortc viewers over 127.0.0.1."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiortc import RTCPeerConnection
 from test_stream_support import PATTERN, running_stream_app, stream_settings, wait_until
 
@@ -50,3 +52,27 @@ async def test_one_address_gets_at_most_four_viewers_of_a_lot_then_a_typed_429()
         finally:
             for viewer in viewers:
                 await viewer.close()
+
+
+def test_a_proxied_viewer_counts_under_its_own_address_only_with_the_cluster_secret() -> None:
+    """Several instances: the instance that proxies a viewer's offer to the lot's writer
+    passes the viewer's address; the writer believes it only with the cluster's secret."""
+    from types import SimpleNamespace
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from auction.cluster import CLUSTER_HEADER, VIEWER_ADDRESS_HEADER, Cluster
+
+    cluster: Any = SimpleNamespace(_secret="s3cret")
+    cluster._authorized = lambda request: Cluster._authorized(cluster, request)
+
+    def address(headers: dict[str, str]) -> str | None:
+        request = make_mocked_request("POST", "/api/lots/lot-1/stream/offer", headers=headers)
+        return Cluster.viewer_address(cluster, request)
+
+    assert address({CLUSTER_HEADER: "s3cret", VIEWER_ADDRESS_HEADER: "203.0.113.7"}) == (
+        "203.0.113.7"
+    )
+    assert address({VIEWER_ADDRESS_HEADER: "203.0.113.7"}) is None  # a client cannot claim one
+    assert address({CLUSTER_HEADER: "guess", VIEWER_ADDRESS_HEADER: "203.0.113.7"}) is None
+    assert address({CLUSTER_HEADER: "s3cret", VIEWER_ADDRESS_HEADER: "x" * 65}) is None

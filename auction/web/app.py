@@ -379,6 +379,9 @@ async def _video_at_writer(request: web.Request, handler: Handler) -> web.Stream
         service = request.app[SERVICE]
         if service.view(lot) is not None and not service.leads(lot):
             return await cluster.proxy(request, lot)
+        viewer = cluster.viewer_address(request)  # proxied: the viewer's own address counts
+        if viewer is not None:
+            return await handler(request.clone(remote=viewer))
     return await handler(request)
 
 
