@@ -6,10 +6,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from auction.demo import summary
 from auction.printable import EscapeControls, printable
+from auction.rules import SECOND, english_timed
+from auction.storage import Storage
 
 HOSTILE = "Flat\x1b[2J\x1b]0;pwned\x07 1502\r\nFAKE LOG LINE\u202egnp.exe\x9b31m\u2066\x00"
 
@@ -55,3 +59,19 @@ def test_gavel_logs_escape_what_clients_typed() -> None:
     )
     assert "title Flat\\x1b[2J" in result.stderr, result.stderr
     assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
+
+
+def test_the_demo_summary_escapes_a_hostile_title(tmp_path: Path) -> None:
+    """A lot stored (real SQLite) with a title full of terminal controls: the summary the
+    demo prints shows them escaped, on one line."""
+    with Storage.open(tmp_path) as store:
+        start = 1_795_000_000_000_000
+        store.add_lot(
+            "hostile",
+            english_timed(start_price=100, start_at=start, end_at=start + 60 * SECOND),
+            HOSTILE,
+        )
+        text = summary(store.load(), store.counts(), store.location)
+    line = next(line for line in text.splitlines() if "hostile" in line)
+    assert "Flat\\x1b[2J" in line and "\\u202egnp.exe" in line, line
+    assert "\x1b" not in text and "\u202e" not in text and "FAKE LOG LINE" in line
