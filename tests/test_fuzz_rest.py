@@ -94,6 +94,7 @@ SEEDS: dict[str, dict[str, Any]] = {
             "start_at": 1_795_000_000_000_000,
             "end_at": 1_795_000_600_000_000,
             "currency": "USD",
+            "legal_timezone": "Asia/Shanghai",
         },
     },
     "/api/console/lots/{lot}/commands": {"type": "Pause", "reason": "fault", "basis": "b"},
@@ -194,6 +195,7 @@ PATH_VALUES = (
     "%FF%FE",
     "%D9%A1%D9%A2",  # ١٢
     "%EF%BC%91",  # １
+    "%C2%B2",  # ² (a digit to str.isdigit, not to int)
     "9" * 4000,
     "-1",
     "..%2F..%2Fetc%2Fpasswd",
@@ -278,6 +280,7 @@ class _ServerThread:
                 "seq": "0",
                 "path": "0/000",
                 "rest": "player.js",
+                "bid": "1",
             }
             self.target = Target(server.url, routes_of(server.app), values, sessions)
             self._ready.set()
