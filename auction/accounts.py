@@ -65,6 +65,9 @@ class Role(enum.StrEnum):
     COMPLIANCE = "compliance"
     #: Reads the whole ledger, sealed entries included (docs/protocol.md §4); nothing else.
     AUDITOR = "auditor"
+    #: Gives court orders (pause, suspend, resume, cancel a lot: rules C11), recorded as the
+    #: court's with this session's account (`auction.court`); nothing else.
+    COURT = "court"
 
 
 class AccountError(Exception):

@@ -50,6 +50,7 @@ from .audit import (
     verify_receipt_files,
     write_evidence,
 )
+from .printable import printable
 
 __all__ = ["ProgressLine", "main", "register", "run"]
 
@@ -182,13 +183,13 @@ def run(
     except AuditError as exc:
         if getattr(args, "json", False) and exc.report is not None:
             out.write(exc.report.to_json())
-        print(f"gavel audit: {exc}", file=err, flush=True)
+        print(f"gavel audit: {printable(exc)}", file=err, flush=True)
         return exc.exit_code
     except AuditFailure as exc:
         if getattr(args, "json", False):
             failure = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
             out.write(json.dumps(failure, sort_keys=True, indent=2) + "\n")
-        print(f"gavel audit: {exc}", file=err, flush=True)
+        print(f"gavel audit: {printable(exc)}", file=err, flush=True)
         return exc.exit_code
 
 
@@ -366,7 +367,9 @@ def _stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.json:
             failure = {"ok": False, "segment": exc.index, "error": str(exc), "exit_code": 1}
             out.write(json.dumps(failure, sort_keys=True, indent=2) + "\n")
-        print(f"gavel audit: stream recording failed{where}: {exc}", file=err, flush=True)
+        print(
+            f"gavel audit: stream recording failed{where}: {printable(exc)}", file=err, flush=True
+        )
         return 1
     if args.json:
         document = {

@@ -55,12 +55,14 @@ from .demo import (
 )
 from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
+from .printable import escape_log_output, printable
 from .rules import RulesError
 from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .throttle import WriteLimits
 from .web import DRIVERS, SERVICE, Settings, create_app
 from .web.app import GATEWAY
+from .web.limits import GuardedRunner
 from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 
 #: Seconds the demo waits at the end for its last checkpoint to be co-signed and published.
@@ -203,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_options(demo)
     staff = commands.add_parser(
         "staff",
-        help="create a staff session (auctioneer, compliance or auditor) and print its token",
+        help="create a staff session (auctioneer, compliance, auditor or court) and print its "
+        "token",
         description="Create an account without a bidding key and a 12-hour session with ROLE "
         "in the server's database; print the bearer token (and, for an auctioneer, the console "
         "path). Works while the server runs.",
@@ -212,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff_where.add_argument("--data", type=Path, metavar="DIR", help="the server's data directory")
     staff_where.add_argument("--db", metavar="URL", help="the server's database URL")
     staff.add_argument(
-        "--role", required=True, choices=[Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR]
+        "--role",
+        required=True,
+        choices=[Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR, Role.COURT],
     )
     _add_ledger_commands(commands)
     register_notary(commands)
@@ -298,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if level in ("INFO", "DEBUG")
         else "gavel: %(levelname)s %(name)s: %(message)s",
     )
+    escape_log_output()  # titles, ids and reasons in log lines: no raw control characters
     logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
     if args.command == "ledger":
         return _ledger_main(args)
@@ -311,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = _cluster_settings(args)
         policy = args.policy.read_bytes() if getattr(args, "policy", None) else None
     except (ClusterError, OSError) as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 2
     if args.command == "serve":
         served = Settings(
@@ -330,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             asyncio.run(run_server(served))
         except EXPECTED_ERRORS as exc:
-            print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+            print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
             return 1
         return 0
     settings = Settings(
@@ -347,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
     except EXPECTED_ERRORS as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
     return 0
 
@@ -366,7 +372,7 @@ def _staff_main(args: argparse.Namespace) -> int:
         finally:
             accounts.close()
     except AccountError as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
     print(f"gavel staff: {args.role} session for {account}, valid until {format_time(expires)}")
     print(f"token {token}")
@@ -388,7 +394,7 @@ def _ledger_main(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except LEDGER_ERRORS as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
     print(
         f"gavel ledger export: {result.origin}, {result.size} entries, {result.checkpoints} "
@@ -403,7 +409,7 @@ async def run_server(settings: Settings) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         app = create_app(settings)
-        runner = web.AppRunner(app, handle_signals=False)
+        runner = GuardedRunner(app, handle_signals=False)
         try:
             await runner.setup()
             port = await _listen(runner, settings)
@@ -455,7 +461,7 @@ async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
                 log_url = f"http://{host}:{port}"
                 await start_notaries(demo_notaries, log_url, settings.data_dir / POLICY_FILE)
             app = create_app(settings)
-            runner = web.AppRunner(app, handle_signals=False)
+            runner = GuardedRunner(app, handle_signals=False)
             try:
                 await runner.setup()
                 port = await _listen(runner, settings)

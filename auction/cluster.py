@@ -80,6 +80,9 @@ logger = logging.getLogger(__name__)
 
 #: The header carrying the cluster's shared secret on internal requests.
 CLUSTER_HEADER = "X-Gavel-Cluster"
+#: A proxied viewer's own address (its per-address cap is counted by the writer), trusted
+#: only with the cluster's secret (`Cluster.viewer_address`).
+VIEWER_ADDRESS_HEADER = "X-Gavel-Viewer-Address"
 
 #: An instance name: what `lot_owners.owner` and the logs say.
 INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -900,6 +903,9 @@ class Cluster:
         for name in ("Authorization",):
             if name in request.headers:
                 headers[name] = request.headers[name]
+        if request.remote:
+            headers[CLUSTER_HEADER] = self._secret
+            headers[VIEWER_ADDRESS_HEADER] = request.remote
         try:
             async with self._session.request(
                 request.method,
@@ -918,6 +924,14 @@ class Cluster:
             return _json_error(503, "NOT_LIVE", "the lot's video is not available right now")
 
     # -- the internal routes (only other instances call them) --
+
+    def viewer_address(self, request: web.Request) -> str | None:
+        """The viewer's address another instance passed with the cluster's secret, or None
+        (then the request's own address counts)."""
+        forwarded = request.headers.get(VIEWER_ADDRESS_HEADER)
+        if forwarded and 0 < len(forwarded) <= 64 and self._authorized(request):
+            return forwarded
+        return None
 
     def _authorized(self, request: web.Request) -> bool:
         given = request.headers.get(CLUSTER_HEADER, "")

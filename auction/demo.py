@@ -49,6 +49,7 @@ from notary.errors import NotaryError
 from .gateway import Gateway, GatewayError
 from .gateway import bidder_code as bidder_code  # re-exported: rules C2.4 codes
 from .identity import prc_check_character
+from .printable import printable
 from .protocol import BidRequest, signed_bytes
 from .rules import (
     SECOND,
@@ -582,8 +583,8 @@ def summary(
         else:
             outcome = "no sale"
         lines.append(
-            f"  {state.status.value:<10} {lot.rules.format.value:<16} {lot.lot_id:<18} "
-            f"{outcome}  [{lot.bids} bids] {lot.title}"
+            f"  {state.status.value:<10} {lot.rules.format.value:<16} "
+            f"{printable(lot.lot_id):<18} {outcome}  [{lot.bids} bids] {printable(lot.title)}"
         )
     return "\n".join(lines)
 

@@ -46,6 +46,7 @@ from chain import (
     parse_vkey,
 )
 
+from .court import OrderError, check_order
 from .identity import Attestation, IdentityError, verify_attestation
 from .protocol import signed_bytes
 from .rules import (
@@ -199,9 +200,11 @@ def command_body(
     command: Any,
     events: tuple[Any, ...],
     request: SignedRequest | None = None,
+    order: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One command applied to lot `lot_id` as its `n`-th command, with the engine's answer
-    (and, for a signed bid, the bidder's request)."""
+    (and, for a signed bid, the bidder's request; for a court order, who gave it:
+    `auction.court.CourtOrder.to_json()`)."""
     accepted = not (len(events) == 1 and isinstance(events[0], Rejected))
     body: dict[str, Any] = {
         "v": BODY_VERSION,
@@ -214,6 +217,8 @@ def command_body(
     }
     if request is not None:
         body["request"] = request.to_json()
+    if order is not None:
+        body["order"] = dict(order)
     return body
 
 
@@ -592,6 +597,11 @@ class LedgerReplay:
             raise ReplayError(seq, lot_id, f"a {type(command).__name__} in a {entry_type} entry")
         if ingress > t_us:
             raise ReplayError(seq, lot_id, "ingress time after the entry's time")
+        if "order" in body:  # a court order given through a court session (auction.court)
+            try:
+                check_order(_thaw(body.get("order")), command)
+            except OrderError as exc:
+                raise ReplayError(seq, lot_id, f"court order: {exc}") from exc
         try:
             signed = self.identities.check(lot_id, command, body.get("request"), ingress)
         except SignedBidError as exc:

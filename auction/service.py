@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -735,6 +735,7 @@ class _Queued:
     future: asyncio.Future[tuple[Any, ...]] | None
     timer_deadline: int | None = None
     request: SignedRequest | None = None
+    order: Mapping[str, Any] | None = None  # who gave a court order (auction.court)
     #: Filled in once stored: the ledger seq of the command's entry (None if not reported).
     entry: list[int | None] = field(default_factory=lambda: [None])
 
@@ -867,14 +868,18 @@ class LotActor:
         return future
 
     async def submit_logged(
-        self, command: Any, request: SignedRequest | None = None
+        self,
+        command: Any,
+        request: SignedRequest | None = None,
+        order: Mapping[str, Any] | None = None,
     ) -> tuple[tuple[Any, ...], int | None]:
         """`submit`, then also the ledger seq of the command's entry once it is stored (None
-        if the store does not report it, or the command was refused before the rules)."""
+        if the store does not report it, or the command was refused before the rules).
+        `order`: who gave a court order, written to the entry (`auction.court`)."""
         if self._closing or self._task is None:
             raise ServiceClosed(f"lot {self.lot_id!r} is not taking commands")
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-        item = self._enqueue(command, future, None, request)
+        item = self._enqueue(command, future, None, request, order)
         events = await future
         return events, item.entry[0]
 
@@ -898,12 +903,13 @@ class LotActor:
         future: asyncio.Future[Any] | None,
         deadline: int | None,
         request: SignedRequest | None = None,
+        order: Mapping[str, Any] | None = None,
     ) -> _Queued:
         # Rules: ingress time is the server time at receipt; never earlier than the previous
         # command of this lot, so that queue order and time order agree even if the clock steps.
         ingress = max(self._clock(), self._last_ingress)
         self._last_ingress = ingress
-        item = _Queued(ingress, command, future, deadline, request)
+        item = _Queued(ingress, command, future, deadline, request, order)
         self._queue.put_nowait(item)
         return item
 
@@ -939,7 +945,9 @@ class LotActor:
                 answers.append((item, exc))
                 continue
             records.append(
-                HistoryRecord.of(self.lot_id, n, item.ingress, item.command, events, item.request)
+                HistoryRecord.of(
+                    self.lot_id, n, item.ingress, item.command, events, item.request, item.order
+                )
             )
             recorded.append(item)
             n += 1
@@ -1321,9 +1329,12 @@ class AuctionService:
         *,
         request: SignedRequest | None = None,
         forward: bool = True,
+        order: Mapping[str, Any] | None = None,
     ) -> tuple[tuple[Any, ...], int | None]:
         """`submit`, returning also the ledger seq of the command's entry (what a bidder's
         acknowledgement and receipt point at); None for an unknown lot (nothing stored).
+        `order`: who gave a court order (`auction.court`), written to the command's entry;
+        such a command is not forwarded (`NotWriter` on an instance not writing the lot).
 
         Clustered, a lot written by another instance gets the command through `forwarder`
         (raises `NotWriter` with `forward=False`, or without a forwarder)."""
@@ -1339,10 +1350,10 @@ class AuctionService:
             _, events = apply_to(MappingProxyType({}), lot_id, command, self._clock())
             return events, None
         if not actor.leading and self._clustered:
-            if self.forwarder is None or not forward:
+            if self.forwarder is None or not forward or order is not None:
                 raise NotWriter(f"this instance does not write lot {lot_id!r} now")
             return await self.forwarder(lot_id, command, request)
-        return await actor.submit_logged(command, request)
+        return await actor.submit_logged(command, request, order)
 
     async def record(
         self,

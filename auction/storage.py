@@ -303,6 +303,7 @@ class HistoryRecord:
     events: tuple[Any, ...]
     accepted: bool
     request: SignedRequest | None = None  # a signed bid's request: in the ledger entry only
+    order: Mapping[str, Any] | None = None  # who gave a court order: in the ledger entry only
 
     @classmethod
     def of(
@@ -313,10 +314,11 @@ class HistoryRecord:
         command: Any,
         events: tuple[Any, ...],
         request: SignedRequest | None = None,
+        order: Mapping[str, Any] | None = None,
     ) -> HistoryRecord:
         """Build the record of one `apply(...)`; `accepted` is derived from the events."""
         rejected = len(events) == 1 and isinstance(events[0], Rejected)
-        return cls(lot_id, n, ingress_us, command, tuple(events), not rejected, request)
+        return cls(lot_id, n, ingress_us, command, tuple(events), not rejected, request, order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -756,6 +758,7 @@ class _LedgerWriter:
                 record.command,
                 record.events,
                 record.request,
+                record.order,
             )
             entry = pending.batch.add(
                 entry_type_for(record.command), body, record.ingress_us, entries

@@ -138,6 +138,8 @@ class VideoSettings:
     ledger_retries: int = 3
     ledger_retry_seconds: float = 0.2
     drain_seconds: float = 10.0
+    #: Viewer sessions one client address may hold on one lot at once (beyond: 429).
+    max_viewers_per_address: int = _DEFAULT_STREAM.max_viewers_per_address
 
     def __post_init__(self) -> None:
         if self.lots not in ("live", "all"):
@@ -171,6 +173,7 @@ class VideoSettings:
             ice_servers=self.ice_servers,
             client_ice_servers=self.client_ice_servers,
             loopback_only=self.loopback_only,
+            max_viewers_per_address=self.max_viewers_per_address,
         )
 
 

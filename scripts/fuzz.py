@@ -35,6 +35,7 @@ MODULES = (
     "test_fuzz_tiles",
     "test_fuzz_export",
     "test_fuzz_notary",
+    "test_fuzz_rest",
 )
 BATCH = 200
 

@@ -33,6 +33,7 @@ from streaming.errors import (
     SourceError,
     StreamError,
     TooManyViewers,
+    TooManyViewersFromAddress,
     UnexpectedSegment,
     UnsupportedMediaType,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "StreamError",
     "TestPatternSource",
     "TooManyViewers",
+    "TooManyViewersFromAddress",
     "UnexpectedSegment",
     "UnsupportedMediaType",
     "cli_register",

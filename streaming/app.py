@@ -15,17 +15,18 @@ The routes live on the parent because a sub-application needs a fixed prefix and
 sub-application at `/api/lots` would answer 404 for all of them. The handlers find the hub
 through the sub-application (`stream_app[HUB]`), so there are no module globals.
 
-Errors are JSON `{"error": {"code", "message"}}` with 400/401/403/404/409/413/415/502/503.
+Errors are JSON `{"error": {"code", "message"}}` with 400/401/403/404/408/409/413/415/429/502/503.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from streaming.errors import OfferTooLarge, SignalingError
+from streaming.errors import BodyTimeout, OfferTooLarge, SignalingError
 from streaming.hub import StreamHub
 from streaming.settings import StreamSettings
 from streaming.signaling import (
@@ -96,19 +97,23 @@ async def _close_peers(app: web.Application) -> None:
     await app[HUB].close_peers()
 
 
-async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+async def _read_body(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
     check_content_type(request.headers.get("Content-Type", ""))
     check_declared_length(request.content_length, max_bytes)
     chunks: list[bytes] = []
     total = 0
-    while True:
-        chunk = await request.content.read(64 * 1024)
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > max_bytes:
-            raise OfferTooLarge(f"the offer body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                chunk = await request.content.read(64 * 1024)
+                if not chunk:
+                    return b"".join(chunks)
+                total += len(chunk)
+                if total > max_bytes:
+                    raise OfferTooLarge(f"the offer body is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"the offer did not arrive within {timeout_s:g} seconds") from None
 
 
 def _refusal(error: SignalingError) -> web.Response:
@@ -120,9 +125,11 @@ def _viewer_offer(hub: StreamHub, settings: StreamSettings) -> Handler:
         lot_id = request.match_info["lot_id"]
         try:
             hub.check_live(lot_id)
-            body = await _read_body(request, settings.max_sdp_bytes)
+            body = await _read_body(request, settings.max_sdp_bytes, settings.negotiation_timeout_s)
             offer = parse_offer(body, max_bytes=settings.max_sdp_bytes)
-            answer = await hub.answer_viewer(lot_id, offer, request.query.get("rendition"))
+            answer = await hub.answer_viewer(
+                lot_id, offer, request.query.get("rendition"), request.remote
+            )
         except SignalingError as error:
             return _refusal(error)
         return web.json_response({"sdp": answer.sdp, "type": answer.type})
@@ -138,7 +145,7 @@ def _publish(hub: StreamHub, settings: StreamSettings) -> Handler:
                 lot_id, bearer_token(request.headers.get("Authorization"))
             )
             hub.check_live(lot_id)
-            body = await _read_body(request, settings.max_sdp_bytes)
+            body = await _read_body(request, settings.max_sdp_bytes, settings.negotiation_timeout_s)
             offer = parse_offer(body, max_bytes=settings.max_sdp_bytes)
             answer = await hub.answer_publisher(lot_id, offer)
         except SignalingError as error:

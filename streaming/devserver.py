@@ -73,6 +73,7 @@ def build_app(args: argparse.Namespace) -> web.Application:
         loopback_only=True,
         encode_mode=args.encode_mode,
         max_viewers_per_lot=args.max_viewers,
+        max_viewers_per_address=args.max_viewers,  # a load test's viewers share 127.0.0.1
         max_concurrent_negotiations=64,
     )
     app = web.Application()

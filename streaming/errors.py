@@ -8,9 +8,11 @@
     │   ├── LotNotFound         404  the hub has never heard of the lot
     │   ├── LotNotLive          409  the lot is known but not streaming (not yet / any more)
     │   ├── CameraNotAccepted   409  the lot streams a file passed through: no camera input
+    │   ├── BodyTimeout         408  the body did not arrive within the negotiation timeout
     │   ├── OfferTooLarge       413  body above the configured SDP limit
     │   ├── UnsupportedMediaType 415 not application/json
     │   ├── TooManyViewers      503  the lot's viewer limit is reached
+    │   ├── TooManyViewersFromAddress 429  one address holds its cap of a lot's viewers
     │   └── NegotiationFailed   502  WebRTC negotiation did not complete (timeout, ICE, codec)
     ├── ConfigurationError      the server side called the hub wrongly (programming error)
     ├── SourceError             a media source cannot be used (codec, file, camera)
@@ -87,6 +89,11 @@ class CameraNotAccepted(SignalingError):
     code = "camera_not_accepted"
 
 
+class BodyTimeout(SignalingError):
+    status = 408
+    code = "body_timeout"
+
+
 class OfferTooLarge(SignalingError):
     status = 413
     code = "offer_too_large"
@@ -100,6 +107,11 @@ class UnsupportedMediaType(SignalingError):
 class TooManyViewers(SignalingError):
     status = 503
     code = "too_many_viewers"
+
+
+class TooManyViewersFromAddress(SignalingError):
+    status = 429
+    code = "too_many_viewers_from_address"
 
 
 class NegotiationFailed(SignalingError):

@@ -38,6 +38,7 @@ from streaming.errors import (
     PublishingDisabled,
     SignalingError,
     TooManyViewers,
+    TooManyViewersFromAddress,
 )
 from streaming.loopback import loopback_only_ice
 from streaming.model import (
@@ -110,6 +111,7 @@ class _Peer:
     lot_id: str
     role: str
     created: float = field(default_factory=time.monotonic)
+    address: str | None = None  # a viewer's client address (the per-address cap)
     track: MediaStreamTrack | None = None
     closing: bool = False
     close_task: asyncio.Task[None] | None = None
@@ -245,8 +247,14 @@ class StreamHub:
             ice_servers=ice_servers,
         )
 
-    def _count(self, lot_id: str) -> int:
-        return sum(1 for p in self._peers if p.lot_id == lot_id and p.role == "viewer")
+    def _count(self, lot_id: str, address: str | None = None) -> int:
+        return sum(
+            1
+            for p in self._peers
+            if p.lot_id == lot_id
+            and p.role == "viewer"
+            and (address is None or p.address == address)
+        )
 
     def _live_lot(self, lot_id: str) -> LotStream:
         if not is_valid_lot_id(lot_id):
@@ -277,13 +285,23 @@ class StreamHub:
             return filter_candidates(offer.sdp, is_loopback_address)
         return offer.sdp
 
-    async def answer_viewer(self, lot_id: str, offer: Offer, rendition: str | None) -> Answer:
+    async def answer_viewer(
+        self, lot_id: str, offer: Offer, rendition: str | None, address: str | None = None
+    ) -> Answer:
         """Answer a receive-only viewer's offer: the viewer gets the shared packets of the
         chosen rendition and, if its offer has a data channel labelled "gavel-meta", the
-        timed metadata. Raises `SignalingError` subclasses only."""
+        timed metadata. `address`: the client's address; each may hold at most
+        `max_viewers_per_address` viewers of a lot (`TooManyViewersFromAddress`, 429).
+        Raises `SignalingError` subclasses only."""
         check_viewer_offer(offer)
         lot = self._live_lot(lot_id)
         name = choose_rendition(rendition, lot.feeds, lot.default_rendition)
+        limit = self.settings.max_viewers_per_address
+        if address is not None and self._count(lot_id, address) >= limit:
+            raise TooManyViewersFromAddress(
+                f"your address already watches lot {lot_id!r} {limit} times (at most {limit}); "
+                "close another player first"
+            )
         if self._count(lot_id) >= self.settings.max_viewers_per_lot:
             raise TooManyViewers(f"lot {lot_id!r} has its maximum of viewers; try again later")
 
@@ -307,7 +325,7 @@ class StreamHub:
                 if channel.label == METADATA_CHANNEL:
                     lot.attach_channel(channel, track)
 
-        return await self._negotiate(lot_id, "viewer", offer, prepare)
+        return await self._negotiate(lot_id, "viewer", offer, prepare, address)
 
     async def authorize_publisher(self, lot_id: str, token: str | None) -> None:
         """Raise `PublishingDisabled` (403) or `NotAuthorized` (401) unless `token` may
@@ -354,9 +372,14 @@ class StreamHub:
             lot.attach_camera(track, frame.reformat(format="yuv420p"))
 
     async def _negotiate(
-        self, lot_id: str, role: str, offer: Offer, prepare: Callable[[_Peer], None]
+        self,
+        lot_id: str,
+        role: str,
+        offer: Offer,
+        prepare: Callable[[_Peer], None],
+        address: str | None = None,
     ) -> Answer:
-        peer = _Peer(RTCPeerConnection(self._configuration()), lot_id, role)
+        peer = _Peer(RTCPeerConnection(self._configuration()), lot_id, role, address=address)
         self._peers.add(peer)
 
         @peer.pc.on("connectionstatechange")

@@ -63,6 +63,8 @@ class StreamSettings:
     publisher_authorizer: PublisherAuthorizer | None = None
     max_sdp_bytes: int = 64 * 1024
     max_viewers_per_lot: int = 1000
+    #: Viewer sessions one client address may hold on one lot at once (beyond: 429).
+    max_viewers_per_address: int = 4
     max_concurrent_negotiations: int = 32
     negotiation_timeout_s: float = 10.0
     connect_timeout_s: float = 20.0
@@ -89,6 +91,8 @@ class StreamSettings:
             raise ConfigurationError("keyframe_overflow_interval_s >= keyframe_min_interval_s")
         if self.segment_seconds <= 0:
             raise ConfigurationError("segment_seconds must be positive")
+        if self.max_viewers_per_address < 1:
+            raise ConfigurationError("max_viewers_per_address >= 1")
         if self.viewer_queue_packets < 2 or self.max_viewers_per_lot < 1:
             raise ConfigurationError("viewer_queue_packets >= 2 and max_viewers_per_lot >= 1")
         if self.encode_mode not in ("shared", "per_viewer"):

@@ -23,6 +23,7 @@ from auction.storage import Storage, system_clock
 from auction.throttle import WriteLimits
 from auction.web import SERVICE, Settings, create_app
 from auction.web.app import GATEWAY
+from auction.web.limits import GuardedRunner
 from chain import parse_entry
 
 NAME = "张三丰"
@@ -98,7 +99,7 @@ async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Serv
     overrides.setdefault("write_limits", WriteLimits().scaled(100))
     settings = Settings(data_dir=tmp_path / "data", port=0, demo=False, **overrides)
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = GuardedRunner(app, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

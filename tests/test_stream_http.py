@@ -22,7 +22,10 @@ async def _allow(lot_id: str, token: str) -> bool:
 @pytest.fixture
 async def server() -> AsyncIterator[Running]:
     async with running_stream_app(
-        stream_settings(publisher_authorizer=_allow, max_sdp_bytes=4096)
+        # the mangled offers that still negotiate stay connected: no per-address cap here
+        stream_settings(
+            publisher_authorizer=_allow, max_sdp_bytes=4096, max_viewers_per_address=100
+        )
     ) as running:
         running.hub.open_lot("lot-1", PATTERN)
         running.hub.declare_lot("lot-later")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
-import json
 import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -57,7 +57,9 @@ from ..rules import (
     live_auctioneer,
 )
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
-from ..storage import HistoryRecord, StorageError
+from ..storage import HistoryRecord, StorageConflict, StorageError
+from .bodies import BodyError, read_json_body
+from .lot_input import InputError, check_id, check_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +207,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """Every `/api/` failure as `{"error": {"code", "message"}}`."""
     try:
         return await handler(request)
-    except ApiError as exc:
+    except (ApiError, BodyError) as exc:
         return error_response(exc.status, exc.code, exc.message)
+    except InputError as exc:
+        return error_response(422, exc.code, exc.message)
     except (GatewayError, DeskError) as exc:
         return error_response(exc.status, exc.code, exc.message)
     except AccountError as exc:
@@ -217,8 +221,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status, "HTTP_ERROR")
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(
+            exc.status, "HTTP_ERROR"
+        )
         return error_response(exc.status, code, exc.reason)
+    except Exception:
+        if not request.path.startswith("/api/"):
+            raise
+        # A fault of ours: logged with its traceback, answered in the documented shape.
+        logger.exception("request %s %s failed", request.method, request.path)
+        return error_response(500, "INTERNAL", "the server failed to handle this request")
 
 
 def add_api_routes(app: web.Application, parts: Callable[[web.Request], Components]) -> None:
@@ -246,18 +258,21 @@ def add_api_routes(app: web.Application, parts: Callable[[web.Request], Componen
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > 16_384:
-        raise ApiError(413, "TOO_LARGE", "the request body is too large")
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "MALFORMED", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "MALFORMED", "the request body must be a JSON object")
-    return body
+    return await read_json_body(request)  # the one reader: auction/web/bodies.py
+
+
+def refuse_claimed_authority(by: object) -> None:
+    """The console acts as the clerk (or an administrator): an order recorded as the court's
+    comes only from a court session (`auction.web.court`), the platform's from the server."""
+    if by == Authority.COURT.value:
+        raise ApiError(
+            403,
+            "COURT_ONLY",
+            "only a court session can give an order as the court "
+            "(POST /api/court/lots/{lot}/orders); the console acts as the clerk",
+        )
+    if by == Authority.PLATFORM.value:
+        raise ApiError(403, "PLATFORM_ONLY", "only the server itself pauses a lot as the platform")
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
@@ -274,21 +289,29 @@ def _integer(body: Mapping[str, Any], name: str) -> int:
     return value
 
 
+async def bearer_session(
+    request: web.Request, parts: Components, role: Role | None = None
+) -> Session:
+    """The request's valid session (`Authorization: Bearer`), with `role` when given;
+    `ApiError` 401/403 otherwise."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
+    session = await parts.gateway.session(token.strip())
+    if session is None:
+        raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+    if role is not None and session.role is not role:
+        raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
+    return session
+
+
 class _Api:
     def __init__(self, parts: Callable[[web.Request], Components]) -> None:
         self._parts = parts
 
     async def _session(self, request: web.Request, role: Role | None = None) -> Session:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-        session = await self._parts(request).gateway.session(token.strip())
-        if session is None:
-            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
-        if role is not None and session.role is not role:
-            raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
-        return session
+        return await bearer_session(request, self._parts(request), role)
 
     # -- accounts and identity --
 
@@ -406,7 +429,7 @@ class _Api:
         preset_name = _text(body, "preset", 32)
         if preset_name not in PRESETS:
             raise ApiError(422, "UNKNOWN_PRESET", f"preset must be one of {sorted(PRESETS)}")
-        lot_id = _text(body, "lot", 64)
+        lot_id = check_id(_text(body, "lot", 64), "lot")
         title = _text(body, "title")
         preset, allowed = PRESETS[preset_name]
         parameters = body.get("parameters", {})
@@ -415,24 +438,22 @@ class _Api:
             raise ApiError(
                 422, "BAD_PARAMETERS", f"unknown parameters {extra}; use {sorted(allowed)}"
             )
-        for name, value in parameters.items():
-            if name == "legal_timezone":
-                check_time_zone(value)
-            elif name != "currency" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ApiError(422, "BAD_PARAMETERS", f"{name!r} must be an integer")
+        if "legal_timezone" in parameters:
+            check_time_zone(parameters["legal_timezone"])
+        check_parameters({k: v for k, v in parameters.items() if k != "legal_timezone"})
         try:
             rules = preset(**parameters)
         except (ConfigError, RulesError, TypeError) as exc:
             raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {exc}") from exc
         sale = body.get("sale")
         if sale is not None:
-            sale = _text(body, "sale", 64)
-            await service.add_sale(
-                sale, _text(body, "sale_title") if "sale_title" in body else sale
-            )
+            sale = check_id(_text(body, "sale", 64), "sale")
+            sale_title = _text(body, "sale_title") if "sale_title" in body else sale
+            with contextlib.suppress(StorageConflict):  # the sale exists: the lot joins it
+                await service.add_sale(sale, sale_title)
         try:
             view = await service.add_lot(lot_id, rules, title, sale)
-        except LotExists:
+        except (LotExists, StorageConflict):
             raise ApiError(409, "LOT_EXISTS", f"a lot {lot_id!r} already exists") from None
         return web.json_response({"lot": view.to_json()}, status=201, headers=_NO_STORE)
 
@@ -444,13 +465,15 @@ class _Api:
         if service.view(lot) is None:
             raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
         kind = body.get("type")
-        if kind not in CONSOLE_COMMANDS:
+        if not isinstance(kind, str) or kind not in CONSOLE_COMMANDS:
             raise ApiError(
                 422, "UNKNOWN_COMMAND", f"type must be one of {sorted(CONSOLE_COMMANDS)}"
             )
         fields = {field.name for field in dataclasses.fields(CONSOLE_COMMANDS[str(kind)])}
         if "by" in fields and "by" not in body:
             body["by"] = Authority.CLERK.value
+        if "by" in fields:
+            refuse_claimed_authority(body["by"])
         try:
             command = decode(body)
         except (CodecError, RulesError) as exc:
@@ -617,4 +640,12 @@ def _cosignatures(note: bytes) -> int:
         return 0
 
 
-__all__ = ["ApiError", "Components", "NotaryBoard", "add_api_routes", "error_response"]
+__all__ = [
+    "ApiError",
+    "Components",
+    "NotaryBoard",
+    "add_api_routes",
+    "bearer_session",
+    "error_response",
+    "refuse_claimed_authority",
+]

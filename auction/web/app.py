@@ -62,6 +62,7 @@ from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
 from ..video import VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
+from .court import add_court_routes
 from .log import add_log_routes
 from .ring import add_ring_routes
 from .throttle import write_limits_middleware
@@ -196,6 +197,7 @@ def create_app(settings: Settings) -> web.Application:
     app.middlewares.append(write_limits_middleware(settings.write_limits, settings.clock))
     add_api_routes(app, _components)
     add_ring_routes(app, _components)
+    add_court_routes(app, _components)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)
@@ -388,6 +390,9 @@ async def _video_at_writer(request: web.Request, handler: Handler) -> web.Stream
         service = request.app[SERVICE]
         if service.view(lot) is not None and not service.leads(lot):
             return await cluster.proxy(request, lot)
+        viewer = cluster.viewer_address(request)  # proxied: the viewer's own address counts
+        if viewer is not None:
+            return await handler(request.clone(remote=viewer))
     return await handler(request)
 
 

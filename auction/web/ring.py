@@ -155,7 +155,7 @@ class _Ring:
     async def _decide(self, request: web.Request, outcome: str) -> web.Response:
         lot, state = await self._state(request)
         text = request.match_info["bid"]
-        if not text.isdigit() or len(text) > 18:
+        if not (text.isascii() and text.isdigit()) or len(text) > 18:
             raise ApiError(422, "MALFORMED", "the held bid is named by its number (bid_seq)")
         bid_seq = int(text)
         if pending_seq(state) != bid_seq:

@@ -1,0 +1,74 @@
+"""The court's route (docs/protocol.md §1 "Court orders"):
+
+    POST /api/court/lots/{lot}/orders   {"type": "Pause"|"Suspend"|"Resume"|"Cancel",
+                                         "reason": "...", "basis": "..."}
+
+A court session (`gavel staff --role court`) only. The order is the engine command with
+`by = COURT`, and its ledger entry names the session's account as who gave it
+(`auction.court`). Answers like the console's commands: `200 {"events", "lot"}`, the
+engine's refusal as `422` with its reason (logged like every command).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ..accounts import Role
+from ..court import COURT_ORDERS, CourtOrder, OrderError, order_command
+from ..rules import CodecError, Rejected, RulesError
+from ..service import NotWriter, public_events
+from .api import ApiError, Components, bearer_session
+from .bodies import read_json_body
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def add_court_routes(app: web.Application, parts: Callable[[web.Request], Components]) -> None:
+    """Register the court's route (after `add_api_routes`, whose middleware answers errors)."""
+
+    async def order(request: web.Request) -> web.Response:
+        components = parts(request)
+        session = await bearer_session(request, components, Role.COURT)
+        body = await read_json_body(request)
+        service = components.service
+        lot = request.match_info["lot"]
+        if service.view(lot) is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        kind, reason, basis = body.get("type"), body.get("reason"), body.get("basis", "")
+        if not isinstance(kind, str) or kind not in COURT_ORDERS:
+            raise ApiError(422, "UNKNOWN_ORDER", f"type must be one of {', '.join(COURT_ORDERS)}")
+        if "by" in body:
+            raise ApiError(422, "BAD_ORDER", "an order is the court's: leave out 'by'")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise ApiError(422, "BAD_ORDER", "reason must be a text of 1 to 500 characters")
+        if not isinstance(basis, str) or len(basis) > 200:
+            raise ApiError(422, "BAD_ORDER", "basis must be a text of at most 200 characters")
+        try:
+            command = order_command(kind, reason, basis)
+        except (OrderError, CodecError, RulesError) as exc:
+            raise ApiError(422, "BAD_ORDER", f"the order is not valid: {exc}") from exc
+        try:
+            events, entry = await service.submit_logged(
+                lot, command, order=CourtOrder(session.account).to_json()
+            )
+        except NotWriter:
+            raise ApiError(
+                503, "NOT_WRITER", "send court orders to the server instance that runs this lot"
+            ) from None
+        if len(events) == 1 and isinstance(events[0], Rejected):
+            refusal = events[0]
+            raise ApiError(422, refusal.reason.value, refusal.detail)
+        view = service.view(lot)
+        answer = {
+            "events": list(public_events(events)),
+            "entry": entry,
+            "lot": view.to_json() if view is not None else None,
+        }
+        return web.json_response(answer, headers=_NO_STORE)
+
+    app.router.add_post("/api/court/lots/{lot}/orders", order)
+
+
+__all__ = ["add_court_routes"]
