@@ -58,8 +58,10 @@ from ..rules import (
 )
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageConflict, StorageError
+from ..throttle import Throttled
 from .bodies import BodyError, read_json_body
 from .lot_input import InputError, check_id, check_parameters
+from .throttle import throttled_response
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +211,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except (ApiError, BodyError) as exc:
         return error_response(exc.status, exc.code, exc.message)
+    except Throttled as refusal:
+        return throttled_response(refusal)
     except InputError as exc:
         return error_response(422, exc.code, exc.message)
     except (GatewayError, DeskError) as exc:
