@@ -58,8 +58,8 @@ def test_c14_absentee_bids_one_increment_above_the_room() -> None:
     assert (lot.state.leader, lot.state.price) == ("c", 15_000)
     lot.ok(r.FloorBid("7"), 3)  # 18,000; the absentee can still go 20,000
     assert (lot.state.leader, lot.state.price) == ("c", 20_000)
-    lot.ok(r.FloorBid("7"), 4)  # 25,000: exhausted
-    assert (lot.state.leader, lot.state.price) == ("floor:7", 25_000)
+    lot.ok(r.FloorBid("7"), 4)  # 22,000 (the next 2-5-8 rung): exhausted
+    assert (lot.state.leader, lot.state.price) == ("floor:7", 22_000)
 
 
 def test_c14_two_absentees_resolve_at_one_increment_above_the_lower() -> None:

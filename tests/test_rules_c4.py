@@ -40,8 +40,8 @@ def test_c4_ladder_navigates_by_rung_index() -> None:
     assert ladder.on_grid(50, 125) and not ladder.on_grid(50, 110)
     assert ladder.min_next(50, 100) == 125 and ladder.step_above(50, 110) == 125
     decade = r.Ladder(decade_258=True)
-    assert decade.rungs(100, 260) == [100, 120, 150, 180, 200, 250, 300]
-    assert decade.step_above(100, 900) == 1000 and decade.step_above(100, 1000) == 1200
+    assert decade.rungs(100, 260) == [100, 120, 150, 180, 200, 220, 250, 280]
+    assert decade.step_above(100, 980) == 1000 and decade.step_above(100, 1000) == 1200
 
 
 def test_c4_ladder_lot_rejects_off_rung_bids() -> None:

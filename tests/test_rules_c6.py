@@ -87,9 +87,12 @@ def test_c6_soft_close_trigger_any_valid_bid_counts_every_accepted_bid() -> None
     )
     lot = Lot(rules)
     lot.bidder("a")
+    lot.bidder("b")
     lot.open()
     lot.max("a", 10_000, 1)
-    events = lot.max("a", 20_000, END - M)
+    events = lot.max("a", 20_000, END - M)  # silent: not a bid (clarification 3)
+    assert not lot.of_type(events, r.EndExtended)
+    events = lot.bid("b", 2_000, END - M)
     assert lot.of_type(events, r.EndExtended)
 
 

@@ -59,9 +59,19 @@ def failed_lot() -> Lot:
 def test_c10_relist_after_failure_keeps_at_least_80_percent() -> None:
     lot = failed_lot()
     with pytest.raises(r.RelistError):
-        r.plan_relist(lot.state, start_price=P0 * 79 // 100, start_at=END, end_at=END + D, now=END)
+        r.plan_relist(
+            lot.state,
+            start_price=P0 * 79 // 100,
+            start_at=END + 15 * D,
+            end_at=END + 16 * D,
+            now=END,
+        )
     plan = r.plan_relist(
-        lot.state, start_price=P0 * 8 // 10, start_at=END + D, end_at=END + 2 * D, now=END + D
+        lot.state,
+        start_price=P0 * 8 // 10,
+        start_at=END + 16 * D,
+        end_at=END + 17 * D,
+        now=END + D,
     )
     assert plan.rules.start_price == P0 * 8 // 10 and plan.rules.relist_count == 1
     assert plan.rules.deposit == judicial_rules().deposit * 8 // 10
@@ -75,12 +85,22 @@ def test_c10_relist_window_is_30_days() -> None:
 
 def test_c10_second_failure_leads_to_the_fixed_price_sale() -> None:
     lot = failed_lot()
-    plan = r.plan_relist(lot.state, start_price=P0 * 8 // 10, start_at=END, end_at=2 * END, now=END)
+    start = END + 15 * D
+    plan = r.plan_relist(
+        lot.state, start_price=P0 * 8 // 10, start_at=start, end_at=start + D, now=END
+    )
     again = Lot(plan.rules, "lot-1-relist")
-    again.open(END)
-    again.ok(r.CloseLot(), 2 * END)
-    with pytest.raises(r.RelistError, match="fixed-price"):
-        r.plan_relist(again.state, start_price=P0 * 8 // 10, start_at=0, end_at=D, now=2 * END)
+    again.open(start)
+    again.ok(r.CloseLot(), start + D)
+    fixed = r.plan_relist(
+        again.state,
+        start_price=P0 * 8 // 10,
+        start_at=start + D,
+        end_at=start + 61 * D,
+        now=start + D,
+    )
+    assert fixed.rules.format is r.Format.FIXED_PRICE_SALE
+    assert fixed.rules.start_price == P0 * 8 // 10 and "fixed-price" in fixed.basis
 
 
 def test_c10_relist_after_default_bars_the_defaulter() -> None:
@@ -88,7 +108,7 @@ def test_c10_relist_after_default_bars_the_defaulter() -> None:
     lot.ok(r.CloseLot(), END)
     lot.ok(r.DeclareDefault("missed"), END + 10 * D)
     plan = r.plan_relist(
-        lot.state, start_price=P0, start_at=END + 11 * D, end_at=END + 12 * D, now=END + 11 * D
+        lot.state, start_price=P0, start_at=END + 26 * D, end_at=END + 27 * D, now=END + 11 * D
     )
     assert "b" in plan.rules.barred
     relisted = Lot(plan.rules, "lot-1b")

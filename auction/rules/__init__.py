@@ -2,7 +2,7 @@
 
 `apply(state, command, now) -> (state, events)`; no I/O, no clock, no randomness. Start from
 `LotState.create(lot_id, rules)` with rules from a preset (`judicial`, `english_timed`,
-`live_auctioneer`); send `OpenLot` / `CloseLot` at `state.next_deadline()`.
+`live_auctioneer`, `fixed_price`); send `OpenLot` / `CloseLot` at `state.next_deadline()`.
 """
 
 from .codec import decode, encode
@@ -44,15 +44,18 @@ from .commands import (
     VoidBid,
 )
 from .config import (
+    FIXED_PRICE_MAX_DURATION,
     PRESETS,
     Format,
     LotRules,
+    PropertyKind,
     Retraction,
     Scope,
     SoftClose,
     SoftCloseMode,
     SoftCloseTrigger,
     english_timed,
+    fixed_price,
     judicial,
     live_auctioneer,
 )
@@ -91,6 +94,7 @@ from .events import (
     MaxSet,
     PaymentConfirmed,
     PriceChanged,
+    PriorityWindowOpened,
     Rejected,
     ReserveApproached,
     Result,
@@ -98,11 +102,23 @@ from .events import (
 from .increments import EBAY_TABLE, Fixed, Ladder, Table
 from .lot import Bidder, LotState, MaxVersion
 from .money import DAY, HOUR, MAX_AMOUNT, MINUTE, SECOND, deposit_amount
-from .relist import RelistPlan, plan_relist
+from .relist import NOTICE, NoticeTooShort, RelistPlan, earliest_start, plan_relist
 from .sale import Sale, on_lot_events, stagger, staggered_ends, stop_remaining
 from .states import DepositState, LotStatus
 
 __all__ = [
+    "COMMAND_TYPES",
+    "DAY",
+    "EBAY_TABLE",
+    "EVENT_TYPES",
+    "FIXED_PRICE_MAX_DURATION",
+    "FORMATS",
+    "HOUR",
+    "MAX_AMOUNT",
+    "MINUTE",
+    "NOTICE",
+    "PRESETS",
+    "SECOND",
     "AcceptOnline",
     "DeclineOnline",
     "AlignEnd",
@@ -118,30 +134,24 @@ __all__ = [
     "Bidder",
     "BidderBarred",
     "BidderRegistered",
-    "COMMAND_TYPES",
     "Cancel",
     "CloseLot",
     "CodecError",
     "CommandError",
     "ConfigError",
     "ConfirmPayment",
-    "DAY",
     "DeclareDefault",
     "DefaultDeclared",
     "DepositChanged",
     "DepositFrozen",
     "DepositPending",
     "DepositState",
-    "EBAY_TABLE",
-    "EVENT_TYPES",
     "EndExtended",
-    "FORMATS",
     "FairWarning",
     "FairWarningGiven",
     "Fixed",
     "FloorBid",
     "Format",
-    "HOUR",
     "Hammer",
     "IllegalTransition",
     "Ladder",
@@ -156,19 +166,19 @@ __all__ = [
     "LotRules",
     "LotState",
     "LotStatus",
-    "MAX_AMOUNT",
-    "MINUTE",
     "MaxSet",
     "MaxVersion",
     "NextLot",
+    "NoticeTooShort",
     "OpenLot",
     "OpenRing",
-    "PRESETS",
     "PassLot",
     "Pause",
     "PaymentConfirmed",
     "PlaceBid",
     "PriceChanged",
+    "PriorityWindowOpened",
+    "PropertyKind",
     "RegisterBidder",
     "RejectReason",
     "Rejected",
@@ -183,7 +193,6 @@ __all__ = [
     "RetractReason",
     "Retraction",
     "RulesError",
-    "SECOND",
     "Sale",
     "Scope",
     "SetAsk",
@@ -201,8 +210,10 @@ __all__ = [
     "apply_to",
     "decode",
     "deposit_amount",
+    "earliest_start",
     "encode",
     "english_timed",
+    "fixed_price",
     "judicial",
     "live_auctioneer",
     "on_lot_events",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import commands as c
+from .config import SoftCloseMode
 from .errors import RejectReason
 from .events import (
     BidderBarred,
@@ -265,7 +266,12 @@ def resume(state: LotState, cmd: c.Resume, now: int) -> Outcome:
         return reject(state, cmd, now, RejectReason.RESUME_EXPIRED, detail)
     end = state.end
     if state.live is None and state.remaining is not None:
-        end = now + max(state.remaining, rules.soft_close.window)  # rules C11
+        # rules C11: end := t_resume + max(remaining, W); a hard close has W = 0 (clar. 6)
+        window = 0 if rules.soft_close.mode is SoftCloseMode.OFF else rules.soft_close.window
+        end = now + max(state.remaining, window)
+    paused_total = state.paused_total
+    if state.halted_at is not None:
+        paused_total += now - state.halted_at  # clarification 5: the cap moves with pauses
     out = Emitter(state, now)
     out.emit(LotResumed, end=end, reason=cmd.reason, by=cmd.by.value)
     new = state.evolve(
@@ -274,6 +280,7 @@ def resume(state: LotState, cmd: c.Resume, now: int) -> Outcome:
         end=end,
         remaining=None,
         halted_at=None,
+        paused_total=paused_total,
     )
     return new, tuple(out.events)
 
@@ -324,7 +331,10 @@ def declare_default(state: LotState, cmd: c.DeclareDefault, now: int) -> Outcome
     out.emit(BidderBarred, bidder=winner.bidder, reason="defaulted", basis="SPC Art 24")
     bidders[winner.bidder] = replace_bidder(winner, deposit=deposit, barred=True)
     new = state.evolve(
-        seq=out.seq, bidders=bidders, status=lot_transition(state.status, LotEvent.DEFAULT)
+        seq=out.seq,
+        bidders=bidders,
+        status=lot_transition(state.status, LotEvent.DEFAULT),
+        defaulted_at=now,
     )
     return new, tuple(out.events)
 

@@ -17,11 +17,24 @@ from .money import DAY, HOUR, MINUTE, SECOND, check_amount, deposit_amount
 
 
 class Format(enum.StrEnum):
-    """Rules C1. `JUDICIAL_CN` and `ENGLISH_TIMED` share the timed ascending module."""
+    """Rules C1. `JUDICIAL_CN` and `ENGLISH_TIMED` share the timed ascending module;
+    `FIXED_PRICE_SALE` (变卖, rules C10 and clarification 9) has a module of its own."""
 
     JUDICIAL_CN = "JUDICIAL_CN"
     ENGLISH_TIMED = "ENGLISH_TIMED"
     LIVE_AUCTIONEER = "LIVE_AUCTIONEER"
+    FIXED_PRICE_SALE = "FIXED_PRICE_SALE"
+
+
+class PropertyKind(enum.StrEnum):
+    """What is being sold, for the relisting notice (rules C10, clarification 7)."""
+
+    REAL_ESTATE = "REAL_ESTATE"  # and other property rights: 15 days' notice
+    MOVABLE = "MOVABLE"  # 7 days' notice
+
+
+#: Clarification 9: a fixed-price sale is open for at most 60 days.
+FIXED_PRICE_MAX_DURATION = 60 * DAY
 
 
 class SoftCloseMode(enum.StrEnum):
@@ -102,6 +115,8 @@ class LotRules:
     relist_count: int = 0
     appraisal: int | None = None  # judicial: P0 ≥ 70 % of the appraisal
     legal_timezone: str = "Asia/Shanghai"
+    property_kind: PropertyKind | None = None  # C10 notice; judicial lots default to real estate
+    priority_window: int = 0  # fixed-price sale: how long priority holders may match (C7)
 
     def __post_init__(self) -> None:
         if not (len(self.currency) == 3 and self.currency.isalpha() and self.currency.isupper()):
@@ -118,11 +133,15 @@ class LotRules:
             raise ConfigError(
                 f"{self.format.value} lots must last at least {self.min_duration // SECOND} s"
             )
-        if self.format is Format.JUDICIAL_CN:
+        if self.format is Format.FIXED_PRICE_SALE:
+            self._check_fixed_price()
+        if self.format in (Format.JUDICIAL_CN, Format.FIXED_PRICE_SALE):
+            judicial_lot = self.format is Format.JUDICIAL_CN
+            kind = "a judicial auction" if judicial_lot else "a fixed-price sale"
             if self.reserve is not None:
-                raise ConfigError("JUDICIAL_CN has no hidden reserve: the start price is public")
+                raise ConfigError(f"{kind} has no hidden reserve: the start price is public")
             if self.retraction is not Retraction.NEVER:
-                raise ConfigError("JUDICIAL_CN bids are irrevocable (Auction Law Art 36)")
+                raise ConfigError(f"bids in {kind} are irrevocable (Auction Law Art 36)")
             if (
                 self.deposit_required
                 and self.start_price
@@ -132,11 +151,41 @@ class LotRules:
                     <= deposit_amount(self.start_price, 2000, self.deposit_unit)
                 )
             ):
-                raise ConfigError("JUDICIAL_CN deposit must be 5 %..20 % of the start price")
-            if self.appraisal is not None and self.start_price * 10 < self.appraisal * 7:
+                raise ConfigError(f"the deposit of {kind} must be 5 %..20 % of the start price")
+            if (
+                self.format is Format.JUDICIAL_CN
+                and self.appraisal is not None
+                and self.start_price * 10 < self.appraisal * 7
+            ):
                 raise ConfigError("JUDICIAL_CN start price must be at least 70 % of appraisal")
         if self.format is Format.LIVE_AUCTIONEER and self.retraction is not Retraction.NEVER:
             raise ConfigError("LIVE_AUCTIONEER bids are irrevocable (Auction Law Art 36)")
+
+    def _check_fixed_price(self) -> None:
+        """Clarification 9: a price, at most 60 days, no bidding up, no proxy."""
+        if self.start_price <= 0:
+            raise ConfigError("a fixed-price sale needs a positive price")
+        if self.end_at - self.start_at > FIXED_PRICE_MAX_DURATION:
+            raise ConfigError(
+                "a fixed-price sale is open for at most 60 days, not "
+                f"{(self.end_at - self.start_at) / DAY:.1f}"
+            )
+        if self.proxy_allowed:
+            raise ConfigError("a fixed-price sale has no proxy bidding")
+        if self.soft_close.mode is not SoftCloseMode.OFF:
+            raise ConfigError("a fixed-price sale has no soft close")
+        if self.priority_window < 0:
+            raise ConfigError("the priority holders' window must not be negative")
+
+    @property
+    def notice_kind(self) -> PropertyKind | None:
+        """The kind of property for the relisting notice: as configured, else real estate for
+        judicial lots and fixed-price sales (clarification 7), else none stated."""
+        if self.property_kind is not None:
+            return self.property_kind
+        if self.format in (Format.JUDICIAL_CN, Format.FIXED_PRICE_SALE):
+            return PropertyKind.REAL_ESTATE
+        return None
 
     def replace(self, **changes: object) -> LotRules:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -156,11 +205,13 @@ def judicial(
     window: int = 5 * MINUTE,
     extend: int = 5 * MINUTE,
     appraisal: int | None = None,
+    property_kind: PropertyKind = PropertyKind.REAL_ESTATE,
     **overrides: object,
 ) -> LotRules:
     """The `JUDICIAL_CN` preset (rules C19): FIXED step, 5/5 soft close on any valid bid, no
     cap, public reserve = P0, priority rights, irrevocable bids, deposit 5..20 % of P0, resume
-    within 5 days, relisting at ≥ 80 %. `proxy_allowed` only if the court's notice allows it.
+    within 5 days, relisting at ≥ 80 % after the notice (15 days for real estate, the default;
+    7 for movables). `proxy_allowed` only if the court's notice allows it.
     """
     if not 500 <= deposit_pct_basis_points <= 2000:
         raise ConfigError("JUDICIAL_CN deposit percentage must be within 5 %..20 %")
@@ -187,6 +238,7 @@ def judicial(
         resume_within=5 * DAY,
         relist_min_ratio_pct=80,
         appraisal=appraisal,
+        property_kind=property_kind,
     )
     return rules.replace(**overrides) if overrides else rules
 
@@ -255,18 +307,64 @@ def live_auctioneer(
     return rules.replace(**overrides) if overrides else rules
 
 
+def fixed_price(
+    *,
+    price: int,
+    start_at: int,
+    end_at: int,
+    deposit_pct_basis_points: int = 1000,
+    deposit_unit: int = 100,
+    currency: str = "CNY",
+    priority_window: int = 24 * HOUR,
+    property_kind: PropertyKind = PropertyKind.REAL_ESTATE,
+    **overrides: object,
+) -> LotRules:
+    """The `FIXED_PRICE_SALE` preset (变卖, rules C10, clarification 9): the lot is bought by the
+    first deposit-backed bidder who confirms at exactly `price` (a `PlaceBid` of that amount,
+    signed like any bid) within at most 60 days; registered priority holders may then match
+    the same price within `priority_window` (as the court's notice states; default 24 h).
+    Deposits 5..20 % of the price as for the auction; irrevocable; no proxy, no soft close.
+    `plan_relist` derives these rules from a judicial lot's second failure."""
+    if not 500 <= deposit_pct_basis_points <= 2000:
+        raise ConfigError("a fixed-price sale's deposit percentage must be within 5 %..20 %")
+    if isinstance(price, bool) or not isinstance(price, int) or price <= 0:
+        raise ConfigError(f"a fixed-price sale needs a positive integer price, got {price!r}")
+    rules = LotRules(
+        format=Format.FIXED_PRICE_SALE,
+        currency=currency,
+        start_price=price,
+        increment=Fixed(price),
+        start_at=start_at,
+        end_at=end_at,
+        soft_close=SoftClose(mode=SoftCloseMode.OFF, window=0, extend=0),
+        proxy_allowed=False,
+        priority_rights=True,
+        retraction=Retraction.NEVER,
+        deposit_required=True,
+        deposit=deposit_amount(price, deposit_pct_basis_points, deposit_unit),
+        deposit_unit=deposit_unit,
+        resume_within=5 * DAY,
+        property_kind=property_kind,
+        priority_window=priority_window,
+    )
+    return rules.replace(**overrides) if overrides else rules
+
+
 PRESETS = {
     Format.JUDICIAL_CN: judicial,
     Format.ENGLISH_TIMED: english_timed,
     Format.LIVE_AUCTIONEER: live_auctioneer,
+    Format.FIXED_PRICE_SALE: fixed_price,
 }
 
 __all__ = [
+    "FIXED_PRICE_MAX_DURATION",
     "Fixed",
     "Format",
     "Ladder",
     "LotRules",
     "PRESETS",
+    "PropertyKind",
     "Retraction",
     "Scope",
     "SoftClose",
@@ -274,6 +372,7 @@ __all__ = [
     "SoftCloseTrigger",
     "Table",
     "english_timed",
+    "fixed_price",
     "judicial",
     "live_auctioneer",
 ]

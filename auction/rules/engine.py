@@ -16,13 +16,14 @@ from .commands import COMMAND_TYPES
 from .config import Format
 from .errors import CommandError, RejectReason
 from .events import Rejected
-from .formats import live, timed
+from .formats import fixed_price, live, timed
 from .lot import LotState, reject
 
 FORMATS: Mapping[Format, Mapping[type, common.Handler]] = {
     Format.JUDICIAL_CN: timed.HANDLERS,
     Format.ENGLISH_TIMED: timed.HANDLERS,
     Format.LIVE_AUCTIONEER: live.HANDLERS,
+    Format.FIXED_PRICE_SALE: fixed_price.HANDLERS,
 }
 
 

@@ -263,6 +263,19 @@ class DefaultDeclared:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class PriorityWindowOpened:
+    """Fixed-price sale (clarification 9): a bidder confirmed at the price; registered priority
+    holders of better rank may match it until `end` (which replaces the sale's end)."""
+
+    seq: int
+    t: int
+    price: int
+    leader_code: str
+    end_before: int
+    end_after: int
+
+
 Event = (
     Rejected
     | BidderRegistered
@@ -287,6 +300,7 @@ Event = (
     | LotFinalized
     | PaymentConfirmed
     | DefaultDeclared
+    | PriorityWindowOpened
 )
 
 EVENT_TYPES: tuple[type, ...] = Event.__args__

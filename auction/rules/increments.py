@@ -99,8 +99,10 @@ class Ladder:
     """`LADDER`: rungs `r0 = P0, r_{k+1} = r_k + inc(r_k)`; a bid must be a rung above `cur`.
 
     `inc` is a `Table` (or `Fixed`) giving the increment at each rung, or `decade_258=True`
-    builds the "2-5-8" ladder (…, 100, 120, 150, 180, 200, 250, 300, 350, 400, 450, 500, 800,
-    1000, …: the digits 1.0 1.2 1.5 1.8 2.0 2.5 3.0 … per decade, as live auction houses call).
+    builds the "2-5-8" ladder (rules C4, clarification 1): inside each decade the rungs end in
+    0, 2, 5 or 8 at one tenth of the decade's base, 1,000 → 1,200 → 1,500 → 1,800 → 2,000 →
+    2,200 → … → 9,800 → 10,000 → 12,000. A clerk's ask off the ladder does not move it: the
+    next rung above any amount is the ladder's own.
     Navigation is by rung index, never by subtracting increments (Artsy eigen#1720).
     """
 
@@ -147,21 +149,34 @@ class Ladder:
         return rungs[-1] if rungs[-1] == amount else rungs[-2]
 
 
-_DECADE_258 = (100, 120, 150, 180, 200, 250, 300, 350, 400, 450, 500, 550, 600, 650, 700, 800, 900)
+#: The rungs' last significant digits inside a decade, in tenths of its base (clarification 1).
+DECADE_258_DIGITS = (0, 2, 5, 8)
+
+
+def decade_base(amount: int) -> int:
+    """The largest power of ten ≤ `amount` (`amount` ≥ 1)."""
+    base = 1
+    while base * 10 <= amount:
+        base *= 10
+    return base
 
 
 def _next_258(rung: int) -> int:
-    """The next rung of the 2-5-8 style decade ladder above `rung` (any positive integer)."""
+    """The next rung of the 2-5-8 ladder strictly above `rung` (any non-negative integer).
+
+    Inside the decade `[B, 10·B)` the rungs are `B·d + (B/10)·k` for `d` in 1..9 and `k` in
+    0, 2, 5, 8; below 10 (no tenth in whole units) every unit is a rung.
+    """
     if rung < 10:
         return rung + 1
-    scale = 1
-    while rung >= 1000 * scale:
-        scale *= 10
-    # rung is in [10*scale, 1000*scale): compare on the 100..999 scale
-    for mantissa in _DECADE_258:
-        if mantissa * scale > rung:
-            return mantissa * scale
-    return 1000 * scale
+    base = decade_base(rung)
+    tenth = base // 10
+    leading = rung // base  # 1..9
+    for k in DECADE_258_DIGITS:
+        candidate = leading * base + k * tenth
+        if candidate > rung:
+            return candidate
+    return (leading + 1) * base
 
 
 Increment = Fixed | Table | Ladder

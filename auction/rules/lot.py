@@ -149,7 +149,9 @@ class LotState:
     extensions: int = 0
     halted_at: int | None = None
     remaining: int | None = None
+    paused_total: int = 0  # clarification 5: time spent paused or suspended, for the cap
     closed_at: int | None = None
+    defaulted_at: int | None = None  # clarification 8: the re-auction window counts from here
     result: Result | None = None
     balance_due_at: int | None = None
     reserve_approach_done: bool = False

@@ -11,8 +11,10 @@ def extended_end(
     """The new end after an accepted triggering event at server time `t`, or None if unchanged.
 
     `FROM_BID` / `RESET_TO_REMAINING`: if `end − W ≤ t < end`, `end := max(end, t + E)`;
-    `ADD_TO_END`: `end := end + E` in the window; `LIVE_RESET`: every bid, `end := t + E` (never
-    earlier than the current end). Capped by `scheduled_end + cap_total` and `cap_count`.
+    `ADD_TO_END`: `end := end + E` in the window; `LIVE_RESET`: every bid,
+    `end := max(end, t + E)` (clarification 4: a bid never brings the end earlier). Capped by
+    `scheduled_end + cap_total` (the caller moves `scheduled_end` by the time the lot spent
+    paused, clarification 5) and by `cap_count`.
     """
     mode = soft_close.mode
     if mode is SoftCloseMode.OFF:

@@ -10,7 +10,7 @@ import dataclasses
 
 from .. import commands as c
 from ..common import Handler, Outcome, bidder_may_bid, seal
-from ..config import Retraction, Scope
+from ..config import Retraction, Scope, SoftCloseTrigger
 from ..errors import RejectReason
 from ..events import (
     BidAccepted,
@@ -41,7 +41,7 @@ def open_lot(state: LotState, cmd: c.OpenLot, now: int) -> Outcome:
     return new, tuple(out.events)
 
 
-def _bid_gate(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Outcome | None:
+def bid_gate(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Outcome | None:
     """Rules C4 tests 1 and 2, and the currency: the checks before looking at the amount."""
     if state.status in (LotStatus.PAUSED, LotStatus.SUSPENDED):
         return reject(state, cmd, now, RejectReason.SUSPENDED, "the lot is halted", cmd.bidder)
@@ -65,7 +65,7 @@ def _bid_gate(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Outcome 
 
 
 def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
-    gate = _bid_gate(state, cmd, now)
+    gate = bid_gate(state, cmd, now)
     if gate is not None:
         return gate
     rules = state.rules
@@ -123,7 +123,7 @@ def set_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
     if not rules.proxy_allowed:
         detail = "proxy bidding is not allowed by this lot's notice"
         return reject(state, cmd, now, RejectReason.PROXY_DISABLED, detail, cmd.bidder)
-    gate = _bid_gate(state, cmd, now)
+    gate = bid_gate(state, cmd, now)
     if gate is not None:
         return gate
     start, amount = rules.start_price, cmd.amount
@@ -159,7 +159,9 @@ def set_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
         leader, runner_up = resolve(bidders, rules)
     else:
         leader, runner_up = after_raise(bidders, rules, state.leader, state.runner_up, cmd.bidder)
-    return _settle(state, out, bidders, leader, runner_up, cmd.bidder, bid_made=True)
+    return _settle(
+        state, out, bidders, leader, runner_up, cmd.bidder, bid_made=True, max_change=True
+    )
 
 
 def _settle(
@@ -171,6 +173,7 @@ def _settle(
     actor: str | None,
     *,
     bid_made: bool,
+    max_change: bool = False,
 ) -> Outcome:
     """Price, concrete proxy auto-bids (rules C5), soft close (C6) and the new state."""
     rules = state.rules
@@ -186,9 +189,14 @@ def _settle(
         out.emit(PriceChanged, price=price, leader=leader, leader_code=code, min_next=min_next)
     end, extensions = state.end, state.extensions
     soft = rules.soft_close
-    triggered = changed or (bid_made and soft.trigger.value == "ANY_VALID_BID")
+    # clarification 3: a max change that moves neither price nor leader is not a bid
+    triggered = changed or (
+        bid_made and not max_change and soft.trigger is SoftCloseTrigger.ANY_VALID_BID
+    )
     if triggered and state.status is LotStatus.OPEN:
-        new_end = extended_end(soft, end, rules.end_at, extensions, out.now)
+        # clarification 5: the cap counts from the scheduled end moved by the time paused
+        scheduled = rules.end_at + state.paused_total
+        new_end = extended_end(soft, end, scheduled, extensions, out.now)
         if new_end is not None:
             out.emit(
                 EndExtended,
@@ -351,7 +359,7 @@ def align_end(state: LotState, cmd: c.AlignEnd, now: int) -> Outcome:
     soft = state.rules.soft_close
     new_end = cmd.end
     if soft.cap_total is not None:
-        new_end = min(new_end, state.rules.end_at + soft.cap_total)
+        new_end = min(new_end, state.rules.end_at + state.paused_total + soft.cap_total)
     if new_end <= state.end:
         return reject(state, cmd, now, RejectReason.DUPLICATE, "the end is already that late")
     out = Emitter(state, now)
