@@ -175,3 +175,91 @@ def test_property_proxy_resolution_equals_step_by_step_reference(
         standing = [b for b in state.bidders.values() if b.max is not None]
         leader, price = reference_price(standing, state.rules)
         assert (state.leader, state.price) == (leader, price), (maxima, events)
+
+
+# --- the 2-5-8 ladder (clarification 1) ----------------------------------------------------------
+
+DECADE = r.Ladder(decade_258=True)
+
+
+@PROPS
+@given(rung=st.integers(min_value=10, max_value=10**12))
+def test_property_258_ladder_strictly_increases_on_digits_0_2_5_8(rung: int) -> None:
+    """The next rung is above, ends in 0/2/5/8 tenths of its decade base, and no such amount
+    lies strictly between the two."""
+    following = DECADE.step_above(0, rung)
+    assert following > rung
+
+    def on_ladder(amount: int) -> bool:
+        tenth = r.increments.decade_base(amount) // 10
+        return amount % tenth == 0 and (amount // tenth) % 10 in (0, 2, 5, 8)
+
+    assert on_ladder(following)
+    if following - rung <= 2_000:  # small gaps: every amount in between is off the ladder
+        assert not any(on_ladder(x) for x in range(rung + 1, following))
+
+
+@PROPS
+@given(start=st.integers(min_value=1, max_value=10**9), cur=st.integers(0, 10**10))
+def test_property_258_ladder_min_next_is_a_rung_above_the_price(start: int, cur: int) -> None:
+    ask = DECADE.min_next(start, cur)
+    assert ask > cur and ask >= start and DECADE.on_grid(start, ask)
+    assert DECADE.floor_to_grid(start, ask) == ask
+
+
+# --- the fixed-price sale (clarification 9) -------------------------------------------------------
+
+FIXED = 500_000
+TAKERS = {"a": None, "b": None, "h1": 1, "h2": 2, "h3": 3, "h2b": 2}
+
+
+def fixed_lot(window: int) -> r.LotState:
+    rules = r.fixed_price(price=FIXED, start_at=0, end_at=60 * r.DAY, priority_window=window)
+    state = r.LotState.create("f", rules)
+    for name, rank in TAKERS.items():
+        code = f"P{rank}-{name}" if rank else f"C-{name}"
+        state, _ = r.apply(state, r.RegisterBidder(name, code, True, priority_rank=rank), 0)
+        state, _ = r.apply(state, r.DepositFrozen(name, rules.deposit, f"tx-{name}"), 0)
+    state, _ = r.apply(state, r.OpenLot(), 0)
+    return state
+
+
+@PROPS
+@given(
+    window=st.sampled_from([0, r.HOUR, r.DAY]),
+    script=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=20 * r.DAY),
+            st.sampled_from(sorted(TAKERS)),
+            st.sampled_from([FIXED, FIXED, FIXED, FIXED - 1, FIXED + 1]),
+        ),
+        max_size=25,
+    ),
+)
+def test_property_fixed_price_sells_once_at_the_price_to_the_best_rank(
+    window: int, script: list[tuple[int, str, int]]
+) -> None:
+    state = fixed_lot(window)
+    now, accepted, closes = 0, [], []
+    history: list[tuple[int, Any]] = []
+    for step, bidder, amount in script:
+        now += step
+        for command in (r.PlaceBid(bidder, amount, "CNY"), r.CloseLot()):
+            before = state
+            state, events = r.apply(state, command, now)
+            history.append((now, command))
+            if isinstance(events[0], r.Rejected):
+                assert state is before
+                continue
+            accepted += [e for e in events if isinstance(e, r.BidAccepted)]
+            closes += [e for e in events if isinstance(e, r.LotClosed)]
+    assert len(closes) <= 1
+    assert all(e.amount == FIXED for e in accepted)
+    assert len({e.bidder for e in accepted}) == len(accepted)  # nobody confirms twice
+    if closes and closes[0].result is r.Result.SOLD:
+        rank = {name: rank or 1_000 for name, rank in TAKERS.items()}
+        assert closes[0].winner == accepted[-1].bidder and closes[0].price == FIXED
+        assert rank[accepted[-1].bidder] == min(rank[e.bidder] for e in accepted)
+    if not accepted:
+        assert state.price is None and not (closes and closes[0].result is r.Result.SOLD)
+    assert r.replay(fixed_lot(window), history) == state

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from .. import commands as c
 from ..common import Handler, Outcome, seal
 from ..errors import RejectReason
-from ..events import BidAccepted, BidType, PriceChanged, PriorityWindowOpened
+from ..events import BidAccepted, BidType, PriceChanged, PriorityWindowOpened, Result
 from ..lot import ORDINARY_RANK, Bidder, Emitter, LotState, MaxVersion, reject, with_max
 from ..states import DepositState
 from .timed import bid_gate, close_lot, open_lot
@@ -65,6 +65,12 @@ def challengers(state: LotState) -> list[str]:
 
 def confirm(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
     """A bidder confirms the purchase at the fixed price (a `PlaceBid` of exactly the price)."""
+    if state.result is Result.SOLD and state.closed_at is not None and cmd.bidder != state.leader:
+        detail = (
+            f"another bidder ({state.leader_code}) bought this lot at the fixed price of "
+            f"{money(state.rules.start_price, state.rules.currency)} on {_utc(state.closed_at)}"
+        )
+        return reject(state, cmd, now, RejectReason.ASK_TAKEN, detail, cmd.bidder)
     gate = bid_gate(state, cmd, now)
     if gate is not None:
         return gate
