@@ -156,7 +156,7 @@ def _fixed_price_plan(
         )
     if start_at < now:
         raise RelistError("a fixed-price sale cannot start in the past")
-    options: dict[str, object] = {}
+    options: dict[str, int] = {}
     if priority_window is not None:
         options["priority_window"] = priority_window
     try:

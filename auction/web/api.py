@@ -53,6 +53,7 @@ from ..rules import (
     UndoLastBid,
     decode,
     english_timed,
+    fixed_price,
     judicial,
     live_auctioneer,
 )
@@ -139,6 +140,20 @@ PRESETS: Mapping[str, tuple[Callable[..., Any], frozenset[str]]] = {
                 "legal_timezone",
             }
         ),
+    ),
+    "FIXED_PRICE_SALE": (
+        fixed_price,
+        frozenset(
+            {
+                "price",
+                "start_at",
+                "end_at",
+                "currency",
+                "deposit_pct_basis_points",
+                "priority_window",
+                "legal_timezone",
+            }
+        ),  # fmt: skip
     ),
 }
 

@@ -3,11 +3,11 @@ times, checked before the rules presets see them, each refusal a typed 422 in pl
 
 * A lot or sale id is `ID_PATTERN`: 1 to 64 characters, ASCII letters, digits, `-` and `_`,
   starting with a letter or a digit (no `/`, `.`, spaces or anything a URL would change).
-* Prices (`start_price`, `step`, `appraisal`) are whole minor units from 1 to `MAX_PRICE`;
+* Prices (`start_price`, `price`, `step`, `appraisal`) are whole minor units from 1 to `MAX_PRICE`;
   `reserve` and `deposit` from 0 to `MAX_PRICE`.
 * Times (`start_at`, `end_at`) are microseconds between `EARLIEST_US` (2000-01-01) and
   `LATEST_US` (2100-01-01, UTC); durations (`min_duration`, `window`, `extend`,
-  `fair_warning_dwell`) from 0 to `MAX_DURATION_US` (366 days);
+  `fair_warning_dwell`, `priority_window`) from 0 to `MAX_DURATION_US` (366 days);
   `deposit_pct_basis_points` from 0 to 10,000 (100 %).
 """
 
@@ -28,10 +28,12 @@ EARLIEST_US = 946_684_800_000_000
 LATEST_US = 4_102_444_800_000_000
 MAX_DURATION_US = 366 * DAY
 
-_PRICES = frozenset({"start_price", "step", "appraisal"})
+_PRICES = frozenset({"start_price", "price", "step", "appraisal"})
 _AMOUNTS = frozenset({"reserve", "deposit"})
 _TIMES = frozenset({"start_at", "end_at"})
-_DURATIONS = frozenset({"min_duration", "window", "extend", "fair_warning_dwell"})
+_DURATIONS = frozenset(
+    {"min_duration", "window", "extend", "fair_warning_dwell", "priority_window"}
+)
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
