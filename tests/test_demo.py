@@ -33,7 +33,8 @@ def test_catalogue_has_every_preset_and_a_staggered_judicial_sale() -> None:
     timeline = Timeline.for_duration(duration)
     sales = catalogue(t0, timeline)
     lots = [lot for sale in sales for lot in sale.lots]
-    assert {lot.rules.format for lot in lots} == set(Format)
+    # the fixed-price sale (变卖) has no lot page of its own yet, so the demo does not show one
+    assert {lot.rules.format for lot in lots} == set(Format) - {Format.FIXED_PRICE_SALE}
     assert len({lot.lot_id for lot in lots}) == len(lots)
 
     (court_sale,) = [sale for sale in sales if len(sale.lots) == 3]
@@ -100,7 +101,7 @@ async def test_the_app_serves_the_seeded_lots(
     assert isinstance(body["now_us"], int)
     lots = body["lots"]
     assert len(lots) == 6
-    assert {lot["format"] for lot in lots} == {f.value for f in Format}
+    assert {lot["format"] for lot in lots} == {f.value for f in Format} - {"FIXED_PRICE_SALE"}
     for lot in lots:
         assert not PRIVATE_KEYS & set(lot)
         assert {"title", "status", "price", "leader_code", "end", "min_next", "bids"} <= set(lot)
