@@ -45,6 +45,7 @@ from auction.rules import (
     SoftClose,
     apply,
     english_timed,
+    fixed_price,
     judicial,
     live_auctioneer,
 )
@@ -268,6 +269,20 @@ def scenarios() -> list[Scenario]:
         (T0 + 5 * s, NextLot()),
     ]
     out.append(Scenario("live-vase", "Famille rose vase", vase, tuple(commands)))
+
+    # FIXED_PRICE_SALE (变卖): a taker, a refused second taker, a priority holder matches.
+    garage = fixed_price(price=1_280_000, start_at=T0 + 10 * s, end_at=T0 + 100 * s)
+    commands = [
+        (T0, RegisterBidder(bidder="coowner", code="P1-4K9D", kyc_verified=True, priority_rank=1)),
+        (T0 + 1, DepositFrozen(bidder="coowner", amount=garage.deposit, reference="pay-co")),
+        *_register(garage, T0 + 2, "lena", "omar"),
+        (T0 + 10 * s, OpenLot()),
+        (T0 + 11 * s, PlaceBid(bidder="lena", amount=1_270_000, currency="CNY")),  # below
+        (T0 + 12 * s, PlaceBid(bidder="lena", amount=1_280_000, currency="CNY")),  # taken
+        (T0 + 13 * s, PlaceBid(bidder="omar", amount=1_280_000, currency="CNY")),  # too late
+        (T0 + 14 * s, PlaceBid(bidder="coowner", amount=1_280_000, currency="CNY")),  # match
+    ]
+    out.append(Scenario("fixed-garage", "Parking space B2-117", garage, tuple(commands)))
     return out
 
 

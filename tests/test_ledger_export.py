@@ -112,13 +112,14 @@ async def test_export_writes_the_layout_with_a_receipt_per_sale(
 ) -> None:
     out = tmp_path / "out"
     assert main(["ledger", "export", "--data", str(data_dir), "--out", str(out)]) == 0
-    assert "3 receipts (3 sales)" in capsys.readouterr().out
+    assert "4 receipts (4 sales)" in capsys.readouterr().out  # with the fixed-price sale
     _, entries = check_layout(out)
     replay = LedgerReplay()
     for data in entries:
         entry = parse_entry(data)
         replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
-    assert replay.sales == 3 and replay.unsold_closures() == []
+    assert replay.sales == 4 and replay.unsold_closures() == []
+    assert replay.outcomes()["fixed-garage"]["leader_code"] == "P1-4K9D"
 
     everything = tmp_path / "everything"
     assert (
