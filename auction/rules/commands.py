@@ -226,7 +226,8 @@ class Suspend:
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """Rules C11: resume; `end := t_resume + max(remaining, W)`."""
+    """Rules C11: resume; `end := t_resume + max(remaining, W)`, W = 0 when the lot has no
+    soft close (clarification 6)."""
 
     reason: str
     by: Authority = Authority.COURT

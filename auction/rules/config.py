@@ -44,7 +44,7 @@ class SoftCloseMode(enum.StrEnum):
     FROM_BID = "FROM_BID"  # end := max(end, t + E) inside the window
     RESET_TO_REMAINING = "RESET_TO_REMAINING"  # same formula with E = T
     ADD_TO_END = "ADD_TO_END"  # end := end + E inside the window (stacks)
-    LIVE_RESET = "LIVE_RESET"  # every bid: end := t + E
+    LIVE_RESET = "LIVE_RESET"  # every bid: end := max(end, t + E) (clarification 4)
 
 
 class SoftCloseTrigger(enum.StrEnum):
@@ -70,7 +70,7 @@ class SoftClose:
     mode: SoftCloseMode = SoftCloseMode.FROM_BID
     window: int = 5 * MINUTE  # W, microseconds
     extend: int = 5 * MINUTE  # E, microseconds
-    cap_total: int | None = None  # maximum overtime past the scheduled end
+    cap_total: int | None = None  # max overtime past the scheduled end + time paused (clar. 5)
     cap_count: int | None = None  # maximum number of extensions
     scope: Scope = Scope.LOT
     group: str | None = None  # the group id when scope is GROUP

@@ -58,7 +58,8 @@ def after_raise(
 def price_for(
     bidders: Mapping[str, Bidder], rules: LotRules, leader: str | None, runner_up: str | None
 ) -> int | None:
-    """Rules C5 price formula, with the C7 priority match and the hidden reserve."""
+    """Rules C5 price formula, with the C7 priority match and the hidden reserve: while the
+    leader's max is below the reserve the price is that max (clarification 2)."""
     if leader is None:
         return None
     start = rules.start_price

@@ -1,4 +1,5 @@
-"""Timed ascending auctions: `JUDICIAL_CN` and `ENGLISH_TIMED` (rules C4, C5, C6, C7, C8, C9).
+"""Timed ascending auctions: `JUDICIAL_CN` and `ENGLISH_TIMED` (rules C4, C5, C6, C7, C8, C9;
+clarifications 2, 3 and 5).
 
 The two presets differ only in configuration (increments, proxy, reserve, retraction, soft
 close, priority rights), so one module serves both.
