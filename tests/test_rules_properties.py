@@ -263,3 +263,35 @@ def test_property_fixed_price_sells_once_at_the_price_to_the_best_rank(
     if not accepted:
         assert state.price is None and not (closes and closes[0].result is r.Result.SOLD)
     assert r.replay(fixed_lot(window), history) == state
+
+
+# --- silent max changes never extend (clarification 3) --------------------------------------------
+
+
+@st.composite
+def closing_script(draw: st.DrawFn) -> list[tuple[int, Any]]:
+    """Bids and maxima inside the last minutes, where every price move extends the end."""
+    now = END - 5 * r.MINUTE
+    script: list[tuple[int, Any]] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=30))):
+        now += draw(st.integers(min_value=1, max_value=20 * r.SECOND))
+        bidder = draw(st.sampled_from(BIDDERS))
+        amount = P0 + draw(st.integers(min_value=0, max_value=40)) * STEP
+        kind = draw(st.sampled_from([r.SetMax, r.SetMax, r.PlaceBid]))
+        script.append((now, kind(bidder, amount, "CNY")))
+    return script
+
+
+@PROPS
+@given(data=st.data(), priority=st.booleans())
+def test_property_silent_max_changes_never_extend(data: st.DataObject, priority: bool) -> None:
+    state = new_lot(True, priority)  # judicial with proxy: the trigger is any valid bid
+    for before, after, events, now in run(state, data.draw(closing_script())):
+        if isinstance(events[0], r.Rejected):
+            continue
+        moved = any(isinstance(e, r.PriceChanged) for e in events)
+        extended = any(isinstance(e, r.EndExtended) for e in events)
+        if isinstance(events[0], r.MaxSet) and not moved:
+            assert not extended and after.end == before.end
+        elif before.end - 5 * r.MINUTE < now < before.end:
+            assert extended and after.end == max(before.end, now + 5 * r.MINUTE)
