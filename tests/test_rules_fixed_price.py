@@ -87,6 +87,7 @@ def test_fixed_price_first_confirmer_wins_at_once_without_priority_holders() -> 
     assert lot.state.status is r.LotStatus.SOLD and lot.state.next_deadline() is None
     lot.ok(r.ConfirmPayment("bank-1"), 5 * D)
     assert lot.state.status is r.LotStatus.COMPLETED
+    lot.refused(r.PlaceBid("c", PRICE, "CNY"), 6 * D, RR.ASK_TAKEN)  # still bought by b
 
 
 def test_fixed_price_a_second_confirmer_is_refused_in_words() -> None:

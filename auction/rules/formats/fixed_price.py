@@ -24,10 +24,13 @@ from datetime import UTC, datetime
 from .. import commands as c
 from ..common import Handler, Outcome, seal
 from ..errors import RejectReason
-from ..events import BidAccepted, BidType, PriceChanged, PriorityWindowOpened, Result
+from ..events import BidAccepted, BidType, PriceChanged, PriorityWindowOpened
 from ..lot import ORDINARY_RANK, Bidder, Emitter, LotState, MaxVersion, reject, with_max
-from ..states import DepositState
+from ..states import DepositState, LotStatus
 from .timed import bid_gate, close_lot, open_lot
+
+#: Statuses in which the lot has been bought (a later taker is told by whom and when).
+_BOUGHT = frozenset({LotStatus.SOLD, LotStatus.COMPLETED})
 
 #: Deposit states of a holder who has withdrawn (or lost the deposit): no right left to match.
 _GONE = frozenset({DepositState.RELEASED, DepositState.FORFEITED})
@@ -65,7 +68,7 @@ def challengers(state: LotState) -> list[str]:
 
 def confirm(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
     """A bidder confirms the purchase at the fixed price (a `PlaceBid` of exactly the price)."""
-    if state.result is Result.SOLD and state.closed_at is not None and cmd.bidder != state.leader:
+    if state.status in _BOUGHT and state.closed_at is not None and cmd.bidder != state.leader:
         detail = (
             f"another bidder ({state.leader_code}) bought this lot at the fixed price of "
             f"{money(state.rules.start_price, state.rules.currency)} on {_utc(state.closed_at)}"
