@@ -59,6 +59,7 @@ from ..rules import (
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageConflict, StorageError
 from ..throttle import Throttled
+from ..words import command_refusal_words
 from .bodies import BodyError, read_json_body
 from .lot_input import InputError, check_id, check_parameters
 from .throttle import throttled_response
@@ -485,7 +486,8 @@ class _Api:
         events = await service.submit(lot, command)
         if len(events) == 1 and isinstance(events[0], Rejected):
             refusal = events[0]
-            raise ApiError(422, refusal.reason.value, refusal.detail)
+            words = command_refusal_words(refusal.command, refusal.reason, service.state(lot))
+            raise ApiError(422, refusal.reason.value, words)
         view = service.view(lot)
         answer = {
             "events": list(public_events(events)),
