@@ -85,7 +85,9 @@ def floor_plan() -> bytes:
         draw.text((x, y + 32), area, fill=(90, 100, 110), font=small)
     for x0, y0, x1, y1 in ((230, 354, 290, 366), (600, 244, 660, 256), (380, 354, 440, 366)):
         draw.rectangle([x0, y0, x1, y1], fill=(250, 250, 246))  # doorways
-    draw.text((60, 600), "Floor plan, flat 1502 · 89.46 sq m gross · north is up", fill=INK, font=small)
+    draw.text(
+        (60, 600), "Floor plan, flat 1502 · 89.46 sq m gross · north is up", fill=INK, font=small
+    )
     return _encode(image, "png")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from .rules import LotRules, decode
 
 if TYPE_CHECKING:
     from .service import AuctionService
+
+logger = logging.getLogger(__name__)
 
 #: Pictures: at most this many bytes each, and this many per lot.
 MAX_PICTURE_BYTES = 4 * 1024 * 1024
@@ -375,6 +378,7 @@ class LotFactsStore:
             with self._engine.begin() as connection:
                 return function(connection)
         except sa_exc.SQLAlchemyError as exc:
+            logger.warning("lot facts: %s failed: %s", what, exc)
             raise FactsUnavailable(f"{what}: the database failed") from exc
 
     def put_facts(self, lot_id: str, facts: Mapping[str, str], now_us: int) -> None:
@@ -467,14 +471,8 @@ class LotFactsStore:
         picture = upload.kind == "picture"
 
         def insert(connection: Connection) -> int:
-            kinds = LOT_DOCUMENTS.c.kind == "picture"
-            query = sa.select(sa.func.count()).where(
-                LOT_DOCUMENTS.c.lot_id == lot_id, kinds if picture else sa.not_(kinds)
-            )
-            held = connection.execute(query).scalar_one()
-            limit = MAX_PICTURES if picture else MAX_DOCUMENTS
-            if held >= limit:
-                raise TooMany(f"a lot has at most {limit} {'pictures' if picture else 'documents'}")
+            # Write first, count after (a SQLite reader that then writes could be refused
+            # while the ledger writer holds the lock); over the limit, the rollback undoes it.
             result = connection.execute(
                 LOT_DOCUMENTS.insert().values(
                     lot_id=lot_id,
@@ -488,7 +486,16 @@ class LotFactsStore:
                     content=upload.data,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            kinds = LOT_DOCUMENTS.c.kind == "picture"
+            query = sa.select(sa.func.count()).where(
+                LOT_DOCUMENTS.c.lot_id == lot_id, kinds if picture else sa.not_(kinds)
+            )
+            limit = MAX_PICTURES if picture else MAX_DOCUMENTS
+            if connection.execute(query).scalar_one() > limit:
+                raise TooMany(f"a lot has at most {limit} {'pictures' if picture else 'documents'}")
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
         document_id = self._run("store the document", insert)
         return StoredDocument(

@@ -110,7 +110,7 @@ FORMAT_WORDS: Mapping[str, str] = {
 
 def lot_state_words(status: str, phase: str | None = None, result: str | None = None) -> str:
     """The state of a lot as a bidder reads it."""
-    if status == LotStatus.OPEN and phase in PHASE_WORDS:
+    if status == LotStatus.OPEN and phase is not None and phase in PHASE_WORDS:
         return PHASE_WORDS[phase]
     if result == "SOLD" and status not in (LotStatus.COMPLETED, LotStatus.DEFAULTED):
         return LOT_STATE_WORDS[LotStatus.SOLD]
@@ -141,7 +141,9 @@ def extension_rule_words(rules: LotRules) -> str:
         return "The auctioneer closes the lot with the hammer, after a fair warning."
     if soft.mode is SoftCloseMode.OFF or soft.window == 0 or soft.extend == 0:
         return "The lot ends at its scheduled time; late bids do not extend it."
-    which = "bid" if soft.trigger is SoftCloseTrigger.ANY_VALID_BID else "bid that changes the price"
+    which = (
+        "bid" if soft.trigger is SoftCloseTrigger.ANY_VALID_BID else "bid that changes the price"
+    )
     window, extend = duration_words(soft.window), duration_words(soft.extend)
     if soft.mode is SoftCloseMode.ADD_TO_END:
         sentence = f"A {which} in the last {window} adds {extend} to the end"

@@ -199,7 +199,8 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise TooLarge(f"the file has {declared:,} bytes; at most {limit:,} are accepted")
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = await request.content.read(64 * 1024)
         if not chunk:

@@ -22,6 +22,10 @@ export function startBidBar() {
   const follow = () => {
     // Never disabled: a watcher who cannot bid yet is taken to the words that say why.
     button.textContent = formButton.disabled ? "How to bid" : formButton.textContent;
+    // Its own name: the form's button keeps "Bid …" for assistive technology and tests.
+    const note = /^Bid \((.*)\)$/.exec(formButton.textContent);
+    const name = note ? `Place a bid: ${note[1]}` : `Place a bid of ${formButton.textContent.replace(/^Bid\s*/, "")}`;
+    button.setAttribute("aria-label", formButton.disabled ? "How to bid" : name);
   };
   new MutationObserver(follow).observe(formButton, { childList: true, characterData: true, subtree: true, attributes: true });
   follow();

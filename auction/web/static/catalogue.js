@@ -35,7 +35,7 @@ function lotCard(lot) {
   const countdown = el("p", { className: "countdown", dataset: { target: target ? String(target[1]) : "" } });
   if (target) countdown.dataset.label = target[0];
   const [cover, about] = cardFacts(lot);
-  card.append(tags, el("h3", {}, link), cover || "", price, facts, about || "", countdown,
+  card.append(cover || "", tags, el("h3", {}, link), price, facts, about || "", countdown,
     el("a", { href: `/lot/${encodeURIComponent(lot.lot_id)}`, "aria-label": `Open the lot room of ${lot.title || lot.lot_id}` }, "Lot room →"));
   return card;
 }
