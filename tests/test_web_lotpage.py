@@ -495,3 +495,51 @@ async def test_no_engine_name_anywhere_a_person_reads(running: Running) -> None:
     refused = await wait_text(console, "#command-result", "failed")
     assert ENGINE_NAME.search(refused) is None, refused
     assert errors == []
+
+
+async def test_console_enters_facts_and_uploads_documents(running: Running, tmp_path: Path) -> None:
+    server = running.server
+    errors: list[str] = []
+    page = await new_page(running, errors, 1280)
+    await page.goto(f"{running.url}/console#token={running.token}")
+    await page.get_by_label("Lot", exact=True).select_option(LOT)
+    await page.get_by_label("Address").fill("Flat 902, Building 5, Wenyi West Road, Hangzhou")
+    await page.get_by_label(re.compile("^Area")).fill("76.20 m²")
+    await page.get_by_label("Description").fill("Two bedrooms on the 9th floor.")
+    await page.get_by_role("button", name="Save facts").click()
+    await wait_text(page, "#facts-result", f"Saved the facts of {LOT}")
+    picture = tmp_path / "facade.png"
+    picture.write_bytes(facade())
+    size = await server.ledger_size()
+    await page.get_by_label("Kind of file").select_option("picture")
+    await page.get_by_label("File", exact=True).set_input_files(str(picture))
+    await page.get_by_role("button", name="Upload and record in the ledger").click()
+    recorded = await wait_text(page, "#upload-result", "Recorded|failed")
+    digest = hashlib.sha256(picture.read_bytes()).hexdigest()
+    match = re.fullmatch(
+        rf"Recorded facade\.png in ledger entry (\d+) \(SHA-256 {digest}\)\.", recorded
+    )
+    assert match is not None and int(match[1]) >= size, recorded
+    entry = server.entry_json()[int(match[1])]
+    assert entry["type"] == "document" and entry["body"]["sha256"] == digest
+    await wait_text(page, "#upload-list", "Picture: facade.png")
+    # A page disguised as a notice is refused by its bytes, in words; nothing is recorded.
+    disguised = tmp_path / "notice.txt"
+    disguised.write_bytes(b"<!doctype html><script>alert(1)</script>")
+    await page.get_by_label("Kind of file").select_option("notice")
+    await page.get_by_label("File", exact=True).set_input_files(str(disguised))
+    await page.get_by_role("button", name="Upload and record in the ledger").click()
+    refused = await wait_text(page, "#upload-result", "failed")
+    assert refused == "The upload failed: Only PDF or plain-text documents are accepted here.", (
+        refused
+    )
+    size = await server.ledger_size()
+    await page.get_by_role("button", name="Upload and record in the ledger").click()
+    await wait_text(page, "#upload-result", "failed")
+    assert await server.ledger_size() == size
+    async with running.http.get(f"{running.url}/api/lots/{LOT}/facts") as response:
+        body = await response.json()
+    assert body["facts"]["area"] == "76.20 m²"
+    assert [p["name"] for p in body["pictures"]] == ["facade.png"] and body["documents"] == []
+    assert await page.evaluate(ACCESSIBLE_NAMES) == []
+    assert errors == []
