@@ -331,6 +331,14 @@ def command_refusal_words(command: str, reason: str, state: LotState | None) -> 
     return refusal_for(reason, state)
 
 
+def without_engine_names(text: str) -> str:
+    """A rules-engine message (`ConfigError`) with the formats' names put in words:
+    "JUDICIAL_CN deposit must be 5 %..20 %" → "Judicial sale (China) deposit must be …"."""
+    for name, words in FORMAT_WORDS.items():
+        text = text.replace(str(name), words)
+    return text
+
+
 #: Every code `refusal_words` knows, for tests and documentation.
 def known_codes() -> frozenset[str]:
     return frozenset(
@@ -388,5 +396,6 @@ __all__ = [
     "refusal_for",
     "refusal_words",
     "time_words",
+    "without_engine_names",
     "words_tables",
 ]

@@ -151,6 +151,8 @@ async def bid(page: Any, amount_text: str, expected_words: str) -> None:
     """Two-step bid: the Bid button, then the confirmation that shows the amount in words."""
     await page.locator("#bid-amount").fill(amount_text)
     await page.get_by_role("button", name=re.compile(r"^Bid ")).click()
+    if "steps above the next bid" in await text_of(page, "#bid-message"):
+        await page.get_by_role("button", name=re.compile(r"^Bid ")).click()  # a jump: again
     confirm = page.get_by_role("button", name=re.compile(r"^Confirm bid of "))
     await confirm.wait_for(state="visible")
     words = await text_of(page, "#confirm-words")

@@ -34,6 +34,7 @@ from auction.words import (
     lot_state_words,
     money,
     refusal_words,
+    without_engine_names,
     words_tables,
 )
 
@@ -201,3 +202,13 @@ async def test_a_bidders_ack_carries_the_servers_words(server: Server) -> None:
             assert low.raw["message"] == "The next bid is at least CN¥10,100 (step CN¥100)."
             for message in (low.raw["message"], again.raw["message"]):
                 assert_plain(message)
+
+
+def test_rule_errors_name_formats_in_words() -> None:
+    from auction.rules import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        judicial(start_price=100_000, step=1_000, start_at=0, end_at=60_000_000)
+    words = without_engine_names(str(caught.value))
+    assert words.startswith("Judicial sale (China) lots must last at least"), words
+    assert ENGINE_NAME.search(words) is None, words

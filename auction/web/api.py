@@ -59,7 +59,7 @@ from ..rules import (
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageConflict, StorageError
 from ..throttle import Throttled
-from ..words import command_refusal_words
+from ..words import command_refusal_words, without_engine_names
 from .bodies import BodyError, read_json_body
 from .lot_input import InputError, check_id, check_parameters
 from .throttle import throttled_response
@@ -449,7 +449,8 @@ class _Api:
         try:
             rules = preset(**parameters)
         except (ConfigError, RulesError, TypeError) as exc:
-            raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {exc}") from exc
+            words = without_engine_names(str(exc))
+            raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {words}") from exc
         sale = body.get("sale")
         if sale is not None:
             sale = check_id(_text(body, "sale", 64), "sale")

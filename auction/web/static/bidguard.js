@@ -66,11 +66,13 @@ export function checkBid({ kind = "bid", text, view, registration, terms, curren
       block: `Bids go up in steps of ${money(step)} from ${money(view.start_price)}: bid ${money(Math.max(below, view.min_next))} or ${money(Math.max(below, view.min_next) + step)}.`,
     };
   }
-  if (step && Number.isSafeInteger(view.min_next) && amount > view.min_next + JUMP_STEPS * step) {
-    const steps = Math.round((amount - view.min_next) / step);
+  // A table of steps: the step at the current price is the next bid's distance from it.
+  const jumpStep = step || (Number.isSafeInteger(view.price) && view.min_next > view.price ? view.min_next - view.price : null);
+  if (jumpStep && Number.isSafeInteger(view.min_next) && amount > view.min_next + JUMP_STEPS * jumpStep) {
+    const steps = Math.round((amount - view.min_next) / jumpStep);
     return {
       amount,
-      jump: `${money(amount)} is ${steps} steps above the next bid of ${money(view.min_next)}. Bids cannot be withdrawn: press Bid again if you mean ${money(amount)}.`,
+      jump: `${money(amount)} is ${step ? "" : "about "}${steps} steps above the next bid of ${money(view.min_next)}. ${terms && terms.bids_irrevocable ? "Bids cannot be withdrawn: press" : "Press"} Bid again if you mean ${money(amount)}.`,
     };
   }
   return { amount };
