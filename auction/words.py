@@ -270,6 +270,7 @@ def refusal_words(reason: str, context: RefusalContext | None = None) -> str:
         RejectReason.NOT_PERMITTED: "That is not allowed here.",
         RejectReason.DUPLICATE_CODE: "That bidder code is already in use on this lot.",
         RejectReason.BALANCE_NOT_DUE: "The winner's balance is not due yet.",
+        RejectReason.DECLINED: "The auctioneer did not take your bid at the ask.",
         # The gateway's and the signed-bid checks' own codes (docs/protocol.md §2.4).
         "RATE_LIMITED": "Too many bids in a short time: wait a moment and bid again.",
         "BAD_SIGNATURE": "Your browser's signature on the bid did not check out; reload the "
@@ -306,6 +307,7 @@ COMMAND_WORDS: Mapping[str, str] = {
     "SetAutoAccept": "Auto-accepting online bids",
     "FloorBid": "A floor bid",
     "AcceptOnline": "Accepting the online bid",
+    "DeclineOnline": "Declining the online bid",
     "FairWarning": "A fair warning",
     "Hammer": "The hammer",
     "PassLot": "Passing the lot",
