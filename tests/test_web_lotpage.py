@@ -26,7 +26,16 @@ from test_words import ENGINE_NAME
 from auction.accounts import Role
 from auction.demo_facts import facade, floor_plan, office_tower, parking_bay
 from auction.lotfacts import MAX_DOCUMENT_BYTES
-from auction.rules import SECOND, DepositState, Format, LotStatus, RejectReason, judicial
+from auction.rules import (
+    SECOND,
+    DepositState,
+    Format,
+    LotStatus,
+    OpenRing,
+    RejectReason,
+    judicial,
+    live_auctioneer,
+)
 from auction.rules.events import LivePhase
 from auction.words import known_codes, words_tables
 
@@ -464,14 +473,21 @@ async def test_no_engine_name_anywhere_a_person_reads(running: Running) -> None:
     for words in shown:
         assert words and ENGINE_NAME.search(words) is None, words
 
-    # The rendered pages: a watcher's lot page, a registered bidder's, the catalogue, the
-    # registration page, the auditor page and the console with its facts panel.
+    # The rendered pages: a watcher's lot page, a registered bidder's, a live lot's room in
+    # the ring, the catalogue, the registration page, the auditor page and the console.
+    service = running.server.service
+    live = live_auctioneer(start_price=5_000_00, start_at=service.now())
+    await service.add_lot("painting-9", live, "Still life with quinces")
+    await service.submit("painting-9", OpenRing(ask=5_000_00))
+    room = await new_page(running, errors, 390, 844)
+    await room.goto(f"{running.url}/lot/painting-9")
+    await wait_text(room, "#state", "In the ring")
     bidder = await new_page(running, errors, 1280)
     await register_in_page(bidder, running, prc_id("613"), pay=False)
     await bidder.goto(f"{running.url}/lot/{LOT}")
     await wait_text(bidder, "#register-note", "Deposit not paid yet")
     await try_bid(bidder, "1000000")
-    pages = [(page, None), (bidder, None)]
+    pages = [(page, None), (bidder, None), (room, None)]
     for path, marker in (
         ("/", f'[data-lot="{LOT}"] img.card-cover'),
         ("/register", "#lot option"),
@@ -488,8 +504,12 @@ async def test_no_engine_name_anywhere_a_person_reads(running: Running) -> None:
         text = await shown_page.evaluate(PAGE_TEXT)
         found = ENGINE_NAME.search(text)
         assert found is None, (shown_page.url, found.group(0) if found else None)
-    # The console refuses in words too (a judicial lot is not opened twice).
+    # The console: a live lot chosen, its ring panel in view; refusals in words too.
     console = pages[-1][0]
+    await console.get_by_label("Lot", exact=True).select_option("painting-9")
+    await wait_text(console, "#lot-state", "In the ring")
+    found = ENGINE_NAME.search(await console.evaluate(PAGE_TEXT))
+    assert found is None, found.group(0) if found else None
     await console.get_by_label("Lot", exact=True).select_option(LOT)
     await console.get_by_role("button", name="Open lot").click()
     refused = await wait_text(console, "#command-result", "failed")
