@@ -707,6 +707,8 @@ class Gateway:
         message: str | None,
         entry: int | None = None,
     ) -> dict[str, Any]:
+        """The ack of a bid. A refusal's `message` is `auction.words`' sentence for `reason`
+        with the lot's numbers now; the engine's own detail (`message`) is not shown."""
         ack: dict[str, Any] = {
             "type": "ack",
             "idempotency_key": request.idempotency_key,
