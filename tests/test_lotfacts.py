@@ -185,3 +185,25 @@ def test_the_store_keeps_facts_documents_and_counts(storage: Storage) -> None:
     with pytest.raises(TooMany):
         store.add_document("flat-1", picture, entry=9, now_us=T0)
     assert store.registered(["flat-1"]) == {}
+
+
+def test_presence_counts_open_pages_within_the_window() -> None:
+    from auction.presence import WINDOW_US, Presence
+
+    presence = Presence(max_visitors=3)
+    a, b, c, d = (f"visitor-{n}-abcdefghij" for n in "abcd")
+    assert presence.seen("lot", a, T0) is True  # a new visit
+    assert presence.seen("lot", a, T0 + 20 * SECOND) is False  # the same page's heartbeat
+    assert presence.seen("lot", b, T0 + 30 * SECOND) is True
+    assert presence.watching("lot", T0 + 30 * SECOND) == 2
+    assert presence.watching("other", T0) == 0
+    # a page closed: its id stops counting after the window
+    assert presence.watching("lot", T0 + 20 * SECOND + WINDOW_US + 1) == 1
+    assert presence.seen("lot", a, T0 + 200 * SECOND) is True  # back later: a new visit
+    # bounded: a fourth visitor while three are fresh is not remembered
+    assert presence.seen("lot", c, T0 + 200 * SECOND) is True
+    assert presence.seen("lot", b, T0 + 200 * SECOND) is True
+    assert presence.seen("lot", d, T0 + 200 * SECOND) is False
+    assert presence.watching("lot", T0 + 200 * SECOND) == 3
+    for malformed in ("short", "x" * 65, "has space in it here", "ünïcode-visitor-id"):
+        assert presence.seen("lot", malformed, T0) is False

@@ -222,7 +222,7 @@ async def test_lot_page_shows_facts_and_checkable_documents(running: Running) ->
     )
     notice = await text_of(page, "#priority-notice")
     assert "priority purchase right" in notice and "co-owner holds" in notice
-    await wait_text(page, "#lot-counts", r"^0 registered bidders · 1 view$")
+    await wait_text(page, "#lot-counts", r"^0 registered bidders · 1 watching now · 1 view$")
     # The gallery: four pictures, the next button and the thumbnails move through them.
     assert await page.locator("#gallery-thumbs button").count() == 4
     await wait_text(page, "#gallery-caption", r"^1 / 4 · facade\.png$")
@@ -283,7 +283,7 @@ async def test_lot_page_shows_facts_and_checkable_documents(running: Running) ->
         "CN¥100,000",
         "CN¥10,000",
         "A bid in the last 5 minutes extends the end by 5 minutes",
-        "0 registered · 1 view",
+        "0 registered · 1 watching · 1 view",
     ):
         assert expected in card_text, (expected, card_text)
     assert errors == []

@@ -59,6 +59,7 @@ from ..heap import HeapTrimmer
 from ..identity_records import fingerprint_key
 from ..lotfacts import LotFactsStore
 from ..payments import PaymentProvider
+from ..presence import Presence
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
@@ -156,6 +157,7 @@ HEAP = web.AppKey("heap", HeapTrimmer)
 LOADED_AT = web.AppKey("loaded_at", int)
 NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
 FACTS = web.AppKey("facts", LotFactsStore)
+PRESENCE = web.AppKey("presence", Presence)
 
 #: Pages: path → file in `auction/web/static/` (docs/protocol.md, the web client).
 PAGES = {
@@ -261,13 +263,14 @@ def _components(request: web.Request) -> Components:
 
 def _facts_parts(request: web.Request) -> FactsParts:
     app = request.app
-    return FactsParts(app[SERVICE], app[FACTS], app[GATEWAY])
+    return FactsParts(app[SERVICE], app[FACTS], app[GATEWAY], app[PRESENCE])
 
 
 async def _facts_context(app: web.Application) -> AsyncIterator[None]:
     """A lot's facts and documents (`auction.lotfacts`); the demo's property lots get theirs
     (pictures drawn at start, announcements anchored in the ledger) on the first start."""
     store = LotFactsStore(app[STORE].engine())
+    app[PRESENCE] = Presence()
     if app[SETTINGS].demo:
         await seed_facts(app[SERVICE], store)
     app[FACTS] = store

@@ -32,6 +32,7 @@ from ..lotfacts import (
     check_facts,
     check_upload,
 )
+from ..presence import VISITOR, Presence
 from ..rules import Fixed, LotRules
 from ..service import AuctionService
 from ..words import (
@@ -56,6 +57,7 @@ class FactsParts:
     service: AuctionService
     store: LotFactsStore
     gateway: Gateway
+    presence: Presence
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -140,19 +142,33 @@ class _FactsRoutes:
         parts = self._parts(request)
         lots = [view.lot_id for view in parts.service.views()]
         answer = await asyncio.to_thread(_summaries, parts.store, lots)
+        now = parts.service.now()
+        for lot, summary in answer.items():
+            summary["watching"] = parts.presence.watching(lot, now)
         return web.json_response({"lots": answer}, headers=_NO_STORE)
 
     async def lot_facts(self, request: web.Request) -> web.Response:
         parts = self._parts(request)
         lot = self._known(request)
         answer = await asyncio.to_thread(_full, parts.store, lot)
+        answer["watching"] = parts.presence.watching(lot, parts.service.now())
         return web.json_response(answer, headers=_NO_STORE)
 
     async def count_view(self, request: web.Request) -> web.Response:
+        """A lot page is open: `{"visitor": id}` (random, made by the page) every
+        `presence.HEARTBEAT_S`; a new visitor is counted as a view."""
         parts = self._parts(request)
         lot = self._known(request)
-        views = await asyncio.to_thread(parts.store.count_view, lot, parts.service.now())
-        return web.json_response({"lot": lot, "views": views}, headers=_NO_STORE)
+        visitor = (await read_json_body(request)).get("visitor")
+        now = parts.service.now()
+        if not isinstance(visitor, str) or not VISITOR.fullmatch(visitor):
+            raise ApiError(422, "MALFORMED", "visitor must be 16 to 64 letters, digits, - or _")
+        if parts.presence.seen(lot, visitor, now):
+            views = await asyncio.to_thread(parts.store.count_view, lot, now)
+        else:
+            views = (await asyncio.to_thread(parts.store.facts, [lot])).get(lot, ({}, 0))[1]
+        answer = {"lot": lot, "views": views, "watching": parts.presence.watching(lot, now)}
+        return web.json_response(answer, headers=_NO_STORE)
 
     async def document(self, request: web.Request) -> web.Response:
         parts = self._parts(request)

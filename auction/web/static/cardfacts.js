@@ -40,6 +40,6 @@ export function cardFacts(lot) {
   fact("Deposit", terms.deposit_text);
   fact("Step", terms.step ? terms.step_text : null);
   fact("Extension", terms.extension_rule);
-  fact("Bidders", `${count(summary.registered ?? 0, "registered", "registered")} · ${count(summary.views ?? 0, "view", "views")}`);
+  fact("Bidders", `${count(summary.registered ?? 0, "registered", "registered")} · ${(summary.watching ?? 0).toLocaleString("en-US")} watching · ${count(summary.views ?? 0, "view", "views")}`);
   return [cover, list];
 }

@@ -8,7 +8,7 @@ import { api, ApiError, errorWords } from "./api.js";
 import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { byId, el, formatTime } from "./util.js";
 
-const REFRESH_MS = 30_000;
+const HEARTBEAT_MS = 20_000; // auction/presence.py HEARTBEAT_S
 
 export const KIND_WORDS = {
   picture: "Picture",
@@ -93,7 +93,17 @@ function renderFacts(body) {
 }
 
 function renderCounts(body) {
-  byId("lot-counts").textContent = `${countWords(body.registered ?? 0, "registered bidder", "registered bidders")} · ${countWords(body.views ?? 0, "view", "views")}`;
+  byId("lot-counts").textContent = [
+    countWords(body.registered ?? 0, "registered bidder", "registered bidders"),
+    `${(body.watching ?? 0).toLocaleString("en-US")} watching now`,
+    countWords(body.views ?? 0, "view", "views"),
+  ].join(" · ");
+}
+
+/** A random id for this open page (not tied to the account; the server keeps it a minute). */
+function visitorId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
 }
 
 // ---------------------------------------------------------------- documents
@@ -193,19 +203,17 @@ export async function startFacts(lotId) {
   renderGallery(body.pictures || []);
   renderFacts(body);
   renderDocuments(body.documents || [], lotId);
-  try {
-    const counted = await api(`${path}/views`, { method: "POST", body: {} });
-    renderCounts({ ...body, views: counted.views });
-  } catch {
-    // Counting a visit is best effort.
-  }
-  setInterval(async () => {
+  const visitor = visitorId();
+  const heartbeat = async () => {
     try {
+      const counted = await api(`${path}/views`, { method: "POST", body: { visitor } });
       const fresh = await api(`${path}/facts`);
-      renderCounts(fresh);
+      renderCounts({ ...fresh, views: counted.views, watching: counted.watching });
     } catch {
-      // Keep the last counts.
+      // Counting is best effort: keep the last counts.
     }
-  }, REFRESH_MS);
+  };
+  await heartbeat();
+  setInterval(heartbeat, HEARTBEAT_MS);
   return body;
 }
