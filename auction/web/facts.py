@@ -47,6 +47,10 @@ from .bodies import read_json_body
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
+#: An upload (at most 8 MiB) must arrive within this long once its head has (slow clients,
+#: as `auction.web.limits.BODY_TIMEOUT_S` for JSON bodies).
+UPLOAD_TIMEOUT_S = 60.0
+
 #: What a document is served with, beyond the security headers every response has: never
 #: rendered as a page, never run (docs/protocol.md §5).
 DOCUMENT_POLICY = "default-src 'none'; img-src 'self'; frame-ancestors 'none'; sandbox"
@@ -173,10 +177,10 @@ class _FactsRoutes:
     async def document(self, request: web.Request) -> web.Response:
         parts = self._parts(request)
         lot = request.match_info["lot"]
-        try:
-            document_id = int(request.match_info["document"])
-        except ValueError:
-            raise ApiError(404, "UNKNOWN_DOCUMENT", "there is no such document") from None
+        text = request.match_info["document"]
+        if not (text.isascii() and text.isdigit() and len(text) <= 12):  # a row id, no more
+            raise ApiError(404, "UNKNOWN_DOCUMENT", "there is no such document")
+        document_id = int(text)
         stored, data = await asyncio.to_thread(parts.store.document, lot, document_id)
         return web.Response(body=data, headers=_document_headers(stored))
 
@@ -217,14 +221,20 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
         raise TooLarge(f"the file has {declared:,} bytes; at most {limit:,} are accepted")
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.read(64 * 1024)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the file is larger than the {limit:,} bytes accepted")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(UPLOAD_TIMEOUT_S):
+            while True:
+                chunk = await request.content.read(64 * 1024)
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"the file is larger than the {limit:,} bytes accepted")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408, "TIMEOUT", f"the file did not arrive within {UPLOAD_TIMEOUT_S:g} seconds"
+        ) from None
 
 
 def _document_headers(stored: StoredDocument) -> dict[str, str]:
