@@ -70,6 +70,7 @@ from .rules.common import REGISTRATION_OPEN
 from .service import AuctionService, RequestRefused, ServiceError
 from .storage import StorageError
 from .throttle import EntryBudget, Throttled, account_entries
+from .words import refusal_for
 
 logger = logging.getLogger(__name__)
 
@@ -438,7 +439,8 @@ class Gateway:
             events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
         refusal = _refusal(events)
         if refusal is not None:
-            raise GatewayError(422, refusal.reason.value, refusal.detail)
+            words = refusal_for(refusal.reason, self._service.state(lot))
+            raise GatewayError(422, refusal.reason.value, words)
         registration = self.registration(account, lot)
         if registration is None:  # the lot went to sleep meanwhile (closed long ago)
             raise GatewayError(409, "LOT_CLOSED", "this lot has closed")
@@ -478,7 +480,8 @@ class Gateway:
         if bidder.deposit is DepositState.REQUIRED:
             refusal = _refusal(await self._submit(lot, DepositPending(account, hold.hold_id)))
             if refusal is not None:
-                raise GatewayError(422, refusal.reason.value, refusal.detail)
+                words = refusal_for(refusal.reason, self._service.state(lot))
+                raise GatewayError(422, refusal.reason.value, words)
         self._deliver_later(callback)
         self._deliver_later(callback)  # webhooks come at least once: the inbox drops this one
         current = self.registration(account, lot)
@@ -704,6 +707,8 @@ class Gateway:
         message: str | None,
         entry: int | None = None,
     ) -> dict[str, Any]:
+        """The ack of a bid. A refusal's `message` is `auction.words`' sentence for `reason`
+        with the lot's numbers now; the engine's own detail (`message`) is not shown."""
         ack: dict[str, Any] = {
             "type": "ack",
             "idempotency_key": request.idempotency_key,
@@ -712,11 +717,11 @@ class Gateway:
         }
         if entry is not None:  # the bid's ledger entry: what its receipt proves
             ack["entry"] = entry
-        if reason is not None:
-            ack["reason"] = reason
-            ack["message"] = message or reason
         view = self._service.view(request.lot)
         state = self._service.state(request.lot)
+        if reason is not None:
+            ack["reason"] = reason
+            ack["message"] = refusal_for(reason, state)  # plain words with the numbers
         if view is not None and state is not None:
             ack |= {
                 "seq": view.seq,

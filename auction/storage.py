@@ -91,6 +91,7 @@ from chain import (
 )
 from chain import store as ledger_store
 
+from . import lotfacts
 from .identity_schema import migrate_identities
 from .ledger import (
     IdentityBook,
@@ -120,7 +121,7 @@ from .rules import (
 )
 
 #: The schema this code writes. `MIGRATIONS[v - 1]` moves a database from version v - 1 to v.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: PostgreSQL transaction advisory locks, keyed `(namespace, key)` where the namespace names
 #: the database and schema (`Storage.advisory_namespace`): two deployments in two schemas of
@@ -550,6 +551,11 @@ def _migrate_to_4(connection: Connection) -> None:
     migrate_identities(connection)
 
 
+def _migrate_to_5(connection: Connection) -> None:
+    """Version 5: a lot's facts and documents (`auction.lotfacts`)."""
+    lotfacts.create_tables(connection)
+
+
 #: Forward migrations, in order: entry v - 1 brings a database from version v - 1 to v.
 #: Add a function for each schema change and raise `SCHEMA_VERSION`; never edit a released one.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
@@ -557,6 +563,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _migrate_to_2,
     _migrate_to_3,
     _migrate_to_4,
+    _migrate_to_5,
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -38,7 +38,7 @@ from auction.accounts import AccountStore, Role
 from auction.identity import DocumentType
 from auction.identity_binding import fingerprint
 from auction.identity_records import FINGERPRINT_KEY_FILE, DocumentInUse, IdentityRecords
-from auction.storage import Storage, database_url
+from auction.storage import SCHEMA_VERSION, Storage, database_url
 
 #: GB 11643-1999's own example (check character X), an adult.
 WITH_X = "11010519491231002X"
@@ -535,7 +535,10 @@ async def test_an_older_database_upgrades_and_its_duplicates_are_found(
     engine = create_engine(database_url(target))
     try:
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT max(version) FROM schema_version")).scalar() == 4
+            assert (
+                connection.execute(text("SELECT max(version) FROM schema_version")).scalar()
+                == SCHEMA_VERSION
+            )
             assert not sa_inspect(connection).has_table("gavel_identity")
     finally:
         engine.dispose()

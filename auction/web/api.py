@@ -60,6 +60,7 @@ from ..rules import (
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageConflict, StorageError
 from ..throttle import Throttled
+from ..words import command_refusal_words, without_engine_names
 from .bodies import BodyError, read_json_body
 from .lot_input import InputError, check_id, check_parameters
 from .throttle import throttled_response
@@ -463,7 +464,8 @@ class _Api:
         try:
             rules = preset(**parameters)
         except (ConfigError, RulesError, TypeError) as exc:
-            raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {exc}") from exc
+            words = without_engine_names(str(exc))
+            raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {words}") from exc
         sale = body.get("sale")
         if sale is not None:
             sale = check_id(_text(body, "sale", 64), "sale")
@@ -500,7 +502,8 @@ class _Api:
         events = await service.submit(lot, command)
         if len(events) == 1 and isinstance(events[0], Rejected):
             refusal = events[0]
-            raise ApiError(422, refusal.reason.value, refusal.detail)
+            words = command_refusal_words(refusal.command, refusal.reason, service.state(lot))
+            raise ApiError(422, refusal.reason.value, words)
         view = service.view(lot)
         answer = {
             "events": list(public_events(events)),

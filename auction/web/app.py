@@ -45,6 +45,7 @@ from aiohttp import web
 from ..accounts import AccountStore, Session
 from ..cluster import Cluster, ClusterSettings, add_cluster_routes
 from ..demo import Drivers, Timeline, catalogue, seed
+from ..demo_facts import seed_facts
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
     BIDS_PER_SECOND,
@@ -56,13 +57,16 @@ from ..gateway import (
 )
 from ..heap import HeapTrimmer
 from ..identity_records import fingerprint_key
+from ..lotfacts import LotFactsStore
 from ..payments import PaymentProvider
+from ..presence import Presence
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
 from ..video import VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
+from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
 from .ring import add_ring_routes
 from .throttle import write_limits_middleware
@@ -152,6 +156,8 @@ HEAP = web.AppKey("heap", HeapTrimmer)
 #: The ledger size read before the lots were loaded: where a cluster member's feed starts.
 LOADED_AT = web.AppKey("loaded_at", int)
 NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
+FACTS = web.AppKey("facts", LotFactsStore)
+PRESENCE = web.AppKey("presence", Presence)
 
 #: Pages: path → file in `auction/web/static/` (docs/protocol.md, the web client).
 PAGES = {
@@ -182,6 +188,7 @@ def create_app(settings: Settings) -> web.Application:
     install_video(app, SERVICE, settings.video_settings)  # stops before the service does
     app.cleanup_ctx.append(_accounts_context)
     app.cleanup_ctx.append(_gateway_context)
+    app.cleanup_ctx.append(_facts_context)
     if settings.cluster is not None:
         app.cleanup_ctx.append(_cluster_context)
         add_cluster_routes(app, lambda request: request.app[CLUSTER])
@@ -198,6 +205,7 @@ def create_app(settings: Settings) -> web.Application:
     add_api_routes(app, _components)
     add_ring_routes(app, _components)
     add_court_routes(app, _components)
+    add_facts_routes(app, _facts_parts)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)
@@ -251,6 +259,22 @@ def _components(request: web.Request) -> Components:
         return await service.read(store.history, lot_id)
 
     return Components(service, app[GATEWAY], app[ACCOUNTS], app[NOTARY_BOARD], history)
+
+
+def _facts_parts(request: web.Request) -> FactsParts:
+    app = request.app
+    return FactsParts(app[SERVICE], app[FACTS], app[GATEWAY], app[PRESENCE])
+
+
+async def _facts_context(app: web.Application) -> AsyncIterator[None]:
+    """A lot's facts and documents (`auction.lotfacts`); the demo's property lots get theirs
+    (pictures drawn at start, announcements anchored in the ledger) on the first start."""
+    store = LotFactsStore(app[STORE].engine())
+    app[PRESENCE] = Presence()
+    if app[SETTINGS].demo:
+        await seed_facts(app[SERVICE], store)
+    app[FACTS] = store
+    yield
 
 
 async def _websocket(request: web.Request) -> web.StreamResponse:

@@ -2,10 +2,12 @@
 // clock; refreshed live over the websocket (watcher), with a REST poll as a fallback.
 
 import { api, errorWords } from "./api.js";
+import { cardFacts, loadFactsSummary } from "./cardfacts.js";
 import { formatMoney } from "./money.js";
 import {
-  byId, countdownTarget, el, formatDuration, FORMAT_NAMES, say, serverNowOf, statusWords,
+  byId, countdownTarget, el, formatDuration, formatWords, say, serverNowOf, statusWords,
 } from "./util.js";
+import { loadWords } from "./words.js";
 import { GavelSocket, ServerClock } from "./ws.js";
 
 const clock = new ServerClock();
@@ -17,7 +19,7 @@ function lotCard(lot) {
   const card = el("article", { className: "card lot-card", dataset: { lot: lot.lot_id } });
   const tags = el("div", { className: "tags" },
     el("span", { className: `tag status-${lot.result === "SOLD" ? "SOLD" : lot.status}`, text: statusWords(lot) }),
-    el("span", { className: "tag", text: FORMAT_NAMES[lot.format] || lot.format }),
+    el("span", { className: "tag", text: formatWords(lot.format) }),
     el("span", { className: "tag", text: lot.currency }));
   const price = lot.price === null || lot.price === undefined
     ? el("p", { className: "price muted", text: `Starts at ${formatMoney(lot.start_price, lot.currency)}` })
@@ -32,7 +34,8 @@ function lotCard(lot) {
   const target = countdownTarget(lot);
   const countdown = el("p", { className: "countdown", dataset: { target: target ? String(target[1]) : "" } });
   if (target) countdown.dataset.label = target[0];
-  card.append(tags, el("h3", {}, link), price, facts, countdown,
+  const [cover, about] = cardFacts(lot);
+  card.append(cover || "", tags, el("h3", {}, link), price, facts, about || "", countdown,
     el("a", { href: `/lot/${encodeURIComponent(lot.lot_id)}`, "aria-label": `Open the lot room of ${lot.title || lot.lot_id}` }, "Lot room →"));
   return card;
 }
@@ -73,6 +76,7 @@ function tick() {
 
 async function load() {
   try {
+    await Promise.all([loadWords(), loadFactsSummary()]);
     const t0 = Date.now();
     const body = await api("/api/lots");
     const serverNow = serverNowOf(body);

@@ -3,14 +3,18 @@
 // maximum, and for each accepted bid its receipt (download and in-browser verification).
 
 import { api, ApiError, errorWords, setBearer, wordsFor } from "./api.js";
+import { startBidBar } from "./bidbar.js";
+import { checkBid, parseBidText } from "./bidguard.js";
 import { loadIdentity, newIdempotencyKey, signBid } from "./keys.js";
-import { amountInputText, amountWordings, formatMoney, parseAmount } from "./money.js";
+import { amountInputText, amountWordings, formatMoney } from "./money.js";
+import { startFacts } from "./lotfacts.js";
 import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { installRing } from "./ring.js";
 import {
-  byId, countdownTarget, el, formatDuration, formatTime, FORMAT_NAMES, lotIdFromLocation, say,
-  serverNowOf, statusWords,
+  byId, countdownTarget, depositWords, el, formatDuration, formatTime, formatWords, lotIdFromLocation,
+  say, serverNowOf, statusWords,
 } from "./util.js";
+import { loadWords } from "./words.js";
 import { GavelSocket, ServerClock } from "./ws.js";
 
 const RECEIPT_RETRY_MS = 2000;
@@ -28,6 +32,8 @@ const state = {
   lastEnd: null,
   pendingConfirm: null,
   socket: null,
+  terms: null, // the lot's terms of sale (step, deposit) from its facts
+  jumpAsked: null, // the amount of a large jump already warned about once
 };
 
 // The room's state, readable from the browser's console when something looks wrong.
@@ -46,7 +52,7 @@ function renderView() {
   if (!view) return;
   document.title = `Gavel · ${view.title || view.lot_id}`;
   byId("title").textContent = view.title || view.lot_id;
-  byId("subtitle").textContent = [view.sale_title, FORMAT_NAMES[view.format] || view.format, view.currency]
+  byId("subtitle").textContent = [view.sale_title, formatWords(view.format), view.currency]
     .filter(Boolean).join(" · ");
   byId("price").textContent = view.price === null || view.price === undefined
     ? `Starts at ${formatMoney(view.start_price, view.currency)}`
@@ -165,7 +171,7 @@ function renderHistory() {
     el("td", { title: item.t ? formatTime(item.t, zone) : null, text: item.t ? clockTime(item.t, zone) : "—" }),
     el("td", { text: item.code }),
     el("td", { className: "amount", text: formatMoney(item.amount, currency()) }),
-    el("td", { text: BID_TYPE_WORDS[item.bid_type] || String(item.bid_type || "").toLowerCase() }))));
+    el("td", { text: BID_TYPE_WORDS[item.bid_type] || "bid" }))));
   byId("history-empty").hidden = rows.length > 0;
   renderChart(rows.slice().reverse());
 }
@@ -233,7 +239,7 @@ async function loadHistory() {
 function updateBidButton() {
   const button = byId("bid-button");
   try {
-    const amount = parseAmount(byId("bid-amount").value, currency());
+    const amount = parseBidText(byId("bid-amount").value, currency());
     button.textContent = `Bid ${formatMoney(amount, currency())}`;
     byId("bid-words").textContent = amountWordings(amount, currency()).join(" · ");
   } catch {
@@ -249,13 +255,22 @@ function updateBidButton() {
 }
 
 function askToConfirm(kind, inputId) {
-  let amount;
-  try {
-    amount = parseAmount(byId(inputId).value, currency());
-  } catch (error) {
-    say(byId("bid-message"), errorWords(error), "error");
+  // Stop what can only fail before anything is signed (bidguard.js); ask again for a jump.
+  const verdict = checkBid({
+    kind, text: byId(inputId).value, view: state.view, registration: state.registration,
+    terms: state.terms, currency: currency(),
+  });
+  if (verdict.block) {
+    say(byId("bid-message"), verdict.block, "error");
     return;
   }
+  if (verdict.jump && state.jumpAsked !== verdict.amount) {
+    state.jumpAsked = verdict.amount;
+    say(byId("bid-message"), verdict.jump, "warn");
+    return;
+  }
+  state.jumpAsked = null;
+  const amount = verdict.amount;
   state.pendingConfirm = { kind, amount, currency: currency() };
   byId("confirm-what").textContent = kind === "max"
     ? "Confirm your proxy maximum" : "Confirm your bid";
@@ -485,8 +500,8 @@ async function loadRegistration() {
     note.replaceChildren("To bid, ", el("a", { href: `/register?lot=${encodeURIComponent(lotId)}` }, "register for this lot"), " and pay its deposit.");
     note.hidden = false;
   } else if (deposit && deposit.amount !== 0 && !["FROZEN", "EXEMPT", "APPLIED_TO_PRICE"].includes(deposit.state)) {
-    note.replaceChildren(`Your bidder code is ${state.registration.code}. Your deposit is not frozen yet (${String(deposit.state).toLowerCase()}); `,
-      el("a", { href: `/register?lot=${encodeURIComponent(lotId)}` }, "pay the deposit"), ".");
+    note.replaceChildren(`Your bidder code is ${state.registration.code}. ${depositWords(deposit.state)}: `,
+      el("a", { href: `/register?lot=${encodeURIComponent(lotId)}` }, `pay the deposit of ${formatMoney(deposit.amount, deposit.currency || currency())}`), " to bid.");
     note.hidden = false;
   } else {
     note.textContent = `Your bidder code is ${state.registration.code}.`;
@@ -513,6 +528,11 @@ async function start() {
     updateBidButton();
   });
   byId("confirm-button").addEventListener("click", sendConfirmed);
+  startBidBar();
+  loadWords().then(renderView);
+  startFacts(lotId).then((facts) => {
+    state.terms = facts ? facts.terms : null;
+  });
   byId("cancel-button").addEventListener("click", cancelConfirm);
 
   try {

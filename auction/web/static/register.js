@@ -4,7 +4,7 @@
 import { api, ApiError, errorWords, setBearer } from "./api.js";
 import { ensureAccount, loadIdentity, newIdempotencyKey } from "./keys.js";
 import { amountWordings, formatMoney } from "./money.js";
-import { byId, el, say } from "./util.js";
+import { byId, el, say, statusWords } from "./util.js";
 import { GavelSocket } from "./ws.js";
 
 const POLL_MS = 1000;
@@ -203,7 +203,7 @@ async function loadLots() {
   const wanted = new URLSearchParams(location.search).get("lot");
   const select = byId("lot");
   select.replaceChildren(...lots.map((lot) => el("option", { value: lot.lot_id, selected: lot.lot_id === wanted },
-    `${lot.title} (${lot.sale_title ? `${lot.sale_title}, ` : ""}${lot.status.toLowerCase()})`)));
+    `${lot.title} (${lot.sale_title ? `${lot.sale_title}, ` : ""}${statusWords(lot).toLowerCase()})`)));
   if (!lots.length) select.append(el("option", { value: "" }, "No lot is open for registration"));
 }
 

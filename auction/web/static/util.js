@@ -52,6 +52,8 @@ export function formatTime(us, timeZone = "UTC") {
   }
 }
 
+// The words for formats and states. The server's `auction/words.py` is the source: these
+// copies are replaced by `GET /api/words` (words.js) and a test keeps them equal to it.
 export const FORMAT_NAMES = {
   JUDICIAL_CN: "Judicial sale (China)",
   ENGLISH_TIMED: "Timed online auction",
@@ -59,16 +61,49 @@ export const FORMAT_NAMES = {
 };
 
 const STATUS_WORDS = {
-  SCHEDULED: "Scheduled", OPEN: "Open", SOLD: "Sold", FAILED: "Not sold", PAUSED: "Paused",
-  SUSPENDED: "Suspended", CANCELLED: "Cancelled", COMPLETED: "Completed", DEFAULTED: "Defaulted",
-  CLOSED: "Closed",
+  SCHEDULED: "Scheduled", OPEN: "Open", PAUSED: "Paused", SUSPENDED: "Suspended", SOLD: "Sold",
+  FAILED: "Not sold", CANCELLED: "Cancelled", COMPLETED: "Sold and paid",
+  DEFAULTED: "Sold, but the winner did not pay",
 };
 
+const PHASE_WORDS = { IN_RING: "In the ring", FAIR_WARNING: "Fair warning" };
+
+const DEPOSIT_WORDS = {
+  REQUIRED: "Deposit not paid yet",
+  PENDING: "Deposit being frozen by the payment provider",
+  FROZEN: "Deposit paid and frozen: you can bid",
+  EXEMPT: "No deposit needed from you",
+  APPLIED_TO_PRICE: "Deposit counted towards the price",
+  RELEASED: "Deposit returned",
+  FORFEITED: "Deposit forfeited",
+};
+
+/** The tables this page shows, for a test comparing them with the server's. */
+export function wordTables() {
+  return { lot_states: STATUS_WORDS, phases: PHASE_WORDS, deposit_states: DEPOSIT_WORDS, formats: FORMAT_NAMES };
+}
+
+/** Take the server's words (`GET /api/words`) over the copies above. */
+export function setWordTables(tables) {
+  if (!tables) return;
+  Object.assign(STATUS_WORDS, tables.lot_states || {});
+  Object.assign(PHASE_WORDS, tables.phases || {});
+  Object.assign(DEPOSIT_WORDS, tables.deposit_states || {});
+  Object.assign(FORMAT_NAMES, tables.formats || {});
+}
+
+export function formatWords(format) {
+  return FORMAT_NAMES[format] || "Auction";
+}
+
+export function depositWords(state) {
+  return DEPOSIT_WORDS[state] || "Deposit state not known";
+}
+
 export function statusWords(lot) {
-  if (lot.status === "OPEN" && lot.phase === "FAIR_WARNING") return "Fair warning";
-  if (lot.status === "OPEN" && lot.phase === "IN_RING") return "In the ring";
-  if (lot.result === "SOLD") return "Sold";
-  return STATUS_WORDS[lot.status] || String(lot.status || "Unknown").toLowerCase();
+  if (lot.status === "OPEN" && PHASE_WORDS[lot.phase]) return PHASE_WORDS[lot.phase];
+  if (lot.result === "SOLD" && lot.status !== "COMPLETED" && lot.status !== "DEFAULTED") return STATUS_WORDS.SOLD;
+  return STATUS_WORDS[lot.status] || "State not known";
 }
 
 /** What the countdown of a lot shows: [label, target µs] or null. */
