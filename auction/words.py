@@ -105,6 +105,7 @@ FORMAT_WORDS: Mapping[str, str] = {
     Format.JUDICIAL_CN: "Judicial sale (China)",
     Format.ENGLISH_TIMED: "Timed online auction",
     Format.LIVE_AUCTIONEER: "Live auction",
+    Format.FIXED_PRICE_SALE: "Fixed-price sale (after two failed auctions)",
 }
 
 
@@ -186,6 +187,8 @@ class RefusalContext:
     end: int | None = None
     timezone: str = "UTC"
     max_jump_steps: int | None = None
+    #: A fixed-price sale's buyer code, once someone has bought it (rules clarification 9).
+    fixed_price_buyer: str | None = None
 
     @classmethod
     def of(cls, state: LotState) -> RefusalContext:
@@ -201,6 +204,9 @@ class RefusalContext:
             end=state.end,
             timezone=rules.legal_timezone,
             max_jump_steps=rules.max_jump_steps,
+            fixed_price_buyer=state.leader_code
+            if rules.format is Format.FIXED_PRICE_SALE and state.closed_at is not None
+            else None,
         )
 
 
@@ -263,7 +269,12 @@ def refusal_words(reason: str, context: RefusalContext | None = None) -> str:
         RejectReason.NOT_DUE: "It is too early for that: the lot's time has not come yet.",
         RejectReason.RESUME_EXPIRED: "The lot was paused too long to be resumed (5 days at "
         "most); it has to be put up again.",
-        RejectReason.ASK_TAKEN: "Someone else took the asking price first; bid the new ask.",
+        RejectReason.ASK_TAKEN: (
+            f"Another bidder ({c.fixed_price_buyer}) bought this lot at the fixed price of "
+            f"{money(c.start_price, c.currency)}."
+            if have and c.fixed_price_buyer
+            else "Someone else took the asking price first; bid the new ask."
+        ),
         RejectReason.NO_BIDS: "There is no bid yet: pass the lot instead.",
         RejectReason.DWELL_NOT_ELAPSED: "Wait a few seconds after the fair warning before the "
         "hammer falls.",

@@ -80,7 +80,7 @@ async def test_a_fixed_price_sale_on_the_real_server(
         assert bought.accepted and bought.leader_is_you and bought.cur == PRICE
         late = await two.bid("villa", PRICE, "CNY")
         assert not late.accepted and late.reason == "ASK_TAKEN"
-        assert "bought this lot at the fixed price of 500,000.00 CNY" in late.raw["message"]
+        assert "bought this lot at the fixed price of CN¥500,000" in late.raw["message"]
     view = server.service.view("villa")
     assert (view.status, view.price, view.result) == ("SOLD", PRICE, "SOLD")
 
