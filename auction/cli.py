@@ -53,6 +53,7 @@ from .demo import (
     stop_notaries,
     summary,
 )
+from .demo_living import wipe_demo_data
 from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
 from .printable import escape_log_output, printable
@@ -61,7 +62,7 @@ from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .throttle import WriteLimits
 from .web import DRIVERS, SERVICE, Settings, create_app
-from .web.app import GATEWAY
+from .web.app import GATEWAY, LIVING
 from .web.limits import GuardedRunner
 from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 
@@ -100,6 +101,16 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be ≥ 0")
+    return value
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be within 1..1000")
     return value
 
 
@@ -150,7 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run this long (timed lots close within the first half), print a summary, exit",
     )
-    demo.add_argument("--seed", type=int, metavar="N", help="seed of the bots' random choices")
+    demo.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed of the bots' random choices and, on a new data directory, of the schedule",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        metavar="F",
+        help="run the living catalogue's schedule F times faster (1..1000; default 1); with "
+        "--duration, run it rather than the showcase. A data directory keeps the speed it was "
+        "made with",
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="delete the data directory first (only one a demo made) and start afresh",
+    )
     demo.add_argument(
         "--notaries",
         type=_non_negative,
@@ -347,10 +376,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         bots=args.bots,
         duration=args.duration,
         seed=args.seed,
+        speed=args.speed,
         cluster=cluster,
         hold_checkpoints=True,
     )
     try:
+        if args.fresh:
+            if args.db:
+                raise DemoError("--fresh deletes a data directory; with --db, drop the database")
+            if wipe_demo_data(args.data):
+                print(f"gavel demo: deleted {args.data} (--fresh)", flush=True)
         print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
     except EXPECTED_ERRORS as exc:
         print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
@@ -468,6 +503,10 @@ async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
                 await _announce(app, "gavel demo", settings.host, port)
                 for notary in demo_notaries:
                     print(f"gavel demo: notary {notary.name} on {notary.url}", flush=True)
+                living = app.get(LIVING)
+                if living is not None:
+                    print(f"gavel demo: living catalogue: {living.describe()}", flush=True)
+                    print(f"gavel demo: data in {settings.data_dir.resolve()}", flush=True)
                 if settings.duration is None:
                     print("gavel demo: press Ctrl-C to stop", flush=True)
                 with contextlib.suppress(TimeoutError):
