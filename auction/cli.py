@@ -1,15 +1,18 @@
 """`gavel`: the command line (STYLE rule 12: `main(argv=None)`, catch only our base errors).
 
     gavel demo [--data DIR] [--db URL] [--host 127.0.0.1] [--port 8080] [--bots N]
-               [--duration SECONDS] [--seed N] [--notaries N]
+               [--duration SECONDS] [--seed N] [--speed F] [--fresh] [--notaries N]
                [--instance NAME [--redis URL] [--advertise URL]]
     gavel serve (--data DIR | --db URL) [--host 127.0.0.1] [--port 8080] [--policy FILE]
                 [--instance NAME [--redis URL] [--advertise URL]]
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
 
-Without `--duration` the demo serves until SIGINT or SIGTERM, then shuts down cleanly; with it,
-it runs that long. Either way it prints a summary read back from storage and exits 0. The demo
-runs `--notaries` notary processes (default 3; keys and state in DIR/notaries/n1..) and writes
+Without `--duration` the demo keeps a living catalogue (`auction.demo_living`: the schedule's
+start, seed and speed in DIR/demo-schedule.json, continued on a restart; `--fresh` deletes DIR
+first) and serves until SIGINT or SIGTERM, then shuts down cleanly; with `--duration` alone it
+runs the short showcase catalogue that long (`--speed` with it: the living catalogue). Either
+way it prints a summary read back from storage and exits 0. The demo runs `--notaries` notary
+processes (default 3; keys and state in DIR/notaries/n1..) and writes
 DIR/policy with the log key, the notaries and a quorum of 2: a checkpoint is published only
 once two of them co-signed it.
 `gavel ledger export` writes the ledger as a static, verified tlog-tiles tree with its policy,
@@ -129,9 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="serve seeded lots with bidding bots on http://127.0.0.1:8080/",
-        description="Serve seeded lots (one per format, and a three-lot judicial sale with "
-        "staggered closes) with simulated bidders and a scripted clerk.",
+        help="serve a living catalogue with bidding bots on http://127.0.0.1:8080/",
+        description="Serve a living catalogue (court-ordered property lots opening every few "
+        "minutes, a live auction whose ring takes a new lot every few minutes, the results of "
+        "the closed ones) with simulated bidders and a scripted auctioneer; with --duration "
+        "alone, the short showcase (one lot per format and a three-lot judicial sale with "
+        "staggered closes).",
     )
     demo.add_argument(
         "--data",

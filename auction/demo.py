@@ -1,13 +1,14 @@
-"""The demo: a seeded catalogue, bidding bots and a scripted clerk (an adapter over the service).
+"""The demo: the showcase catalogue, its summary, and the modules of the living demo.
 
-* `Timeline.for_duration(seconds)` says when lots open and close, relative to the seeding time:
-  compressed into the first half of a `--duration` run, or minutes apart when serving.
-* `catalogue(t0, timeline)` is pure: the sales and lots to seed, one per preset plus a
+* `Timeline.for_duration(seconds)` says when the showcase's lots open and close, relative to
+  the seeding time, compressed into the first half of a `--duration` run.
+* `catalogue(t0, timeline)` is pure: the showcase's sales and lots, one per preset plus a
   three-lot judicial sale with staggered closes (rules C12: lot k closes at `T0 + k·Δ`).
-* `Drivers` owns the bot tasks and the clerk task. Bots register (KYC verified, codes derived
-  by HMAC-SHA256 over (lot, bidder) from a per-run secret), freeze deposits where required and
-  bid at random intervals with a seeded RNG; the clerk takes the live lot through the ring.
-  Every command goes through `AuctionService.submit`, like a real client's.
+* Without `--duration` (or with `--speed`) the demo keeps a living catalogue instead:
+  `auction.demo_schedule` (pure: which lots exist when), `auction.demo_living` (the adapter
+  that creates them), `auction.demo_lots.property_lot` (how every property lot is built).
+* `Drivers` (`auction.demo_drivers`) owns the bot tasks and the clerks; the notaries are in
+  `auction.demo_notaries`. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -264,6 +265,10 @@ async def seed(service: AuctionService, sales: Sequence[SeedSale]) -> int:
     return added
 
 
+#: Lots the summary lists, the newest.
+SUMMARY_LOTS = 40
+
+
 def summary(
     lots: Sequence[StoredLot],
     counts: Counts,
@@ -292,6 +297,9 @@ def summary(
         )
     else:
         lines.append(f"gavel demo: ledger: {counts.ledger_entries} entries, no checkpoint yet")
+    if len(lots) > SUMMARY_LOTS:  # a long living run: the newest lots
+        lines.append(f"  ... {len(lots) - SUMMARY_LOTS} earlier lots (stored and on the ledger)")
+        lots = lots[-SUMMARY_LOTS:]
     for lot in lots:
         state = lot.state
         price = format_money(state.price, lot.rules.currency)

@@ -13,11 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from auction.demo_living import PLAN_FILE, SchedulePlan, wipe_demo_data
 from auction.demo_notaries import DemoError
 from auction.listing import listing
 from auction.service import LotView
+from auction.web import Settings, create_app
 
 SECOND = 1_000_000
 SPEED = 30  # the schedule's periods: 10 s for a court lot and for a ring lot
@@ -205,3 +207,15 @@ def test_a_damaged_plan_is_a_clear_error() -> None:
         SchedulePlan.parse(json.dumps({"start_us": 1, "seed": 2}))
     with pytest.raises(DemoError, match="not a demo schedule"):
         SchedulePlan.parse(json.dumps({"start_us": 1, "seed": 2, "speed": 0}))
+
+
+async def test_the_catalogue_api_checks_its_query(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", bots=0, duration=60))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        body = await (await client.get("/api/lots?results=0")).json()
+        assert len(body["lots"]) == 6 and body["older_results"] == 0  # all to come: listed
+        assert (await (await client.get("/api/lots?before=1")).json())["lots"] == []
+        for query in ("results=-1", "results=1001", "results=x", "before=1.5"):
+            response = await client.get(f"/api/lots?{query}")
+            assert response.status == 422, query
+            assert (await response.json())["error"]["code"] == "BAD_QUERY"
