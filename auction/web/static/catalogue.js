@@ -4,7 +4,7 @@
 import { api, errorWords } from "./api.js";
 import { formatMoney } from "./money.js";
 import {
-  byId, countdownTarget, el, formatDuration, FORMAT_NAMES, say, serverNowOf, statusWords,
+  byId, countdownTarget, overdueWords, el, formatDuration, FORMAT_NAMES, say, serverNowOf, statusWords,
 } from "./util.js";
 import { GavelSocket, ServerClock } from "./ws.js";
 
@@ -82,7 +82,8 @@ function tick() {
       continue;
     }
     const left = target - now;
-    node.textContent = left > 0 ? `${node.dataset.label} ${formatDuration(left)}` : "Closing…";
+    node.textContent = left > 0 ? `${node.dataset.label} ${formatDuration(left)}`
+      : overdueWords(lots.get(node.closest("[data-lot]")?.dataset.lot) || {});
   }
 }
 

@@ -8,7 +8,7 @@ import { amountInputText, amountWordings, formatMoney, parseAmount } from "./mon
 import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { installRing } from "./ring.js";
 import {
-  byId, countdownTarget, el, formatDuration, formatTime, FORMAT_NAMES, lotIdFromLocation, say,
+  byId, countdownTarget, overdueWords, el, formatDuration, formatTime, FORMAT_NAMES, lotIdFromLocation, say,
   serverNowOf, statusWords,
 } from "./util.js";
 import { GavelSocket, ServerClock } from "./ws.js";
@@ -126,7 +126,7 @@ function tick() {
     return;
   }
   const left = target[1] - clock.nowUs();
-  node.textContent = left > 0 ? `${target[0]} ${formatDuration(left)}` : "Closing…";
+  node.textContent = left > 0 ? `${target[0]} ${formatDuration(left)}` : overdueWords(view);
 }
 
 // ---------------------------------------------------------------- history and chart
