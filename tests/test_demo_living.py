@@ -219,3 +219,57 @@ async def test_the_catalogue_api_checks_its_query(tmp_path: Path) -> None:
             response = await client.get(f"/api/lots?{query}")
             assert response.status == 422, query
             assert (await response.json())["error"]["code"] == "BAD_QUERY"
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+async def test_a_newcomer_sees_open_lots_the_ring_and_results_in_the_catalogue(
+    tmp_path: Path,
+) -> None:
+    from test_stream_support import CHROMIUM_ARGS, require_chromium
+
+    executable = require_chromium()
+    from playwright.async_api import async_playwright
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "auction.cli", "demo", "--speed", str(SPEED),
+        "--duration", "60", "--data", str(tmp_path / "data"), "--port", "0", "--bots", "4",
+        "--seed", "5", "--notaries", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        found = re.search(r"serving (http://127\.0\.0\.1:\d+)/", line)
+        assert found, line
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page: Any = await browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                await page.goto(found.group(1) + "/")
+                is_open = page.locator(".tag", has_text=re.compile("^Open$"))
+                court = page.locator(".lot-card", has_text="Judicial sale", has=is_open)
+                await court.first.wait_for()
+                assert re.search("Ends in|Closing", await court.first.inner_text())
+                await page.locator(
+                    ".lot-card .countdown", has_text="Comes up in the ring"
+                ).first.wait_for()
+                # wait for the page's next poll to list a result (the first ring lot's)
+                sold = re.compile("^(Sold|Not sold)$")
+                ring_sale = 'section[aria-labelledby="sale-ldn-live-001"] .lot-card'
+                result = page.locator(f"{ring_sale} .tag", has_text=sold)
+                await result.first.wait_for(timeout=40_000)
+                ring = await page.locator(ring_sale).all_inner_texts()
+                first_result = next(k for k, t in enumerate(ring) if re.search("Sold|Not sold", t))
+                assert all(not re.search("Sold|Not sold", t) for t in ring[:first_result])
+                assert errors == []
+            finally:
+                await browser.close()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
