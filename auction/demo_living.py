@@ -28,8 +28,10 @@ from .demo_drivers import Drivers, RingPacing
 from .demo_lots import property_lot
 from .demo_notaries import DemoError
 from .demo_schedule import SECOND, LotSpec, Pace, Stream, next_announcement, on_time, schedule
+from .gateway import IDP_KEY_FILE
+from .identity_records import FINGERPRINT_KEY_FILE
 from .service import AuctionService, LotExists
-from .storage import StorageConflict, StorageError
+from .storage import HOUSE_KEY_FILE, POLICY_FILE, SQLITE_FILE, StorageConflict, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +41,9 @@ PLAN_FILE = "demo-schedule.json"
 #: What a demo data directory holds (`--fresh` deletes a directory holding nothing else).
 DEMO_ENTRIES = frozenset(
     {
-        "gavel.db", "gavel.db-wal", "gavel.db-shm", "gavel.db-journal", "idp.key", "policy",
-        "notaries", "recordings", PLAN_FILE,
+        SQLITE_FILE, f"{SQLITE_FILE}-wal", f"{SQLITE_FILE}-shm", f"{SQLITE_FILE}-journal",
+        HOUSE_KEY_FILE, IDP_KEY_FILE, FINGERPRINT_KEY_FILE, POLICY_FILE, "notaries",
+        "recordings", PLAN_FILE, f"{PLAN_FILE[:-5]}.tmp",
     }
 )  # fmt: skip
 

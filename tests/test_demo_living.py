@@ -160,6 +160,8 @@ async def test_the_living_demo_is_always_on_and_a_restart_continues_it(tmp_path:
     assert sum(view["format"] == "LIVE_AUCTIONEER" for view in closed) >= 3, second.output
     assert any(view["result"] == "SOLD" for view in closed)
     assert any(view["closed_at"] > second.snapshots[0][0] for view in closed)
+    # and --fresh recognises everything the demo wrote as its own
+    assert wipe_demo_data(data) and not data.exists()
 
 
 def _view(lot_id: str, status: str, closed_at: int | None) -> LotView:
