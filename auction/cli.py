@@ -1,15 +1,18 @@
 """`gavel`: the command line (STYLE rule 12: `main(argv=None)`, catch only our base errors).
 
     gavel demo [--data DIR] [--db URL] [--host 127.0.0.1] [--port 8080] [--bots N]
-               [--duration SECONDS] [--seed N] [--notaries N]
+               [--duration SECONDS] [--seed N] [--speed F] [--fresh] [--notaries N]
                [--instance NAME [--redis URL] [--advertise URL]]
     gavel serve (--data DIR | --db URL) [--host 127.0.0.1] [--port 8080] [--policy FILE]
                 [--instance NAME [--redis URL] [--advertise URL]]
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
 
-Without `--duration` the demo serves until SIGINT or SIGTERM, then shuts down cleanly; with it,
-it runs that long. Either way it prints a summary read back from storage and exits 0. The demo
-runs `--notaries` notary processes (default 3; keys and state in DIR/notaries/n1..) and writes
+Without `--duration` the demo keeps a living catalogue (`auction.demo_living`: the schedule's
+start, seed and speed in DIR/demo-schedule.json, continued on a restart; `--fresh` deletes DIR
+first) and serves until SIGINT or SIGTERM, then shuts down cleanly; with `--duration` alone it
+runs the short showcase catalogue that long (`--speed` with it: the living catalogue). Either
+way it prints a summary read back from storage and exits 0. The demo runs `--notaries` notary
+processes (default 3; keys and state in DIR/notaries/n1..) and writes
 DIR/policy with the log key, the notaries and a quorum of 2: a checkpoint is published only
 once two of them co-signed it.
 `gavel ledger export` writes the ledger as a static, verified tlog-tiles tree with its policy,
@@ -53,6 +56,7 @@ from .demo import (
     stop_notaries,
     summary,
 )
+from .demo_living import wipe_demo_data
 from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
 from .printable import escape_log_output, printable
@@ -61,7 +65,7 @@ from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .throttle import WriteLimits
 from .web import DRIVERS, SERVICE, Settings, create_app
-from .web.app import GATEWAY
+from .web.app import GATEWAY, LIVING
 from .web.limits import GuardedRunner
 from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 
@@ -103,6 +107,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be within 1..1000")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -118,9 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
-        help="serve seeded lots with bidding bots on http://127.0.0.1:8080/",
-        description="Serve seeded lots (one per format, and a three-lot judicial sale with "
-        "staggered closes) with simulated bidders and a scripted clerk.",
+        help="serve a living catalogue with bidding bots on http://127.0.0.1:8080/",
+        description="Serve a living catalogue (court-ordered property lots opening every few "
+        "minutes, a live auction whose ring takes a new lot every few minutes, the results of "
+        "the closed ones) with simulated bidders and a scripted auctioneer; with --duration "
+        "alone, the short showcase (one lot per format and a three-lot judicial sale with "
+        "staggered closes).",
     )
     demo.add_argument(
         "--data",
@@ -150,7 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="run this long (timed lots close within the first half), print a summary, exit",
     )
-    demo.add_argument("--seed", type=int, metavar="N", help="seed of the bots' random choices")
+    demo.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed of the bots' random choices and, on a new data directory, of the schedule",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        metavar="F",
+        help="run the living catalogue's schedule F times faster (1..1000; default 1); with "
+        "--duration, run it rather than the showcase. A data directory keeps the speed it was "
+        "made with",
+    )
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="delete the data directory first (only one a demo made) and start afresh",
+    )
     demo.add_argument(
         "--notaries",
         type=_non_negative,
@@ -347,10 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         bots=args.bots,
         duration=args.duration,
         seed=args.seed,
+        speed=args.speed,
         cluster=cluster,
         hold_checkpoints=True,
     )
     try:
+        if args.fresh:
+            if args.db:
+                raise DemoError("--fresh deletes a data directory; with --db, drop the database")
+            if wipe_demo_data(args.data):
+                print(f"gavel demo: deleted {args.data} (--fresh)", flush=True)
         print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
     except EXPECTED_ERRORS as exc:
         print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
@@ -468,6 +509,10 @@ async def run_demo(settings: Settings, *, notaries: int = 0) -> str:
                 await _announce(app, "gavel demo", settings.host, port)
                 for notary in demo_notaries:
                     print(f"gavel demo: notary {notary.name} on {notary.url}", flush=True)
+                living = app.get(LIVING)
+                if living is not None:
+                    print(f"gavel demo: living catalogue: {living.describe()}", flush=True)
+                    print(f"gavel demo: data in {settings.data_dir.resolve()}", flush=True)
                 if settings.duration is None:
                     print("gavel demo: press Ctrl-C to stop", flush=True)
                 with contextlib.suppress(TimeoutError):

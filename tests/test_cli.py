@@ -35,13 +35,23 @@ def test_commands_and_their_options(capsys: pytest.CaptureFixture[str]) -> None:
         main(["demo", "--help"])
     assert exited.value.code == 0
     help_text = capsys.readouterr().out
-    for option in ("--data", "--db", "--host", "--port", "--bots", "--duration", "--seed"):
+    for option in (
+        "--data", "--db", "--host", "--port", "--bots", "--duration", "--seed", "--speed",
+        "--fresh",
+    ):  # fmt: skip
         assert option in help_text
 
 
 @pytest.mark.parametrize(
     "arguments",
-    [["--port", "70000"], ["--duration", "0"], ["--duration", "-3"], ["--bots", "-1"]],
+    [
+        ["--port", "70000"],
+        ["--duration", "0"],
+        ["--duration", "-3"],
+        ["--bots", "-1"],
+        ["--speed", "0.5"],
+        ["--speed", "fast"],
+    ],  # fmt: skip
 )
 def test_bad_arguments_exit_2(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -132,7 +142,9 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 0, err
-    assert "6 lots in 4 sales" in out and "Traceback" not in err
+    # without --duration: the living catalogue, its first lots created before it serves
+    assert "living catalogue: a court-ordered property lot opens every 5 min" in out
+    assert "hz-lot-0001" in out and "ldn-lot-0001" in out and "Traceback" not in err
 
 
 def test_serve_prints_the_console_url_and_stops_on_sigterm(tmp_path: Path) -> None:

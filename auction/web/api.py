@@ -15,7 +15,7 @@ import logging
 import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from chain import ChainError, parse_note
 from ..accounts import AccountError, AccountStore, Role, Session
 from ..gateway import Gateway, GatewayError
 from ..identity_desk import DeskError
+from ..listing import DEFAULT_RESULTS, MAX_RESULTS, listing
 from ..rules import (
     AcceptOnline,
     Authority,
@@ -66,6 +67,8 @@ from .lot_input import InputError, check_id, check_parameters
 from .throttle import throttled_response
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T", int, None)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -302,6 +305,16 @@ def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
     return value
 
 
+def _query_integer(query: Mapping[str, str], name: str, default: T, low: int, high: int) -> int | T:
+    """A whole-number query parameter within `low..high`, or `default` when absent."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ApiError(422, "BAD_QUERY", f"{name} must be a whole number from {low} to {high}")
+    return int(text)
+
+
 def _integer(body: Mapping[str, Any], name: str) -> int:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -406,7 +419,15 @@ class _Api:
 
     async def list_lots(self, request: web.Request) -> web.Response:
         service = self._parts(request).service
-        body = {"now_us": service.now(), "lots": [view.to_json() for view in service.views()]}
+        query = request.query
+        results = _query_integer(query, "results", DEFAULT_RESULTS, 0, MAX_RESULTS)
+        before = _query_integer(query, "before", None, 0, 2**63 - 1)
+        page = listing(service.views(), results=results, before=before)
+        body = {
+            "now_us": service.now(),
+            "lots": [view.to_json() for view in page.lots],
+            "older_results": page.older_results,
+        }
         return web.json_response(body, headers=_NO_STORE)
 
     async def show_lot(self, request: web.Request) -> web.Response:

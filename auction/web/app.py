@@ -46,6 +46,7 @@ from ..accounts import AccountStore, Session
 from ..cluster import Cluster, ClusterSettings, add_cluster_routes
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..demo_facts import seed_facts
+from ..demo_living import LivingCatalogue, load_plan
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
     BIDS_PER_SECOND,
@@ -89,6 +90,9 @@ class Settings:
     bots: int = 5
     duration: float | None = None
     seed: int | None = None
+    #: The living catalogue's speed (`auction.demo_schedule.Pace.at`); the demo runs it unless
+    #: it runs the `duration` showcase without a speed.
+    speed: float | None = None
     #: A tlog-policy to trust instead of the store's (`gavel demo`: the log key, its notaries
     #: and the quorum); with notaries, checkpoints are published only once co-signed.
     policy: bytes | None = None
@@ -141,6 +145,12 @@ class Settings:
     def timeline(self) -> Timeline:
         return Timeline.for_duration(self.duration)
 
+    @property
+    def living(self) -> bool:
+        """Whether the demo keeps a living catalogue (`auction.demo_living`) rather than the
+        short showcase of a `duration` run."""
+        return self.demo and (self.duration is None or self.speed is not None)
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -151,6 +161,7 @@ ACCOUNTS = web.AppKey("accounts", AccountStore)
 GATEWAY = web.AppKey("gateway", Gateway)
 HUB = web.AppKey("hub", Hub)
 DRIVERS = web.AppKey("drivers", Drivers)
+LIVING = web.AppKey("living", LivingCatalogue)
 CLUSTER = web.AppKey("cluster", Cluster)
 HEAP = web.AppKey("heap", HeapTrimmer)
 #: The ledger size read before the lots were loaded: where a cluster member's feed starts.
@@ -338,7 +349,7 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
     )
     await service.start()
     try:
-        if settings.demo and not service.views():  # a restart serves the stored lots
+        if settings.demo and not settings.living and not service.views():  # else: stored lots
             await seed(service, catalogue(service.now(), settings.timeline))
     except BaseException:
         await service.stop()
@@ -472,14 +483,26 @@ async def _close_sockets(app: web.Application) -> None:
 
 async def _drivers_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    service = app[SERVICE]
+    plan = None
+    if settings.living:  # the schedule's start, seed and speed: stored on the first start
+        directory, speed = Path(settings.data_dir), settings.speed or 1.0
+        plan, _ = await asyncio.to_thread(load_plan, directory, service.now(), settings.seed, speed)
     drivers = Drivers(
-        app[SERVICE],
+        service,
         app[GATEWAY],
         bots=settings.bots,
         timeline=settings.timeline,
         seed=settings.seed,
+        pace=plan.pace if plan is not None else None,
     )
+    if plan is not None:
+        living = LivingCatalogue(service, drivers, plan)
+        await living.catch_up()  # the lots due now, before anyone else writes
+        app[LIVING] = living
     drivers.start()
+    if plan is not None:
+        drivers.spawn(living.run(), "living-catalogue")
     app[DRIVERS] = drivers
     yield
     await drivers.stop()

@@ -5,7 +5,7 @@ import { api, errorWords } from "./api.js";
 import { cardFacts, loadFactsSummary } from "./cardfacts.js";
 import { formatMoney } from "./money.js";
 import {
-  byId, countdownTarget, el, formatDuration, formatWords, say, serverNowOf, statusWords,
+  byId, countdownTarget, el, formatDuration, formatWords, overdueWords, say, serverNowOf, statusWords,
 } from "./util.js";
 import { loadWords } from "./words.js";
 import { GavelSocket, ServerClock } from "./ws.js";
@@ -40,6 +40,10 @@ function lotCard(lot) {
   return card;
 }
 
+const ACTIVE = new Set(["SCHEDULED", "OPEN", "PAUSED", "SUSPENDED"]);
+const isActive = (lot) => ACTIVE.has(lot.status);
+let olderResults = 0;
+
 function render() {
   const container = byId("sales");
   const groups = new Map();
@@ -49,14 +53,25 @@ function render() {
     groups.get(key).lots.push(lot);
   }
   const sections = [];
-  for (const [key, group] of [...groups.entries()].sort(([a], [b]) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)))) {
+  // Sales with lots still to come or open first; in a sale, those lots by their end, then the
+  // results, the newest first.
+  const live = (group) => group.lots.some(isActive);
+  const byKey = ([a, ga], [b, gb]) => (live(gb) - live(ga))
+    || (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b));
+  for (const [key, group] of [...groups.entries()].sort(byKey)) {
     const heading = el("h2", { id: `sale-${key || "single"}`, text: group.title });
     const grid = el("div", { className: "grid" });
-    group.lots.sort((a, b) => (a.end ?? 0) - (b.end ?? 0) || a.lot_id.localeCompare(b.lot_id));
+    group.lots.sort((a, b) => (isActive(b) - isActive(a))
+      || (isActive(a) ? (a.end ?? 0) - (b.end ?? 0) : (b.closed_at ?? 0) - (a.closed_at ?? 0))
+      || a.lot_id.localeCompare(b.lot_id));
     for (const lot of group.lots) grid.append(lotCard(lot));
     sections.push(el("section", { "aria-labelledby": heading.id }, heading, grid));
   }
   if (!sections.length) sections.push(el("p", { className: "muted", text: "No lots yet." }));
+  if (olderResults > 0) {
+    const words = olderResults === 1 ? "1 older result is" : `${olderResults} older results are`;
+    sections.push(el("p", { className: "muted", text: `${words} not listed here; every lot stays on the ledger.` }));
+  }
   container.replaceChildren(...sections);
   tick();
 }
@@ -70,7 +85,8 @@ function tick() {
       continue;
     }
     const left = target - now;
-    node.textContent = left > 0 ? `${node.dataset.label} ${formatDuration(left)}` : "Closing…";
+    node.textContent = left > 0 ? `${node.dataset.label} ${formatDuration(left)}`
+      : overdueWords(lots.get(node.closest("[data-lot]")?.dataset.lot) || {});
   }
 }
 
@@ -83,6 +99,8 @@ async function load() {
     if (serverNow !== null) clock.observe(t0, Date.now(), serverNow / 1000);
     const fresh = new Map();
     for (const lot of body.lots || []) fresh.set(lot.lot_id, lot);
+    olderResults = body.older_results || 0;
+    for (const id of [...lots.keys()]) if (!fresh.has(id)) lots.delete(id); // no longer listed
     const added = [...fresh.keys()].some((id) => !lots.has(id));
     for (const [id, lot] of fresh) {
       const known = lots.get(id);
@@ -104,7 +122,7 @@ function connect() {
     onMessage(message) {
       if ((message.type === "snapshot" || message.type === "update") && message.view) {
         const known = lots.get(message.lot);
-        if (!known || (message.view.seq ?? 0) >= (known.seq ?? 0)) {
+        if (known && (message.view.seq ?? 0) >= (known.seq ?? 0)) { // listed lots only
           lots.set(message.lot, message.view);
           socket.applied(message.lot, message.seq);
           render();

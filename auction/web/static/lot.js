@@ -12,7 +12,7 @@ import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { installRing } from "./ring.js";
 import {
   byId, countdownTarget, depositWords, el, formatDuration, formatTime, formatWords, lotIdFromLocation,
-  say, serverNowOf, statusWords,
+  overdueWords, say, serverNowOf, statusWords,
 } from "./util.js";
 import { loadWords } from "./words.js";
 import { GavelSocket, ServerClock } from "./ws.js";
@@ -132,7 +132,7 @@ function tick() {
     return;
   }
   const left = target[1] - clock.nowUs();
-  node.textContent = left > 0 ? `${target[0]} ${formatDuration(left)}` : "Closing…";
+  node.textContent = left > 0 ? `${target[0]} ${formatDuration(left)}` : overdueWords(view);
 }
 
 // ---------------------------------------------------------------- history and chart

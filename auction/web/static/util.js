@@ -108,12 +108,19 @@ export function statusWords(lot) {
 
 /** What the countdown of a lot shows: [label, target µs] or null. */
 export function countdownTarget(lot) {
-  if (lot.status === "SCHEDULED" && lot.format !== "LIVE_AUCTIONEER") return ["Opens in", lot.start_at];
+  if (lot.status === "SCHEDULED") {
+    return [lot.format === "LIVE_AUCTIONEER" ? "Comes up in the ring in about" : "Opens in", lot.start_at];
+  }
   if (lot.status !== "OPEN") return null;
   if (lot.format === "LIVE_AUCTIONEER") {
     return lot.phase === "FAIR_WARNING" && lot.hammer_not_before ? ["Hammer after", lot.hammer_not_before] : null;
   }
   return ["Ends in", lot.end ?? lot.end_us];
+}
+
+/** What a countdown shows once its time has come: a lot about to close or to open. */
+export function overdueWords(lot) {
+  return lot.status === "SCHEDULED" ? "Opening…" : "Closing…";
 }
 
 /** The lot id from /lot/{id} or ?lot=. */
