@@ -224,21 +224,38 @@ async def seed_facts(service: AuctionService, store: LotFactsStore) -> int:
     held = await asyncio.to_thread(store.documents, lots)
     anchored = 0
     for lot in lots:
-        if held.get(lot):
-            continue
-        facts, files = DEMO_FACTS[lot]
-        await asyncio.to_thread(store.put_facts, lot, check_facts(facts), service.now())
-        rules = await asyncio.to_thread(store.rules, lot)
-        extension = extension_rule_words(rules).encode() if rules is not None else b""
-        for item in files:
-            data = (await asyncio.to_thread(item.make)).replace(b"{extension}", extension)
-            upload = check_upload(item.kind, item.name, data)
-            _, entry = await anchor_document(
-                service, lot, upload.kind, upload.name, upload.content_type, upload.data
-            )
-            await asyncio.to_thread(store.add_document, lot, upload, entry, service.now())
-            anchored += 1
+        if not held.get(lot):
+            facts, files = DEMO_FACTS[lot]
+            anchored += await seed_lot(service, store, lot, facts, files)
     return anchored
 
 
-__all__ = ["DEMO_FACTS", "facade", "floor_plan", "office_tower", "parking_bay", "seed_facts"]
+async def seed_lot(
+    service: AuctionService,
+    store: LotFactsStore,
+    lot: str,
+    facts: dict[str, str],
+    files: tuple[DemoFile, ...],
+) -> int:
+    """Store `lot`'s text facts and its files (through the upload checks; each anchored in
+    the ledger by a `document` entry); `{extension}` in a file becomes the lot's extension
+    rule in words. Returns how many files were anchored."""
+    await asyncio.to_thread(store.put_facts, lot, check_facts(facts), service.now())
+    rules = await asyncio.to_thread(store.rules, lot)
+    extension = extension_rule_words(rules).encode() if rules is not None else b""
+    anchored = 0
+    for item in files:
+        data = (await asyncio.to_thread(item.make)).replace(b"{extension}", extension)
+        upload = check_upload(item.kind, item.name, data)
+        _, entry = await anchor_document(
+            service, lot, upload.kind, upload.name, upload.content_type, upload.data
+        )
+        await asyncio.to_thread(store.add_document, lot, upload, entry, service.now())
+        anchored += 1
+    return anchored
+
+
+__all__ = [
+    "DEMO_FACTS", "DemoFile", "facade", "floor_plan", "office_tower", "parking_bay", "seed_facts",
+    "seed_lot",
+]  # fmt: skip

@@ -21,6 +21,7 @@ import logging
 import math
 import secrets
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from .demo_notaries import DemoError
 from .demo_schedule import SECOND, LotSpec, Pace, Stream, next_announcement, on_time, schedule
 from .gateway import IDP_KEY_FILE
 from .identity_records import FINGERPRINT_KEY_FILE
-from .service import AuctionService, LotExists
+from .service import AuctionService, LotExists, ServiceError
 from .storage import HOUSE_KEY_FILE, POLICY_FILE, SQLITE_FILE, StorageConflict, StorageError
 
 logger = logging.getLogger(__name__)
@@ -122,9 +123,19 @@ def wipe_demo_data(directory: Path) -> bool:
 class LivingCatalogue:
     """Keeps the schedule's lots in the service: see the module docstring."""
 
-    def __init__(self, service: AuctionService, drivers: Drivers, plan: SchedulePlan) -> None:
+    def __init__(
+        self,
+        service: AuctionService,
+        drivers: Drivers,
+        plan: SchedulePlan,
+        annotate: Callable[[LotSpec], Awaitable[object]] | None = None,
+    ) -> None:
+        """`annotate(spec)`, if given, adds what a buyer reads to a lot once it exists (its
+        facts, pictures and documents: `auction.demo_property.seed_property`); it is called
+        after each creation and, on the first pass, for every lot found stored."""
         self._service = service
         self._drivers = drivers
+        self._annotate = annotate
         self.plan = plan
         self.pace = plan.pace
         self._sales: set[str] = set()
@@ -176,9 +187,21 @@ class LivingCatalogue:
                     self._behind = True
                     continue
                 view = service.view(spec.lot_id)
+                if view is not None:
+                    await self._annotated(spec)
+            elif view is not None and since is not None:
+                await self._annotated(spec)  # a restart: a lot stored without its facts
             if spec.stream is Stream.RING and view is not None and view.active:
                 self._drivers.run_ring(spec.lot_id, RingPacing.for_spec(spec, self.pace))
         return made
+
+    async def _annotated(self, spec: LotSpec) -> None:
+        if self._annotate is None:
+            return
+        try:
+            await self._annotate(spec)
+        except (StorageError, ServiceError, ValueError) as exc:  # the lot stands without them
+            logger.warning("lot %s: its facts and pictures were not added (%s)", spec.lot_id, exc)
 
     async def _create(self, spec: LotSpec) -> bool:
         service = self._service

@@ -47,6 +47,8 @@ from ..cluster import Cluster, ClusterSettings, add_cluster_routes
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..demo_facts import seed_facts
 from ..demo_living import LivingCatalogue, load_plan
+from ..demo_property import seed_property
+from ..demo_schedule import LotSpec
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
     BIDS_PER_SECOND,
@@ -497,7 +499,12 @@ async def _drivers_context(app: web.Application) -> AsyncIterator[None]:
         pace=plan.pace if plan is not None else None,
     )
     if plan is not None:
-        living = LivingCatalogue(service, drivers, plan)
+        store = app[FACTS]
+
+        async def annotate(spec: LotSpec) -> int:
+            return await seed_property(service, store, spec)
+
+        living = LivingCatalogue(service, drivers, plan, annotate)
         await living.catch_up()  # the lots due now, before anyone else writes
         app[LIVING] = living
     drivers.start()
