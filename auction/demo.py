@@ -41,6 +41,7 @@ from .printable import printable
 from .rules import (
     SECOND,
     LotRules,
+    LotStatus,
     Result,
     SoftClose,
     english_timed,
@@ -49,6 +50,7 @@ from .rules import (
 )
 from .service import ACTIVE_STATUSES, AuctionService
 from .storage import Counts, StoredLot
+from .words import FORMAT_WORDS, lot_state_words
 
 logger = logging.getLogger(__name__)
 
@@ -311,10 +313,12 @@ def summary(
         elif state.status in ACTIVE_STATUSES:
             outcome = f"{price} (not closed yet)"
         else:
-            outcome = "no sale"
+            outcome = "no sale" if state.status is not LotStatus.CANCELLED else "withdrawn"
+        status = lot_state_words(state.status)
+        kind = FORMAT_WORDS.get(lot.rules.format, "Auction")
         lines.append(
-            f"  {state.status.value:<10} {lot.rules.format.value:<16} "
-            f"{printable(lot.lot_id):<18} {outcome}  [{lot.bids} bids] {printable(lot.title)}"
+            f"  {status:<10} {kind:<22} {printable(lot.lot_id):<18} {outcome}  "
+            f"[{lot.bids} bids] {printable(lot.title)}"
         )
     return "\n".join(lines)
 
