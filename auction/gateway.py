@@ -197,6 +197,10 @@ def _no_notify(account: str, message: dict[str, Any]) -> None:
     return None
 
 
+def _no_answer(account: str, request: BidRequest, ack: dict[str, Any]) -> None:
+    return None
+
+
 class Gateway:
     """The shared bidding path. Build it once per server (the composition root does), call
     `stop()` when done (it cancels the payment callbacks still in flight)."""
@@ -239,6 +243,8 @@ class Gateway:
         self._inbox = CallbackInbox()
         self._tasks: set[asyncio.Task[None]] = set()
         self.notify: Notify = _no_notify
+        #: Told every bid's answer that reached the lot (`auction.web.me` remembers it).
+        self.answered: Callable[[str, BidRequest, dict[str, Any]], None] = _no_answer
         #: Clustered: sends a bid for a lot another instance writes to that instance's
         #: gateway, which answers it (idempotency, limits, signature, ack) as its own.
         self.forward_bid: Callable[[str, BidRequest], Awaitable[dict[str, Any]]] | None = None
@@ -641,6 +647,7 @@ class Gateway:
             self._in_flight.pop(slot, None)
         self._index.complete(account, request, ack)
         future.set_result(ack)
+        self.answered(account, request, ack)
         return ack
 
     def _signed_by(self, request: BidRequest, account: str, public_key: bytes) -> bool:

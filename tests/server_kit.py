@@ -159,6 +159,7 @@ async def ready_bidder(http: aiohttp.ClientSession, url: str, lots: tuple[str, .
             assert response.status == 201, await response.text()
             registration = await response.json()
         if registration["deposit"]["state"] == "REQUIRED":
+            await accept_notice(http, url, bidder, lot)
             async with http.post(
                 f"{url}/api/lots/{lot}/deposit",
                 json={"idempotency_key": f"dep-{lot}"},
@@ -167,6 +168,14 @@ async def ready_bidder(http: aiohttp.ClientSession, url: str, lots: tuple[str, .
                 assert response.status == 202, await response.text()
             await wait_for_deposit(http, url, bidder, lot)
     return bidder
+
+
+async def accept_notice(http: aiohttp.ClientSession, url: str, bidder: Bidder, lot: str) -> None:
+    """Accept the lot's bidding notice (a deposit is refused before it)."""
+    async with http.post(
+        f"{url}/api/lots/{lot}/notice", json={"accept": True}, headers=bidder.auth
+    ) as response:
+        assert response.status == 201, await response.text()
 
 
 async def wait_for_deposit(

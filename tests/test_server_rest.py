@@ -106,6 +106,15 @@ async def test_the_whole_bidder_flow(server: Server, http: aiohttp.ClientSession
     assert_error(again, "DUPLICATE")
     assert await server.ledger_size() == size
 
+    status, refused = await call(
+        http, "POST", f"{url}/api/lots/flat/deposit", {"idempotency_key": "d1"}, bidder.session
+    )
+    assert status == 409  # the bidding notice first
+    assert_error(refused, "NOTICE_NOT_ACCEPTED")
+    status, accepted = await call(
+        http, "POST", f"{url}/api/lots/flat/notice", {"accept": True}, bidder.session
+    )
+    assert status == 201 and accepted["accepted"] is True
     status, hold = await call(
         http, "POST", f"{url}/api/lots/flat/deposit", {"idempotency_key": "d1"}, bidder.session
     )
@@ -158,6 +167,7 @@ async def test_deposit_errors(server: Server, http: aiohttp.ClientSession) -> No
     assert_error(answer, "NOT_REGISTERED")
     await call(http, "POST", f"{url}/api/lots/flat/registrations", {}, bidder.session)
     await call(http, "POST", f"{url}/api/lots/watch/registrations", {}, bidder.session)
+    await call(http, "POST", f"{url}/api/lots/flat/notice", {"accept": True}, bidder.session)
     status, _ = await call(
         http, "POST", f"{url}/api/lots/flat/deposit", {"idempotency_key": "k"}, bidder.session
     )
@@ -173,6 +183,7 @@ async def test_deposit_errors(server: Server, http: aiohttp.ClientSession) -> No
     poor = await new_bidder(http, url)
     await verify(http, url, poor, prc_id(sequence="456"))
     await call(http, "POST", f"{url}/api/lots/flat/registrations", {}, poor.session)
+    await call(http, "POST", f"{url}/api/lots/flat/notice", {"accept": True}, poor.session)
     gateway = server.gateway
     balance = gateway._payments.balance(poor.account)
     gateway._payments._balances[poor.account] = 0  # the simulated card is empty
@@ -187,6 +198,7 @@ async def test_deposit_errors(server: Server, http: aiohttp.ClientSession) -> No
     other = await new_bidder(http, url)
     await verify(http, url, other, prc_id(sequence="789"))
     await call(http, "POST", f"{url}/api/lots/flat/registrations", {}, other.session)
+    await call(http, "POST", f"{url}/api/lots/flat/notice", {"accept": True}, other.session)
     status, answer = await call(
         http, "POST", f"{url}/api/lots/flat/deposit", {"idempotency_key": "k"}, other.session
     )

@@ -557,6 +557,9 @@ async def test_the_deposit_is_pushed_to_the_bidder(
             f"{server.url}/api/lots/flat/registrations", json={}, headers=bidder.auth
         ) as response:
             assert response.status == 201
+        from server_kit import accept_notice
+
+        await accept_notice(http, server.url, bidder, "flat")
         async with http.post(
             f"{server.url}/api/lots/flat/deposit",
             json={"idempotency_key": "d-ws"},

@@ -71,6 +71,7 @@ from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
+from .me import install_me
 from .ring import add_ring_routes
 from .throttle import write_limits_middleware
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
@@ -179,6 +180,7 @@ PAGES = {
     "/register": "register.html",
     "/console": "console.html",
     "/auditor": "auditor.html",
+    "/my": "my.html",
 }
 
 CONTENT_TYPES = {
@@ -222,6 +224,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)
+    install_me(app, service=SERVICE, store=STORE, accounts=ACCOUNTS, gateway=GATEWAY)
     return app
 
 

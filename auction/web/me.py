@@ -1,0 +1,314 @@
+"""The bidder is remembered: "My auctions" (docs/protocol.md §1, "My auctions").
+
+`install_me(app, ...)` adds, beside the REST API of `auction.web.api`:
+
+* `GET /api/me/lots`, `GET /api/me/lots/{lot}`: the session's own lots with their state for
+  the bidder (`auction.mylots.summarize`), from the server's records, so any browser logged
+  into the account sees the same;
+* `GET /api/me/lots/{lot}/documents/{kind}`: a document made for the bidder (the sale
+  confirmation), and `GET /api/console/lots/{lot}/documents/{kind}` for staff;
+* `POST /api/lots/{lot}/notice`: the bidder accepts the lot's bidding notice (竞买须知); a
+  `POST /api/lots/{lot}/deposit` without it is refused `409 NOTICE_NOT_ACCEPTED` (a
+  middleware, before the deposit route runs);
+* `POST /api/me/signin-code` (a new sign-in code for the account, shown once) and
+  `POST /api/sessions` (a new session from that code: how a second browser logs in);
+* (the `/my` page is one of `auction.web.app.PAGES`);
+* a cleanup context that opens the bidder book (`auction.bidderbook`), has the gateway record
+  each bid's answer in it, and runs the `SaleClerk` that makes each sale's confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..accounts import AccountStore, Role, Session
+from ..bidderbook import BidderBook, BidRecord
+from ..confirmation import SaleClerk
+from ..gateway import Gateway
+from ..mylots import by_lot, summarize
+from ..protocol import BidRequest
+from ..service import AuctionService
+from ..storage import Storage
+from .api import ApiError, error_response
+
+logger = logging.getLogger(__name__)
+
+BOOK = web.AppKey("bidder_book", BidderBook)
+CLERK = web.AppKey("sale_clerk", SaleClerk)
+
+_NO_STORE = {"Cache-Control": "no-store"}
+_DEPOSIT = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/deposit")
+_REGISTRATION = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/registrations")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+STAFF_ROLES = frozenset({Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def install_me(
+    app: web.Application,
+    *,
+    service: web.AppKey[AuctionService],
+    store: web.AppKey[Storage],
+    accounts: web.AppKey[AccountStore],
+    gateway: web.AppKey[Gateway],
+) -> None:
+    """Register the routes, the page, the deposit-notice middleware and the context (call
+    after the service, accounts and gateway contexts were appended)."""
+    routes = _Me(service, store, accounts, gateway)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        book = await asyncio.to_thread(BidderBook, app[accounts].engine)
+        app[BOOK] = book
+        the_gateway = app[gateway]
+
+        def answered(account: str, request: BidRequest, ack: dict[str, Any]) -> None:
+            record = BidRecord(
+                lot=request.lot,
+                idempotency_key=request.idempotency_key,
+                kind=request.kind,
+                amount=request.amount,
+                currency=request.currency,
+                result=str(ack.get("result")),
+                reason=ack.get("reason"),
+                message=ack.get("message"),
+                entry=ack.get("entry"),
+                t_us=the_gateway.now(),
+            )
+            routes.keep(asyncio.to_thread(book.record_bid, account, record))
+
+        the_gateway.answered = answered
+        clerk = SaleClerk(app[service], app[store], book, app[accounts])
+        clerk.start()
+        app[CLERK] = clerk
+        yield
+        await clerk.stop()
+        await routes.drain()
+
+    app.cleanup_ctx.append(context)
+    app.middlewares.append(routes.notice_first)
+    app.router.add_get("/api/me/lots", routes.lots)
+    app.router.add_get("/api/me/lots/{lot}", routes.lot)
+    app.router.add_get("/api/me/lots/{lot}/documents/{kind}", routes.my_document)
+    app.router.add_get("/api/console/lots/{lot}/documents/{kind}", routes.staff_document)
+    app.router.add_post("/api/lots/{lot}/notice", routes.accept_notice)
+    app.router.add_post("/api/me/signin-code", routes.signin_code)
+    app.router.add_post("/api/sessions", routes.signin)
+
+
+class _Me:
+    def __init__(
+        self,
+        service: web.AppKey[AuctionService],
+        store: web.AppKey[Storage],
+        accounts: web.AppKey[AccountStore],
+        gateway: web.AppKey[Gateway],
+    ) -> None:
+        self._service = service
+        self._store = store
+        self._accounts = accounts
+        self._gateway = gateway
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def keep(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # the bid itself is in the lot's history; only its entry number is not remembered
+            logger.warning("a bid's answer was not recorded: %s", task.exception())
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _session(self, request: web.Request, roles: frozenset[Role]) -> Session:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
+        session = await request.app[self._gateway].session(token.strip())
+        if session is None:
+            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+        if session.role not in roles:
+            raise ApiError(403, "FORBIDDEN", "this is not open to your role")
+        return session
+
+    async def _summary(self, app: web.Application, account: str, lot: str) -> Any:
+        service = app[self._service]
+        view = service.view(lot)
+        if view is None:
+            return None
+        book = app[BOOK]
+        records = await service.read(app[self._store].history, lot)
+
+        def mine() -> tuple[Any, Any, Any]:
+            return (
+                book.bids(account, lot),
+                book.documents(lot),
+                book.notice_accepted(account, lot),
+            )
+
+        bids, documents, notice = await asyncio.to_thread(mine)
+        return summarize(account, view, records, bids, documents, notice, service.now())
+
+    # -- pages and routes --
+
+    async def lots(self, request: web.Request) -> web.Response:
+        session = await self._session(request, frozenset({Role.BIDDER}))
+        app = request.app
+        book = app[BOOK]
+        names = list(await asyncio.to_thread(book.lots, session.account))
+        for registration in app[self._gateway].registrations(session.account):
+            if registration.lot not in names:
+                names.append(registration.lot)
+        summaries = [await self._summary(app, session.account, lot) for lot in names]
+        made = await asyncio.to_thread(book.signin_made, session.account)
+        answer = {
+            "account": session.account,
+            "now_us": app[self._service].now(),
+            "lots": by_lot(summaries),
+            "signin_code_made_us": made,
+        }
+        return web.json_response(answer, headers=_NO_STORE)
+
+    async def lot(self, request: web.Request) -> web.Response:
+        session = await self._session(request, frozenset({Role.BIDDER}))
+        lot = request.match_info["lot"]
+        if request.app[self._service].view(lot) is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        summary = await self._summary(request.app, session.account, lot)
+        if summary is None:
+            raise ApiError(404, "NOT_REGISTERED", "you have not registered for this lot")
+        return web.json_response({"lot": summary}, headers=_NO_STORE)
+
+    async def _document(self, request: web.Request, account: str | None) -> web.Response:
+        lot, kind = request.match_info["lot"], request.match_info["kind"]
+        document = await asyncio.to_thread(request.app[BOOK].document, lot, kind)
+        if document is None or (account is not None and document.account != account):
+            raise ApiError(404, "NO_DOCUMENT", "there is no such document for you on this lot")
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{document.name}"',
+            "X-Content-SHA256": document.sha256,
+        }
+        if document.entry is not None:
+            headers["X-Ledger-Entry"] = str(document.entry)
+        return web.Response(body=document.body, headers=headers, content_type="text/plain",
+                            charset="utf-8")  # fmt: skip
+
+    async def my_document(self, request: web.Request) -> web.Response:
+        session = await self._session(request, frozenset({Role.BIDDER}))
+        return await self._document(request, session.account)
+
+    async def staff_document(self, request: web.Request) -> web.Response:
+        await self._session(request, STAFF_ROLES)
+        return await self._document(request, None)
+
+    async def accept_notice(self, request: web.Request) -> web.Response:
+        session = await self._session(request, frozenset({Role.BIDDER}))
+        body = await _json(request)
+        lot = request.match_info["lot"]
+        if request.app[self._service].view(lot) is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        if body.get("accept") is not True:
+            raise ApiError(422, "MALFORMED", 'send {"accept": true} to accept the notice')
+        digest = body.get("notice_sha256")
+        if digest is not None and (not isinstance(digest, str) or not _HEX64.fullmatch(digest)):
+            raise ApiError(422, "MALFORMED", "notice_sha256 must be 64 lowercase hex digits")
+        now = request.app[self._service].now()
+        accepted = await asyncio.to_thread(
+            request.app[BOOK].accept_notice, session.account, lot, digest, now
+        )
+        answer = {"lot": lot, "accepted": True, "accepted_us": accepted}
+        return web.json_response(answer, status=201, headers=_NO_STORE)
+
+    async def signin_code(self, request: web.Request) -> web.Response:
+        session = await self._session(request, frozenset({Role.BIDDER}))
+        now = request.app[self._service].now()
+        code = await asyncio.to_thread(request.app[BOOK].new_signin, session.account, now)
+        answer = {"account": session.account, "code": code, "made_us": now}
+        return web.json_response(answer, status=201, headers=_NO_STORE)
+
+    async def signin(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        code = body.get("code")
+        if not isinstance(code, str) or not 8 <= len(code) <= 64:
+            raise ApiError(422, "MALFORMED", "code must be the sign-in code (e.g. ABCD-EFGH-…)")
+        app = request.app
+        account = await asyncio.to_thread(app[BOOK].signin_account, code)
+        if account is None:
+            raise ApiError(
+                401, "UNKNOWN_CODE", "that sign-in code is not valid (a newer one replaces it)"
+            )
+        now = app[self._service].now()
+        token, expires = await asyncio.to_thread(
+            app[self._accounts].create_session, account, Role.BIDDER, now
+        )
+        answer = {"account": account, "session": token, "expires_us": expires}
+        return web.json_response(answer, status=201, headers=_NO_STORE)
+
+    # -- the middleware --
+
+    @web.middleware
+    async def notice_first(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A deposit needs the notice accepted first; a registration is remembered."""
+        if request.method != "POST":
+            return await handler(request)
+        deposit = _DEPOSIT.fullmatch(request.path)
+        if deposit is not None:
+            try:
+                session = await self._session(request, frozenset({Role.BIDDER}))
+            except ApiError:
+                return await handler(request)  # the route answers 401 / 403 itself
+            lot = deposit["lot"]
+            registration = request.app[self._gateway].registration(session.account, lot)
+            if (
+                registration is not None  # else the route says why (not registered, ...)
+                and registration.deposit_amount > 0
+                and registration.deposit_state != "EXEMPT"
+            ):
+                book = request.app[BOOK]
+                if await asyncio.to_thread(book.notice_accepted, session.account, lot) is None:
+                    return error_response(
+                        409,
+                        "NOTICE_NOT_ACCEPTED",
+                        "accept the bidding notice (竞买须知) of this lot before the deposit "
+                        "is frozen",
+                    )
+            return await handler(request)
+        registration = _REGISTRATION.fullmatch(request.path)
+        response = await handler(request)
+        if registration is not None and response.status == 201:
+            session = await self._session(request, frozenset({Role.BIDDER}))
+            now = request.app[self._service].now()
+            await asyncio.to_thread(
+                request.app[BOOK].add_lot, session.account, registration["lot"], now
+            )
+        return response
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if len(raw) > 16_384:
+        raise ApiError(413, "TOO_LARGE", "the request body is too large")
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise ApiError(400, "MALFORMED", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "MALFORMED", "the request body must be a JSON object")
+    return body
+
+
+__all__ = ["BOOK", "CLERK", "install_me"]
