@@ -84,7 +84,7 @@ async def test_without_a_session_nothing_is_shown(
     server: Server, http: aiohttp.ClientSession
 ) -> None:
     url = server.url
-    for path in (f"/api/me/lots", f"/api/me/lots/{LOT}", f"/api/me/lots/{LOT}/documents/x"):
+    for path in ("/api/me/lots", f"/api/me/lots/{LOT}", f"/api/me/lots/{LOT}/documents/x"):
         status, body = await call(http, "GET", url + path)
         assert status == 401 and body["error"]["code"] == "UNAUTHENTICATED", (path, body)
         status, body = await call(http, "GET", url + path, token="not-a-session")
