@@ -110,6 +110,8 @@ async def test_a_person_bids_in_the_demo_and_verifies_a_cosigned_receipt(demo: s
             await page.get_by_role("button", name="Register for this lot").click()
             await wait_text(page, "#register-result", "registered")
             await page.get_by_role("button", name=re.compile(r"^Pay the deposit of")).click()
+            await page.get_by_label(re.compile("accept the bidding notice")).check()
+            await page.get_by_role("button", name=re.compile(r"^Confirm: freeze ")).click()
             await wait_text(page, "#deposit-result", "Your deposit is frozen")
 
             await page.goto(f"{demo}/lot/{LOT}")

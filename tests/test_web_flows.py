@@ -141,6 +141,13 @@ async def register(
         deposit = page.get_by_role("button", name=re.compile(r"^Pay the deposit of"))
         assert deposit_words in await text_of(page, "#deposit-info")
         await deposit.click()
+        # The bidding notice first (recorded by the server), then the freeze in words.
+        confirm = page.get_by_role("button", name=re.compile(r"^Confirm: freeze "))
+        assert await confirm.is_disabled()
+        question = await wait_text(page, "#deposit-question", "^Freeze .* as the deposit for ")
+        assert "from your account" in question, question
+        await page.get_by_label(re.compile("accept the bidding notice")).check()
+        await confirm.click()
         await wait_text(page, "#deposit-result", "Your deposit is frozen")
     await no_horizontal_scroll(page)
     code = await wait_text(page, "#bidder-code", "Your bidder code: ")

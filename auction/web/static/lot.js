@@ -16,6 +16,7 @@ import {
 } from "./util.js";
 import { loadWords } from "./words.js";
 import { GavelSocket, ServerClock } from "./ws.js";
+import { mountMine } from "./mine.js";
 
 const RECEIPT_RETRY_MS = 2000;
 const SVG = "http://www.w3.org/2000/svg";
@@ -40,6 +41,16 @@ const state = {
 window.gavelLot = state;
 // The live ring (ring.js): held online bids, their outcome, the fair-warning banner.
 const ring = installRing({ state, renderMyBid, renderMyState, fetchReceipt });
+// "Your lot" (mine.js): the bidder's state on this lot as the server keeps it.
+let mine = { onMessage() {}, refresh() {} };
+
+function onMineSummary(summary) {
+  if (summary.bids.some((bid) => bid.result === "accepted")) state.hadAccepted = true;
+  if (!state.myBids.size && summary.bids.length) {
+    byId("my-bids-empty").textContent = "Bids sent before this page was opened are listed under “Your lot”.";
+  }
+  renderMyState();
+}
 
 function currency() {
   return state.view ? state.view.currency : "USD";
@@ -418,6 +429,7 @@ async function verify(record) {
 // ---------------------------------------------------------------- websocket
 
 function onMessage(message) {
+  mine.onMessage(message);
   if (message.lot && message.lot !== lotId && message.type !== "ack") return;
   if (message.type === "snapshot" && message.view) {
     applyView(message.view);
@@ -559,6 +571,7 @@ async function start() {
   });
   state.socket.subscribe(lotId);
   state.socket.connect();
+  mountMine({ lotId, anchor: byId("bid-section"), onSummary: onMineSummary }).then((handle) => { mine = handle; });
   if (!state.identity) {
     say(byId("bid-message"), "You are watching. Register to bid.");
   }

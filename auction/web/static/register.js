@@ -4,6 +4,7 @@
 import { api, ApiError, errorWords, setBearer } from "./api.js";
 import { ensureAccount, loadIdentity, newIdempotencyKey } from "./keys.js";
 import { amountWordings, formatMoney } from "./money.js";
+import { confirmDeposit } from "./notice.js";
 import { byId, el, say, statusWords } from "./util.js";
 import { GavelSocket } from "./ws.js";
 
@@ -82,13 +83,17 @@ async function checkIdentity(event) {
   }
 }
 
+let shown = null; // the registration on show: what the deposit confirmation names
+
 function showRegistration(registration) {
+  shown = registration;
   const lot = lotById(registration.lot);
   const deposit = registration.deposit || {};
   byId("bidder-code").textContent = `Your bidder code: ${registration.code}`;
   const lotLink = byId("lot-link");
   lotLink.replaceChildren(el("a", { href: `/lot/${encodeURIComponent(registration.lot)}` },
-    `Go to the lot room of ${lot ? lot.title : registration.lot}`));
+    `Go to the lot room of ${lot ? lot.title : registration.lot}`), " · ",
+  el("a", { href: "/my" }, "My auctions"), " (your lots, bids and receipts, also from another browser)");
   const amount = Number.isSafeInteger(deposit.amount) ? deposit.amount : null;
   const currency = deposit.currency || (lot && lot.currency) || "CNY";
   const depositState = deposit.state || "REQUIRED";
@@ -158,7 +163,17 @@ function depositKey(lot) {
 async function payDeposit() {
   const lot = selectedLot();
   const button = byId("deposit-button");
+  const info = lotById(lot);
+  const deposit = (shown && shown.lot === lot && shown.deposit) || {};
   button.disabled = true;
+  const confirmed = await confirmDeposit(button, {
+    lot, title: info ? info.title : lot, amount: deposit.amount, currency: deposit.currency || (info && info.currency) || "CNY",
+    timeZone: info ? info.legal_timezone : "UTC",
+  });
+  if (!confirmed) {
+    button.disabled = false;
+    return;
+  }
   say(byId("deposit-result"), "Asking the payment provider to freeze the deposit…");
   try {
     const result = await api(`/api/lots/${encodeURIComponent(lot)}/deposit`, {
