@@ -38,6 +38,8 @@ export async function mountMine(options) {
     setBearer(session.session);
     note.textContent = SIGNED_ELSEWHERE;
     note.dataset.kind = "warn";
+    const bidMessage = document.getElementById("bid-message");
+    if (bidMessage) bidMessage.textContent = `You are signed in as a watcher. ${SIGNED_ELSEWHERE}`;
   }
 
   async function refresh() {
