@@ -231,6 +231,11 @@ async def register_bidder(
             raise RuntimeError(f"registration for {lot} refused: {await response.text()}")
         registration: dict[str, Any] = await response.json()
     if registration["deposit"]["state"] == "REQUIRED":
+        async with http.post(  # the bidding notice (竞买须知) comes before the deposit
+            f"{url}/api/lots/{lot}/notice", json={"accept": True}, headers=auth
+        ) as response:
+            if response.status != 201:
+                raise RuntimeError(f"notice not accepted: {await response.text()}")
         async with http.post(
             f"{url}/api/lots/{lot}/deposit", json={"idempotency_key": deposit_key}, headers=auth
         ) as response:
