@@ -132,16 +132,16 @@ def confirmation_text(facts: SaleFacts) -> bytes:
     buyer = facts.buyer_name or "(name withheld: the personal data was erased)"
     lines += [
         f"Buyer:          {buyer}, bidder code {facts.buyer_code}",
-        f"Closed:         {format_time(facts.closed_us, facts.zone)} (server time)",
+        f"Closed:         {format_time(facts.closed_us, facts.zone)}",
         "",
         f"Hammer price:   {_money(facts.price, facts.currency)}",
         f"Deposit applied to the price: {_money(facts.deposit_applied, facts.currency)}",
         f"Balance due:    {_money(balance, facts.currency)}",
         f"Pay by:         {due}",
         "",
-        "The buyer pays the balance by the date above into the account the court or the",
-        "seller names; a deposit applied to the price is not repaid. If the balance is not",
-        "paid in time the sale may be declared in default and the deposit forfeited.",
+        "The deposit applied is part of the price. The buyer pays the balance by the date",
+        "above into the account the court or the seller names. If the balance is not paid",
+        "in time the sale may be declared in default and the deposit forfeited.",
         "",
         "Ledger (verify at /log/receipt/<entry>):",
     ]
@@ -157,7 +157,8 @@ def confirmation_text(facts: SaleFacts) -> bytes:
     lines += [
         "  this document's SHA-256 is recorded in a `document` entry of the same ledger",
         "",
-        f"Issued: {format_time(facts.issued_us, facts.zone)} (server time)",
+        f"Issued: {format_time(facts.issued_us, facts.zone)}",
+        "All times are the auction server's, in the lot's legal time zone.",
         "",
     ]
     return "\n".join(lines).encode("utf-8")

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..accounts import AccountStore, Role, Session
+from ..accounts import AccountError, AccountStore, Role, Session
 from ..bidderbook import BidderBook, BidRecord
 from ..confirmation import SaleClerk
 from ..gateway import Gateway
@@ -287,14 +287,17 @@ class _Me:
                         "is frozen",
                     )
             return await handler(request)
-        registration = _REGISTRATION.fullmatch(request.path)
+        registering = _REGISTRATION.fullmatch(request.path)
         response = await handler(request)
-        if registration is not None and response.status == 201:
-            session = await self._session(request, frozenset({Role.BIDDER}))
-            now = request.app[self._service].now()
-            await asyncio.to_thread(
-                request.app[BOOK].add_lot, session.account, registration["lot"], now
-            )
+        if registering is not None and response.status == 201:
+            try:
+                session = await self._session(request, frozenset({Role.BIDDER}))
+                now = request.app[self._service].now()
+                await asyncio.to_thread(
+                    request.app[BOOK].add_lot, session.account, registering["lot"], now
+                )
+            except (ApiError, AccountError) as exc:  # registered all the same: the engine
+                logger.warning("registration not remembered in My auctions: %s", exc)
         return response
 
 
