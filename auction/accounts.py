@@ -4,7 +4,7 @@ Tables (SQLAlchemy Core, created idempotently in the same database as the lots a
 
 * `gavel_account`: the account id (`acct-<16 hex>`) and the raw Ed25519 public key bound to it;
 * `gavel_session`: bearer sessions (only the SHA-256 of the token is stored) with a role:
-  `bidder`, `auctioneer`, `compliance` or `auditor`, and an expiry;
+  `bidder`, `watcher`, `auctioneer`, `compliance` or `auditor`, and an expiry;
 * (the compliance tables of identities are `auction.identity_schema`'s, made by the schema
   migrations of `auction.storage`, and read and written by `auction.identity_records`);
 * `gavel_secret`: server secrets that must survive a restart (the bidder-code key, and the
@@ -68,6 +68,10 @@ class Role(enum.StrEnum):
     #: Gives court orders (pause, suspend, resume, cancel a lot: rules C11), recorded as the
     #: court's with this session's account (`auction.court`); nothing else.
     COURT = "court"
+    #: A bidder's account seen from a browser without its key (a sign-in code made the
+    #: session, `auction.web.me`): reads the account's lots, receipts and documents; changes
+    #: nothing and cannot bid.
+    WATCHER = "watcher"
 
 
 class AccountError(Exception):

@@ -195,7 +195,22 @@ async def test_my_lots_bids_outcome_and_confirmation(
     assert status == 201 and signed["account"] == alice.account
     assert signed["session"] != alice.session
     status, seen = await call(http, "GET", f"{url}/api/me/lots", signed["session"])
-    assert seen["lots"] == mine["lots"] or seen["lots"][0]["bids"] == mine["lots"][0]["bids"]
+    assert status == 200 and seen["lots"][0]["bids"] == mine["lots"][0]["bids"]
+    # That session watches: it changes nothing (registrations, deposits, codes) and cannot bid.
+    watcher = signed["session"]
+    status, me = await call(http, "GET", f"{url}/api/me", watcher)
+    assert status == 200 and me["role"] == "watcher" and me["account"] == alice.account
+    for path in (
+        f"/api/lots/{LOT}/registrations",
+        "/api/me/signin-code",
+        f"/api/lots/{LOT}/notice",
+    ):
+        status, body = await call(http, "POST", url + path, watcher, {"accept": True})
+        assert status == 403 and body["error"]["code"] == "FORBIDDEN", (path, body)
+    status, body = await call(
+        http, "POST", f"{url}/api/lots/{LOT}/deposit", watcher, {"idempotency_key": "w"}
+    )
+    assert status == 403
     status, newer = await call(http, "POST", f"{url}/api/me/signin-code", alice.session)
     status, _ = await call(http, "POST", f"{url}/api/sessions", body={"code": made["code"]})
     assert status == 401  # a new code replaces the old one

@@ -204,7 +204,7 @@ class _LogRoutes:
             return _Reader("public", refused="the session is invalid or has expired")
         if session.role is Role.AUDITOR:
             return _Reader("auditor", session.account)
-        if session.role is Role.BIDDER:
+        if session.role in (Role.BIDDER, Role.WATCHER):  # the bidder, from any browser
             return _Reader("bidder", session.account)
         return _Reader("public", refused=f"the {session.role.value} role does not read them")
 

@@ -48,6 +48,9 @@ _DEPOSIT = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/deposit")
 _REGISTRATION = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/registrations")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 STAFF_ROLES = frozenset({Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR})
+#: Who reads a bidder's lots: the bidder's own browser, or another one signed in with a code.
+READERS = frozenset({Role.BIDDER, Role.WATCHER})
+BIDDER = frozenset({Role.BIDDER})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -165,7 +168,7 @@ class _Me:
     # -- pages and routes --
 
     async def lots(self, request: web.Request) -> web.Response:
-        session = await self._session(request, frozenset({Role.BIDDER}))
+        session = await self._session(request, READERS)
         app = request.app
         book = app[BOOK]
         names = list(await asyncio.to_thread(book.lots, session.account))
@@ -183,7 +186,7 @@ class _Me:
         return web.json_response(answer, headers=_NO_STORE)
 
     async def lot(self, request: web.Request) -> web.Response:
-        session = await self._session(request, frozenset({Role.BIDDER}))
+        session = await self._session(request, READERS)
         lot = request.match_info["lot"]
         if request.app[self._service].view(lot) is None:
             raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
@@ -208,7 +211,7 @@ class _Me:
                             charset="utf-8")  # fmt: skip
 
     async def my_document(self, request: web.Request) -> web.Response:
-        session = await self._session(request, frozenset({Role.BIDDER}))
+        session = await self._session(request, READERS)
         return await self._document(request, session.account)
 
     async def staff_document(self, request: web.Request) -> web.Response:
@@ -216,7 +219,7 @@ class _Me:
         return await self._document(request, None)
 
     async def accept_notice(self, request: web.Request) -> web.Response:
-        session = await self._session(request, frozenset({Role.BIDDER}))
+        session = await self._session(request, BIDDER)
         body = await _json(request)
         lot = request.match_info["lot"]
         if request.app[self._service].view(lot) is None:
@@ -234,7 +237,7 @@ class _Me:
         return web.json_response(answer, status=201, headers=_NO_STORE)
 
     async def signin_code(self, request: web.Request) -> web.Response:
-        session = await self._session(request, frozenset({Role.BIDDER}))
+        session = await self._session(request, BIDDER)
         now = request.app[self._service].now()
         code = await asyncio.to_thread(request.app[BOOK].new_signin, session.account, now)
         answer = {"account": session.account, "code": code, "made_us": now}
@@ -253,7 +256,7 @@ class _Me:
             )
         now = app[self._service].now()
         token, expires = await asyncio.to_thread(
-            app[self._accounts].create_session, account, Role.BIDDER, now
+            app[self._accounts].create_session, account, Role.WATCHER, now
         )
         answer = {"account": account, "session": token, "expires_us": expires}
         return web.json_response(answer, status=201, headers=_NO_STORE)
@@ -268,7 +271,7 @@ class _Me:
         deposit = _DEPOSIT.fullmatch(request.path)
         if deposit is not None:
             try:
-                session = await self._session(request, frozenset({Role.BIDDER}))
+                session = await self._session(request, BIDDER)
             except ApiError:
                 return await handler(request)  # the route answers 401 / 403 itself
             lot = deposit["lot"]
@@ -291,7 +294,7 @@ class _Me:
         response = await handler(request)
         if registering is not None and response.status == 201:
             try:
-                session = await self._session(request, frozenset({Role.BIDDER}))
+                session = await self._session(request, BIDDER)
                 now = request.app[self._service].now()
                 await asyncio.to_thread(
                     request.app[BOOK].add_lot, session.account, registering["lot"], now
