@@ -24,13 +24,12 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chain import ChainError, EntryType, parse_entry
 
-from .accounts import AccountStore
 from .bidderbook import BidderBook, Document
 from .mylots import format_money, format_time
 from .rules import DepositChanged, DepositState, LotClosed, Result
@@ -225,12 +224,14 @@ class SaleClerk:
         service: AuctionService,
         store: Storage,
         book: BidderBook,
-        accounts: AccountStore,
+        identity: Callable[[str], Awaitable[Any]],
     ) -> None:
+        """`identity(account)`: the account's newest identity (its `personal_data` names the
+        buyer; None once erased), e.g. `Gateway.identity`."""
         self._service = service
         self._store = store
         self._book = book
-        self._accounts = accounts
+        self._identity = identity
         self._task: asyncio.Task[None] | None = None
         self._done: set[str] = set()
         self._lock = asyncio.Lock()
@@ -283,7 +284,7 @@ class SaleClerk:
                 return None
             closed, applied = sold
             assert closed.winner is not None and closed.price is not None
-            identity = await asyncio.to_thread(self._accounts.identity, closed.winner)
+            identity = await self._identity(closed.winner)
             name = None
             if identity is not None and identity.personal_data is not None:
                 name = str(identity.personal_data.get("name") or "") or None

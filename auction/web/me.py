@@ -88,7 +88,7 @@ def install_me(
             routes.keep(asyncio.to_thread(book.record_bid, account, record))
 
         the_gateway.answered = answered
-        clerk = SaleClerk(app[service], app[store], book, app[accounts])
+        clerk = SaleClerk(app[service], app[store], book, the_gateway.identity)
         clerk.start()
         app[CLERK] = clerk
         yield
