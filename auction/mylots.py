@@ -20,7 +20,10 @@ from typing import Any
 from .bidderbook import BidRecord, Document
 from .rules import (
     BidAccepted,
+    BidDeclined,
     BidderRegistered,
+    BidPending,
+    BidType,
     DepositChanged,
     DepositState,
     LotClosed,
@@ -46,6 +49,8 @@ DEPOSIT_WORDS = {
     DepositState.RELEASED.value: "released",
     DepositState.FORFEITED.value: "forfeited",
 }
+
+HELD_WORDS = "Held: it is with the auctioneer, who accepts or declines it."
 
 STANDING_WORDS = {
     "registered": "Registered",
@@ -110,9 +115,30 @@ def summarize(
     bids: dict[str, dict[str, Any]] = {}
     automatic: list[dict[str, Any]] = []
     by_key = {record.idempotency_key: record for record in recorded}
+    held: dict[int, dict[str, Any]] = {}  # live lots: BidPending seq → the bid it holds
     for record in records:
         command = record.command
         own = isinstance(command, PlaceBid | SetMax) and command.bidder == account
+        mine: dict[str, Any] | None = None
+        if isinstance(command, PlaceBid | SetMax) and own:
+            accepted = any(isinstance(e, BidAccepted | MaxSet) for e in record.events)
+            refusal = next((e for e in record.events if isinstance(e, Rejected)), None)
+            known = by_key.get(command.idempotency_key)
+            reason = refusal.reason.value if refusal is not None else None
+            message = refusal.detail if refusal is not None else None
+            result = "accepted" if accepted else "rejected"
+            entry = known.entry if known is not None else None
+            mine = bids[command.idempotency_key or f"n{record.n}"] = {
+                "kind": "max" if isinstance(command, SetMax) else "bid",
+                "amount": command.amount,
+                "currency": command.currency,
+                "t_us": record.ingress_us,
+                "result": result,
+                "reason": reason,
+                "words": _bid_words(result, reason, message),
+                "entry": entry,
+                "receipt": f"/log/receipt/{entry}" if entry is not None else None,
+            }
         for event in record.events:
             if isinstance(event, BidderRegistered) and event.bidder == account:
                 code, registered_us = event.code, event.t
@@ -122,7 +148,19 @@ def summarize(
                 deposit_deadline, deposit_us = event.deadline, event.t
             elif isinstance(event, LotClosed):
                 closed = event
+            elif isinstance(event, BidPending) and mine is not None:
+                mine.update(result="held", words=HELD_WORDS)
+                held[event.seq] = mine
+            elif isinstance(event, BidDeclined) and event.bid_seq in held:
+                held.pop(event.bid_seq).update(
+                    result="rejected", words="Declined by the auctioneer."
+                )
             elif isinstance(event, BidAccepted) and event.bidder == account and not own:
+                if event.bid_type is BidType.ONLINE and held:  # the auctioneer took it
+                    held.pop(max(held)).update(
+                        result="accepted", words="Accepted by the auctioneer."
+                    )
+                    continue
                 automatic.append(
                     {
                         "kind": "proxy",
@@ -135,26 +173,9 @@ def summarize(
                         "receipt": None,
                     }
                 )
-        if own:
-            assert isinstance(command, PlaceBid | SetMax)
-            accepted = any(isinstance(e, BidAccepted | MaxSet) for e in record.events)
-            refusal = next((e for e in record.events if isinstance(e, Rejected)), None)
-            known = by_key.get(command.idempotency_key)
-            reason = refusal.reason.value if refusal is not None else None
-            message = refusal.detail if refusal is not None else None
-            result = "accepted" if accepted else "rejected"
-            entry = known.entry if known is not None else None
-            bids[command.idempotency_key or f"n{record.n}"] = {
-                "kind": "max" if isinstance(command, SetMax) else "bid",
-                "amount": command.amount,
-                "currency": command.currency,
-                "t_us": record.ingress_us,
-                "result": result,
-                "reason": reason,
-                "words": _bid_words(result, reason, message),
-                "entry": entry,
-                "receipt": f"/log/receipt/{entry}" if entry is not None and accepted else None,
-            }
+    for bid in bids.values():  # a receipt proves an accepted bid (or a held one) was logged
+        if bid["result"] not in ("accepted", "held"):
+            bid["receipt"] = None
     if code is None:
         return None
     for known in recorded:  # answered before the rules ran (rate limit, signature): no entry

@@ -194,3 +194,49 @@ def test_the_confirmation_text_and_its_ledger_body() -> None:
         "sha256": hashlib.sha256(content).hexdigest(),
     }
     assert "张三丰" not in repr(body)
+
+
+def test_live_lot_bids_held_then_accepted_or_declined_by_the_auctioneer() -> None:
+    from auction.rules import (
+        AcceptOnline,
+        BidPending,
+        DeclineOnline,
+        FloorBid,
+        OpenRing,
+        live_auctioneer,
+    )
+
+    rules = live_auctioneer(start_price=5000_00, start_at=T0)
+    state = LotState.create("painting", rules)
+    records: list[HistoryRecord] = []
+
+    def run(command: Any, now: int) -> tuple[Any, ...]:
+        nonlocal state
+        state, events = apply(state, command, now)
+        records.append(HistoryRecord.of("painting", len(records), now, command, events))
+        return events
+
+    run(RegisterBidder("alice", "AAAA-0001", kyc_verified=True), T0 - 10)
+    run(OpenRing(5000_00), T0)
+    held = next(
+        e for e in run(PlaceBid("alice", 5000_00, "USD", "a1"), T0 + 1) if isinstance(e, BidPending)
+    )
+    run(AcceptOnline(held.seq), T0 + 2)
+    run(FloorBid(paddle="12"), T0 + 2)  # the room outbids her
+    ask = state.min_next
+    second = next(
+        e for e in run(PlaceBid("alice", ask, "USD", "a2"), T0 + 3) if isinstance(e, BidPending)
+    )
+    run(DeclineOnline(second.seq), T0 + 4)
+    third = run(PlaceBid("alice", ask, "USD", "a3"), T0 + 5)
+    assert any(isinstance(e, BidPending) for e in third)
+    stored = StoredLot("painting", None, None, "Painting", rules, T0 - 100, state, len(records), 1)
+    view = LotView.of(stored, state, 1)
+    alice = summarize("alice", view, records)
+    assert alice is not None
+    assert [(b["amount"], b["result"], b["words"]) for b in alice["bids"]] == [
+        (5000_00, "accepted", "Accepted by the auctioneer."),
+        (ask, "rejected", "Declined by the auctioneer."),
+        (ask, "held", "Held: it is with the auctioneer, who accepts or declines it."),
+    ]
+    assert alice["standing"] == "outbid"  # the floor leads while her third bid is held

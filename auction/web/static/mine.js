@@ -12,7 +12,7 @@ import { el } from "./util.js";
 const REFRESH_DELAY_MS = 150;
 const DOCUMENT_RETRY_MS = 1000;
 const DOCUMENT_RETRIES = 30;
-const WATCH_EVENTS = new Set(["BidAccepted", "LotClosed", "LotHalted", "LotResumed", "LotCancelled", "BidVoided", "BidUndone", "LotReopened"]);
+const WATCH_EVENTS = new Set(["BidAccepted", "LotClosed", "LotHalted", "LotResumed", "LotCancelled", "BidVoided", "BidUndone", "LotReopened", "BidPending", "BidDeclined"]);
 
 /**
  * options: {lotId, anchor (element after which the panel goes), onSummary(summary)}.

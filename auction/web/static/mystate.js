@@ -70,7 +70,7 @@ function bidItem(bid, summary) {
   const when = formatTime(bid.t_us, summary.legal_timezone);
   const entry = Number.isSafeInteger(bid.entry) ? ` Ledger entry ${bid.entry}.` : "";
   const item = el("li", { className: "mine-bid", dataset: { entry: bid.entry ?? "", result: bid.result } },
-    el("span", { "data-kind": bid.result === "accepted" ? null : "error", text: `${kind} ${amount} at ${when}: ${bid.words}${entry}` }));
+    el("span", { "data-kind": bid.result === "rejected" ? "error" : null, text: `${kind} ${amount} at ${when}: ${bid.words}${entry}` }));
   if (bid.receipt && Number.isSafeInteger(bid.entry)) {
     const note = el("p", { className: "receipt-note muted", role: "status" });
     item.append(" ", receiptControls(bid.entry, `Receipt of ledger entry ${bid.entry}`, note), note);
