@@ -134,6 +134,32 @@ def new_signin_code() -> str:
     return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
+def _insert_bid(connection: sa.Connection, account: str, record: BidRecord) -> None:
+    found = connection.execute(
+        sa.select(BIDS.c.entry).where(
+            BIDS.c.account == account,
+            BIDS.c.lot == record.lot,
+            BIDS.c.idempotency_key == record.idempotency_key,
+        )
+    ).first()
+    if found is None:
+        connection.execute(
+            BIDS.insert().values(
+                account=account,
+                lot=record.lot,
+                idempotency_key=record.idempotency_key,
+                kind=record.kind,
+                amount=record.amount,
+                currency=record.currency,
+                result=record.result,
+                reason=record.reason,
+                message=record.message,
+                entry=record.entry,
+                t_us=record.t_us,
+            )  # fmt: skip
+        )
+
+
 class BidderBook:
     """Open with `BidderBook(engine)` on the accounts' engine (`AccountStore.engine`)."""
 
@@ -216,33 +242,16 @@ class BidderBook:
 
     def record_bid(self, account: str, record: BidRecord) -> None:
         """Keep a bid's answer; a resend's answer (same key) changes nothing."""
+        self.record_bids([(account, record)])
+
+    def record_bids(self, answers: Sequence[tuple[str, BidRecord]]) -> None:
+        """`record_bid` for several answers, in one transaction."""
 
         def insert(connection: sa.Connection) -> None:
-            found = connection.execute(
-                sa.select(BIDS.c.entry).where(
-                    BIDS.c.account == account,
-                    BIDS.c.lot == record.lot,
-                    BIDS.c.idempotency_key == record.idempotency_key,
-                )
-            ).first()
-            if found is None:
-                connection.execute(
-                    BIDS.insert().values(
-                        account=account,
-                        lot=record.lot,
-                        idempotency_key=record.idempotency_key,
-                        kind=record.kind,
-                        amount=record.amount,
-                        currency=record.currency,
-                        result=record.result,
-                        reason=record.reason,
-                        message=record.message,
-                        entry=record.entry,
-                        t_us=record.t_us,
-                    )  # fmt: skip
-                )
+            for account, record in answers:
+                _insert_bid(connection, account, record)
 
-        self._run("record a bid", insert)
+        self._run("record bids", insert)
 
     def bids(self, account: str, lot: str) -> list[BidRecord]:
         rows = self._run(

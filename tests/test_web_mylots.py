@@ -49,7 +49,9 @@ def ledger(running: Running) -> dict[int, dict[str, Any]]:
     return {entry["seq"]: entry for entry in (parse_entry(raw).to_json() for raw in entries)}
 
 
-async def test_a_bidder_is_remembered_across_reloads_and_browsers(running: Running) -> None:
+async def test_a_bidder_is_remembered_across_reloads_and_browsers(
+    running: Running, tmp_path: Path
+) -> None:
     service = running.service
     now = service.now()
     rules = judicial(
@@ -174,6 +176,11 @@ async def test_a_bidder_is_remembered_across_reloads_and_browsers(running: Runni
     # Alice's second browser cannot download Bob's document: it is not listed for her.
     assert await second.locator(".mine-document").count() == 0
 
+    # Pictures of what the winner and the loser's second browser show, for a person to look at.
+    await bob.screenshot(path=str(tmp_path / "winner-lot-room.png"), full_page=True)
+    await second.goto(f"{running.url}/my")
+    await wait_text(second, ".mine-lot .mine-headline", "^You did not win")
+    await second.screenshot(path=str(tmp_path / "second-browser-my.png"), full_page=True)
     for page in (alice, bob, second):
         await no_horizontal_scroll(page)
         assert await page.evaluate(ACCESSIBLE_NAMES) == [], page.url

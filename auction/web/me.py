@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -85,15 +86,17 @@ def install_me(
                 entry=ack.get("entry"),
                 t_us=the_gateway.now(),
             )
-            routes.keep(asyncio.to_thread(book.record_bid, account, record))
+            routes.recorder.add(account, record)
 
         the_gateway.answered = answered
+        routes.recorder.start(book)
         clerk = SaleClerk(app[service], app[store], book, the_gateway.identity)
         clerk.start()
         app[CLERK] = clerk
         yield
         await clerk.stop()
-        await routes.drain()
+        await routes.recorder.stop()
+        await routes.recorder.flush(book)  # what came in last
 
     app.cleanup_ctx.append(context)
     app.middlewares.append(routes.notice_first)
@@ -104,6 +107,46 @@ def install_me(
     app.router.add_post("/api/lots/{lot}/notice", routes.accept_notice)
     app.router.add_post("/api/me/signin-code", routes.signin_code)
     app.router.add_post("/api/sessions", routes.signin)
+
+
+class BidRecorder:
+    """Writes the bids' answers off the bid's path, several per transaction: an ack never
+    waits for it (the bid itself is in the lot's history; only its entry number would be
+    missed if the server stopped before the write)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[str, BidRecord]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, account: str, record: BidRecord) -> None:
+        self._waiting.append((account, record))
+        self._wake.set()
+
+    def start(self, book: BidderBook) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(book), name="bid-recorder")
+
+    async def _run(self, book: BidderBook) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush(book)
+
+    async def flush(self, book: BidderBook) -> None:
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        try:
+            await asyncio.to_thread(book.record_bids, batch)
+        except AccountError as exc:
+            logger.warning("%d bid answers were not recorded: %s", len(batch), exc)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class _Me:
@@ -118,22 +161,7 @@ class _Me:
         self._store = store
         self._accounts = accounts
         self._gateway = gateway
-        self._tasks: set[asyncio.Future[Any]] = set()
-
-    def keep(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # the bid itself is in the lot's history; only its entry number is not remembered
-            logger.warning("a bid's answer was not recorded: %s", task.exception())
-
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.recorder = BidRecorder()
 
     async def _session(self, request: web.Request, roles: frozenset[Role]) -> Session:
         header = request.headers.get("Authorization", "")
