@@ -1,5 +1,6 @@
 // The money steps before a deposit is frozen (docs/protocol.md §1): the bidder accepts the
-// lot's bidding notice (竞买须知), which the server records (POST /api/lots/{lot}/notice; a
+// lot's bidding notice (竞买须知; the court's documents of kind "notice" from the lot's facts,
+// linked, else a summary in words), which the server records (POST /api/lots/{lot}/notice; a
 // deposit without it is refused), then confirms the freeze in words:
 // "Freeze CN¥210,000.00 from your account as the deposit for …? [Confirm]".
 
@@ -17,13 +18,13 @@ export const NOTICE_POINTS = [
   "Times are the auction server's times; your bids are signed by this browser and recorded in a public ledger.",
 ];
 
-async function noticeDocument(lot) {
+/** The lot's bidding notice documents ({name, url, sha256}), from its facts (lot page). */
+async function noticeDocuments(lot) {
   try {
-    const body = await api(`/api/lots/${encodeURIComponent(lot)}/documents`);
-    const items = Array.isArray(body) ? body : (body && body.documents) || [];
-    return items.length ? `/api/lots/${encodeURIComponent(lot)}/documents` : null;
+    const body = await api(`/api/lots/${encodeURIComponent(lot)}/facts`);
+    return ((body && body.documents) || []).filter((d) => d.kind === "notice" && d.url);
   } catch {
-    return null; // no notice documents on this server: the points above stand in
+    return []; // no notice documents on this server: the points above stand in
   }
 }
 
@@ -44,7 +45,7 @@ async function acceptedAt(lot) {
 export async function confirmDeposit(anchor, what) {
   const old = document.getElementById("deposit-confirm");
   if (old) old.remove();
-  const [accepted, link] = await Promise.all([acceptedAt(what.lot), noticeDocument(what.lot)]);
+  const [accepted, notices] = await Promise.all([acceptedAt(what.lot), noticeDocuments(what.lot)]);
   const money = formatMoney(what.amount, what.currency);
   const confirm = el("button", { type: "button", id: "deposit-confirm-button" }, `Confirm: freeze ${money}`);
   const cancel = el("button", { type: "button", className: "secondary", id: "deposit-cancel-button" }, "Cancel");
@@ -53,8 +54,9 @@ export async function confirmDeposit(anchor, what) {
   let checkbox = null;
   if (accepted === null) {
     checkbox = el("input", { type: "checkbox", id: "notice-accept" });
-    const notice = link
-      ? el("p", {}, "Read the ", el("a", { href: link, target: "_blank", rel: "noopener" }, "bidding notice (竞买须知) of this lot"), ".")
+    const notice = notices.length
+      ? el("p", {}, "Read the bidding notice (竞买须知) of this lot: ", ...notices.flatMap((d, i) => [
+        i ? ", " : "", el("a", { href: d.url, target: "_blank", rel: "noopener" }, d.name)]), ".")
       : el("div", { className: "notice-text" },
         el("p", { text: "Bidding notice (竞买须知), in short:" }),
         el("ul", {}, ...NOTICE_POINTS.map((point) => el("li", { text: point }))));
@@ -80,7 +82,9 @@ export async function confirmDeposit(anchor, what) {
       confirm.disabled = true;
       if (accepted === null) {
         try {
-          await api(`/api/lots/${encodeURIComponent(what.lot)}/notice`, { method: "POST", body: { accept: true } });
+          const body = { accept: true };
+          if (notices.length === 1 && /^[0-9a-f]{64}$/.test(notices[0].sha256 || "")) body.notice_sha256 = notices[0].sha256;
+          await api(`/api/lots/${encodeURIComponent(what.lot)}/notice`, { method: "POST", body });
         } catch (error) {
           result.textContent = `Your acceptance could not be recorded: ${errorWords(error)}`;
           result.dataset.kind = "error";
