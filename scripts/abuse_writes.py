@@ -191,6 +191,9 @@ class Abuser:
             for lot in LOTS:
                 await self._post(http, "registration", f"/api/lots/{lot}/registrations", {}, token)
             key = {"idempotency_key": f"dep-{n}-{round_}"}
+            if round_ == 0:  # the bidding notice (竞买须知) comes before the deposit
+                notice = f"/api/lots/{LOTS[0]}/notice"
+                await self._post(http, "notice", notice, {"accept": True}, token)
             await self._post(http, "deposit", f"/api/lots/{LOTS[0]}/deposit", key, token)
 
     async def _loop(self, index: int) -> None:

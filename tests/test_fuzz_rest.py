@@ -83,6 +83,8 @@ SEEDS: dict[str, dict[str, Any]] = {
     "/api/accounts": {"public_key": "A" * 43 + "="},
     "/api/identity": {"name": "张三", "document_type": "PRC_RESIDENT_ID", "document": "1" * 18},
     "/api/lots/{lot}/deposit": {"idempotency_key": "k-1"},
+    "/api/lots/{lot}/notice": {"accept": True},
+    "/api/sessions": {"code": "ABCD-EFGH-IJKL-MNOP-QRST"},
     "/api/console/lots": {
         "preset": "ENGLISH_TIMED",
         "lot": "fz-1",

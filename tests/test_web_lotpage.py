@@ -338,6 +338,8 @@ async def register_in_page(page: Any, running: Running, document: str, pay: bool
     await wait_text(page, "#register-result", "registered")
     if pay:
         await page.get_by_role("button", name=re.compile(r"^Pay the deposit of")).click()
+        await page.get_by_label(re.compile("accept the bidding notice")).check()
+        await page.get_by_role("button", name=re.compile(r"^Confirm: freeze ")).click()
         await wait_text(page, "#deposit-result", "Your deposit is frozen")
 
 

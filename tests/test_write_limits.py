@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from server_kit import (
     MovableClock,
+    accept_notice,
     add_lots,
     new_bidder,
     prc_id,
@@ -123,6 +124,7 @@ async def test_repeated_requests_are_refused_before_the_engine(
             http, f"{url}/api/lots/flat/registrations", {}, bidder.session
         )
         assert status == 201
+        await accept_notice(http, url, bidder, "flat")
         status, _, _ = await post(
             http, f"{url}/api/lots/flat/deposit", {"idempotency_key": "d1"}, bidder.session
         )
@@ -179,6 +181,7 @@ async def test_the_hourly_bound_on_an_accounts_entries(
         await verify(http, url, bidder)
         for path, body, expected in (
             ("flat/registrations", {}, 201),
+            ("flat/notice", {"accept": True}, 201),  # recorded, not an entry of the ledger
             ("flat/deposit", {"idempotency_key": "d1"}, 202),
         ):
             status, answer, _ = await post(http, f"{url}/api/lots/{path}", body, bidder.session)
@@ -230,6 +233,7 @@ async def test_a_person_signing_up_meets_no_default_limit(
                 http, f"{url}/api/lots/{lot}/registrations", {}, bidder.session
             )
             assert status == 201, body
+        await accept_notice(http, url, bidder, "flat")
         for _ in range(3):  # a double click and a reload resend the same request
             status, body, _ = await post(
                 http, f"{url}/api/lots/flat/deposit", {"idempotency_key": "d1"}, bidder.session

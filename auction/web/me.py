@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +37,7 @@ from ..protocol import BidRequest
 from ..service import AuctionService
 from ..storage import Storage
 from .api import ApiError, error_response
+from .bodies import read_json_body
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class _Me:
 
     async def accept_notice(self, request: web.Request) -> web.Response:
         session = await self._session(request, BIDDER)
-        body = await _json(request)
+        body = await read_json_body(request)
         lot = request.match_info["lot"]
         if request.app[self._service].view(lot) is None:
             raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
@@ -272,7 +272,7 @@ class _Me:
         return web.json_response(answer, status=201, headers=_NO_STORE)
 
     async def signin(self, request: web.Request) -> web.Response:
-        body = await _json(request)
+        body = await read_json_body(request)
         code = body.get("code")
         if not isinstance(code, str) or not 8 <= len(code) <= 64:
             raise ApiError(422, "MALFORMED", "code must be the sign-in code (e.g. ABCD-EFGH-…)")
@@ -330,19 +330,6 @@ class _Me:
             except (ApiError, AccountError) as exc:  # registered all the same: the engine
                 logger.warning("registration not remembered in My auctions: %s", exc)
         return response
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if len(raw) > 16_384:
-        raise ApiError(413, "TOO_LARGE", "the request body is too large")
-    try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
-        raise ApiError(400, "MALFORMED", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "MALFORMED", "the request body must be a JSON object")
-    return body
 
 
 __all__ = ["BOOK", "CLERK", "install_me"]
