@@ -42,7 +42,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..accounts import AccountStore, Session
+from ..accounts import AccountStore, Role, Session
 from ..cluster import Cluster, ClusterSettings, add_cluster_routes
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..demo_facts import seed_facts
@@ -190,6 +190,17 @@ CONTENT_TYPES = {
 }
 
 
+def _auctioneer(app: web.Application) -> Callable[[str], Awaitable[bool]]:
+    """Whether a bearer token is an auctioneer's session (who runs the lots' video)."""
+
+    async def check(token: str) -> bool:
+        gateway = app.get(GATEWAY)
+        session = await gateway.session(token) if gateway is not None else None
+        return session is not None and session.role is Role.AUCTIONEER
+
+    return check
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; run it with an `aiohttp.web.AppRunner` (startup opens the
     storage, the accounts, the gateway and the hub, seeds and starts the demo when asked;
@@ -198,7 +209,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[NOTARY_BOARD] = NotaryBoard()
     app.cleanup_ctx.append(_service_context)
-    install_video(app, SERVICE, settings.video_settings)  # stops before the service does
+    # The video stops before the service does.
+    install_video(app, SERVICE, settings.video_settings, _auctioneer(app))
     app.cleanup_ctx.append(_accounts_context)
     app.cleanup_ctx.append(_gateway_context)
     app.cleanup_ctx.append(_facts_context)
