@@ -190,8 +190,13 @@ async def test_two_bidders_outbid_extension_sale_and_receipt(running: Running) -
         await wait_text(page, "#state", "^Open$")
         await wait_text(page, "#register-note", "Your bidder code is")
         await no_horizontal_scroll(page)
-    # A judicial lot has no live stream: the room says so instead of an empty player.
-    await wait_text(alice, "#video-note", "No live video for this lot.", timeout=30_000)
+    # A judicial lot is on air for its whole bidding window: its presentation plays.
+    await alice.wait_for_function(
+        "() => { const v = document.getElementById('video');"
+        " return !v.hidden && v.readyState >= 2 && v.videoWidth === 640; }",
+        timeout=30_000,
+    )
+    assert await alice.locator("#video-note").is_hidden()
     # The catalogue lists it, with a link to the room.
     catalogue = await new_page(running, errors)
     await catalogue.goto(running.url + "/")
