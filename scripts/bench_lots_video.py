@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Benchmark: how many property lots stream at once, each at its own rate, while 200 bids/s
+are taken, and the server CPU per streaming lot.
+
+    nice .venv/bin/python scripts/bench_lots_video.py [--steps 1,4,8,12] [--rate 200]
+        [--window 10] [--out bench_lots_video.json]
+
+One `gavel serve` process (fresh data directory, SQLite, default video settings: every open
+lot on air, property lots as their presentation at 360p and 15 fps, every lot recorded and
+anchored in the ledger) on 127.0.0.1. The script adds judicial lots (each opens a second
+later and streams its drawn presentation) until a step's count is reached; one viewer per
+lot (aiortc, in its own process, counting completed frames after SRTP) watches every lot;
+the bidders (another process, `scripts/bench_bids.py`'s signed websocket clients) send
+`--rate` bids/s in total on the first lot. Per step, over `--window` seconds: the server's
+CPU (utime+stime of its process, all threads, /proc), every viewer's frames per second, the
+bids answered per second and their acknowledgement latency, the machine's load. A step
+passes when every viewer gets at least 90 % of its lot's rate and the bids keep their rate.
+The server CPU per streaming lot is the slope of a least-squares line through the steps.
+
+Everything talks to 127.0.0.1 and stops by PID. Other people's work on the machine shows in
+the load figures printed with each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import aiohttp  # noqa: E402
+import bench_bids  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PRESENTATION_FPS = 15
+TITLES = (
+    "Flat {n}02, 89 m², Building {n}, Wenyi West Road, Hangzhou",
+    "Parking space B2-{n}17, Lvcheng Xixi Garden, Xihu District",
+    "Office unit {n}203, Huanglong Century Plaza, 168 m²",
+    "House {n}, 210 m², Liangzhu New Town, Yuhang District",
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "uname": " ".join(os.uname()),
+        "model": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            None,
+        ),
+    }
+
+
+async def add_lots(url: str, token: str, first: int, count: int) -> list[str]:
+    """`count` judicial lots opening a second from now, open for two hours."""
+    made = []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/api/lots") as response:
+            now = (await response.json())["now_us"]
+        for n in range(first, first + count):
+            # the first lot takes the bids: bench_bids' lot id, start price and step
+            lot = bench_bids.LOT if n == 0 else f"bench-property-{n}"
+            body = {
+                "preset": "JUDICIAL_CN",
+                "lot": lot,
+                "title": TITLES[n % len(TITLES)].format(n=n),
+                "parameters": {
+                    "start_price": bench_bids.START_PRICE if n == 0 else 100_000_000 + n,
+                    "step": bench_bids.STEP if n == 0 else 100_000,
+                    "start_at": now + 1_000_000,
+                    "end_at": now + 7200 * 1_000_000,
+                    "min_duration": 0,
+                },
+            }
+            headers = {"Authorization": f"Bearer {token}"}
+            async with http.post(f"{url}/api/console/lots", json=body, headers=headers) as response:
+                if response.status != 201:
+                    raise RuntimeError(f"cannot create {lot}: {await response.text()}")
+            made.append(lot)
+    return made
+
+
+async def wait_live(url: str, lots: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        for lot in lots:
+            while True:
+                async with http.get(f"{url}/api/lots/{lot}/stream") as response:
+                    if response.status == 200 and (await response.json())["live"]:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{lot} did not go on air within {timeout} s")
+                await asyncio.sleep(0.2)
+
+
+def viewer_process(url: str, commands: Any, results: Any) -> None:
+    """One count-mode viewer per lot, kept across steps; measures on request."""
+    from streaming.loadtest import Viewer
+    from streaming.loopback import loopback_only_ice
+
+    async def main() -> None:
+        viewers: dict[str, Viewer] = {}
+        loop = asyncio.get_running_loop()
+        with loopback_only_ice():
+            async with aiohttp.ClientSession() as session:
+                while True:
+                    command, argument = await loop.run_in_executor(None, commands.get)
+                    if command == "watch":
+                        for lot in argument:
+                            viewer = Viewer(session, url, lot, mode="count", data_channel=False)
+                            await viewer.connect()
+                            viewers[lot] = viewer
+                        results.put("ok")
+                    elif command == "measure":
+                        before = {lot: v.stats.frames for lot, v in viewers.items()}
+                        t0 = time.monotonic()
+                        await asyncio.sleep(argument)
+                        elapsed = time.monotonic() - t0
+                        results.put(
+                            {
+                                lot: round((v.stats.frames - before[lot]) / elapsed, 2)
+                                for lot, v in viewers.items()
+                            }
+                        )
+                    else:
+                        await asyncio.gather(*(v.close() for v in viewers.values()))
+                        results.put("closed")
+                        return
+
+    asyncio.run(main())
+
+
+def fit_slope(points: list[tuple[int, float]]) -> float | None:
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    denominator = sum((x - mean_x) ** 2 for x, _ in points)
+    if not denominator:
+        return None
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    steps = sorted({int(s) for s in args.steps.split(",")})
+    context = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="gavel-bench-video-") as tmp:
+        server = bench_bids.GavelServer(Path(tmp) / "data", args.port, bids_per_second=100_000)
+        commands: Any = context.Queue()
+        results: Any = context.Queue()
+        viewers = context.Process(target=viewer_process, args=(server.url, commands, results))
+        viewers.start()
+        rows: list[dict[str, Any]] = []
+        try:
+            lots = asyncio.run(add_lots(server.url, server.token, 0, 1))
+            asyncio.run(wait_live(server.url, lots))
+            bidders = asyncio.run(bench_bids.make_bidders(server.url, args.bidders))
+            commands.put(("watch", lots))
+            results.get(timeout=60)
+            for count in steps:
+                if count > len(lots):
+                    new = asyncio.run(
+                        add_lots(server.url, server.token, len(lots), count - len(lots))
+                    )
+                    asyncio.run(wait_live(server.url, new))
+                    commands.put(("watch", new))
+                    results.get(timeout=120)
+                    lots += new
+                time.sleep(args.warmup)
+                bids: dict[str, Any] = {}
+
+                def bid() -> None:
+                    bids.update(
+                        bench_bids.run_clients(
+                            server.url, bidders, 0, args.window + 4, 1, args.rate, 1
+                        )
+                    )
+
+                bidding = threading.Thread(target=bid)
+                bidding.start()
+                time.sleep(3.0)  # the bidders' processes start and connect
+                load_before = os.getloadavg()[0]
+                cpu_before, t0 = cpu_seconds(server.process.pid), time.monotonic()
+                commands.put(("measure", args.window))
+                fps: dict[str, float] = results.get(timeout=args.window + 60)
+                elapsed = time.monotonic() - t0
+                server_cpu = (cpu_seconds(server.process.pid) - cpu_before) / elapsed * 100
+                bidding.join()
+                rates = sorted(fps.values())
+                row = {
+                    "lots": count,
+                    "server_cpu_percent": round(server_cpu, 1),
+                    "viewer_fps_min": rates[0],
+                    "viewer_fps_median": rates[len(rates) // 2],
+                    "bids_answered_per_s": round(bids.get("answered_per_s", 0.0), 1),
+                    "bid_ack_p50_ms": round(bids.get("ack_p50_ms", float("nan")), 1),
+                    "bid_ack_p99_ms": round(bids.get("ack_p99_ms", float("nan")), 1),
+                    "bid_errors": bids.get("errors", [])[:2],
+                    "load_average_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
+                }
+                row["pass"] = (
+                    row["viewer_fps_min"] >= 0.9 * PRESENTATION_FPS
+                    and row["bids_answered_per_s"] >= 0.9 * args.rate
+                )
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if not row["pass"] and args.stop_on_fail:
+                    break
+        finally:
+            commands.put(("close", None))
+            try:
+                results.get(timeout=30)
+            except Exception:  # the viewers' process may be gone already
+                pass
+            viewers.join(10)
+            if viewers.is_alive():
+                viewers.kill()
+            server.stop()
+    slope = fit_slope([(r["lots"], r["server_cpu_percent"]) for r in rows])
+    passing = [r["lots"] for r in rows if r["pass"]]
+    return {
+        "machine": machine(),
+        "rate_bids_per_s": args.rate,
+        "window_s": args.window,
+        "steps": rows,
+        "server_cpu_percent_per_lot": round(slope, 1) if slope is not None else None,
+        "most_lots_passing": max(passing) if passing else 0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", default="1,4,8,12")
+    parser.add_argument("--rate", type=float, default=200.0, help="bids/s in total")
+    parser.add_argument("--bidders", type=int, default=20)
+    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--port", type=int, default=8141)
+    parser.add_argument("--stop-on-fail", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    summary = run(args)
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
