@@ -114,6 +114,16 @@ async def wait_live(url: str, lots: list[str], timeout: float = 60) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def frames_out(url: str, lots: list[str]) -> int:
+    """Frames the server made for `lots` so far (each lot's `frames_out`)."""
+    total = 0
+    async with aiohttp.ClientSession() as http:
+        for lot in lots:
+            async with http.get(f"{url}/api/lots/{lot}/stream") as response:
+                total += int((await response.json())["frames_out"])
+    return total
+
+
 def viewer_process(url: str, commands: Any, results: Any) -> None:
     """One count-mode viewer per lot, kept across steps; measures on request."""
     from streaming.loadtest import Viewer
@@ -191,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(args.warmup)
                 bids: dict[str, Any] = {}
 
-                def bid() -> None:
+                def bid(bids: dict[str, Any] = bids) -> None:
                     bids.update(
                         bench_bids.run_clients(
                             server.url, bidders, 0, args.window + 4, 1, args.rate, 1
@@ -202,16 +212,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bidding.start()
                 time.sleep(3.0)  # the bidders' processes start and connect
                 load_before = os.getloadavg()[0]
+                frames_before = asyncio.run(frames_out(server.url, lots))
                 cpu_before, t0 = cpu_seconds(server.process.pid), time.monotonic()
                 commands.put(("measure", args.window))
                 fps: dict[str, float] = results.get(timeout=args.window + 60)
                 elapsed = time.monotonic() - t0
-                server_cpu = (cpu_seconds(server.process.pid) - cpu_before) / elapsed * 100
+                cpu_used = cpu_seconds(server.process.pid) - cpu_before
+                frames = asyncio.run(frames_out(server.url, lots)) - frames_before
+                server_cpu = cpu_used / elapsed * 100
                 bidding.join()
                 rates = sorted(fps.values())
                 row = {
                     "lots": count,
                     "server_cpu_percent": round(server_cpu, 1),
+                    "frames_out_per_s": round(frames / elapsed, 1),
+                    "server_cpu_ms_per_frame": round(cpu_used * 1000 / max(1, frames), 2),
                     "viewer_fps_min": rates[0],
                     "viewer_fps_median": rates[len(rates) // 2],
                     "bids_answered_per_s": round(bids.get("answered_per_s", 0.0), 1),
