@@ -425,7 +425,10 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
     await gateway.stop()
 
 
-_STREAM_PATH = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/stream(/offer)?")
+_STREAM_PATH = re.compile(
+    r"/api/lots/(?P<lot>[^/]{1,128})/stream(/offer|/publish)?"
+    r"|/api/console/lots/(?P<console_lot>[^/]{1,128})/video"
+)
 
 
 @web.middleware
@@ -435,7 +438,7 @@ async def _video_at_writer(request: web.Request, handler: Handler) -> web.Stream
     match = _STREAM_PATH.fullmatch(request.path)
     cluster = request.app.get(CLUSTER)
     if match is not None and cluster is not None:
-        lot = match["lot"]
+        lot = match["lot"] or match["console_lot"]
         service = request.app[SERVICE]
         if service.view(lot) is not None and not service.leads(lot):
             return await cluster.proxy(request, lot)
