@@ -161,6 +161,44 @@ def viewer_process(url: str, commands: Any, results: Any) -> None:
     asyncio.run(main())
 
 
+def per_frame(frames: int) -> dict[str, Any]:
+    """CPU time (of this thread: robust to other work on the machine) of one property lot's
+    frame, step by step, as the server makes it: the presentation's pan-and-zoom picture,
+    the burned-in state, the 360p VP8 encode."""
+    from auction.presentation import LotFacts, presentation_frames
+    from auction.video_sources import PRESENTATION_360P
+    from streaming.encoder import FrameProcessor
+    from streaming.model import OverlayState, SlideshowSource
+    from streaming.slideshow import SlideshowFrames
+
+    slides = presentation_frames(LotFacts(TITLES[0].format(n=1), sale_title="Xihu District"))
+    source = SlideshowFrames(SlideshowSource(slides))
+    processor = FrameProcessor((PRESENTATION_360P,), encode=True, clock_strip=True)
+    state = OverlayState(
+        seq=1, server_ts_ms=0, title=TITLES[0].format(n=1), price_text="¥2,100,000.00",
+        phase="OPEN", leader_code="K7Q2", ends_at_ms=10**13,
+    )  # fmt: skip
+    spent = {"picture": 0.0, "overlay": 0.0, "encode": 0.0}
+    for index in range(frames):
+        t0 = time.thread_time()
+        frame = source.render(index)
+        t1 = time.thread_time()
+        processor.burn_in(frame, state, 1_000 + index * 66)
+        t2 = time.thread_time()
+        processor.encode_rendition(
+            frame, PRESENTATION_360P, pts=index * 6000, capture_us=index, keyframe=index % 30 == 0
+        )
+        t3 = time.thread_time()
+        spent["picture"] += t1 - t0
+        spent["overlay"] += t2 - t1
+        spent["encode"] += t3 - t2
+    out = {name: round(seconds * 1000 / frames, 2) for name, seconds in spent.items()}
+    total = sum(spent.values()) * 1000 / frames
+    out["total_ms_per_frame"] = round(total, 2)
+    out["core_percent_at_15_fps"] = round(total * PRESENTATION_FPS / 10, 1)
+    return out
+
+
 def fit_slope(points: list[tuple[int, float]]) -> float | None:
     if len(points) < 2:
         return None
@@ -275,7 +313,13 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8141)
     parser.add_argument("--stop-on-fail", action="store_true")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--per-frame", type=int, default=0, help="only time N frames of one lot in-process"
+    )
     args = parser.parse_args()
+    if args.per_frame:
+        print(json.dumps({"machine": machine(), **per_frame(args.per_frame)}, indent=2))
+        return 0
     summary = run(args)
     print(json.dumps(summary, indent=2))
     if args.out:

@@ -95,7 +95,9 @@ def test_the_slideshow_pans_and_zooms_within_the_picture() -> None:
     assert boxes[0] == (0.0, 0.0, 716.0, 404.0)  # the whole picture, then closer
     assert all(0 <= b[0] and b[2] <= 716 + 1e-6 and b[3] <= 404 + 1e-6 for b in boxes)
     widths = [b[2] - b[0] for b in boxes]
-    assert widths == sorted(widths, reverse=True) and widths[-1] == pytest.approx(716 / 1.12)
+    assert widths == sorted(widths, reverse=True) and widths[-1] == pytest.approx(716 / 1.08)
+    lefts = [b[0] for b in boxes]
+    assert lefts == sorted(lefts) and lefts[-1] > lefts[0]  # and pans
     source = SlideshowFrames(SlideshowSource(presentation_frames(LotFacts(FLAT_TITLE))))
     first, later = source.render(0), source.render(40)
     assert (first.width, first.height, first.format.name) == (640, 360, "yuv420p")
