@@ -100,9 +100,8 @@ class SlideshowFrames:
     ) -> None:
         self.spec = spec
         self.width, self.height, self.fps = spec.width, spec.height, spec.fps
-        self._slides = [
-            yuv_planes(decode_slide(data, spec.width, spec.height)) for data in spec.slides
-        ]
+        # decoded by the first `render`, on the lot's thread: not on the event loop
+        self._slides: list[tuple[Image.Image, Image.Image, Image.Image]] = []
         self._frames_per_slide = max(1, round(spec.seconds_per_slide * spec.fps))
         self._pacer = Pacer(spec.fps)
         self._index = 0
@@ -120,6 +119,11 @@ class SlideshowFrames:
 
     def render(self, index: int) -> av.VideoFrame:
         """Frame `index` of the show (a new yuv420p frame). Blocking."""
+        if not self._slides:
+            spec = self.spec
+            self._slides = [
+                yuv_planes(decode_slide(data, spec.width, spec.height)) for data in spec.slides
+            ]
         number = index // self._frames_per_slide
         planes = self._slides[number % len(self._slides)]
         box = window(index, self._frames_per_slide, planes[0].size, number)
