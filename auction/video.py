@@ -65,7 +65,7 @@ from streaming.settings import IceServer, StreamSettings
 from .rules import Format
 from .service import AuctionService, LotView, ServiceError, Subscription
 from .storage import StorageError
-from .video_api import add_video_console_routes
+from .video_api import StaffCheck, add_video_console_routes
 from .video_sources import (
     PRESENTATION_360P,
     LotSources,
@@ -836,8 +836,6 @@ class Video:
 VIDEO = web.AppKey("video", Video)
 
 
-StaffCheck = Callable[[str], Awaitable[bool]]
-"""Whether a bearer token is a staff session that may run the lots' video (the auctioneer)."""
 
 
 def install_video(
@@ -863,7 +861,7 @@ def install_video(
         check = staff
 
         async def publisher(lot_id: str, token: str) -> bool:
-            return await check(token)
+            return bool(await check(token))
 
         stream_settings = dataclasses.replace(stream_settings, publisher_authorizer=publisher)
     stream_app = mount_streaming(app, stream_settings, manage_hub=False)

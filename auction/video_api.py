@@ -36,7 +36,9 @@ from .video_sources import (
 if TYPE_CHECKING:
     from .video import Video
 
-StaffCheck = Callable[[str], Awaitable[bool]]
+StaffCheck = Callable[[str], Awaitable[bool | None]]
+"""Whether a bearer token is a staff session that may run the lots' video (an auctioneer's):
+None when the token is no valid session at all."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -109,7 +111,10 @@ class _Routes:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise VideoApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-        if not await self._staff(token.strip()):
+        allowed = await self._staff(token.strip())
+        if allowed is None:
+            raise VideoApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+        if not allowed:
             raise VideoApiError(403, "FORBIDDEN", "this needs the auctioneer role")
 
     def _video(self) -> Video:

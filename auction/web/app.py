@@ -190,13 +190,14 @@ CONTENT_TYPES = {
 }
 
 
-def _auctioneer(app: web.Application) -> Callable[[str], Awaitable[bool]]:
-    """Whether a bearer token is an auctioneer's session (who runs the lots' video)."""
+def _auctioneer(app: web.Application) -> Callable[[str], Awaitable[bool | None]]:
+    """Whether a bearer token is an auctioneer's session (who runs the lots' video): None
+    when it is no valid session at all."""
 
-    async def check(token: str) -> bool:
+    async def check(token: str) -> bool | None:
         gateway = app.get(GATEWAY)
         session = await gateway.session(token) if gateway is not None else None
-        return session is not None and session.role is Role.AUCTIONEER
+        return None if session is None else session.role is Role.AUCTIONEER
 
     return check
 
