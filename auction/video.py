@@ -836,8 +836,6 @@ class Video:
 VIDEO = web.AppKey("video", Video)
 
 
-
-
 def install_video(
     app: web.Application,
     service_key: web.AppKey[AuctionService],

@@ -25,7 +25,7 @@ from auction.accounts import Role
 from auction.cli import main as gavel
 from auction.ledger_export import StoreSource, export_ledger
 from auction.presentation import LotFacts, facts_of, kind_of, presentation_frames
-from auction.rules import SECOND, english_timed, judicial
+from auction.rules import SECOND, judicial
 from auction.service import AuctionService
 from auction.video import VIDEO
 from auction.video_sources import SourceChoiceError, parse_choice
