@@ -54,8 +54,10 @@ TITLES = (
 )
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """CPU time of a process (all threads), or of one of its threads (`task`)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -271,11 +273,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(3.0)  # the bidders' processes start and connect
                 load_before = os.getloadavg()[0]
                 frames_before = asyncio.run(frames_out(server.url, lots))
-                cpu_before, t0 = cpu_seconds(server.process.pid), time.monotonic()
+                pid = server.process.pid
+                loop_before = cpu_seconds(pid, pid)  # the main thread: the event loop
+                cpu_before, t0 = cpu_seconds(pid), time.monotonic()
                 commands.put(("measure", args.window))
                 fps: dict[str, float] = results.get(timeout=args.window + 60)
                 elapsed = time.monotonic() - t0
-                cpu_used = cpu_seconds(server.process.pid) - cpu_before
+                cpu_used = cpu_seconds(pid) - cpu_before
+                loop_used = cpu_seconds(pid, pid) - loop_before
                 frames = asyncio.run(frames_out(server.url, lots)) - frames_before
                 server_cpu = cpu_used / elapsed * 100
                 bidding.join()
@@ -283,6 +288,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 row = {
                     "lots": count,
                     "server_cpu_percent": round(server_cpu, 1),
+                    "event_loop_cpu_percent": round(loop_used / elapsed * 100, 1),
                     "frames_out_per_s": round(frames / elapsed, 1),
                     "server_cpu_ms_per_frame": round(cpu_used * 1000 / max(1, frames), 2),
                     "viewer_fps_min": rates[0],
