@@ -65,7 +65,6 @@ from streaming.settings import IceServer, StreamSettings
 from .rules import Format
 from .service import AuctionService, LotView, ServiceError, Subscription
 from .storage import StorageError
-from .video_api import StaffCheck, add_video_console_routes
 from .video_sources import (
     PRESENTATION_360P,
     LotSources,
@@ -836,6 +835,11 @@ class Video:
 VIDEO = web.AppKey("video", Video)
 
 
+StaffCheck = Callable[[str], Awaitable[bool | None]]
+"""Whether a bearer token is a staff session that may run the lots' video (an auctioneer's):
+None when the token is no valid session at all."""
+
+
 def install_video(
     app: web.Application,
     service_key: web.AppKey[AuctionService],
@@ -845,8 +849,8 @@ def install_video(
     """Mount the streaming sub-application on `app` and follow the service's lots. Call it
     right after the cleanup context that sets `app[service_key]` (the video's cleanup then
     runs before the service stops). With `staff`, a staff token may publish a lot's camera
-    (`POST /api/lots/{lot}/stream/publish`) and choose its source (`/api/console/lots/{lot}/
-    video`). With `settings.enabled` False it does nothing."""
+    (`POST /api/lots/{lot}/stream/publish`; the console's source routes are
+    `auction.web.video_api`). With `settings.enabled` False it does nothing."""
     if not settings.enabled:
         return
     sink = LedgerSegmentSink(
@@ -864,8 +868,6 @@ def install_video(
         stream_settings = dataclasses.replace(stream_settings, publisher_authorizer=publisher)
     stream_app = mount_streaming(app, stream_settings, manage_hub=False)
     app[VIDEO] = Video(stream_app[HUB], sink, settings)
-    if staff is not None:
-        add_video_console_routes(app, VIDEO, staff)
 
     async def video_context(app: web.Application) -> AsyncIterator[None]:
         video = app[VIDEO]

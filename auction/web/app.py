@@ -66,13 +66,14 @@ from ..presence import Presence
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
-from ..video import VideoSettings, install_video
+from ..video import VIDEO, VideoSettings, install_video
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
 from .ring import add_ring_routes
 from .throttle import write_limits_middleware
+from .video_api import add_video_console_routes
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_service_context)
     # The video stops before the service does.
     install_video(app, SERVICE, settings.video_settings, _auctioneer(app))
+    if VIDEO in app:
+        add_video_console_routes(app, VIDEO, _auctioneer(app))
     app.cleanup_ctx.append(_accounts_context)
     app.cleanup_ctx.append(_gateway_context)
     app.cleanup_ctx.append(_facts_context)

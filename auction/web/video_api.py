@@ -18,27 +18,24 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import av
 from aiohttp import web
 
 from streaming.errors import ConfigurationError, SignalingError, SourceError
 
-from .video_sources import (
+from ..video import StaffCheck, Video
+from ..video_sources import (
     MEDIA_SUFFIXES,
     SOURCE_KINDS,
     SourceChoiceError,
     media_files,
     parse_choice,
 )
+from .bodies import BodyError, read_json_body
+from .limits import BODY_TIMEOUT_S
 
-if TYPE_CHECKING:
-    from .video import Video
-
-StaffCheck = Callable[[str], Awaitable[bool | None]]
-"""Whether a bearer token is a staff session that may run the lots' video (an auctioneer's):
-None when the token is no valid session at all."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -55,6 +52,17 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=_NO_STORE
     )
+
+
+async def _next_chunk(request: web.Request) -> bytes:
+    """The next part of an upload; each must arrive within `BODY_TIMEOUT_S` (`408`)."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            return await request.content.read(_UPLOAD_CHUNK)
+    except TimeoutError:
+        raise VideoApiError(
+            408, "TIMEOUT", f"the upload stalled for {BODY_TIMEOUT_S:g} seconds"
+        ) from None
 
 
 def probe_video(path: Path) -> tuple[int, int]:
@@ -93,7 +101,7 @@ class _Routes:
             try:
                 await self._authorize(request)
                 return await handler(request)
-            except VideoApiError as exc:
+            except (VideoApiError, BodyError) as exc:
                 return _error(exc.status, exc.code, exc.message)
             except SourceChoiceError as exc:
                 status = 404 if exc.code == "FILE_NOT_FOUND" else 422
@@ -159,14 +167,7 @@ class _Routes:
 
     async def choose(self, request: web.Request) -> web.StreamResponse:
         video, lot_id, format_value = self._lot(request)
-        if request.content_length is not None and request.content_length > 4096:
-            raise VideoApiError(413, "TOO_LARGE", "the request body is too large")
-        try:
-            body = await request.json()
-        except ValueError:
-            raise VideoApiError(400, "MALFORMED", "the request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise VideoApiError(400, "MALFORMED", "the request body must be a JSON object")
+        body = await read_json_body(request)
         choice = parse_choice(body.get("source"), body.get("file"))
         assert video.driver is not None
         await video.driver.set_source(lot_id, choice)
@@ -193,7 +194,7 @@ class _Routes:
         size = 0
         try:
             with partial.open("wb") as out:
-                while chunk := await request.content.read(_UPLOAD_CHUNK):
+                while chunk := await _next_chunk(request):
                     size += len(chunk)
                     if size > limit:
                         raise VideoApiError(
