@@ -117,7 +117,8 @@ class Settings:
     #: (`auction.throttle`, docs/protocol.md §1.1); `WriteLimits.off()`: none.
     write_limits: WriteLimits = WriteLimits()
     #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
-    #: ICE limited to loopback when the server listens on a loopback address.
+    #: the console's video files in `data_dir/media`, ICE limited to loopback when the server
+    #: listens on a loopback address.
     video: VideoSettings | None = None
     #: One of several instances on one PostgreSQL database (`auction.cluster`); None: the
     #: only server.
@@ -137,7 +138,11 @@ class Settings:
         recordings = Path(self.data_dir) / "recordings"
         if self.cluster is not None:  # each instance records the lots it writes
             recordings = recordings / self.cluster.instance
-        return VideoSettings(recordings_dir=recordings, loopback_only=loopback)
+        return VideoSettings(
+            recordings_dir=recordings,
+            media_dir=Path(self.data_dir) / "media",  # the console's video files
+            loopback_only=loopback,
+        )
 
     @property
     def storage_target(self) -> str | os.PathLike[str]:
