@@ -62,6 +62,7 @@ from streaming.model import (
 )
 from streaming.settings import IceServer, StreamSettings
 
+from .presentation import LotFacts, facts_of
 from .rules import Format
 from .service import AuctionService, LotView, ServiceError, Subscription
 from .storage import StorageError
@@ -672,6 +673,7 @@ class LotVideo:
         hub: StreamHub,
         sink: LedgerSegmentSink,
         settings: VideoSettings,
+        facts_for: Callable[[object], LotFacts] = facts_of,
     ) -> None:
         self.service = service
         self.hub = hub
@@ -679,6 +681,7 @@ class LotVideo:
         self.settings = settings
         self.director = VideoDirector(settings.lots)
         self.sources = LotSources(
+            facts_for=facts_for,
             media_dir=settings.media_directory,
             pattern=settings.pattern,
             live_renditions=settings.renditions,
@@ -779,8 +782,8 @@ class LotVideo:
             aside = await asyncio.to_thread(set_aside_unanchored, directory, index)
             if aside is not None:
                 logger.warning("segments of %s not in the ledger moved to %s", action.lot_id, aside)
-            try:
-                spec = await asyncio.to_thread(self.sources.spec, view)
+            try:  # the presentation drawn again: the lot's pictures may have changed
+                spec = await asyncio.to_thread(self.sources.spec, view, None, fresh=True)
             except (SourceChoiceError, SourceError) as exc:  # the file went away meanwhile
                 logger.warning("lot %s: its video source cannot be used: %s", action.lot_id, exc)
                 spec = await asyncio.to_thread(
@@ -830,6 +833,9 @@ class Video:
         self.sink = sink
         self.settings = settings
         self.driver: LotVideo | None = None
+        #: What a lot's presentation is drawn from (blocking; set by the composition root to
+        #: read the lot's stored facts and pictures).
+        self.facts_for: Callable[[object], LotFacts] = facts_of
 
 
 VIDEO = web.AppKey("video", Video)
@@ -874,7 +880,7 @@ def install_video(
         service = app[service_key]
         video.sink.start(service.record)
         await video.hub.start()
-        driver = LotVideo(service, video.hub, video.sink, video.settings)
+        driver = LotVideo(service, video.hub, video.sink, video.settings, video.facts_for)
         try:
             await driver.start()
         except BaseException:

@@ -21,6 +21,7 @@ The choices are kept in memory (a restart goes back to the defaults).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,7 +34,7 @@ from streaming.model import (
     TestPatternSource,
 )
 
-from .presentation import facts_of, presentation_frames
+from .presentation import LotFacts, facts_of, presentation_frames
 from .rules import Format
 
 SourceKind = Literal["presentation", "pattern", "file", "camera"]
@@ -102,6 +103,31 @@ def parse_choice(kind: object, file: object) -> SourceChoice:
     return SourceChoice("file", file)
 
 
+def stored_facts(store: object, view: object) -> LotFacts:
+    """The lot's facts as `auction.lotfacts.LotFactsStore` keeps them (address, area, kind,
+    its pictures' bytes), on top of what its view says. Blocking (database reads)."""
+    base = facts_of(view)
+    lot_id = str(getattr(view, "lot_id", ""))
+    read_facts = getattr(store, "facts", None)
+    read_documents = getattr(store, "documents", None)
+    read_document = getattr(store, "document", None)
+    if read_facts is None or read_documents is None or read_document is None:
+        return base
+    fields = read_facts([lot_id]).get(lot_id, ({}, 0))[0]
+    pictures = []
+    for stored in read_documents([lot_id]).get(lot_id, []):
+        if stored.kind == "picture":
+            pictures.append(read_document(lot_id, stored.document_id)[1])
+    area = re.search(r"\d+(?:\.\d+)?", fields.get("area", "") or "")
+    return LotFacts(
+        title=base.title,
+        address=fields.get("address") or base.address,
+        area_m2=float(area.group(0)) if area else base.area_m2,
+        sale_title=base.sale_title,
+        pictures=tuple(pictures[:8]) or base.pictures,
+    )
+
+
 def media_files(media_dir: Path) -> list[str]:
     """The video files the console can choose (blocking: a directory listing)."""
     if not media_dir.is_dir():
@@ -124,7 +150,9 @@ class LotSources:
         pattern: TestPatternSource,
         live_renditions: tuple[Rendition, ...],
         presentation_renditions: tuple[Rendition, ...],
+        facts_for: Callable[[object], LotFacts] = facts_of,
     ) -> None:
+        self.facts_for = facts_for  # blocking: may read the lot's pictures from the database
         self.media_dir = media_dir
         self.pattern = pattern
         self.live_renditions = live_renditions
@@ -143,11 +171,12 @@ class LotSources:
             return self.live_renditions
         return self.presentation_renditions
 
-    def prepare(self, view: object) -> None:
-        """Draw the lot's presentation now (blocking: ~50 ms a lot; run it on a thread)."""
+    def prepare(self, view: object, *, again: bool = False) -> None:
+        """Draw the lot's presentation now, from its facts and pictures (`again`: even if it
+        was drawn before; blocking: ~50 ms a lot, run it on a thread)."""
         lot_id = str(getattr(view, "lot_id", ""))
-        if lot_id not in self._slides:
-            self._slides[lot_id] = presentation_frames(facts_of(view))
+        if again or lot_id not in self._slides:
+            self._slides[lot_id] = presentation_frames(self.facts_for(view))
 
     def media_path(self, name: str) -> Path:
         """The file `name` of the media directory; `SourceChoiceError` when it is not there."""
@@ -158,9 +187,11 @@ class LotSources:
             )
         return path
 
-    def spec(self, view: object, choice: SourceChoice | None = None) -> SourceSpec:
-        """What the lot's stream reads for `choice` (default: the lot's current choice).
-        Blocking the first time a lot's presentation is drawn."""
+    def spec(
+        self, view: object, choice: SourceChoice | None = None, *, fresh: bool = False
+    ) -> SourceSpec:
+        """What the lot's stream reads for `choice` (default: the lot's current choice);
+        `fresh`: the presentation drawn again from the lot's current facts. Blocking."""
         lot_id = str(getattr(view, "lot_id", ""))
         format_value = str(getattr(view, "format", ""))
         choice = choice or self.choice(lot_id, format_value)
@@ -168,7 +199,7 @@ class LotSources:
         if choice.kind == "camera":
             # The camera replaces whatever picture runs once it publishes: until then, and
             # after it leaves, the lot's default picture.
-            return self.spec(view, default_choice(format_value))
+            return self.spec(view, default_choice(format_value), fresh=fresh)
         if choice.kind == "file":
             assert choice.file is not None
             return FileSource(self.media_path(choice.file))
@@ -176,7 +207,7 @@ class LotSources:
             if is_live_sale(format_value):
                 return self.pattern
             return TestPatternSource(size.width, size.height, size.fps, self.pattern.noise)
-        self.prepare(view)
+        self.prepare(view, again=fresh)
         return SlideshowSource(self._slides[lot_id], size.width, size.height, size.fps)
 
 

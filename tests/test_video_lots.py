@@ -389,3 +389,30 @@ async def test_a_console_camera_publishes_a_property_lot(tmp_path: Path) -> None
             await wait_until(lambda: not hub.status(FLAT).camera, 10)
             await wait_until(lambda: not camera_on_air(), 10)  # the presentation again
             await viewer.close()
+
+
+async def test_a_lot_presentation_shows_its_stored_pictures(tmp_path: Path) -> None:
+    """The lot's facts and pictures (`auction.lotfacts`, entered from the console) are what
+    its presentation is drawn from when it goes on air."""
+    from auction.lotfacts import check_upload
+    from auction.web.app import FACTS
+
+    settings = video_settings(tmp_path / "data" / "recordings", lots="all")
+    async with running_auction(tmp_path, video=settings) as server:
+        service = server.service
+        store = server.app[FACTS]
+        picture = io.BytesIO()
+        Image.new("RGB", (800, 450), (200, 40, 40)).save(picture, format="PNG")
+        upload = check_upload("picture", "living-room.png", picture.getvalue())
+        await asyncio.to_thread(
+            store.put_facts, FLAT, {"address": "3 Wenyi West Road", "area": "89.5 m²"}, 0
+        )
+        await asyncio.to_thread(store.add_document, FLAT, upload, 1, 0)
+        await service.add_lot(FLAT, judicial_lot(service, 120), "Flat 1502")
+        video = server.app[VIDEO]
+        await wait_until(lambda: video.hub.lot(FLAT) is not None, 5)
+        lot = video.hub.lot(FLAT)
+        assert lot is not None and isinstance(lot.spec, SlideshowSource)
+        assert lot.spec.slides[1:] == (picture.getvalue(),)  # after the title card
+        facts = video.facts_for(service.view(FLAT))
+        assert facts.address == "3 Wenyi West Road" and facts.area_m2 == 89.5

@@ -63,10 +63,12 @@ from ..identity_records import fingerprint_key
 from ..lotfacts import LotFactsStore
 from ..payments import PaymentProvider
 from ..presence import Presence
+from ..presentation import LotFacts, facts_of
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
 from ..video import VIDEO, VideoSettings, install_video
+from ..video_sources import stored_facts
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
 from .facts import FactsParts, add_facts_routes
@@ -208,6 +210,23 @@ def _auctioneer(app: web.Application) -> Callable[[str], Awaitable[bool | None]]
     return check
 
 
+def _stored_facts(app: web.Application) -> Callable[[object], LotFacts]:
+    """A lot's facts and pictures for its video presentation, from the facts store once it
+    runs (blocking)."""
+
+    def read(view: object) -> LotFacts:
+        store = app.get(FACTS)
+        if store is None:
+            return facts_of(view)
+        try:
+            return stored_facts(store, view)
+        except Exception:  # the database: the lot goes on air with pictures drawn here
+            logger.exception("the facts of lot %s could not be read", getattr(view, "lot_id", ""))
+            return facts_of(view)
+
+    return read
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; run it with an `aiohttp.web.AppRunner` (startup opens the
     storage, the accounts, the gateway and the hub, seeds and starts the demo when asked;
@@ -220,6 +239,7 @@ def create_app(settings: Settings) -> web.Application:
     install_video(app, SERVICE, settings.video_settings, _auctioneer(app))
     if VIDEO in app:
         add_video_console_routes(app, VIDEO, _auctioneer(app))
+        app[VIDEO].facts_for = _stored_facts(app)
     app.cleanup_ctx.append(_accounts_context)
     app.cleanup_ctx.append(_gateway_context)
     app.cleanup_ctx.append(_facts_context)
