@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from server_kit import unrecorded_video
 from test_stream_support import CHROMIUM_ARGS, require_chromium
 from test_web_pages import ACCESSIBLE_NAMES
 
@@ -52,7 +53,10 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     executable = require_chromium()
     from playwright.async_api import async_playwright
 
-    settings = Settings(data_dir=tmp_path / "data", port=0, bots=0, demo=False)
+    settings = Settings(
+        data_dir=tmp_path / "data", port=0, bots=0, demo=False,
+        video=unrecorded_video(tmp_path / "data"),
+    )  # fmt: skip
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
