@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from aiohttp import web
 
 from chain import EntryType, format_time, parse_entry
 from streaming.app import HUB, mount_streaming
-from streaming.errors import RecordingError, SegmentMalformed
+from streaming.errors import RecordingError, SegmentMalformed, SourceError
 from streaming.evidence import (
     TIME_BASE,
     RecordingReport,
@@ -61,9 +62,17 @@ from streaming.model import (
 )
 from streaming.settings import IceServer, StreamSettings
 
+from .presentation import LotFacts, facts_of
 from .rules import Format
 from .service import AuctionService, LotView, ServiceError, Subscription
 from .storage import StorageError
+from .video_sources import (
+    PRESENTATION_360P,
+    LotSources,
+    SourceChoice,
+    SourceChoiceError,
+    default_choice,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +116,14 @@ class VideoSettings:
 
     * `enabled`: False mounts nothing (offers then get 404 from the auction server).
     * `recordings_dir`: evidence segments go to `<recordings_dir>/<lot_id>/<rendition>/`.
-    * `lots`: "live" streams `LIVE_AUCTIONEER` lots while in the ring; "all" every lot while
-      open.
+    * `lots`: "all" streams every lot while it is open (a timed lot for its whole bidding
+      window, a live sale's lot while in the ring); "live" only live sales' lots.
+    * `presentation_renditions`: the encodes of every lot that is not a live sale's (360p at
+      15 fps); its default source is its presentation (`auction.video_sources`).
+    * `media_dir`: the video files the console may choose, and where uploads go (None:
+      `media` beside `recordings_dir`); `max_upload_bytes`: the largest upload.
+    * `record`: record every streaming lot's largest rendition as evidence (a property lot's
+      360p at 15 fps: what its bidders saw, at the rate they saw it).
     * `renditions`, `default_rendition`, `record_rendition` (None: the largest),
       `segment_seconds`, `gop_seconds`, `keyframe_min_interval_s`: the streaming package's
       defaults unless set.
@@ -122,7 +137,11 @@ class VideoSettings:
 
     enabled: bool = True
     recordings_dir: Path = Path("gavel-data") / "recordings"
-    lots: Literal["live", "all"] = "live"
+    lots: Literal["live", "all"] = "all"
+    presentation_renditions: tuple[Rendition, ...] = (PRESENTATION_360P,)
+    media_dir: Path | None = None
+    max_upload_bytes: int = 64 * 1024 * 1024
+    record: bool = True
     pattern: TestPatternSource = field(default_factory=TestPatternSource)
     renditions: tuple[Rendition, ...] = _DEFAULT_STREAM.renditions
     default_rendition: str = _DEFAULT_STREAM.default_rendition
@@ -148,6 +167,12 @@ class VideoSettings:
             raise ValueError("close_tail_seconds and drain_seconds must not be negative")
         if self.ledger_queue < 1 or self.ledger_retries < 1:
             raise ValueError("ledger_queue and ledger_retries must be at least 1")
+
+    @property
+    def media_directory(self) -> Path:
+        if self.media_dir is not None:
+            return self.media_dir
+        return self.recordings_dir.parent / "media"
 
     @property
     def recorded_rendition(self) -> str:
@@ -178,6 +203,14 @@ class VideoSettings:
 
 
 # --- pure core: what streams, what the picture says ------------------------------------------
+
+
+def recorded_rendition(renditions: tuple[Rendition, ...], settings: VideoSettings) -> str:
+    """Which of a lot's renditions is recorded: the settings' choice for lots that use the
+    settings' renditions, otherwise the largest (what the hub's pipeline does)."""
+    if renditions == settings.renditions:
+        return settings.recorded_rendition
+    return max(renditions, key=lambda r: r.width * r.height).name
 
 
 def wants_stream(view: LotView, lots: Literal["live", "all"]) -> bool:
@@ -640,12 +673,20 @@ class LotVideo:
         hub: StreamHub,
         sink: LedgerSegmentSink,
         settings: VideoSettings,
+        facts_for: Callable[[object], LotFacts] = facts_of,
     ) -> None:
         self.service = service
         self.hub = hub
         self.sink = sink
         self.settings = settings
         self.director = VideoDirector(settings.lots)
+        self.sources = LotSources(
+            facts_for=facts_for,
+            media_dir=settings.media_directory,
+            pattern=settings.pattern,
+            live_renditions=settings.renditions,
+            presentation_renditions=settings.presentation_renditions,
+        )
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._tails: dict[str, asyncio.Task[None]] = {}
@@ -658,7 +699,9 @@ class LotVideo:
             heads = await self.service.read(read_segment_heads, ledger)
             self.sink.heads = {**heads, **self.sink.heads}
         self._subscription = self.service.subscribe()
-        for view in self.service.views():
+        views = self.service.views()
+        await asyncio.to_thread(self._draw_presentations, views)  # every lot's, at start-up
+        for view in views:
             await self._observe(view)
         self._task = asyncio.ensure_future(self._run(self._subscription))
 
@@ -677,6 +720,26 @@ class LotVideo:
         await asyncio.gather(*self._tails.values(), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
         await self.hub.close()
+
+    def _draw_presentations(self, views: Sequence[LotView]) -> None:
+        for view in views:
+            if streamable(view, self.settings.lots) and (
+                view.status in STREAMING_STATUSES or view.status == "SCHEDULED"
+            ):
+                self.sources.prepare(view)
+
+    async def set_source(self, lot_id: str, choice: SourceChoice) -> None:
+        """Make `choice` the lot's source; a streaming lot shows it from its first frame on.
+        Raises `SourceChoiceError` (no such file) or `SourceError` (a file that cannot be
+        decoded), having changed nothing."""
+        view = self.service.view(lot_id)
+        if view is None:
+            raise LookupError(lot_id)
+        spec = await asyncio.to_thread(self.sources.spec, view, choice)
+        async with self._lock:
+            if self.hub.lot(lot_id) is not None:
+                self.hub.switch_source(lot_id, spec)
+            self.sources.choose(lot_id, choice)
 
     async def _run(self, subscription: Subscription) -> None:
         async for updates in subscription:
@@ -709,19 +772,31 @@ class LotVideo:
         if isinstance(action, DeclareStream):
             hub.declare_lot(action.lot_id)
         elif isinstance(action, StartStream):
-            rendition = self.settings.recorded_rendition
+            view = self.service.view(action.lot_id)
+            format_value = view.format if view is not None else Format.LIVE_AUCTIONEER.value
+            renditions = self.sources.renditions(format_value)
+            rendition = recorded_rendition(renditions, self.settings)
             directory = self.settings.recordings_dir / action.lot_id / rendition
             await self.sink.flushed(self.settings.drain_seconds)
             index, prev = self.sink.resume(action.lot_id, rendition)
             aside = await asyncio.to_thread(set_aside_unanchored, directory, index)
             if aside is not None:
                 logger.warning("segments of %s not in the ledger moved to %s", action.lot_id, aside)
+            try:  # the presentation drawn again: the lot's pictures may have changed
+                spec = await asyncio.to_thread(self.sources.spec, view, None, fresh=True)
+            except (SourceChoiceError, SourceError) as exc:  # the file went away meanwhile
+                logger.warning("lot %s: its video source cannot be used: %s", action.lot_id, exc)
+                spec = await asyncio.to_thread(
+                    self.sources.spec, view, default_choice(format_value)
+                )
             hub.open_lot(
                 action.lot_id,
-                self.settings.pattern,
+                spec,
                 action.overlay,
                 first_segment_index=index,
                 prev_segment_sha256_hex=prev,
+                renditions=renditions,
+                record=self.settings.record,
             )
         elif isinstance(action, ShowState):
             hub.update_overlay(action.lot_id, action.overlay)
@@ -758,17 +833,30 @@ class Video:
         self.sink = sink
         self.settings = settings
         self.driver: LotVideo | None = None
+        #: What a lot's presentation is drawn from (blocking; set by the composition root to
+        #: read the lot's stored facts and pictures).
+        self.facts_for: Callable[[object], LotFacts] = facts_of
 
 
 VIDEO = web.AppKey("video", Video)
 
 
+StaffCheck = Callable[[str], Awaitable[bool | None]]
+"""Whether a bearer token is a staff session that may run the lots' video (an auctioneer's):
+None when the token is no valid session at all."""
+
+
 def install_video(
-    app: web.Application, service_key: web.AppKey[AuctionService], settings: VideoSettings
+    app: web.Application,
+    service_key: web.AppKey[AuctionService],
+    settings: VideoSettings,
+    staff: StaffCheck | None = None,
 ) -> None:
     """Mount the streaming sub-application on `app` and follow the service's lots. Call it
     right after the cleanup context that sets `app[service_key]` (the video's cleanup then
-    runs before the service stops). With `settings.enabled` False it does nothing."""
+    runs before the service stops). With `staff`, a staff token may publish a lot's camera
+    (`POST /api/lots/{lot}/stream/publish`; the console's source routes are
+    `auction.web.video_api`). With `settings.enabled` False it does nothing."""
     if not settings.enabled:
         return
     sink = LedgerSegmentSink(
@@ -776,7 +864,15 @@ def install_video(
         retries=settings.ledger_retries,
         retry_seconds=settings.ledger_retry_seconds,
     )
-    stream_app = mount_streaming(app, settings.stream_settings(sink), manage_hub=False)
+    stream_settings = settings.stream_settings(sink)
+    if staff is not None:
+        check = staff
+
+        async def publisher(lot_id: str, token: str) -> bool:
+            return bool(await check(token))
+
+        stream_settings = dataclasses.replace(stream_settings, publisher_authorizer=publisher)
+    stream_app = mount_streaming(app, stream_settings, manage_hub=False)
     app[VIDEO] = Video(stream_app[HUB], sink, settings)
 
     async def video_context(app: web.Application) -> AsyncIterator[None]:
@@ -784,7 +880,7 @@ def install_video(
         service = app[service_key]
         video.sink.start(service.record)
         await video.hub.start()
-        driver = LotVideo(service, video.hub, video.sink, video.settings)
+        driver = LotVideo(service, video.hub, video.sink, video.settings, video.facts_for)
         try:
             await driver.start()
         except BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from streaming.loopback import loopback_only_ice
 from streaming.model import (
     GENESIS_SHA256,
     OverlayState,
+    Rendition,
     SourceSpec,
     StreamPhase,
     TestPatternSource,
@@ -83,6 +85,8 @@ class LotStatus:
     frames_out: int
     failed: str | None
     ice_servers: tuple[dict[str, object], ...] = ()
+    encoding: bool = False
+    recording: bool = False
 
     @property
     def live(self) -> bool:
@@ -102,6 +106,8 @@ class LotStatus:
             "frames_out": self.frames_out,
             "failed": self.failed,
             "ice_servers": list(self.ice_servers),
+            "encoding": self.encoding,
+            "recording": self.recording,
         }
 
 
@@ -177,20 +183,33 @@ class StreamHub:
         *,
         first_segment_index: int = 0,
         prev_segment_sha256_hex: str = GENESIS_SHA256,
+        renditions: tuple[Rendition, ...] | None = None,
+        record: bool = True,
     ) -> None:
         """Start streaming the lot (default source: the test pattern). A lot streamed before
         continues its evidence chain: pass the index after its last `stream_segment` entry
-        and that entry's digest. Raises `ConfigurationError` (bad id, already live) or
+        and that entry's digest. `renditions`: this lot's own encodes instead of the
+        settings' (the first is the default, the largest is recorded); `record=False`: no
+        evidence recording. Raises `ConfigurationError` (bad id, already live) or
         `SourceError` (a file that cannot be read or passed through)."""
         check_lot_id(lot_id)
         if lot_id in self._lots:
             raise ConfigurationError(f"lot {lot_id!r} is already live")
+        settings = self.settings
+        if renditions is not None and renditions != settings.renditions:
+            settings = dataclasses.replace(
+                settings,
+                renditions=renditions,
+                default_rendition=renditions[0].name,
+                record_rendition=None,
+            )
         lot = LotStream(
             lot_id,
             source if source is not None else TestPatternSource(),
-            self.settings,
+            settings,
             first_segment_index=first_segment_index,
             prev_segment_sha256_hex=prev_segment_sha256_hex,
+            record=record,
         )
         if overlay is not None:
             lot.update_overlay(overlay)
@@ -214,6 +233,12 @@ class StreamHub:
         lot = self._lots.get(lot_id)
         if lot is not None:
             lot.update_overlay(state)
+
+    def switch_source(self, lot_id: str, source: SourceSpec) -> None:
+        """Show `source` in the live lot's picture from its first frame on; viewers and the
+        recording go on. Raises `LotNotFound`/`LotNotLive`, `ConfigurationError` (a
+        passed-through file) or `SourceError` (a file that cannot be read)."""
+        self._live_lot(lot_id).replace_source(source)
 
     def lot(self, lot_id: str) -> LotStream | None:
         return self._lots.get(lot_id)
@@ -245,6 +270,8 @@ class StreamHub:
             frames_out=lot.frames_out,
             failed=lot.failed,
             ice_servers=ice_servers,
+            encoding=lot.encoding,
+            recording=lot.recording,
         )
 
     def _count(self, lot_id: str, address: str | None = None) -> int:

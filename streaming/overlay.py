@@ -72,6 +72,11 @@ FONT_CANDIDATES = (
 )
 
 
+def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The overlay's font at `size` pixels (DejaVu Sans, else Pillow's bundled one)."""
+    return _font(size)
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for path in FONT_CANDIDATES:
         try:

@@ -29,6 +29,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streaming.encoder import EncodedPacket, FrameProcessor
+from streaming.errors import ConfigurationError
 from streaming.evidence import SegmentPacket
 from streaming.fanout import DropToKeyframeQueue, KeyframePolicy, PushOutcome
 from streaming.model import (
@@ -37,6 +38,7 @@ from streaming.model import (
     FileSource,
     OverlayState,
     Rendition,
+    SlideshowSource,
     SourceSpec,
     TestPatternSource,
     metadata_message,
@@ -46,6 +48,7 @@ from streaming.packetizer import install as install_prepacked
 from streaming.recorder import SegmentRecorder, SegmentSink
 from streaming.settings import StreamSettings
 from streaming.signaling import parse_channel_message
+from streaming.slideshow import SlideshowFrames
 from streaming.sources import (
     CameraFeed,
     DecodedFileSource,
@@ -171,13 +174,22 @@ class RenditionFeed:
         self.packets = 0
         self.keyframe_packets = 0
         self.prepacked_viewers = 0
+        self.idle = True  # not encoded for the last frame: the next encode is a keyframe
+        self.on_demand: Callable[[], None] | None = None
         self._packetizer = FeedPacketizer(codec)
+
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone needs this rendition encoded: a viewer or the recorder."""
+        return bool(self.viewers) or self.recorder is not None
 
     def subscribe(self, track: ViewerTrack) -> None:
         self.viewers.add(track)
         if track.prepacked:
             self.prepacked_viewers += 1
         self.request_keyframe()
+        if self.on_demand is not None:
+            self.on_demand()
 
     def unsubscribe(self, track: ViewerTrack) -> None:
         if track in self.viewers:
@@ -210,7 +222,13 @@ class RenditionFeed:
 
 
 class LotStream:
-    """A live lot. Create, `start()`, feed `update_overlay`, `await stop()`."""
+    """A live lot. Create, `start()`, feed `update_overlay`, `await stop()`.
+
+    Encoding follows demand: a rendition is encoded only for frames that a viewer or the
+    recorder takes (its first frame after a pause is a keyframe), and a lot that nobody
+    watches and that is not recorded does not even read its source (except a published
+    camera, whose frames are read and dropped so that they do not pile up). `record=False`
+    streams without an evidence recording."""
 
     def __init__(
         self,
@@ -220,6 +238,7 @@ class LotStream:
         *,
         first_segment_index: int = 0,
         prev_segment_sha256_hex: str = GENESIS_SHA256,
+        record: bool = True,
     ) -> None:
         self.lot_id = lot_id
         self.spec = spec
@@ -231,6 +250,10 @@ class LotStream:
         self._camera: CameraFeed | None = None
         self._next_camera: CameraFeed | None = None
         self.frames_out = 0
+        self.frames_encoded = 0  # frames encoded in at least one rendition
+        self.frames_dropped = 0  # camera frames read while nobody needed them
+        self._demand = asyncio.Event()
+        self._next_fallback: FrameSource | None = None
         self.failed: str | None = None
         self._first_capture_us: int | None = None
         self._last_pts = -1
@@ -283,7 +306,8 @@ class LotStream:
             )
         self._recorder: SegmentRecorder | None = None
         if (
-            settings.recording_dir is not None
+            record
+            and settings.recording_dir is not None
             and settings.segment_sink is not None
             and (self.shared or self._passthrough is not None)
         ):
@@ -302,6 +326,8 @@ class LotStream:
                 prev_sha256_hex=prev_segment_sha256_hex,
             )
             feed.recorder = self._recorder
+        for feed in self.feeds.values():
+            feed.on_demand = self._demand.set
 
     # --- control (called by the hub) -------------------------------------------------------
 
@@ -310,6 +336,8 @@ class LotStream:
             self._worker = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=f"video-{self.lot_id}"
             )
+            if isinstance(self._fallback, SlideshowFrames):
+                self._fallback.use_executor(self._worker)
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
@@ -327,7 +355,8 @@ class LotStream:
                 viewer.stop()
         for track in self.frame_tracks.values():
             track.stop()
-        for source in (self._camera, self._next_camera, self._fallback, self._passthrough):
+        sources = (self._camera, self._next_camera, self._fallback, self._next_fallback)
+        for source in (*sources, self._passthrough):
             if source is not None:
                 source.close()
         if self._worker is not None:
@@ -357,6 +386,29 @@ class LotStream:
         if self._next_camera is not None:
             self._next_camera.close()
         self._next_camera = CameraFeed(track, first_frame=first_frame)
+        self._demand.set()  # its frames are read even while nobody watches
+
+    def replace_source(self, spec: SourceSpec) -> None:
+        """Show `spec` instead of the current source from its first frame on (viewers, the
+        overlay and the recording go on). Raises `ConfigurationError` for a lot that passes
+        a file through or for a passthrough file, `SourceError` for a file that cannot be
+        read."""
+        if self._processor is None or (isinstance(spec, FileSource) and spec.passthrough):
+            raise ConfigurationError("a passed-through file cannot be switched to or from")
+        source = _frame_source(spec, self._worker)
+        if self._next_fallback is not None:
+            self._next_fallback.close()
+        self._next_fallback = source
+        self.spec = spec
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    @property
+    def encoding(self) -> bool:
+        """Whether anyone needs the lot's frames encoded now (a viewer or the recorder)."""
+        return not self.shared or any(feed.wanted for feed in self.feeds.values())
 
     @property
     def camera_connected(self) -> bool:
@@ -452,6 +504,12 @@ class LotStream:
                 log.info("camera of lot %s left; back to the fallback picture", self.lot_id)
                 self._camera.close()
                 self._camera = None
+        if self._next_fallback is not None:
+            if self._fallback is not None:
+                self._fallback.close()
+            self._fallback, self._next_fallback = self._next_fallback, None
+            if isinstance(self._fallback, SlideshowFrames) and self._worker is not None:
+                self._fallback.use_executor(self._worker)
         assert self._fallback is not None
         try:
             return await self._fallback.next_frame()
@@ -463,10 +521,16 @@ class LotStream:
         processor, worker = self._processor, self._worker
         assert processor is not None and worker is not None
         while True:
+            if not self.encoding and not self.camera_connected:
+                self._demand.clear()
+                await self._demand.wait()  # nobody watches and nothing records: no work
             captured = await self._next_frame()
             if captured is None:
                 return
             frame, capture_us = captured
+            if not self.encoding:
+                self.frames_dropped += 1
+                continue
             if processor.needs_aspect_fit(frame):
                 frame = await loop.run_in_executor(worker, processor.fit_aspect, frame)
             pts = self._pts(capture_us)
@@ -479,19 +543,25 @@ class LotStream:
                 )
                 for rendition in self._encode_order:
                     feed = self.feeds[rendition.name]
+                    if not feed.wanted:
+                        feed.idle = True
+                        continue
                     policy = feed.keyframes
+                    keyframe = feed.idle or (policy is not None and policy.should_force(capture_us))
+                    feed.idle = False
                     job: Callable[[], list[EncodedPacket]] = functools.partial(
                         processor.encode_rendition,
                         frame,
                         rendition,
                         pts=pts,
                         capture_us=capture_us,
-                        keyframe=policy is not None and policy.should_force(capture_us),
+                        keyframe=keyframe,
                     )
                     for item in await loop.run_in_executor(worker, job):
                         if policy is not None:
                             policy.emitted(capture_us, is_keyframe=item.keyframe)
                         feed.publish(item)
+                self.frames_encoded += 1
             else:
                 frames = await loop.run_in_executor(
                     worker,
@@ -533,7 +603,11 @@ def _policy(settings: StreamSettings) -> KeyframePolicy:
     )
 
 
-def _frame_source(spec: SourceSpec) -> FrameSource:
+def _frame_source(
+    spec: SourceSpec, executor: concurrent.futures.Executor | None = None
+) -> FrameSource:
+    if isinstance(spec, SlideshowSource):
+        return SlideshowFrames(spec, executor)
     if isinstance(spec, TestPatternSource):
         return PatternSource(spec.width, spec.height, spec.fps, noise=spec.noise)
     if isinstance(spec, CameraSource):

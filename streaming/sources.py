@@ -204,8 +204,8 @@ class DecodedFileSource:
         position = media_s + self._offset_s
         self._last_s = position
         now = time.monotonic()
-        if self._origin is None:
-            self._origin = now - position
+        if self._origin is None or now - (self._origin + position) > 1.0:
+            self._origin = now - position  # first frame, or read again after a pause
         await asyncio.sleep(max(0.0, self._origin + position - now))
         if frame.format.name != "yuv420p":
             frame = frame.reformat(format="yuv420p")

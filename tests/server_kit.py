@@ -21,6 +21,7 @@ from auction.identity import prc_check_character
 from auction.rules import SECOND, english_timed, judicial
 from auction.storage import Storage, system_clock
 from auction.throttle import WriteLimits
+from auction.video import VideoSettings
 from auction.web import SERVICE, Settings, create_app
 from auction.web.app import GATEWAY
 from auction.web.limits import GuardedRunner
@@ -92,11 +93,22 @@ class Server:
         return [parse_entry(item).to_json() for item in self.entries()]
 
 
+def unrecorded_video(data: Path) -> VideoSettings:
+    """Every open lot on air as in production, but not recorded: the tests that check that a
+    refused request adds nothing to the ledger count their own entries, not the lots' video
+    segments (which a recorded lot anchors every few seconds). The video tests record."""
+    return VideoSettings(
+        recordings_dir=data / "recordings", media_dir=data / "media", loopback_only=True,
+        record=False,
+    )  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Server]:
     # Tests that are not about the write limits make many accounts and checks from one
     # address and session: a hundred times the defaults (tests/test_write_limits.py sets its own).
     overrides.setdefault("write_limits", WriteLimits().scaled(100))
+    overrides.setdefault("video", unrecorded_video(tmp_path / "data"))
     settings = Settings(data_dir=tmp_path / "data", port=0, demo=False, **overrides)
     app = create_app(settings)
     runner = GuardedRunner(app, handle_signals=False)

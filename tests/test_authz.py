@@ -191,6 +191,8 @@ async def test_console_and_compliance_need_their_roles(
             ("POST", "/api/console/lots", new_lot),
             ("POST", "/api/console/lots/watch/commands", {"type": "Pause", "reason": "x"}),
             ("POST", "/api/console/lots/watch/commands", {"type": "CloseLot"}),
+            ("GET", "/api/console/lots/watch/video", None),
+            ("PUT", "/api/console/lots/watch/video", {"source": "pattern"}),
         ]
         compliance_calls = [
             ("GET", "/api/compliance/lots/watch/identities", None),

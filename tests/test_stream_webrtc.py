@@ -153,9 +153,9 @@ async def test_keyframe_recovery_after_a_dropped_queue() -> None:
         running.hub.open_lot("lot-1", PATTERN, _state(1, "£1"))
         lot = running.hub.lot("lot-1")
         assert lot is not None
-        await wait_until(lambda: lot.frames_out > 3, 5)
-        track = lot.subscribe("360p")
+        track = lot.subscribe("360p")  # nothing is encoded before someone watches
         assert isinstance(track, ViewerTrack)
+        await wait_until(lambda: lot.frames_out > 3, 5)
         policy = lot.feeds["360p"].keyframes
         assert policy is not None
         await asyncio.sleep(1.0)  # not reading: the queue overflows and drops

@@ -205,7 +205,7 @@ def test_expected_segments_are_the_lot_and_rendition_entries_in_log_order() -> N
 
 def test_video_settings_refuse_nonsense_and_follow_streaming_defaults(tmp_path: Path) -> None:
     settings = VideoSettings(recordings_dir=tmp_path)
-    assert settings.recorded_rendition == "720p" and settings.lots == "live"
+    assert settings.recorded_rendition == "720p" and settings.lots == "all"
     sink = LedgerSegmentSink(4)
     stream = settings.stream_settings(sink)
     assert stream.segment_sink is sink and stream.recording_dir == tmp_path

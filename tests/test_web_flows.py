@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from server_kit import unrecorded_video
 from test_stream_support import CHROMIUM_ARGS, require_chromium
 from test_web_pages import ACCESSIBLE_NAMES
 
@@ -52,7 +53,10 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     executable = require_chromium()
     from playwright.async_api import async_playwright
 
-    settings = Settings(data_dir=tmp_path / "data", port=0, bots=0, demo=False)
+    settings = Settings(
+        data_dir=tmp_path / "data", port=0, bots=0, demo=False,
+        video=unrecorded_video(tmp_path / "data"),
+    )  # fmt: skip
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
@@ -197,8 +201,13 @@ async def test_two_bidders_outbid_extension_sale_and_receipt(running: Running) -
         await wait_text(page, "#state", "^Open$")
         await wait_text(page, "#register-note", "Your bidder code is")
         await no_horizontal_scroll(page)
-    # A judicial lot has no live stream: the room says so instead of an empty player.
-    await wait_text(alice, "#video-note", "No live video for this lot.", timeout=30_000)
+    # A judicial lot is on air for its whole bidding window: its presentation plays.
+    await alice.wait_for_function(
+        "() => { const v = document.getElementById('video');"
+        " return !v.hidden && v.readyState >= 2 && v.videoWidth === 640; }",
+        timeout=30_000,
+    )
+    assert await alice.locator("#video-note").is_hidden()
     # The catalogue lists it, with a link to the room.
     catalogue = await new_page(running, errors)
     await catalogue.goto(running.url + "/")

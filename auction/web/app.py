@@ -42,7 +42,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..accounts import AccountStore, Session
+from ..accounts import AccountStore, Role, Session
 from ..cluster import Cluster, ClusterSettings, add_cluster_routes
 from ..demo import Drivers, Timeline, catalogue, seed
 from ..demo_facts import seed_facts
@@ -63,10 +63,12 @@ from ..identity_records import fingerprint_key
 from ..lotfacts import LotFactsStore
 from ..payments import PaymentProvider
 from ..presence import Presence
+from ..presentation import LotFacts, facts_of
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
-from ..video import VideoSettings, install_video
+from ..video import VIDEO, VideoSettings, install_video
+from ..video_sources import stored_facts
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
 from .facts import FactsParts, add_facts_routes
@@ -74,6 +76,7 @@ from .log import add_log_routes
 from .me import install_me
 from .ring import add_ring_routes
 from .throttle import write_limits_middleware
+from .video_api import add_video_console_routes
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
 
 logger = logging.getLogger(__name__)
@@ -117,7 +120,8 @@ class Settings:
     #: (`auction.throttle`, docs/protocol.md §1.1); `WriteLimits.off()`: none.
     write_limits: WriteLimits = WriteLimits()
     #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
-    #: ICE limited to loopback when the server listens on a loopback address.
+    #: the console's video files in `data_dir/media`, ICE limited to loopback when the server
+    #: listens on a loopback address.
     video: VideoSettings | None = None
     #: One of several instances on one PostgreSQL database (`auction.cluster`); None: the
     #: only server.
@@ -137,7 +141,11 @@ class Settings:
         recordings = Path(self.data_dir) / "recordings"
         if self.cluster is not None:  # each instance records the lots it writes
             recordings = recordings / self.cluster.instance
-        return VideoSettings(recordings_dir=recordings, loopback_only=loopback)
+        return VideoSettings(
+            recordings_dir=recordings,
+            media_dir=Path(self.data_dir) / "media",  # the console's video files
+            loopback_only=loopback,
+        )
 
     @property
     def storage_target(self) -> str | os.PathLike[str]:
@@ -192,6 +200,35 @@ CONTENT_TYPES = {
 }
 
 
+def _auctioneer(app: web.Application) -> Callable[[str], Awaitable[bool | None]]:
+    """Whether a bearer token is an auctioneer's session (who runs the lots' video): None
+    when it is no valid session at all."""
+
+    async def check(token: str) -> bool | None:
+        gateway = app.get(GATEWAY)
+        session = await gateway.session(token) if gateway is not None else None
+        return None if session is None else session.role is Role.AUCTIONEER
+
+    return check
+
+
+def _stored_facts(app: web.Application) -> Callable[[object], LotFacts]:
+    """A lot's facts and pictures for its video presentation, from the facts store once it
+    runs (blocking)."""
+
+    def read(view: object) -> LotFacts:
+        store = app.get(FACTS)
+        if store is None:
+            return facts_of(view)
+        try:
+            return stored_facts(store, view)
+        except Exception:  # the database: the lot goes on air with pictures drawn here
+            logger.exception("the facts of lot %s could not be read", getattr(view, "lot_id", ""))
+            return facts_of(view)
+
+    return read
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; run it with an `aiohttp.web.AppRunner` (startup opens the
     storage, the accounts, the gateway and the hub, seeds and starts the demo when asked;
@@ -200,7 +237,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[NOTARY_BOARD] = NotaryBoard()
     app.cleanup_ctx.append(_service_context)
-    install_video(app, SERVICE, settings.video_settings)  # stops before the service does
+    # The video stops before the service does.
+    install_video(app, SERVICE, settings.video_settings, _auctioneer(app))
+    if VIDEO in app:
+        add_video_console_routes(app, VIDEO, _auctioneer(app))
+        app[VIDEO].facts_for = _stored_facts(app)
     app.cleanup_ctx.append(_accounts_context)
     app.cleanup_ctx.append(_gateway_context)
     app.cleanup_ctx.append(_facts_context)
@@ -416,7 +457,10 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
     await gateway.stop()
 
 
-_STREAM_PATH = re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/stream(/offer)?")
+_STREAM_PATH = re.compile(
+    r"/api/lots/(?P<lot>[^/]{1,128})/stream(/offer|/publish)?"
+    r"|/api/console/lots/(?P<console_lot>[^/]{1,128})/video"
+)
 
 
 @web.middleware
@@ -426,7 +470,7 @@ async def _video_at_writer(request: web.Request, handler: Handler) -> web.Stream
     match = _STREAM_PATH.fullmatch(request.path)
     cluster = request.app.get(CLUSTER)
     if match is not None and cluster is not None:
-        lot = match["lot"]
+        lot = match["lot"] or match["console_lot"]
         service = request.app[SERVICE]
         if service.view(lot) is not None and not service.leads(lot):
             return await cluster.proxy(request, lot)

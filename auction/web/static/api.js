@@ -81,6 +81,9 @@ export async function api(path, options = {}) {
   if (options.body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(options.body);
+  } else if (options.raw !== undefined) {
+    headers["Content-Type"] = "application/octet-stream"; // a file, sent as it is
+    init.body = options.raw;
   }
   let response;
   try {

@@ -3,6 +3,7 @@
 // (POST /api/console/lots/{lot}/commands); shows the chosen lot live over the websocket.
 
 import { api, errorWords, setBearer } from "./api.js";
+import { publishCamera } from "./camera.js";
 import { installConsoleRing } from "./console-ring.js";
 import { amountInputText, formatMoney, parseAmount } from "./money.js";
 import { byId, el, FORMAT_NAMES, say, statusWords } from "./util.js";
@@ -240,6 +241,128 @@ function wire() {
   presetChanged();
 }
 
+// ---------------------------------------------------------------- video
+
+const SOURCE_WORDS = {
+  presentation: "the lot's presentation",
+  pattern: "the test picture",
+  file: "a video file",
+  camera: "a camera",
+};
+let camera = null;
+
+function videoRoute(lot) {
+  return `/api/console/lots/${encodeURIComponent(lot)}/video`;
+}
+
+function renderVideo(body) {
+  const stream = body.stream;
+  const rate = body.rate ? ` · ${body.rate.height}p at ${body.rate.fps} frames a second` : "";
+  let state = "not on air (it streams while the lot is open)";
+  if (stream && stream.live) {
+    const viewers = `${stream.viewers} watching`;
+    const recording = stream.recording ? ", recorded" : "";
+    state = `on air${rate} · ${viewers}${recording}${stream.camera ? " · camera connected" : ""}`;
+  }
+  byId("video-state").textContent = state;
+  const source = body.source || {};
+  byId("video-showing").textContent = source.kind === "file" ? `the file ${source.file}` : SOURCE_WORDS[source.kind] || "—";
+  byId("video-source").value = source.kind || "presentation";
+  const files = body.files || [];
+  const select = byId("video-file");
+  select.replaceChildren(...files.map((name) => el("option", { value: name, selected: name === source.file }, name)));
+  if (!files.length) select.append(el("option", { value: "" }, "no video file in the media folder yet"));
+  byId("video-file-field").hidden = byId("video-source").value !== "file";
+}
+
+async function loadVideo() {
+  const lot = selectedLot();
+  if (!lot) return;
+  try {
+    renderVideo(await api(videoRoute(lot)));
+  } catch (error) {
+    say(byId("video-result"), `The video settings could not be read: ${errorWords(error)}`, "error");
+  }
+}
+
+async function applyVideo() {
+  const lot = selectedLot();
+  const result = byId("video-result");
+  if (!lot) return say(result, "Choose a lot first.", "error");
+  const kind = byId("video-source").value;
+  const body = { source: kind };
+  if (kind === "file") {
+    body.file = byId("video-file").value;
+    if (!body.file) return say(result, "Put a video file in the media folder or upload one first.", "error");
+  }
+  try {
+    renderVideo(await api(videoRoute(lot), { method: "PUT", body }));
+    const what = kind === "file" ? `the file ${body.file}` : SOURCE_WORDS[kind];
+    const next = kind === "camera" && !camera
+      ? " Start this browser's camera, or have the camera operator open this console and start theirs; until then the lot shows its own picture."
+      : "";
+    say(result, `${lot} now shows ${what}.${next}`, "ok");
+    log(`${lot}: video shows ${what}`, "ok");
+  } catch (error) {
+    say(result, `The video could not be changed: ${errorWords(error)}`, "error");
+  }
+}
+
+async function uploadVideo() {
+  const lot = selectedLot();
+  const result = byId("video-result");
+  const file = byId("video-upload").files[0];
+  if (!lot) return say(result, "Choose a lot first.", "error");
+  if (!file) return say(result, "Choose a video file to upload.", "error");
+  say(result, `Uploading ${file.name} (${Math.round(file.size / 1024)} KiB)…`, "info");
+  try {
+    const body = await api(`${videoRoute(lot)}/file?name=${encodeURIComponent(file.name)}`, { method: "POST", raw: file });
+    renderVideo(body);
+    say(result, `${file.name} arrived and ${lot} now shows it.`, "ok");
+    log(`${lot}: video shows the uploaded ${file.name}`, "ok");
+  } catch (error) {
+    say(result, `The file was not used: ${errorWords(error)}`, "error");
+  }
+}
+
+async function startCamera() {
+  const lot = selectedLot();
+  const result = byId("video-result");
+  if (!lot) return say(result, "Choose a lot first.", "error");
+  try {
+    if (camera) camera.stop();
+    camera = await publishCamera(lot, token, byId("camera-preview"));
+    byId("camera-preview").hidden = false;
+    byId("camera-stop").hidden = false;
+    say(result, `Your camera is on air on ${lot}, with the lot's price and time left burned in.`, "ok");
+    log(`${lot}: camera on air`, "ok");
+    setTimeout(loadVideo, 1500);
+  } catch (error) {
+    camera = null;
+    say(result, `The camera could not be started: ${errorWords(error)}`, "error");
+  }
+}
+
+function stopCamera() {
+  if (camera) camera.stop();
+  camera = null;
+  byId("camera-preview").hidden = true;
+  byId("camera-stop").hidden = true;
+  say(byId("video-result"), "Camera stopped; the lot shows its own picture again.", "ok");
+  setTimeout(loadVideo, 2500);
+}
+
+function wireVideo() {
+  byId("video-source").addEventListener("change", () => {
+    byId("video-file-field").hidden = byId("video-source").value !== "file";
+  });
+  byId("video-apply").addEventListener("click", applyVideo);
+  byId("video-upload-button").addEventListener("click", uploadVideo);
+  byId("camera-start").addEventListener("click", startCamera);
+  byId("camera-stop").addEventListener("click", stopCamera);
+  byId("lot").addEventListener("change", loadVideo);
+}
+
 async function start() {
   ring = installConsoleRing({
     selectedLot, selectedView, log,
@@ -249,6 +372,7 @@ async function start() {
     },
   });
   wire();
+  wireVideo();
   if (!token) {
     say(byId("status"), "This console needs the auctioneer link printed by the server when it started (it ends in #token=…).", "error");
     for (const button of document.querySelectorAll("button")) button.disabled = true;
@@ -259,6 +383,7 @@ async function start() {
   history.replaceState(null, "", location.pathname); // keep the token out of the visible address
   try {
     await loadLots();
+    await loadVideo();
   } catch (error) {
     say(byId("status"), `The lots could not be loaded: ${errorWords(error)}`, "error");
   }

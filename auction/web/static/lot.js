@@ -487,7 +487,8 @@ async function startVideo() {
       // The lot streams, but not yet: try again while the page is open.
       video.hidden = true;
       note.hidden = false;
-      note.textContent = "The live video starts when the auctioneer opens this lot.";
+      const live = state.view && state.view.format === "LIVE_AUCTIONEER";
+      note.textContent = live ? "The live video starts when the auctioneer opens this lot." : "The video starts when bidding opens.";
       setTimeout(startVideo, 3000);
       return;
     }
