@@ -73,6 +73,7 @@ from .video_sources import (
     SourceChoiceError,
     default_choice,
 )
+from .words import lot_state_words
 
 logger = logging.getLogger(__name__)
 
@@ -239,9 +240,8 @@ def format_price(amount: int, currency: str) -> str:
 
 
 def _phase_text(view: LotView) -> str:
-    if view.status == "OPEN" and view.phase is not None:
-        return view.phase.replace("_", " ")
-    return view.status
+    """The lot's state in words, as the lot room says it ("Open", "In the ring", "Sold")."""
+    return lot_state_words(view.status, view.phase, view.result)
 
 
 def overlay_for(view: LotView, *, now_us: int, scheduled_end_us: int | None) -> OverlayState:

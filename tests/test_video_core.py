@@ -99,7 +99,7 @@ def test_the_picture_of_a_timed_lot_counts_down_and_shows_an_extension() -> None
     state = overlay_for(open_lot, now_us=T0, scheduled_end_us=T0 + 60 * SECOND)
     assert (state.seq, state.server_ts_ms) == (7, T0 // 1000)
     assert state.price_text == "$3,500.00" and state.leader_code == "K7Q2"
-    assert state.ask_minor == 360_000 and state.phase == "OPEN"
+    assert state.ask_minor == 360_000 and state.phase == "Open"
     assert state.ends_at_ms == (T0 + 60 * SECOND) // 1000 and not state.extended
     assert state.time_left_s(T0 // 1000) == 60
     later = dataclasses.replace(open_lot, end=T0 + 90 * SECOND, seq=9)
@@ -108,16 +108,16 @@ def test_the_picture_of_a_timed_lot_counts_down_and_shows_an_extension() -> None
     sold = overlay_for(
         dataclasses.replace(later, status="SOLD"), now_us=T0, scheduled_end_us=T0 + 60 * SECOND
     )
-    assert sold.phase == "SOLD" and sold.ends_at_ms is None and sold.ask_minor is None
+    assert sold.phase == "Sold" and sold.ends_at_ms is None and sold.ask_minor is None
 
 
 def test_the_picture_of_a_live_lot_shows_the_ring_phase_not_a_clock() -> None:
     ring = view(status="OPEN", phase="FAIR_WARNING", price=900_000, leader_code="floor:101")
     state = overlay_for(ring, now_us=T0, scheduled_end_us=T0)
-    assert state.phase == "FAIR WARNING" and state.price_text == "£9,000.00"
+    assert state.phase == "Fair warning" and state.price_text == "£9,000.00"
     assert state.ends_at_ms is None and not state.extended
     waiting = overlay_for(view(), now_us=T0, scheduled_end_us=T0)
-    assert waiting.price_text == "start £8,000.00" and waiting.phase == "SCHEDULED"
+    assert waiting.price_text == "start £8,000.00" and waiting.phase == "Scheduled"
 
 
 def test_the_director_opens_shows_and_closes_after_the_tail() -> None:

@@ -177,7 +177,7 @@ async def test_a_live_lot_streams_its_state_and_its_recording_is_anchored(
             assert lot is not None and lot.overlay_state is not None
             state = lot.overlay_state
             assert state.title == "Portrait of a Lady, oil on canvas"
-            assert state.price_text == "start £8,000.00" and state.phase == "IN RING"
+            assert state.price_text == "start £8,000.00" and state.phase == "In the ring"
             assert state.leader_code is None and state.ends_at_ms is None
             frames = viewer.stats.frames
             await wait_until(lambda: viewer.stats.frames > frames + 3, 5)
@@ -195,7 +195,7 @@ async def test_a_live_lot_streams_its_state_and_its_recording_is_anchored(
             )
             assert lot.overlay_state is not None
             assert lot.overlay_state.leader_code == "floor:101"
-            assert lot.overlay_state.ask_minor == 900_000
+            assert lot.overlay_state.ask_minor == 820_000  # rules clarification 1: 8,000 -> 8,200
             changed: list[int] = []
 
             def banner_changed() -> bool:
@@ -206,11 +206,11 @@ async def test_a_live_lot_streams_its_state_and_its_recording_is_anchored(
 
             await wait_until(lambda: len(running.video.sink.appended) >= 3, 15)
             await service.submit(LOT, FairWarning())
-            await wait_until(lambda: lot.overlay_state.phase == "FAIR WARNING", 5)  # type: ignore[union-attr]
+            await wait_until(lambda: lot.overlay_state.phase == "Fair warning", 5)  # type: ignore[union-attr]
             await asyncio.sleep(2.05)
             await service.submit(LOT, Hammer())
             assert service.view(LOT).status == "SOLD"  # type: ignore[union-attr]
-            await wait_until(lambda: lot.overlay_state.phase == "SOLD", 5)  # type: ignore[union-attr]
+            await wait_until(lambda: lot.overlay_state.phase == "Sold", 5)  # type: ignore[union-attr]
             await wait_until(lambda: hub.status(LOT).phase == "ended", 5)  # after the tail
             assert hub.lot(LOT) is None
             frames = viewer.stats.frames
@@ -332,7 +332,7 @@ async def test_every_lot_streams_with_its_countdown_and_extension(tmp_path: Path
         lot = hub.lot(timed)
         assert lot is not None and lot.overlay_state is not None
         assert lot.overlay_state.ends_at_ms == scheduled[0] // 1000
-        assert not lot.overlay_state.extended and lot.overlay_state.phase == "OPEN"
+        assert not lot.overlay_state.extended and lot.overlay_state.phase == "Open"
         await wait_until(lambda: service.now() > scheduled[0] - SECOND, 5)  # in the window
         events = await service.submit(timed, PlaceBid("u1", 350_000, "USD"))
         assert type(events[0]).__name__ == "BidAccepted", events

@@ -151,7 +151,7 @@ async def test_a_judicial_lot_streams_its_presentation_for_its_whole_window(
             assert lot is not None and lot.overlay_state is not None
             state = lot.overlay_state
             assert state.title == FLAT_TITLE and state.price_text == "start ¥2,100,000.00"
-            assert state.ends_at_ms is not None and state.phase == "OPEN"
+            assert state.ends_at_ms is not None and state.phase == "Open"
             metadata = [m for m in viewer.stats.messages if m.get("type") == "state"]
             assert metadata and metadata[-1]["ends_at"] == state.ends_at_ms
             # the picture is the presentation (the title card's dark blue), not the pattern
