@@ -206,6 +206,7 @@ class AuditStep(IntEnum):
     ACTOR_SIGNATURES = 7
     REPLAY = 8
     TIME_BOUNDS = 9
+    RECEIPTS = 10
 
     @property
     def title(self) -> str:
@@ -227,17 +228,26 @@ class AuditError(AuditFailure):
     """
 
     def __init__(
-        self, step: AuditStep, seq: int | None, message: str, *, lot: str | None = None
+        self,
+        step: AuditStep,
+        seq: int | None,
+        message: str,
+        *,
+        lot: str | None = None,
+        path: str | None = None,
     ) -> None:
         super().__init__(message)
         self.step = step
         self.seq = seq
         self.lot = lot
+        self.path = path  # the export's file at fault (step 10), e.g. "receipts/12.entry"
         self.report: AuditReport | None = None
 
     def __str__(self) -> str:
         where = ""
-        if self.seq is not None:
+        if self.path is not None:
+            where = f", {self.path}"
+        elif self.seq is not None:
             where = f", entry {self.seq}" + (f" (lot {self.lot})" if self.lot else "")
         elif self.lot:
             where = f", lot {self.lot}"
@@ -250,6 +260,7 @@ class AuditError(AuditFailure):
             "name": self.step.title,
             "seq": self.seq,
             "lot": self.lot,
+            "file": self.path,
             "message": self.message,
         }
 
@@ -359,6 +370,20 @@ class DirectorySource:
             for name in names
             if _HISTORY_NAME.fullmatch(name)
         ]
+
+    def read_file(self, relative: str, limit: int) -> bytes:
+        """Any regular file of the export, bounded by ``limit`` bytes."""
+        return self._read(relative, limit)
+
+    def listing(self, folder: str) -> list[str] | None:
+        """The sorted names in ``folder`` of the export; ``None`` without it."""
+        target = self._confine(folder)
+        if not target.is_dir():
+            return None
+        try:
+            return sorted(item.name for item in os.scandir(target))
+        except OSError as exc:
+            raise SourceError(f"cannot list {folder}/: {exc.strerror or exc}") from exc
 
     def _confine(self, relative: str) -> Path:
         try:
@@ -919,11 +944,18 @@ class _LedgerAudit:
 
     # --- failure bookkeeping -----------------------------------------------------------------
 
-    def fail(self, step: AuditStep, seq: int | None, message: str, lot: str | None = None) -> None:
+    def fail(
+        self,
+        step: AuditStep,
+        seq: int | None,
+        message: str,
+        lot: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """Record a failure; per step only the lowest ``seq`` is kept."""
         current = self.failures.get(step)
         if current is None or _seq_rank(seq) < _seq_rank(current.seq):
-            self.failures[step] = AuditError(step, seq, message, lot=lot)
+            self.failures[step] = AuditError(step, seq, message, lot=lot, path=path)
 
     def needs(self, step: AuditStep, seq: int | None = None) -> bool:
         """Whether checking ``step`` at ``seq`` (``None``: log-wide) can still change the
@@ -956,6 +988,8 @@ class _LedgerAudit:
                 checker.drain()
             finally:
                 checker.close()
+            if self.needs(AuditStep.RECEIPTS) and isinstance(self.source, DirectorySource):
+                self._receipts(self.source)
         report = self._report()
         if self.failures:
             error = self.failures[min(self.failures)]
@@ -1328,6 +1362,16 @@ class _LedgerAudit:
                         f"{cosignature.name} cosigned the checkpoint of size {size} at {stamp}, "
                         "before this entry's t",
                     )
+
+    def _receipts(self, source: DirectorySource) -> None:
+        """Step 10: the export's receipts (:mod:`auction.audit_receipts`)."""
+        from .audit_receipts import check_receipts
+
+        assert self.policy is not None and self.root is not None
+        for seq, path, message in check_receipts(source, self.policy, self.tree, self.size):
+            self.fail(AuditStep.RECEIPTS, seq, message, path=path)
+        if source.listing("receipts") is None:
+            self.notes.append("no receipts in the export")
 
     # --- report --------------------------------------------------------------------------------
 

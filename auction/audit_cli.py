@@ -50,6 +50,8 @@ from .audit import (
     verify_receipt_files,
     write_evidence,
 )
+from .evidence_cli import add_audit_action as add_evidence_action
+from .evidence_cli import run_audit as run_evidence_audit
 from .printable import printable
 
 __all__ = ["ProgressLine", "main", "register", "run"]
@@ -69,9 +71,10 @@ def _add_actions(audit: argparse.ArgumentParser) -> None:
     verify = actions.add_parser(
         "verify",
         help="verify a whole ledger: an export directory or a server URL",
-        description="Check every entry and checkpoint in nine numbered, fail-closed steps: "
+        description="Check every entry and checkpoint in ten numbered, fail-closed steps: "
         "parse, chain, roots, log signatures, quorum, consistency, actor signatures, rule "
-        "replay, time bounds. Exit 1 names the first failing step and entry.",
+        "replay, time bounds, receipts. Exit 1 names the first failing step and entry (or "
+        "file).",
     )
     verify.add_argument("source", metavar="SOURCE", help="export directory or http(s):// URL")
     verify.add_argument("--json", action="store_true", help="print the deterministic report")
@@ -139,6 +142,7 @@ def _add_actions(audit: argparse.ArgumentParser) -> None:
     )
     stream.add_argument("--json", action="store_true", help="print the result as JSON")
     _token_option(stream)
+    add_evidence_action(actions)
 
 
 def _token_option(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +183,8 @@ def run(
             return _receipt(args, out)
         if args.audit_command == "stream":
             return _stream(args, out, err)
+        if args.audit_command == "evidence":
+            return run_evidence_audit(args, out)
         return _compare(args, out, err)
     except AuditError as exc:
         if getattr(args, "json", False) and exc.report is not None:

@@ -57,6 +57,8 @@ from .demo import (
     summary,
 )
 from .demo_living import wipe_demo_data
+from .evidence_cli import register as register_evidence
+from .evidence_cli import run as run_evidence
 from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
 from .printable import escape_log_output, printable
@@ -257,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger_commands(commands)
     register_notary(commands)
     register_audit(commands)
+    register_evidence(commands)
     return parser
 
 
@@ -348,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_notary(args)
     if args.command == "audit":
         return run_audit(args)
+    if args.command == "evidence":
+        return run_evidence(args)
     try:
         cluster = _cluster_settings(args)
         policy = args.policy.read_bytes() if getattr(args, "policy", None) else None
