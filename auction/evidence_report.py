@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chain import Entry, EntryType, format_time
+from chain import ChainError, Entry, EntryType, format_time, parse_time
 
 from .rules import decode
 
@@ -33,6 +33,35 @@ _SYMBOLS: Final = {
     "HKD": "HK$",
 }
 _DEFAULT_ZONE: Final = "Asia/Shanghai"
+
+_REASONS: Final = {
+    "LATE": "too late",
+    "BELOW_MIN": "below the minimum bid",
+    "OFF_GRID": "not a multiple of the increment",
+    "NO_DEPOSIT": "no deposit held",
+    "NOT_OPEN": "bidding was not open",
+    "PROXY_DISABLED": "maximum bids are not allowed for this lot",
+    "NOT_DUE": "not yet due",
+    "SELF_OUTBID": "the bidder was already leading",
+    "DUPLICATE": "sent twice",
+    "JUMP_NEEDS_CONFIRMATION": "a large jump the bidder had not confirmed",
+}
+_COMMANDS: Final = {
+    "PlaceBid": "bid",
+    "SetMax": "maximum bid",
+    "RegisterBidder": "registration",
+    "CloseLot": "request to close the lot",
+    "OpenLot": "request to open the lot",
+}
+_DEPOSITS: Final = {
+    "REQUIRED": "required",
+    "PENDING": "requested from the payment provider",
+    "FROZEN": "held",
+    "EXEMPT": "not needed",
+    "APPLIED_TO_PRICE": "applied to the price",
+    "RELEASED": "released",
+    "FORFEITED": "forfeited",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +119,8 @@ def _event_words(
     if kind == "BidderRegistered":
         return f"Bidder {event.code} registered"
     if kind == "DepositChanged":
-        return f"{bidder}'s deposit of {money(event.amount, currency)}: {_words(event.state)}"
+        state = _DEPOSITS.get(str(event.state), _words(event.state))
+        return f"{bidder}'s deposit of {money(event.amount, currency)}: {state}"
     if kind == "LotOpened":
         return f"Bidding opened; scheduled end {clock(event.end)}"
     if kind == "LotHalted":
@@ -106,7 +136,7 @@ def _event_words(
     if kind == "BidPending":
         return f"Bidder {event.code} offered {money(event.amount, currency)} (pending)"
     if kind == "BidDeclined":
-        return f"A pending bid was declined ({_words(event.reason)})"
+        return "A bid held for the clerk was not taken"
     if kind == "BidVoided":
         return f"{bidder}'s bid was voided: {event.reason}"
     if kind == "EndExtended":
@@ -119,7 +149,11 @@ def _event_words(
             )
         return f"Lot closed: {_words(event.result)} ({event.reason or 'no reason given'})"
     if kind == "Rejected":
-        return f"{bidder}'s {_words(event.command)} was refused ({_words(event.reason)})"
+        what = _COMMANDS.get(str(event.command), _words(event.command))
+        reason = _REASONS.get(str(event.reason), _words(event.reason))
+        if who:
+            return f"Bidder {who}'s {what} was refused ({reason})"
+        return f"A {what} was refused ({reason})"
     if kind in ("PriceChanged", "AskChanged", "ReserveApproached"):
         return None  # follows from the bid lines
     return _words(kind).capitalize()
@@ -135,13 +169,13 @@ def history(entries: Sequence[Entry], lot_id: str) -> tuple[str, list[HistoryLin
         body = entry.body
         if body.get("lot") != lot_id:
             continue
-        when = clock(entry.time_us)
+        when = clock(_legal_time(entry))
         if entry.type == EntryType.LOT:
             title = str(body.get("title", lot_id))
             rules = decode(_thaw(body.get("rules")))
             currency = str(getattr(rules, "currency", ""))
             clock = _Clock(str(getattr(rules, "legal_timezone", _DEFAULT_ZONE)))
-            when = clock(entry.time_us)
+            when = clock(_legal_time(entry))
             lines.append(HistoryLine(when, f"Lot created: {title}", entry.seq))
         elif entry.type == EntryType.SALE:
             lines.append(
@@ -179,6 +213,17 @@ def history(entries: Sequence[Entry], lot_id: str) -> tuple[str, list[HistoryLin
                 if words is not None:
                     lines.append(HistoryLine(when, words, entry.seq))
     return title, lines
+
+
+def _legal_time(entry: Entry) -> int:
+    """A command's legal time is its ingress time (the engine's ``now``); else the entry's."""
+    ingress = entry.body.get("ingress")
+    if isinstance(ingress, str):
+        try:
+            return parse_time(ingress)
+        except ChainError:
+            pass
+    return entry.time_us
 
 
 def decode_events(value: Any) -> list[Any]:
