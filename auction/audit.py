@@ -255,14 +255,16 @@ class AuditError(AuditFailure):
 
     def to_dict(self) -> dict[str, Any]:
         """The failure as JSON-ready values."""
-        return {
+        value: dict[str, Any] = {
             "step": int(self.step),
             "name": self.step.title,
             "seq": self.seq,
             "lot": self.lot,
-            "file": self.path,
             "message": self.message,
         }
+        if self.path is not None:
+            value["file"] = self.path
+        return value
 
 
 class ReceiptError(AuditFailure):

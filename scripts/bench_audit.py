@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from ledger_builder import bulk_ledger  # noqa: E402
 
-from auction.audit import DirectorySource, verify_ledger  # noqa: E402
+from auction.audit import AuditStep, DirectorySource, verify_ledger  # noqa: E402
 
 
 def build(directory: Path, entries: int, every: int) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{label} (workers={run['workers']}): {run['seconds']:.2f} s, "
             f"{run['entries_per_second']:,} entries/s, cpu {run['cpu_seconds']:.2f} s "
-            f"({run['steps_passed']}/9 steps)"
+            f"({run['steps_passed']}/{len(AuditStep)} steps)"
         )
     return 0
 

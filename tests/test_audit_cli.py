@@ -173,4 +173,6 @@ def test_bench_script_runs_with_a_small_log(capsys: pytest.CaptureFixture[str]) 
     result = json.loads(capsys.readouterr().out)
     assert result["export"]["entries"] >= 2000
     assert [run["workers"] for run in result["runs"]][0] == 0
-    assert all(run["steps_passed"] == 9 and run["entries_per_second"] > 0 for run in result["runs"])
+    assert all(
+        run["steps_passed"] == 10 and run["entries_per_second"] > 0 for run in result["runs"]
+    )

@@ -115,7 +115,7 @@ def test_clean_ledger_passes_every_step(export: Export) -> None:
     assert "no notaries in policy" in report.notes
     value = json.loads(report.to_json())
     assert value["ok"] is True and value["failure"] is None
-    assert [s["status"] for s in value["steps"]] == ["passed"] * 9
+    assert [s["status"] for s in value["steps"]] == ["passed"] * 10
 
 
 def test_report_json_is_deterministic_and_workers_agree(export: Export) -> None:
@@ -606,7 +606,7 @@ def test_failure_report_lists_the_steps_that_passed(tmp_path: Path) -> None:
     assert error.report is not None
     assert error.report.steps_passed == tuple(AuditStep)[:7]
     statuses = [s["status"] for s in json.loads(error.report.to_json())["steps"]]
-    assert statuses == ["passed"] * 7 + ["failed", "not checked"]
+    assert statuses == ["passed"] * 7 + ["failed", "not checked", "not checked"]
 
 
 # --- sources -----------------------------------------------------------------------------------
