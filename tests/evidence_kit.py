@@ -7,14 +7,41 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
+import sys
 from pathlib import Path
+from typing import Any
 
-from conftest import scenarios
+from aiohttp import web
+from notary_log import (
+    NotaryProcess,
+    free_port,
+    notary_group,
+    quorum_policy,
+    start_notaries,
+    stop_notaries,
+)
 
 from auction.rules import SECOND
 from auction.service import AuctionService
-from auction.storage import Storage
+from auction.storage import POLICY_FILE, Storage
+from auction.web.log import add_log_routes
 from chain import EntryType
+
+
+def scenarios() -> list[Any]:
+    """`tests/conftest.py`'s lot scenarios, loaded by path (tests/chain has a conftest too)."""
+    spec = importlib.util.spec_from_file_location(
+        "gavel_lot_scenarios", Path(__file__).with_name("conftest.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while defined
+        spec.loader.exec_module(module)
+    return list(module.scenarios())
+
 
 SEGMENTS = 3
 RENDITION = "720p"
@@ -33,10 +60,36 @@ def build_data(data: Path) -> str:
     return asyncio.run(_build(data))
 
 
-async def _build(data: Path) -> str:
+def build_notarized_data(data: Path) -> str:
+    """The same, with three real notary processes (`gavel notary serve`) co-signing every
+    published checkpoint, 2 of 3 (the log served to them over 127.0.0.1)."""
+    return asyncio.run(_build(data, notaries=True))
+
+
+async def _build(data: Path, *, notaries: bool = False) -> str:
     lots = scenarios()
     clock = FakeClock(min(s.commands[0][0] for s in lots) - SECOND)
-    async with AuctionService(Storage.open(data), clock=clock) as service:
+    store = Storage.open(data)
+    group: list[NotaryProcess] = []
+    runner: web.AppRunner | None = None
+    options: dict[str, Any] = {}
+    if notaries:
+        assert store.house is not None
+        group = notary_group(data.parent / "notaries")
+        store.use_policy(quorum_policy(store.house.vkey, group))
+        options = {"checkpoint_delay": 0.1, "notary_retry": 0.3}
+    service = AuctionService(store, clock=clock, **options)
+    try:
+        if notaries:
+            port = free_port()
+            app = web.Application()
+            add_log_routes(app, lambda request: service)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            url = f"http://127.0.0.1:{port}"
+            await start_notaries(group, [url] * len(group), data / POLICY_FILE)
+        await service.start()
         for scenario in lots:
             await service.add_lot(scenario.lot_id, scenario.rules, scenario.title)
             for position, (now, command) in enumerate(scenario.commands):
@@ -44,6 +97,13 @@ async def _build(data: Path) -> str:
                 await service.submit(scenario.lot_id, command)
                 if scenario is lots[0] and position < SEGMENTS:
                     await _record_segment(service, data, scenario.lot_id, position)
+        if notaries:
+            assert await service.settle(30), "the notaries did not co-sign the last checkpoint"
+    finally:
+        await service.stop()
+        if runner is not None:
+            await runner.cleanup()
+        await stop_notaries(group)
     return str(lots[0].lot_id)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from evidence_kit import RENDITION, SEGMENTS, build_data
+from evidence_kit import RENDITION, SEGMENTS, build_notarized_data
 
 from auction.cli import main
 from auction.evidence_audit import EvidenceFailure, verify_evidence_package
@@ -24,10 +24,11 @@ from chain import EntryType, parse_entry
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
-    """(data directory, sold lot, its evidence package), built once through the CLI."""
+    """(data directory, sold lot, its evidence package), built once through the CLI from a
+    ledger co-signed by three notary processes (2 of 3)."""
     root = tmp_path_factory.mktemp("evidence")
     data = root / "data"
-    lot = build_data(data)
+    lot = build_notarized_data(data)
     out = root / "package"
     args = ["evidence", lot, "--data", str(data), "--out", str(out), "--with-recording"]
     assert main(args) == 0
@@ -66,6 +67,8 @@ def test_package_holds_the_lot_and_verifies_offline(
         body = entry["body"]
         assert isinstance(body, dict)
         assert entry["type"] in ("house", "key", "idv") or body.get("lot") == lot
+    assert len(manifest["checkpoint"]["cosigners"]) >= 2  # the policy's quorum
+    assert len(manifest["latest"]["cosigners"]) >= 2
     sale = manifest["sale"]
     assert sale["seq"] in entries and len(sale["confirmation_sha256"]) == 64
     assert [s["index"] for s in manifest["segments"]] == list(range(SEGMENTS))

@@ -205,3 +205,91 @@ def test_go_rejects_tampered_files(
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("FAIL"), result.stdout
     assert expected in result.stdout, result.stdout
+
+
+# --- a lot's evidence package (gavel evidence), checked by sumdb/note and sumdb/tlog --------
+
+
+@pytest.fixture(scope="module")
+def evidence_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sold lot's evidence package from a real SQLite ledger co-signed by three notary
+    processes (2 of 3), written by `gavel evidence`."""
+    from evidence_kit import build_notarized_data
+
+    from auction.cli import main
+
+    root = tmp_path_factory.mktemp("interop-evidence")
+    lot = build_notarized_data(root / "data")
+    out = root / "package"
+    assert main(["evidence", lot, "--data", str(root / "data"), "--out", str(out)]) == 0
+    return out
+
+
+def _run_evidence(binary: Path, directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), "evidence", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_go_verifies_an_evidence_package(interop_binary: Path, evidence_package: Path) -> None:
+    result = _run_evidence(interop_binary, evidence_package)
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = len(list((evidence_package / "entries").glob("*.entry")))
+    assert result.stdout.startswith(f"OK evidence entries={entries} "), result.stdout
+    assert result.stdout.rstrip().endswith("quorum=2"), result.stdout
+
+
+def _flip_hash(path: Path, line_number: int) -> None:
+    lines = path.read_bytes().split(b"\n")
+    line = bytearray(lines[line_number])
+    line[3] = ord("A") if line[3] != ord("A") else ord("B")
+    lines[line_number] = bytes(line)
+    path.write_bytes(b"\n".join(lines))
+
+
+def _drop_cosignatures(path: Path) -> None:
+    """Keep only the log's signature line (the first of the note's signature block)."""
+    text = path.read_bytes()
+    body, signatures = text.split(b"\n\n", 1)
+    path.write_bytes(body + b"\n\n" + signatures.split(b"\n")[0] + b"\n")
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("proof", "receipt inclusion"),
+        ("entry", "receipt inclusion"),
+        ("checkpoint", "checkpoint"),
+        ("cosignatures", "good cosignatures"),
+        ("consistency", "consistency"),
+    ],
+)
+def test_go_rejects_a_tampered_evidence_package(
+    interop_binary: Path, evidence_package: Path, tmp_path: Path, case: str, expected: str
+) -> None:
+    directory = _copy(evidence_package, tmp_path / "copy")
+    seq = max(int(path.stem) for path in (directory / "entries").glob("*.entry"))
+    if case == "proof":
+        _flip_hash(directory / "entries" / f"{seq}.tlog-proof", 2)
+    elif case == "entry":
+        path = directory / "entries" / f"{seq}.entry"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif case == "checkpoint":
+        path = directory / "checkpoint"
+        data = bytearray(path.read_bytes())
+        data[data.index(b"\n") + 1] ^= 0x01  # a digit of the size
+        path.write_bytes(bytes(data))
+    elif case == "cosignatures":
+        _drop_cosignatures(directory / "latest-checkpoint")
+    else:
+        _flip_hash(directory / "consistency", 3)
+    result = _run_evidence(interop_binary, directory)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("FAIL"), result.stdout
+    assert expected in result.stdout, result.stdout

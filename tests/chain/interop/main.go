@@ -14,6 +14,11 @@
 //
 // It prints OK and exits 0 if every check passes, or prints the first failure and exits 1.
 //
+// Usage: interop evidence <dir>, for a lot's evidence package (gavel evidence): the quorum
+// from its policy, both checkpoints' log signature and cosignatures (keys/log.vkey,
+// keys/notaries.vkeys), every entries/<seq>.entry's receipt against the package's checkpoint,
+// and the consistency proof from that checkpoint to latest-checkpoint.
+//
 // Build it without network access: GO111MODULE=off GOPATH=/usr/share/gocode go build.
 package main
 
@@ -196,7 +201,13 @@ func entries(size int64) [][]byte {
 }
 
 func checkReceipt(verifiers note.Verifiers, cosigners []cosigner, minCosignatures int) {
-	data := read("receipt.tlog-proof")
+	checkReceiptFiles("receipt.tlog-proof", "receipt.entry", verifiers, cosigners, minCosignatures)
+}
+
+// checkReceiptFiles verifies one tlog-proof file against its entry file; returns the text of
+// the checkpoint the receipt carries.
+func checkReceiptFiles(proofName, entryName string, verifiers note.Verifiers, cosigners []cosigner, minCosignatures int) string {
+	data := read(proofName)
 	split := bytes.Index(data, []byte("\n\n"))
 	if split < 0 {
 		fail("receipt: no blank line")
@@ -225,15 +236,108 @@ func checkReceipt(verifiers note.Verifiers, cosigners []cosigner, minCosignature
 		fail("receipt checkpoint has %d good cosignatures, want %d", got, minCosignatures)
 	}
 	_, size, root := parseCheckpoint(n.Text)
-	leaf := tlog.RecordHash(read("receipt.entry"))
+	leaf := tlog.RecordHash(read(entryName))
 	if err := tlog.CheckRecord(tlog.RecordProof(proof), size, root, index, leaf); err != nil {
-		fail("receipt inclusion: %v", err)
+		fail("receipt inclusion: %s: %v", proofName, err)
 	}
+	return n.Text
+}
+
+// policyQuorum reads the threshold of the quorum group of a C2SP tlog-policy file (lines
+// "group <name> <k|all|any> <members...>" and "quorum <name>").
+func policyQuorum(text string) int {
+	groups := map[string]int{}
+	quorum := ""
+	for _, line := range strings.Split(text, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 3 && fields[0] == "group" {
+			switch fields[2] {
+			case "all":
+				groups[fields[1]] = len(fields) - 3
+			case "any":
+				groups[fields[1]] = 1
+			default:
+				k, err := strconv.Atoi(fields[2])
+				if err != nil {
+					fail("policy: bad group threshold %q", fields[2])
+				}
+				groups[fields[1]] = k
+			}
+		}
+		if len(fields) == 2 && fields[0] == "quorum" {
+			quorum = fields[1]
+		}
+	}
+	if quorum == "" || quorum == "none" {
+		return 0
+	}
+	k, ok := groups[quorum]
+	if !ok {
+		fail("policy: quorum names no group (%q)", quorum)
+	}
+	return k
+}
+
+// openCheckpoint opens a signed checkpoint file and checks its cosignature quorum.
+func openCheckpoint(name string, verifiers note.Verifiers, cosigners []cosigner, minCosignatures int) (*note.Note, int64, tlog.Hash) {
+	n, err := note.Open(read(name), verifiers)
+	if err != nil {
+		fail("%s: %v", name, err)
+	}
+	if got := checkCosignatures(n, cosigners); got < minCosignatures {
+		fail("%s has %d good cosignatures, want %d", name, got, minCosignatures)
+	}
+	_, size, root := parseCheckpoint(n.Text)
+	return n, size, root
+}
+
+func checkEvidence() {
+	verifier, err := note.NewVerifier(strings.TrimSpace(string(read("keys/log.vkey"))))
+	if err != nil {
+		fail("keys/log.vkey: %v", err)
+	}
+	verifiers := note.VerifierList(verifier)
+	var cosigners []cosigner
+	for _, line := range strings.Split(strings.TrimSpace(string(read("keys/notaries.vkeys"))), "\n") {
+		if line != "" {
+			cosigners = append(cosigners, parseCosigner(line))
+		}
+	}
+	minCosignatures := policyQuorum(string(read("policy")))
+	anchor, size, root := openCheckpoint("checkpoint", verifiers, cosigners, minCosignatures)
+	_, latestSize, latestRoot := openCheckpoint("latest-checkpoint", verifiers, cosigners, minCosignatures)
+
+	names, err := filepath.Glob(filepath.Join(dir, "entries", "*.entry"))
+	if err != nil || len(names) == 0 {
+		fail("no entries/*.entry")
+	}
+	for _, path := range names {
+		base := strings.TrimSuffix(filepath.Base(path), ".entry")
+		text := checkReceiptFiles("entries/"+base+".tlog-proof", "entries/"+base+".entry", verifiers, cosigners, minCosignatures)
+		if text != anchor.Text {
+			fail("entries/%s.tlog-proof is against another checkpoint", base)
+		}
+	}
+
+	lines := strings.Split(strings.TrimSuffix(string(read("consistency")), "\n"), "\n")
+	if len(lines) < 3 || lines[0] != "gavel/consistency/v1" || lines[1] != fmt.Sprintf("old %d", size) || lines[2] != fmt.Sprintf("new %d", latestSize) {
+		fail("consistency: bad header")
+	}
+	proof := tlog.TreeProof(decodeHashes(lines[3:]))
+	if err := tlog.CheckTree(proof, latestSize, latestRoot, size, root); err != nil {
+		fail("consistency %d -> %d: %v", size, latestSize, err)
+	}
+	fmt.Printf("OK evidence entries=%d size=%d latest=%d quorum=%d\n", len(names), size, latestSize, minCosignatures)
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "evidence" {
+		dir = os.Args[2]
+		checkEvidence()
+		return
+	}
 	if len(os.Args) != 2 {
-		fail("usage: interop <dir>")
+		fail("usage: interop <dir> | interop evidence <dir>")
 	}
 	dir = os.Args[1]
 
