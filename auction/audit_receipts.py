@@ -12,13 +12,14 @@ or consistent with them). Every failure names the file at fault.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Final
 
 from chain import (
     MAX_ENTRY_BYTES,
     MAX_RECEIPT_SIZE,
     ChainError,
+    HashReader,
     Policy,
     leaf_hash,
     tree_root,
@@ -39,7 +40,7 @@ Finding = tuple[int | None, str, str]
 def check_receipts(
     source: DirectorySource,
     policy: Policy,
-    tree: Callable[[int, int], bytes],
+    tree: HashReader,
     size: int,
 ) -> Iterator[Finding]:
     """Check every receipt of ``source`` against the verified tree of ``size`` entries
@@ -64,7 +65,7 @@ def check_receipts(
 def _check_pair(
     source: DirectorySource,
     policy: Policy,
-    tree: Callable[[int, int], bytes],
+    tree: HashReader,
     size: int,
     seq: int,
     kinds: set[str],

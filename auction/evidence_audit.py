@@ -299,13 +299,14 @@ def verify_evidence_package(directory: str | os.PathLike[str]) -> EvidenceReport
     summary = summarize(
         lot_id, ordered, policy, signed["checkpoint"], signed["latest-checkpoint"], recording
     )
-    text, page = reports(summary, ordered)
-    for name, expected in (
+    report_text, report_page = reports(summary, ordered)
+    derived: tuple[tuple[str, bytes], ...] = (
         ("manifest.json", manifest_bytes(summary)),
-        ("report.txt", text),
-        ("report.html", page),
-    ):
-        if package.read(name, _MAX_TEXT) != expected:
+        ("report.txt", report_text),
+        ("report.html", report_page),
+    )
+    for name, made in derived:
+        if package.read(name, _MAX_TEXT) != made:
             raise _fail(EvidenceStep.REPORT, name, "is not what the package's entries give")
     return EvidenceReport(
         lot=lot_id,
