@@ -71,6 +71,7 @@ from ..video import VIDEO, VideoSettings, install_video
 from ..video_sources import stored_facts
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
+from .evidence import add_evidence_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
 from .me import install_me
@@ -262,6 +263,9 @@ def create_app(settings: Settings) -> web.Application:
     add_ring_routes(app, _components)
     add_court_routes(app, _components)
     add_facts_routes(app, _facts_parts)
+    add_evidence_routes(
+        app, _components, lambda request: request.app[SETTINGS].video_settings.recordings_dir
+    )
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)

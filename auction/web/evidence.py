@@ -1,0 +1,144 @@
+"""The console's evidence download (docs/protocol.md §1 "Evidence package"):
+
+    GET /api/console/lots/{lot}/evidence[?format=zip|tar][&recording=1]
+
+Staff only (auctioneer, compliance, auditor or court session; a bidder gets 403). The lot must
+have closed (409 ``LOT_NOT_CLOSED`` before: its sealed entries are not handed out). Builds the
+lot's evidence package (:func:`auction.evidence.build_evidence`) from the server's own ledger
+on a reader thread and answers it as one ``evidence-<lot>.zip`` (default) or ``.tar``
+download, the files under ``evidence-<lot>/``; ``recording=1`` adds the recording's segment
+files when they fit in 64 MiB.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from chain import ChainError, EntryBundle, Tile
+
+from ..accounts import Role
+from ..evidence import build_evidence
+from ..ledger_export import ExportError
+from ..service import LedgerStore
+from .api import ApiError, Components, bearer_session
+
+__all__ = ["MAX_RECORDING_BYTES", "add_evidence_routes"]
+
+MAX_RECORDING_BYTES = 64 * 1024 * 1024
+_OPEN_STATUSES = frozenset({"SCHEDULED", "OPEN", "PAUSED", "SUSPENDED"})
+
+
+class _LedgerSource:
+    """The server's own ledger as an export source (call on a reader thread only)."""
+
+    def __init__(self, ledger: LedgerStore) -> None:
+        self._ledger = ledger
+
+    def policy(self) -> bytes:
+        return self._ledger.ledger_policy()
+
+    def checkpoint(self) -> bytes:
+        head = self._ledger.published_checkpoint()
+        if head is None:
+            raise ExportError("the log has no published checkpoint yet")
+        return head.note
+
+    def checkpoint_sizes(self) -> list[int]:
+        return self._ledger.checkpoint_sizes()
+
+    def checkpoint_at(self, size: int) -> bytes:
+        note = self._ledger.checkpoint_note(size)
+        if note is None:
+            raise ExportError(f"no published checkpoint of size {size}")
+        return note
+
+    def tile(self, tile: Tile | EntryBundle) -> bytes:
+        return self._ledger.ledger_tile(tile)
+
+    def close(self) -> None:
+        return None
+
+
+def _archive(folder: Path, name: str, kind: str) -> bytes:
+    buffer = io.BytesIO()
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    if kind == "tar":
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for path in files:
+                tar.add(path, arcname=f"{name}/{path.relative_to(folder).as_posix()}")
+    else:
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, f"{name}/{path.relative_to(folder).as_posix()}")
+    return buffer.getvalue()
+
+
+def _package(ledger: LedgerStore, lot: str, recordings: Path | None, kind: str, name: str) -> bytes:
+    work = Path(tempfile.mkdtemp(prefix="gavel-evidence-"))
+    try:
+        out = work / name
+        build_evidence(
+            _LedgerSource(ledger),
+            lot,
+            out,
+            recordings=recordings,
+            max_recording_bytes=MAX_RECORDING_BYTES,
+        )
+        return _archive(out, name, kind)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def add_evidence_routes(
+    app: web.Application,
+    parts: Callable[[web.Request], Components],
+    recordings: Callable[[web.Request], Path],
+) -> None:
+    """Register the evidence download (after `add_api_routes`, whose middleware answers
+    errors)."""
+
+    async def evidence(request: web.Request) -> web.Response:
+        components = parts(request)
+        session = await bearer_session(request, components)
+        if session.role is Role.BIDDER:
+            raise ApiError(403, "FORBIDDEN", "evidence packages are for staff sessions")
+        service = components.service
+        lot = request.match_info["lot"]
+        view = service.view(lot)
+        if view is None:
+            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        if str(view.status) in _OPEN_STATUSES:
+            raise ApiError(
+                409, "LOT_NOT_CLOSED", "an evidence package is made once the lot has closed"
+            )
+        kind = request.query.get("format", "zip")
+        if kind not in ("zip", "tar"):
+            raise ApiError(422, "MALFORMED", "format must be zip or tar")
+        ledger = service.ledger
+        if ledger is None:
+            raise ApiError(503, "NO_LEDGER", "this server keeps no ledger")
+        folder = recordings(request) if request.query.get("recording") == "1" else None
+        name = f"evidence-{lot}"
+        try:
+            data = await service.read(_package, ledger, lot, folder, kind, name)
+        except (ExportError, ChainError) as exc:
+            raise ApiError(409, "NO_EVIDENCE", f"the package cannot be made: {exc}") from exc
+        media = "application/zip" if kind == "zip" else "application/x-tar"
+        return web.Response(
+            body=data,
+            content_type=media,
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.{kind}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    app.router.add_get("/api/console/lots/{lot}/evidence", evidence)
