@@ -181,6 +181,40 @@ function disarm(button) {
   button.textContent = "Cancel lot";
 }
 
+/** The closed lot's evidence package (GET /api/console/lots/{lot}/evidence), saved as a file. */
+async function downloadEvidence() {
+  const lot = selectedLot();
+  const result = byId("evidence-result");
+  if (!lot) return say(result, "Choose a lot first.", "error");
+  say(result, `Building the evidence package of ${lot}…`);
+  let response;
+  try {
+    response = await fetch(`/api/console/lots/${encodeURIComponent(lot)}/evidence?format=zip`, {
+      headers: { Authorization: `Bearer ${token}` }, cache: "no-store",
+    });
+  } catch {
+    return say(result, "The server could not be reached. Check your connection.", "error");
+  }
+  if (!response.ok) {
+    let words = `The server answered with an error (${response.status}).`;
+    try {
+      const body = await response.json();
+      if (body && body.error && body.error.message) words = body.error.message;
+    } catch {
+      // keep the generic words
+    }
+    return say(result, `No evidence package for ${lot}: ${words}`, "error");
+  }
+  const blob = await response.blob();
+  const link = el("a", { href: URL.createObjectURL(blob), download: `evidence-${lot}.zip` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  say(result, `Evidence package of ${lot} saved (${blob.size.toLocaleString("en-GB")} bytes). Check it with: gavel audit evidence`);
+  log(`Evidence package of ${lot} downloaded`);
+}
+
 function wire() {
   for (const button of document.querySelectorAll("button[data-command]")) {
     const resultId = button.closest("section").querySelector("[role=status]").id;
@@ -236,6 +270,7 @@ function wire() {
     byId("ask").dataset.auto = "1";
     renderSelected();
   });
+  byId("evidence").addEventListener("click", downloadEvidence);
   byId("preset").addEventListener("change", presetChanged);
   byId("create-form").addEventListener("submit", createLot);
   presetChanged();
