@@ -4,6 +4,7 @@
     gavel audit receipt FILE.tlog-proof --entry FILE.entry [--policy FILE] [--json]
     gavel audit compare A B [--evidence OUT] [--policy FILE] [--json]
     gavel audit stream RECORDING_DIR --ledger SOURCE [--lot ID] [--rendition NAME] [--json]
+    gavel audit evidence DIR [--json]          (a lot's evidence package: auction.evidence_cli)
 
 ``SOURCE``, ``A`` and ``B`` are export directories (``gavel ledger export``) or ``http(s)://``
 URLs of a gavel server. ``RECORDING_DIR`` is one lot rendition's evidence recording

@@ -6,6 +6,7 @@
     gavel serve (--data DIR | --db URL) [--host 127.0.0.1] [--port 8080] [--policy FILE]
                 [--instance NAME [--redis URL] [--advertise URL]]
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
+    gavel evidence LOT (--data DIR | --db URL | --url URL) --out OUT [--with-recording]
 
 Without `--duration` the demo keeps a living catalogue (`auction.demo_living`: the schedule's
 start, seed and speed in DIR/demo-schedule.json, continued on a restart; `--fresh` deletes DIR
