@@ -169,7 +169,13 @@ def summarize(
             continue
         if entry.type == EntryType.DOCUMENT:
             documents.append(
-                {"seq": entry.seq, "kind": body.get("kind"), "sha256": body.get("sha256")}
+                {
+                    "seq": entry.seq,
+                    "kind": body.get("kind"),
+                    "name": body.get("name"),
+                    "size": body.get("size"),
+                    "sha256": body.get("sha256"),
+                }
             )
         elif entry.type == EntryType.STREAM_SEGMENT:
             segments.append(

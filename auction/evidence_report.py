@@ -200,8 +200,8 @@ def history(entries: Sequence[Entry], lot_id: str) -> tuple[str, list[HistoryLin
             lines.append(
                 HistoryLine(
                     when,
-                    f"Document ({_words(str(body.get('kind', 'document')))}) recorded, "
-                    f"SHA-256 {body.get('sha256')}",
+                    f"Document recorded: {_words(str(body.get('kind', 'document')))} "
+                    f"“{body.get('name')}”, {body.get('size')} bytes, SHA-256 {body.get('sha256')}",
                     entry.seq,
                 )
             )

@@ -22,6 +22,7 @@ from notary_log import (
     stop_notaries,
 )
 
+from auction.lotfacts import anchor_document
 from auction.rules import SECOND
 from auction.service import AuctionService
 from auction.storage import POLICY_FILE, Storage
@@ -44,6 +45,7 @@ def scenarios() -> list[Any]:
 
 
 SEGMENTS = 3
+DOCUMENTS = (("announcement", "announcement.txt"), ("sale_confirmation", "confirmation.txt"))
 RENDITION = "720p"
 
 
@@ -97,6 +99,12 @@ async def _build(data: Path, *, notaries: bool = False) -> str:
                 await service.submit(scenario.lot_id, command)
                 if scenario is lots[0] and position < SEGMENTS:
                     await _record_segment(service, data, scenario.lot_id, position)
+            if scenario is lots[0]:  # its documents, before the other lots' entries
+                for kind, name in DOCUMENTS:
+                    content = name.encode() * 10
+                    await anchor_document(
+                        service, scenario.lot_id, kind, name, "text/plain", content
+                    )
         if notaries:
             assert await service.settle(30), "the notaries did not co-sign the last checkpoint"
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from evidence_kit import RENDITION, SEGMENTS, build_notarized_data
+from evidence_kit import DOCUMENTS, RENDITION, SEGMENTS, build_notarized_data
 
 from auction.cli import main
 from auction.evidence_audit import EvidenceFailure, verify_evidence_package
@@ -72,6 +72,11 @@ def test_package_holds_the_lot_and_verifies_offline(
     sale = manifest["sale"]
     assert sale["seq"] in entries and len(sale["confirmation_sha256"]) == 64
     assert [s["index"] for s in manifest["segments"]] == list(range(SEGMENTS))
+    kinds_of_documents = [d["kind"] for d in manifest["documents"]]
+    assert kinds_of_documents == [kind for kind, _ in DOCUMENTS]
+    confirmation = sale["confirmation_document"]
+    assert confirmation["kind"] == "sale_confirmation" and len(confirmation["sha256"]) == 64
+    assert entries[confirmation["seq"]]["type"] == "document"
     files = sorted(p.name for p in (package / "recording" / RENDITION).iterdir())
     assert files == [f"seg-{i:08d}.gvs" for i in range(SEGMENTS)]
     for name in ("policy", "checkpoint", "latest-checkpoint", "consistency", "keys/log.vkey"):
@@ -262,6 +267,7 @@ def test_report_lists_the_history_in_plain_words_with_entry_numbers(
     bid_seqs = {int(m.group(1)) for m in bids if m}
     assert bid_seqs and all(entries[seq].type == EntryType.BID for seq in bid_seqs)
     sale = next(seq for seq, e in entries.items() if e.type == EntryType.SALE)
+    assert any("Document recorded: sale confirmation" in line for line in lines)
     assert any(line.endswith(f"— entry {sale}") and "Sale recorded" in line for line in lines)
     for line in lines:
         assert int(line.rsplit(" ", 1)[1]) in entries
