@@ -117,6 +117,16 @@ def _bidders(body: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _marks(lot_id: str) -> tuple[bytes, ...]:
+    """Byte strings one of which every candidate entry's canonical JSON holds: the lot's id as
+    a ``lot`` value, or the ``key`` / ``idv`` type (the others are skipped unparsed)."""
+    return (
+        b'"lot":' + json.dumps(lot_id, ensure_ascii=False).encode(),
+        b'"type":"key"',
+        b'"type":"idv"',
+    )
+
+
 def select_entries(entries: Iterable[Entry], lot_id: str) -> list[Entry]:
     """The entries of the lot's self-contained history, in log order: entry 0 (the house),
     every ``key`` entry, the lot's own entries, and the ``idv`` entries of its bidders."""
@@ -290,12 +300,16 @@ def build_evidence(
     tree = _Tree()
     parsed: list[Entry] = []
     raw: dict[int, bytes] = {}
+    marks = _marks(lot_id)
     for bundle in entry_bundles_for_size(size):
-        for data in parse_entry_bundle(bundle, source.tile(bundle)):
+        for seq, data in enumerate(
+            parse_entry_bundle(bundle, source.tile(bundle)), bundle.leaf_begin
+        ):
             tree.append(data)
-            entry = parse_entry(data)
-            parsed.append(entry)
-            raw[entry.seq] = data
+            if seq == 0 or any(mark in data for mark in marks):  # parse only candidates
+                entry = parse_entry(data)
+                parsed.append(entry)
+                raw[entry.seq] = data
     if tree.size != size or tree.root() != latest.checkpoint.root:
         raise ProofError(f"the entries do not make the tree of checkpoint {size}")
     chosen = select_entries(parsed, lot_id)

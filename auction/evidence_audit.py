@@ -150,7 +150,7 @@ class _Package:
     def read(self, relative: str, limit: int) -> bytes:
         path = self.root / relative
         if path.is_symlink() or not path.is_file():
-            raise EvidenceFailure(EvidenceStep.PARSE, relative, "is missing")
+            raise EvidenceFailure(EvidenceStep.PARSE, relative, "is missing or not a regular file")
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
         if len(data) > limit:

@@ -87,6 +87,12 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         f"{result.segments} recording segments ({result.recording_files} files), "
         f"{result.history_lines} history lines, written to {result.out}\n"
     )
+    if recordings is not None and result.segments and not result.recording_files:
+        out.write(
+            f"  note: no recording file was copied: none under {recordings / args.lot}, or "
+            f"together larger than {args.max_recording_mb} MB (the segment hashes are in "
+            "the package)\n"
+        )
     out.flush()
     return 0
 
