@@ -373,20 +373,6 @@ class DirectorySource:
             if _HISTORY_NAME.fullmatch(name)
         ]
 
-    def read_file(self, relative: str, limit: int) -> bytes:
-        """Any regular file of the export, bounded by ``limit`` bytes."""
-        return self._read(relative, limit)
-
-    def listing(self, folder: str) -> list[str] | None:
-        """The sorted names in ``folder`` of the export; ``None`` without it."""
-        target = self._confine(folder)
-        if not target.is_dir():
-            return None
-        try:
-            return sorted(item.name for item in os.scandir(target))
-        except OSError as exc:
-            raise SourceError(f"cannot list {folder}/: {exc.strerror or exc}") from exc
-
     def _confine(self, relative: str) -> Path:
         try:
             target = (self._root / relative).resolve()
@@ -1369,11 +1355,11 @@ class _LedgerAudit:
         """Step 10: the export's receipts (:mod:`auction.audit_receipts`)."""
         from .audit_receipts import check_receipts
 
-        assert self.policy is not None and self.root is not None
-        for seq, path, message in check_receipts(source, self.policy, self.tree, self.size):
+        assert self.policy is not None
+        for seq, path, message in check_receipts(
+            Path(source.name), self.policy, self.tree, self.size
+        ):
             self.fail(AuditStep.RECEIPTS, seq, message, path=path)
-        if source.listing("receipts") is None:
-            self.notes.append("no receipts in the export")
 
     # --- report --------------------------------------------------------------------------------
 
@@ -1453,7 +1439,7 @@ def verify_ledger(
     now_us: int | None = None,
     clock_skew_us: int = DEFAULT_CLOCK_SKEW_US,
 ) -> AuditReport:
-    """Verify every entry and checkpoint of ``source`` in nine fail-closed steps.
+    """Verify every entry and checkpoint of ``source`` in ten fail-closed steps.
 
     1. parse: the policy, the latest checkpoint and every checkpoint of the history parse
        (history file names match their sizes); every entry bundle of the latest size frames
@@ -1484,7 +1470,8 @@ def verify_ledger(
     9. time bounds: ``t`` never decreases (also from entry 0 to 1), ``lot.created`` and
        non-command ``ingress`` are not after ``t``, ``t`` is not after ``now_us`` plus the skew
        (when given), and no notary cosigned a checkpoint earlier than its last entry's ``t``
-       minus ``clock_skew_us``.
+       minus ``clock_skew_us``;
+    10. receipts (export directories): :func:`auction.audit_receipts.check_receipts`.
 
     Steps 1, 2 and 7 run in ``workers`` processes (``None``: every core for logs of 4,096
     entries and more, in-process below; ``0``: in-process). Memory: 64 bytes per entry.

@@ -11,8 +11,11 @@ or consistent with them). Every failure names the file at fault.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final
 
 from chain import (
@@ -26,9 +29,12 @@ from chain import (
     verify_receipt,
 )
 
-from .audit import DirectorySource, SourceError
-
 __all__ = ["RECEIPTS_FOLDER", "check_receipts"]
+
+
+class _Unreadable(Exception):
+    pass
+
 
 RECEIPTS_FOLDER: Final = "receipts"
 _NAME = re.compile(r"(0|[1-9][0-9]{0,18})\.(tlog-proof|entry)")
@@ -37,33 +43,46 @@ Finding = tuple[int | None, str, str]
 """``(seq, file, message)``: one receipt that does not verify."""
 
 
-def check_receipts(
-    source: DirectorySource,
-    policy: Policy,
-    tree: HashReader,
-    size: int,
-) -> Iterator[Finding]:
-    """Check every receipt of ``source`` against the verified tree of ``size`` entries
-    (``tree(level, index)``: its node hashes). Yields one finding per bad receipt pair, in
-    ``seq`` order; nothing when all verify (or the export has no ``receipts/``)."""
-    names = source.listing(RECEIPTS_FOLDER)
-    if not names:
+def check_receipts(export: Path, policy: Policy, tree: HashReader, size: int) -> Iterator[Finding]:
+    """Check every receipt in ``export/receipts/`` against the verified tree of ``size``
+    entries (``tree``: its node hashes). Yields one finding per bad receipt pair, in ``seq``
+    order; nothing when all verify (or the export has no ``receipts/``)."""
+    folder = export / RECEIPTS_FOLDER
+    if folder.is_symlink():
+        yield None, RECEIPTS_FOLDER, "is a symbolic link, not a folder of the export"
+        return
+    if not folder.is_dir():
         return
     pairs: dict[int, set[str]] = {}
-    for name in names:
+    for name in sorted(item.name for item in os.scandir(folder)):
         match = _NAME.fullmatch(name)
         if match is None:
             yield None, f"{RECEIPTS_FOLDER}/{name}", "not a receipt or entry file name"
             continue
         pairs.setdefault(int(match.group(1)), set()).add(match.group(2))
     for seq in sorted(pairs):
-        finding = _check_pair(source, policy, tree, size, seq, pairs[seq])
+        finding = _check_pair(folder, policy, tree, size, seq, pairs[seq])
         if finding is not None:
             yield finding
 
 
+def _read(path: Path, limit: int) -> bytes:
+    """A regular file (no symlink, no FIFO) of at most ``limit`` bytes."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise _Unreadable("is not a regular file")
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise _Unreadable(f"is larger than {limit} bytes")
+    return data
+
+
 def _check_pair(
-    source: DirectorySource,
+    folder: Path,
     policy: Policy,
     tree: HashReader,
     size: int,
@@ -77,13 +96,13 @@ def _check_pair(
     if "entry" not in kinds:
         return seq, proof_name, f"has no entry file {entry_name}"
     try:
-        entry = source.read_file(entry_name, MAX_ENTRY_BYTES)
-    except SourceError as exc:
-        return seq, entry_name, exc.message
+        entry = _read(folder / f"{seq}.entry", MAX_ENTRY_BYTES)
+    except _Unreadable as exc:
+        return seq, entry_name, str(exc)
     try:
-        receipt = source.read_file(proof_name, MAX_RECEIPT_SIZE)
-    except SourceError as exc:
-        return seq, proof_name, exc.message
+        receipt = _read(folder / f"{seq}.tlog-proof", MAX_RECEIPT_SIZE)
+    except _Unreadable as exc:
+        return seq, proof_name, str(exc)
     if seq >= size:
         return seq, proof_name, f"entry {seq} is not in the log of {size} entries"
     if leaf_hash(entry) != tree(0, seq):

@@ -120,3 +120,18 @@ def test_an_edited_entry_file_is_named(export: Path, capsys: pytest.CaptureFixtu
     error = _failure(export)
     assert error.path == name and f"not the log's entry {seq}" in error.message
     _check_cli(export, name, capsys)
+
+
+def test_a_receipt_without_its_entry_or_a_stray_file_is_named(
+    export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seq = _receipts(export)[0]
+    (export / "receipts" / f"{seq}.entry").unlink()
+    error = _failure(export)
+    assert error.path == f"receipts/{seq}.tlog-proof" and "has no entry file" in error.message
+    shutil.rmtree(export / "receipts")
+    (export / "receipts").mkdir()
+    (export / "receipts" / "notes.txt").write_text("added later")
+    error = _failure(export)
+    assert error.path == "receipts/notes.txt"
+    _check_cli(export, "receipts/notes.txt", capsys)
