@@ -142,12 +142,11 @@ def _event_words(
     if kind == "EndExtended":
         return f"End extended to {clock(event.end_after)}"
     if kind == "LotClosed":
-        if event.winner_code:
+        if str(event.result) == "SOLD":
             return (
-                f"Lot closed: {_words(event.result)} to bidder {event.winner_code} for "
-                f"{money(event.price, currency)}"
+                f"Lot closed: sold to bidder {event.winner_code} for {money(event.price, currency)}"
             )
-        return f"Lot closed: {_words(event.result)} ({event.reason or 'no reason given'})"
+        return f"Lot closed without a sale ({_words(event.reason) or 'no reason given'})"
     if kind == "Rejected":
         what = _COMMANDS.get(str(event.command), _words(event.command))
         reason = _REASONS.get(str(event.reason), _words(event.reason))
@@ -216,13 +215,15 @@ def history(entries: Sequence[Entry], lot_id: str) -> tuple[str, list[HistoryLin
 
 
 def _legal_time(entry: Entry) -> int:
-    """A command's legal time is its ingress time (the engine's ``now``); else the entry's."""
-    ingress = entry.body.get("ingress")
-    if isinstance(ingress, str):
-        try:
-            return parse_time(ingress)
-        except ChainError:
-            pass
+    """A command's legal time is its ingress time (the engine's ``now``), a lot's its creation,
+    a segment's its start; else the entry's time."""
+    for field in ("ingress", "created", "start"):
+        stamp = entry.body.get(field)
+        if isinstance(stamp, str):
+            try:
+                return parse_time(stamp)
+            except ChainError:
+                continue
     return entry.time_us
 
 
@@ -284,7 +285,8 @@ body { font-family: Georgia, serif; margin: 2em; color: #111; }
 h1 { font-size: 1.4em; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #999; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
-td.n { text-align: right; white-space: nowrap; }
+td.n, td.t { text-align: right; white-space: nowrap; }
+td.t { text-align: left; }
 @media print { body { margin: 0; } }
 """
 
@@ -296,7 +298,7 @@ def render_html(summary: Mapping[str, Any], title: str, lines: Sequence[HistoryL
         f"<tr><th>{e(name)}</th><td>{e(value)}</td></tr>" for name, value in _facts(summary)
     )
     rows = "".join(
-        f"<tr><td>{e(line.when)}</td><td>{e(line.what)}</td>"
+        f'<tr><td class="t">{e(line.when)}</td><td>{e(line.what)}</td>'
         f'<td class="n">entry {line.seq}</td></tr>'
         for line in lines
     )

@@ -27,7 +27,7 @@ from auction.rules import SECOND
 from auction.service import AuctionService
 from auction.storage import POLICY_FILE, Storage
 from auction.web.log import add_log_routes
-from chain import EntryType
+from chain import EntryType, format_time
 
 
 def scenarios() -> list[Any]:
@@ -131,5 +131,6 @@ async def _record_segment(service: AuctionService, data: Path, lot_id: str, inde
         "sha256": hashlib.sha256(payload).hexdigest(),
         "prev": previous,
         "bytes": len(payload),
+        "start": format_time(service.now()),
     }
     await service.record(EntryType.STREAM_SEGMENT, body)
