@@ -4,6 +4,7 @@ the tar verify offline with `gavel audit evidence`."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
 import zipfile
@@ -60,6 +61,18 @@ async def test_staff_download_a_package_that_verifies(
         assert verify_evidence_package(package).segments_checked == 3
         capsys.readouterr()
         assert main(["audit", "evidence", str(package)]) == 0
+
+        # `gavel evidence --url`: the same package read over the server's /log/ API.
+        out = tmp_path / "over-http"
+        args = ["evidence", sold, "--url", server.url, "--out", str(out)]
+        assert await asyncio.to_thread(main, args) == 0
+        assert verify_evidence_package(out).lot == sold
+        zipped = tmp_path / "zip" / f"evidence-{sold}"
+        # The same entries (the server may have logged more of the lot since: its timers run).
+        zipped_entries = {p.name for p in (zipped / "entries").glob("*.entry")}
+        assert zipped_entries <= {p.name for p in (out / "entries").glob("*.entry")}
+        for name in zipped_entries:
+            assert (out / "entries" / name).read_bytes() == (zipped / "entries" / name).read_bytes()
 
 
 async def test_bidders_unknown_lots_open_lots_and_bad_formats_are_refused(
