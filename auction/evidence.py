@@ -129,20 +129,23 @@ def _marks(lot_id: str) -> tuple[bytes, ...]:
 
 def select_entries(entries: Iterable[Entry], lot_id: str) -> list[Entry]:
     """The entries of the lot's self-contained history, in log order: entry 0 (the house),
-    every ``key`` entry, the lot's own entries, and the ``idv`` entries of its bidders."""
+    the lot's own entries, and, before its last one, every ``key`` entry and the ``idv``
+    entries of its bidders (what its signed bids are checked against)."""
     entries = list(entries)
     bidders: set[str] = set()
+    last = -1
     for entry in entries:
         if entry.type in _LOT_TYPES and entry.body.get("lot") == lot_id:
             bidders |= _bidders(entry.body)
+            last = entry.seq
     chosen: list[Entry] = []
     for entry in entries:
-        if (
-            entry.seq == 0
-            or entry.type == EntryType.KEY
-            or (entry.type in _LOT_TYPES and entry.body.get("lot") == lot_id)
+        own = entry.type in _LOT_TYPES and entry.body.get("lot") == lot_id
+        needed = entry.seq < last and (
+            entry.type == EntryType.KEY
             or (entry.type == EntryType.IDV and entry.body.get("account") in bidders)
-        ):
+        )
+        if entry.seq == 0 or own or needed:
             chosen.append(entry)
     return chosen
 
