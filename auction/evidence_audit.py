@@ -125,6 +125,7 @@ class EvidenceReport:
     status: str
     price: int | None
     segments_checked: int
+    bid_signatures: int
     steps: tuple[str, ...]
 
     def to_json(self) -> str:
@@ -317,6 +318,7 @@ def verify_evidence_package(directory: str | os.PathLike[str]) -> EvidenceReport
         status=str(outcome["status"]).lower(),
         price=outcome["price"],
         segments_checked=len(recording),
+        bid_signatures=replay.verified_bid_signatures,
         steps=tuple(step.label for step in EvidenceStep),
     )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -13,10 +15,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from evidence_kit import build_data
-from server_kit import new_bidder, running_server
+from server_kit import new_bidder, ready_bidder, running_server, wait_open
 
 from auction.accounts import Role
 from auction.cli import main
+from auction.client import BidderClient
 from auction.evidence_audit import verify_evidence_package
 from auction.rules import SECOND, english_timed
 
@@ -99,3 +102,47 @@ async def test_bidders_unknown_lots_open_lots_and_bad_formats_are_refused(
         async with http.get(f"{base}/later/evidence", headers=staff) as response:
             assert response.status == 409
             assert (await response.json())["error"]["code"] == "LOT_NOT_CLOSED"
+
+
+async def test_a_signed_fixed_price_sale_on_the_real_server(tmp_path: Path) -> None:
+    """A lot sold on the running server by a bidder's signed confirmation over the websocket:
+    its package holds the bidders' idv entries and the identity provider's key entry, and its
+    offline replay verifies the bids' signatures."""
+    price = 50_000_000
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
+        clerk = {"Authorization": f"Bearer {await server.staff(Role.AUCTIONEER)}"}
+        now = server.service.now()
+        lot = {
+            "preset": "FIXED_PRICE_SALE",
+            "lot": "villa",
+            "title": "Villa 7",
+            "parameters": {
+                "price": price,
+                "start_at": now + SECOND // 2,
+                "end_at": now + 3_600 * SECOND,
+            },
+        }
+        async with http.post(f"{server.url}/api/console/lots", json=lot, headers=clerk) as answer:
+            assert answer.status == 201, await answer.text()
+        buyer = await ready_bidder(http, server.url, ("villa",))
+        await ready_bidder(http, server.url, ("villa",))
+        await wait_open(server, "villa")
+        async with await BidderClient.connect(
+            server.url, account=buyer.account, key=buyer.key, session=buyer.session
+        ) as client:
+            assert (await client.bid("villa", price, "CNY")).accepted
+        route = f"{server.url}/api/console/lots/villa/evidence"
+        async with http.get(route, headers=clerk) as response:
+            assert response.status == 200, await response.text()
+            data = await response.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(tmp_path / "zip")
+    package = tmp_path / "zip" / "evidence-villa"
+    report = verify_evidence_package(package)
+    assert (report.status, report.price) == ("sold", price)
+    assert report.bid_signatures >= 1
+    kinds = [json.loads(p.read_bytes())["type"] for p in (package / "entries").glob("*.entry")]
+    assert kinds.count("idv") == 2 and "key" in kinds and "sale" in kinds
+    text = (package / "report.txt").read_text()
+    assert re.search(r"— Bidder \S+ bid CN¥500,000 — entry \d+$", text, re.MULTILINE), text
+    assert buyer.account not in text  # codes only

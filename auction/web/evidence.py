@@ -5,13 +5,16 @@
 Staff only (auctioneer, compliance, auditor or court session; a bidder gets 403). The lot must
 have closed (409 ``LOT_NOT_CLOSED`` before: its sealed entries are not handed out). Builds the
 lot's evidence package (:func:`auction.evidence.build_evidence`) from the server's own ledger
-on a reader thread and answers it as one ``evidence-<lot>.zip`` (default) or ``.tar``
-download, the files under ``evidence-<lot>/``; ``recording=1`` adds the recording's segment
-files when they fit in 64 MiB.
+on a reader thread, checks it (:func:`auction.evidence_audit.verify_evidence_package`: its
+replay must reach the lot's current state, else it waits up to 10 s for the lot's last entries
+to be published, then answers 409 ``NO_EVIDENCE``) and answers it as one
+``evidence-<lot>.zip`` (default) or ``.tar`` download, the files under ``evidence-<lot>/``;
+``recording=1`` adds the recording's segment files when they fit in 64 MiB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import shutil
 import tarfile
@@ -25,7 +28,9 @@ from aiohttp import web
 from chain import ChainError, EntryBundle, Tile
 
 from ..accounts import Role
+from ..audit import AuditFailure
 from ..evidence import build_evidence
+from ..evidence_audit import verify_evidence_package
 from ..ledger_export import ExportError
 from ..service import LedgerStore
 from .api import ApiError, Components, bearer_session
@@ -33,6 +38,8 @@ from .api import ApiError, Components, bearer_session
 __all__ = ["MAX_RECORDING_BYTES", "add_evidence_routes"]
 
 MAX_RECORDING_BYTES = 64 * 1024 * 1024
+#: Seconds to wait for the lot's last entries to be published (co-signed) before answering 409.
+PUBLICATION_WAIT = 10.0
 _OPEN_STATUSES = frozenset({"SCHEDULED", "OPEN", "PAUSED", "SUSPENDED"})
 
 
@@ -81,7 +88,10 @@ def _archive(folder: Path, name: str, kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def _package(ledger: LedgerStore, lot: str, recordings: Path | None, kind: str, name: str) -> bytes:
+def _package(
+    ledger: LedgerStore, lot: str, recordings: Path | None, kind: str, name: str
+) -> tuple[str, bytes]:
+    """The lot's status as its package replays it, and the archive."""
     work = Path(tempfile.mkdtemp(prefix="gavel-evidence-"))
     try:
         out = work / name
@@ -92,7 +102,8 @@ def _package(ledger: LedgerStore, lot: str, recordings: Path | None, kind: str, 
             recordings=recordings,
             max_recording_bytes=MAX_RECORDING_BYTES,
         )
-        return _archive(out, name, kind)
+        status = verify_evidence_package(out).status
+        return status, _archive(out, name, kind)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -127,10 +138,23 @@ def add_evidence_routes(
             raise ApiError(503, "NO_LEDGER", "this server keeps no ledger")
         folder = recordings(request) if request.query.get("recording") == "1" else None
         name = f"evidence-{lot}"
-        try:
-            data = await service.read(_package, ledger, lot, folder, kind, name)
-        except (ExportError, ChainError) as exc:
-            raise ApiError(409, "NO_EVIDENCE", f"the package cannot be made: {exc}") from exc
+        deadline = asyncio.get_running_loop().time() + PUBLICATION_WAIT
+        while True:
+            try:
+                status, data = await service.read(_package, ledger, lot, folder, kind, name)
+            except (ExportError, ChainError, AuditFailure) as exc:
+                raise ApiError(409, "NO_EVIDENCE", f"the package cannot be made: {exc}") from exc
+            if status == str(view.status).lower():
+                break  # the published log holds the lot's whole history so far
+            if asyncio.get_running_loop().time() >= deadline:
+                raise ApiError(
+                    409,
+                    "NO_EVIDENCE",
+                    "the lot's last entries are not in a co-signed checkpoint yet: try again "
+                    "in a moment",
+                )
+            await asyncio.sleep(0.25)
+            view = service.view(lot) or view
         media = "application/zip" if kind == "zip" else "application/x-tar"
         return web.Response(
             body=data,
