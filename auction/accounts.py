@@ -4,7 +4,8 @@ Tables (SQLAlchemy Core, created idempotently in the same database as the lots a
 
 * `gavel_account`: the account id (`acct-<16 hex>`) and the raw Ed25519 public key bound to it;
 * `gavel_session`: bearer sessions (only the SHA-256 of the token is stored) with a role:
-  `bidder`, `watcher`, `auctioneer`, `compliance` or `auditor`, and an expiry;
+  `bidder`, `watcher`, `auctioneer`, `compliance`, `auditor`, `court` or `admin`, and an
+  expiry;
 * (the compliance tables of identities are `auction.identity_schema`'s, made by the schema
   migrations of `auction.storage`, and read and written by `auction.identity_records`);
 * `gavel_secret`: server secrets that must survive a restart (the bidder-code key, and the
@@ -72,6 +73,9 @@ class Role(enum.StrEnum):
     #: session, `auction.web.me`): reads the account's lots, receipts and documents; changes
     #: nothing and cannot bid.
     WATCHER = "watcher"
+    #: Creates, lists and revokes the other staff sessions from the console
+    #: (`auction.web.staff`); reads the dashboard; nothing else.
+    ADMIN = "admin"
 
 
 class AccountError(Exception):

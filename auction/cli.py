@@ -243,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_options(demo)
     staff = commands.add_parser(
         "staff",
-        help="create a staff session (auctioneer, compliance, auditor or court) and print its "
-        "token",
+        help="create a staff session (auctioneer, compliance, auditor, court or admin) and "
+        "print its token",
         description="Create an account without a bidding key and a 12-hour session with ROLE "
         "in the server's database; print the bearer token (and, for an auctioneer, the console "
         "path). Works while the server runs.",
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     staff.add_argument(
         "--role",
         required=True,
-        choices=[Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR, Role.COURT],
+        choices=[Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR, Role.COURT, Role.ADMIN],
     )
     _add_ledger_commands(commands)
     register_notary(commands)
@@ -425,6 +425,8 @@ def _staff_main(args: argparse.Namespace) -> int:
     print(f"token {token}")
     if args.role == Role.AUCTIONEER:
         print(f"console /console#token={token}")
+    elif args.role == Role.ADMIN:
+        print(f"staff sessions /console/staff#token={token}")
     else:
         print(f"use it as: Authorization: Bearer {token}")
     return 0

@@ -301,6 +301,11 @@ class Gateway:
         self._payments.fund(account, SIMULATED_BALANCE)  # the simulated bank card
         return account, token, expires
 
+    @property
+    def payments(self) -> PaymentProvider:
+        """The payment provider (the dashboard reads its holds)."""
+        return self._payments
+
     async def create_staff_session(self, role: Role) -> tuple[str, str, int]:
         """An account without a bidding key and a session with `role` (auctioneer,
         compliance): `(account, token, expires_us)`."""

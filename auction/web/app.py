@@ -71,11 +71,13 @@ from ..video import VIDEO, VideoSettings, install_video
 from ..video_sources import stored_facts
 from .api import Components, NotaryBoard, add_api_routes, error_response
 from .court import add_court_routes
+from .dashboard import add_dashboard_routes
 from .evidence import add_evidence_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
 from .me import install_me
 from .ring import add_ring_routes
+from .staff import add_staff_routes
 from .throttle import write_limits_middleware
 from .video_api import add_video_console_routes
 from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
@@ -133,6 +135,9 @@ class Settings:
     #: Every this many seconds, give the C allocator's free memory back to the system
     #: (`auction.heap`; glibc's malloc_trim); 0: never.
     heap_trim_s: float = 60.0
+    #: Every this many seconds, record each live lot's viewer count for the staff dashboard
+    #: (`auction.web.dashboard`); 0: never.
+    viewer_sample_s: float = 10.0
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -190,6 +195,8 @@ PAGES = {
     "/console": "console.html",
     "/auditor": "auditor.html",
     "/my": "my.html",
+    "/console/dashboard": "dashboard.html",
+    "/console/staff": "staff.html",
 }
 
 CONTENT_TYPES = {
@@ -266,6 +273,8 @@ def create_app(settings: Settings) -> web.Application:
     add_evidence_routes(
         app, _components, lambda request: request.app[SETTINGS].video_settings.recordings_dir
     )
+    add_dashboard_routes(app, _components, settings.viewer_sample_s)
+    add_staff_routes(app, _components)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_log_routes(app, _service, _log_session)
