@@ -180,6 +180,7 @@ async def test_console_and_compliance_need_their_roles(
         compliance = await server.staff(Role.COMPLIANCE)
         auditor = await server.staff(Role.AUDITOR)
         expired = await server.staff(Role.AUCTIONEER)
+        court = await server.staff(Role.COURT)
         await wait_open(server, "watch")
         new_lot = {
             "preset": "ENGLISH_TIMED",
@@ -205,10 +206,23 @@ async def test_console_and_compliance_need_their_roles(
             ),
             ("GET", "/api/compliance/alerts", None),
         ]
+        dashboard_calls = [
+            ("GET", "/api/dashboard", None),
+            ("GET", "/api/dashboard/funnel.json", None),
+            ("GET", "/api/dashboard/deposits.csv", None),
+            ("GET", "/api/dashboard/plots/bids.svg?lot=watch", None),
+        ]
+        staff_calls = [
+            ("GET", "/api/staff/sessions", None),
+            ("POST", "/api/staff/sessions", {"role": "auditor", "label": "x"}),
+            ("DELETE", "/api/staff/sessions/st-0000000000000000", None),
+        ]
         before = await snapshot(server, http, bidder)
         wrong_roles = {
             "console": (console, [bidder.session, compliance, auditor]),
             "compliance": (compliance_calls, [bidder.session, auctioneer, auditor]),
+            "dashboard": (dashboard_calls, [bidder.session, court]),
+            "staff": (staff_calls, [bidder.session, auctioneer, compliance, auditor, court]),
         }
         for calls, tokens in wrong_roles.values():
             for method, path, body in calls:
@@ -237,7 +251,7 @@ async def test_console_and_compliance_need_their_roles(
         # an expired staff session: 401 everywhere, nothing done
         clock.offset_us = 13 * HOUR_US
         size = await server.ledger_size()
-        for method, path, body in console + compliance_calls:
+        for method, path, body in console + compliance_calls + dashboard_calls:
             status, answer = await call(http, method, url + path, expired, body)
             assert (status, answer["error"]["code"]) == (401, "UNAUTHENTICATED"), path
         status, _ = await call(http, "GET", url + "/api/me", bidder.session)
