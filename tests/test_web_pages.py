@@ -598,7 +598,15 @@ async def test_server_clock_keeps_the_lowest_round_trip(page: Any) -> None:
 # The pages themselves: lang, no inline script or handler, accessible names, phone width,
 # errors in words when the server cannot answer.
 
-PAGES = ["index.html", "lot.html", "register.html", "console.html", "auditor.html"]
+PAGES = [
+    "index.html",
+    "lot.html",
+    "register.html",
+    "console.html",
+    "auditor.html",
+    "dashboard.html",
+    "staff.html",
+]
 
 
 class _PageAudit(HTMLParser):
@@ -659,6 +667,8 @@ async def test_pages_at_phone_width_without_a_server(page: Any) -> None:
         ("register.html", "The lots could not be loaded: Not found."),
         ("console.html", "This console needs the auctioneer link"),
         ("auditor.html", "The policy could not be loaded: Not found."),
+        ("dashboard.html", "This dashboard needs a staff link"),
+        ("staff.html", "This page needs an admin link"),
     ]:
         await page.goto(f"{base}/static/{name}")
         status = page.locator("#status")
