@@ -36,6 +36,7 @@ from .rules import (
     LotClosed,
     RegisterBidder,
 )
+from .rules.events import Result
 from .rules.states import DepositState
 
 MINUTE_US = 60 * 1_000_000
@@ -276,7 +277,7 @@ def hammer(lots: Sequence[LotInputs]) -> Table:
     for lot in lots:
         for record in lot.records:
             for event in record.events if record.accepted else ():
-                if isinstance(event, LotClosed) and event.price is not None and event.winner:
+                if isinstance(event, LotClosed) and event.result is Result.SOLD and event.price:
                     facts = lot.facts
                     rows.append(
                         (

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .analytics import FUNNEL_STEPS, STEP_WORDS, Table  # noqa: E402
+from .video import CURRENCY_DIGITS  # noqa: E402
 
 PLOTS = ("funnel", "bids", "bidders", "watchers", "hammer", "deposits")
 #: Plots drawn for one lot (`?lot=`); the others cover every lot.
@@ -40,6 +41,11 @@ def _svg(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
+
+
+def _major(amount: int, currency: str) -> float:
+    """Minor units as the currency's major unit (cents → dollars, fen → yuan, yen → yen)."""
+    return amount / 10 ** CURRENCY_DIGITS.get(currency, 2)
 
 
 def _figure(title: str) -> tuple[Figure, Axes]:
@@ -88,7 +94,7 @@ def bids_plot(tables: Mapping[str, Table], lot: str, zone: str, currency: str) -
     bids = [r for r in rows if r[1] == "bid"]
     if bids:
         times = _times([r[2] for r in bids], zone)
-        amounts = [r[5] / 100 for r in bids]
+        amounts = [_major(r[5], currency) for r in bids]
         axes.step(times, amounts, where="post", color=_COLOURS[0], label="price")
         axes.plot(times, amounts, "o", color=_COLOURS[0], markersize=3, label="bid")
     extensions = [r for r in rows if r[1] == "extension"]
@@ -138,9 +144,9 @@ def hammer_plot(tables: Mapping[str, Table]) -> bytes:
         names = [str(r[0]) for r in rows]
         positions = list(range(len(rows)))
         width = 0.27
-        starts = [r[3] / 100 for r in rows]
-        apprs = [(r[4] / 100) if r[4] != "" else 0 for r in rows]
-        hammers = [r[2] / 100 for r in rows]
+        starts = [_major(r[3], r[1]) for r in rows]
+        apprs = [_major(r[4], r[1]) if r[4] != "" else 0.0 for r in rows]
+        hammers = [_major(r[2], r[1]) for r in rows]
         axes.bar(
             [p - width for p in positions], starts, width, label="start price", color=_COLOURS[5]
         )
