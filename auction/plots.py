@@ -45,7 +45,8 @@ def _svg(figure: Figure) -> bytes:
 
 def _major(amount: int, currency: str) -> float:
     """Minor units as the currency's major unit (cents → dollars, fen → yuan, yen → yen)."""
-    return amount / 10 ** CURRENCY_DIGITS.get(currency, 2)
+    digits: int = CURRENCY_DIGITS.get(currency, 2)
+    return float(amount) / float(10**digits)
 
 
 def _figure(title: str) -> tuple[Figure, Axes]:
@@ -68,12 +69,11 @@ def _empty(axes: Axes, words: str) -> None:
 
 
 def _time_axis(axes: Axes, zone: str) -> None:
-    axis = axes.xaxis
-    formatter = mdates.DateFormatter("%m-%d %H:%M", tz=ZoneInfo(zone))  # type: ignore[no-untyped-call]
-    axis.set_major_formatter(formatter)
+    tz = ZoneInfo(zone)
+    locator = mdates.AutoDateLocator(tz=tz)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))  # type: ignore[no-untyped-call]
     axes.set_xlabel(f"time ({zone})")
-    for label in axes.get_xticklabels():
-        label.set_rotation(20)
 
 
 def funnel_plot(tables: Mapping[str, Table], lot: str) -> bytes:
@@ -138,27 +138,27 @@ def watchers_plot(tables: Mapping[str, Table], lot: str, zone: str) -> bytes:
 
 
 def hammer_plot(tables: Mapping[str, Table]) -> bytes:
+    """Each sold lot's hammer price and appraisal as a share of its start price (comparable
+    across lots and currencies; the amounts are in the table)."""
     rows = tables["hammer"].rows
-    figure, axes = _figure("Hammer price against start price and appraisal")
+    figure, axes = _figure("Hammer price and appraisal against the start price")
     if rows:
         names = [str(r[0]) for r in rows]
         positions = list(range(len(rows)))
-        width = 0.27
-        starts = [_major(r[3], r[1]) for r in rows]
-        apprs = [_major(r[4], r[1]) if r[4] != "" else 0.0 for r in rows]
-        hammers = [_major(r[2], r[1]) for r in rows]
-        axes.bar(
-            [p - width for p in positions], starts, width, label="start price", color=_COLOURS[5]
-        )
-        axes.bar(positions, apprs, width, label="appraisal", color=_COLOURS[4])
-        axes.bar([p + width for p in positions], hammers, width, label="hammer", color=_COLOURS[0])
+        width = 0.38
+        apprs = [r[4] * 100 / r[3] if r[4] != "" and r[3] else 0.0 for r in rows]
+        hammers = [r[2] * 100 / r[3] if r[3] else 0.0 for r in rows]
+        left = [p - width / 2 for p in positions]
+        right = [p + width / 2 for p in positions]
+        axes.bar(left, apprs, width, label="appraisal", color=_COLOURS[4])
+        bars = axes.bar(right, hammers, width, label="hammer", color=_COLOURS[0])
+        axes.bar_label(bars, fmt="%.0f%%", padding=2, fontsize=8)
+        axes.axhline(100, color=_COLOURS[5], linestyle="--", linewidth=1, label="start price")
         axes.set_xticks(positions, names)
         axes.legend(fontsize=8)
-        currencies = sorted({str(r[1]) for r in rows})
-        axes.set_ylabel(f"amount ({', '.join(currencies)})")
     else:
         _empty(axes, "no lot sold yet")
-        axes.set_ylabel("amount")
+    axes.set_ylabel("% of the start price")
     axes.set_xlabel("lot")
     return _svg(figure)
 
