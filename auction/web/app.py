@@ -18,8 +18,10 @@ It wires, each as one `cleanup_ctx` (opened in order, closed in reverse) under t
    `settings.heap_trim_s` seconds).
 
 Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `/console`,
-`/auditor`, and every file at `/static/{name}`), the REST API (`auction.web.api`), `/ws`,
-`GET /healthz`, and the ledger's read API under `/log/` (`auction.web.log`).
+`/console/dashboard`, `/console/staff`, `/auditor`, and every file at `/static/{name}`), the
+REST API (`auction.web.api`), the staff dashboard (`auction.web.dashboard`, with its visit
+counter and viewer sampler) and staff sessions (`auction.web.staff`), `/ws`, `GET /healthz`,
+and the ledger's read API under `/log/` (`auction.web.log`).
 
 Every response carries the security headers of `security_headers` (docs/protocol.md §5): a
 Content-Security-Policy (pages: only this origin's scripts, styles, images and connections, no
