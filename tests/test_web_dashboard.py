@@ -4,6 +4,7 @@ API's; without a token it says what to do."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -127,4 +128,46 @@ async def test_dashboard_page_without_a_staff_token(tmp_path: Path, browser: Any
         words = str(await page.locator("#status").text_content())
         assert "FORBIDDEN" not in words and words.strip()
         assert await page.locator("img.plot").count() == 0
+        assert errors == []
+
+
+async def test_staff_page_makes_lists_and_revokes(tmp_path: Path, browser: Any) -> None:
+    async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
+        admin = await server.staff(Role.ADMIN)
+        context = await browser.new_context(viewport={"width": 1000, "height": 800})
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        page.set_default_timeout(TIMEOUT_MS)
+        await page.goto(f"{server.url}/console/staff#token={admin}")
+        await page.select_option("#new-role", "auditor")
+        await page.fill("#new-label", "desk-2")
+        await page.get_by_role("button", name="Make the session").click()
+        token_text = page.locator("#new-token-text")
+        await token_text.wait_for(state="visible")
+        token = str(await token_text.text_content()).strip()
+        row = page.locator("#sessions tr")
+        await row.first.wait_for()
+        assert await row.count() == 1
+        cells = [str(c) for c in await row.first.locator("td").all_text_contents()]
+        assert cells[1:3] == ["Auditor", "desk-2"] and cells[0].startswith("st-")
+        assert token not in str(await page.locator("#sessions").inner_html())
+        # the token works until it is revoked from the page
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.get(f"{server.url}/api/dashboard", headers=headers) as response:
+            assert response.status == 200
+        await row.first.get_by_role("button", name="Revoke").click()
+        await page.wait_for_function("() => document.querySelectorAll('#sessions tr').length === 0")
+        status = str(await page.locator("#status").text_content())
+        assert status == f"Session {cells[0]} is revoked."
+        async with http.get(f"{server.url}/api/dashboard", headers=headers) as response:
+            assert response.status == 401
+        # a label that is refused: the reason in words, nothing made
+        await page.fill("#new-label", "<b>")
+        await page.get_by_role("button", name="Make the session").click()
+        await page.wait_for_function(
+            "() => document.querySelector('#status').textContent.startsWith('Label must be')"
+        )
+        assert await row.count() == 0
         assert errors == []
