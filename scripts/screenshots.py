@@ -3,6 +3,9 @@
 
     scripts/demo --port 8150 --data /tmp/demo &
     .venv/bin/python scripts/screenshots.py --url http://127.0.0.1:8150 --lot flat-1502 --out docs
+
+With `--staff-token $(gavel staff --data /tmp/demo --role auditor | awk '/^token/{print $2}')`
+it also takes the staff dashboard (`--dashboard-lot`: the lot it shows first).
 """
 
 from __future__ import annotations
@@ -14,7 +17,30 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 
 
-async def shoot(url: str, lot: str, out: Path, prefix: str) -> None:
+async def shoot_dashboard(
+    browser: object, url: str, token: str, lot: str | None, out: Path, prefix: str
+) -> None:
+    """The staff dashboard, whole page, once its plots have loaded."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = await context.new_page()
+    await page.goto(f"{url}/console/dashboard#token={token}")
+    await page.wait_for_selector("body[data-loaded='yes']", timeout=60_000)
+    if lot:
+        await page.select_option("#lot-choice", lot)
+        await page.wait_for_timeout(3000)
+    await page.locator("details[data-table='funnel']").evaluate("d => d.open = true")
+    await page.screenshot(path=str(out / f"{prefix}dashboard.png"), full_page=True)
+    await context.close()
+
+
+async def shoot(
+    url: str,
+    lot: str,
+    out: Path,
+    prefix: str,
+    staff_token: str | None = None,
+    dashboard_lot: str | None = None,
+) -> None:
     from playwright.async_api import async_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -35,6 +61,8 @@ async def shoot(url: str, lot: str, out: Path, prefix: str) -> None:
                 await page.wait_for_timeout(2500)
                 await page.screenshot(path=str(out / f"{prefix}{name}.png"))
                 await context.close()
+            if staff_token:
+                await shoot_dashboard(browser, url, staff_token, dashboard_lot, out, prefix)
         finally:
             await browser.close()
 
@@ -45,8 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lot", default="flat-1502")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--prefix", default="screenshot-")
+    parser.add_argument("--staff-token", help="a staff session: also take the dashboard")
+    parser.add_argument("--dashboard-lot", help="the lot the dashboard shows first")
     args = parser.parse_args(argv)
-    asyncio.run(shoot(args.url.rstrip("/"), args.lot, args.out, args.prefix))
+    asyncio.run(
+        shoot(
+            args.url.rstrip("/"),
+            args.lot,
+            args.out,
+            args.prefix,
+            args.staff_token,
+            args.dashboard_lot,
+        )  # fmt: skip
+    )
     return 0
 
 

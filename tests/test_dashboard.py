@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from dashboard_kit import ledger_counts, run_sale
-from server_kit import add_lots, new_bidder, running_server, wait_open
+from server_kit import add_lots, new_bidder, ready_bidder, running_server, wait_open
 
 from auction.accounts import Role
 from auction.analytics import TABLES
@@ -210,3 +210,26 @@ def test_unique_counter_is_bounded_and_daily() -> None:
     assert not counter.first_today("lot", "visit", "a:2", 20)  # the bound is reached
     assert counter.first_today("lot", "visit", "a:1", DAY_US)  # a new day forgets
     assert all(len(digest) == 12 for digest in counter.seen)  # hashes, not addresses
+
+
+async def test_dashboard_follows_new_registrations_and_visits(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with running_server(tmp_path) as server:
+        await add_lots(server, open_in=0.1)
+        await wait_open(server, "watch", "flat")
+        auditor = await server.staff(Role.AUDITOR)
+
+        async def counts() -> dict[str, int]:
+            status, _, raw = await get(http, f"{server.url}/api/dashboard/funnel.json", auditor)
+            assert status == 200
+            rows = json.loads(raw)["rows"]
+            return {r["step"]: r["count"] for r in rows if r["id"] == "flat"}
+
+        assert (await counts())["registered"] == 0
+        await ready_bidder(http, server.url, ("flat",))
+        after = await counts()
+        assert (after["registered"], after["deposit"], after["visitors"]) == (1, 1, 0)
+        async with http.get(f"{server.url}/lot/flat") as response:
+            assert response.status == 200
+        assert (await counts())["visitors"] == 1

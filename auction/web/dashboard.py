@@ -38,6 +38,10 @@ DASHBOARD_ROLES = frozenset({Role.AUCTIONEER, Role.COMPLIANCE, Role.AUDITOR, Rol
 
 VISITS = web.AppKey("visits", VisitStore)
 COUNTER = web.AppKey("visit_counter", UniqueCounter)
+#: Bumped on every counted visit and every viewer sample: part of the tables' cache key.
+WRITES = web.AppKey("dashboard_writes", list[int])
+#: The tables are recomputed at least once a minute (deposit timeliness moves with time).
+_CACHE_US = 60 * 1_000_000
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _VISIT_PATHS = (
@@ -80,6 +84,7 @@ def visit_counter(parts: Parts) -> Any:
             if app[COUNTER].first_today(lot, kind, _visitor(request), now):
                 try:
                     await asyncio.to_thread(app[VISITS].count, lot, kind, now)
+                    app[WRITES][0] += 1
                 except VisitStoreError as exc:
                     logger.warning("dashboard: a visit was not counted: %s", exc)
             break
@@ -132,8 +137,12 @@ def table_csv(table: Table) -> str:
 
 
 class _Dashboard:
+    """The routes. The tables are computed once for a state of the lots (every lot's seq and
+    status), of the counters, and of the minute, and reused by the page's several requests."""
+
     def __init__(self, parts: Parts) -> None:
         self._parts = parts
+        self._cache: tuple[tuple[Any, ...], dict[str, Table]] | None = None
 
     async def _tables(self, request: web.Request) -> tuple[dict[str, Table], Components]:
         parts = self._parts(request)
@@ -143,8 +152,18 @@ class _Dashboard:
                 403, "FORBIDDEN", "the dashboard is for the auctioneer, compliance, auditor "
                 "and admin roles",
             )  # fmt: skip
-        inputs = await _lot_inputs(request, parts)
-        return dashboard(inputs, parts.service.now()), parts
+        service = parts.service
+        now = service.now()
+        key = (
+            tuple((view.lot_id, view.seq, view.status) for view in service.views()),
+            request.app[WRITES][0],
+            now // _CACHE_US,
+        )
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1], parts
+        tables = dashboard(await _lot_inputs(request, parts), now)
+        self._cache = (key, tables)
+        return tables, parts
 
     async def everything(self, request: web.Request) -> web.Response:
         tables, parts = await self._tables(request)
@@ -202,6 +221,7 @@ def add_dashboard_routes(app: web.Application, parts: Parts, sample_s: float = 1
     viewer sampler. Call after `add_api_routes` (its JSON errors wrap these routes)."""
     api = _Dashboard(parts)
     app[COUNTER] = UniqueCounter()
+    app[WRITES] = [0]
     app.middlewares.append(visit_counter(parts))
     app.router.add_get("/api/dashboard", api.everything)
     app.router.add_get("/api/dashboard/plots/{name}.svg", api.svg)
@@ -238,6 +258,8 @@ async def _sample(app: web.Application, service: Any, every_s: float) -> None:
                     counts[view.lot_id] = video.hub.status(view.lot_id).viewers
         try:
             await asyncio.to_thread(app[VISITS].sample, counts, service.now())
+            if counts:
+                app[WRITES][0] += 1
         except VisitStoreError as exc:
             logger.warning("dashboard: viewer counts not sampled: %s", exc)
 
