@@ -128,7 +128,8 @@ def watchers_plot(tables: Mapping[str, Table], lot: str, zone: str) -> bytes:
     rows = [r for r in tables["watchers"].rows if r[0] == lot]
     figure, axes = _figure(f"Lot {lot}: watchers of the live stream")
     if rows:
-        axes.plot(_times([r[1] for r in rows], zone), [r[3] for r in rows], color=_COLOURS[3])
+        times, viewers = _times([r[1] for r in rows], zone), [r[3] for r in rows]
+        axes.step(times, viewers, where="post", color=_COLOURS[3])
         _time_axis(axes, zone)
     else:
         _empty(axes, "no stream samples")
@@ -150,7 +151,8 @@ def hammer_plot(tables: Mapping[str, Table]) -> bytes:
         hammers = [r[2] * 100 / r[3] if r[3] else 0.0 for r in rows]
         left = [p - width / 2 for p in positions]
         right = [p + width / 2 for p in positions]
-        axes.bar(left, apprs, width, label="appraisal", color=_COLOURS[4])
+        if any(r[4] != "" for r in rows):
+            axes.bar(left, apprs, width, label="appraisal", color=_COLOURS[4])
         bars = axes.bar(right, hammers, width, label="hammer", color=_COLOURS[0])
         axes.bar_label(bars, fmt="%.0f%%", padding=2, fontsize=8)
         axes.axhline(100, color=_COLOURS[5], linestyle="--", linewidth=1, label="start price")
@@ -177,6 +179,9 @@ def deposits_plot(tables: Mapping[str, Table]) -> bytes:
         late = sum(1 for r in rows if r[8] in ("late", "overdue"))
         decided = sum(1 for r in rows if r[8] != "")
         axes.legend(fontsize=8, title=f"{late} of {decided} decisions late", title_fontsize=8)
+        axes.tick_params(axis="x", labelrotation=25)
+        for label in axes.get_xticklabels():
+            label.set_horizontalalignment("right")
     else:
         _empty(axes, "no deposits yet")
     axes.set_xlabel("lot")

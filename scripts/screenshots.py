@@ -28,7 +28,6 @@ async def shoot_dashboard(
     if lot:
         await page.select_option("#lot-choice", lot)
         await page.wait_for_timeout(3000)
-    await page.locator("details[data-table='funnel']").evaluate("d => d.open = true")
     await page.screenshot(path=str(out / f"{prefix}dashboard.png"), full_page=True)
     await context.close()
 
