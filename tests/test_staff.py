@@ -4,6 +4,8 @@ revocation a ledger entry attributed to the admin's account (no label, no person
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from server_kit import add_lots, new_bidder, running_server, wait_open
 
 from auction.accounts import Role
+from auction.cli import main as gavel
 
 
 @pytest.fixture
@@ -161,3 +164,22 @@ def test_gavel_staff_makes_the_first_admin(tmp_path: Path, capsys: Any) -> None:
         assert session is not None and session.role is Role.ADMIN
     finally:
         accounts.close()
+
+
+async def test_the_export_with_staff_entries_verifies(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with running_server(tmp_path) as server:
+        url = server.url + "/api/staff/sessions"
+        admin = await server.staff(Role.ADMIN)
+        status, made = await call(http, "POST", url, admin, {"role": "auditor", "label": "a1"})
+        assert status == 201
+        status, _ = await call(http, "DELETE", f"{url}/{made['session']}", admin)
+        assert status == 200
+        data = server.data
+    out = tmp_path / "export"
+    assert gavel(["ledger", "export", "--data", str(data), "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert gavel(["audit", "verify", str(out)]) == 0, printed.getvalue()
+    assert printed.getvalue().startswith("audit OK")
