@@ -2,7 +2,8 @@
 the counters of the staff dashboard (`auction.analytics`). Counts only, no personal data.
 
 * `UniqueCounter` (pure, takes `now`): whether a visitor was already counted today for a lot
-  and kind ("visit": the lot page or `GET /api/lots/{lot}`; "watch": a stream offer answered).
+  and kind ("visit": `GET /api/lots/{lot}`, which the lot page loads; "watch": a stream offer
+  answered).
   A visitor is the bearer session if the request carries one, else the client address; it is
   kept only in memory, as a keyed hash (HMAC-SHA-256 with a random key made at start and never
   stored, truncated to 12 bytes), forgotten when the UTC day changes, and bounded

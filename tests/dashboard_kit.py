@@ -61,16 +61,19 @@ async def run_sale(server: Server, http: aiohttp.ClientSession) -> SaleRun:
         f"{url}/api/lots/flat/registrations", json={}, headers=carol.auth
     ) as response:
         assert response.status == 201, await response.text()
-    # visitors of `watch`: one anonymous address (three visits), Alice and Bob by session
+    # visitors of `watch`: one address without a session (three visits, and its page, which
+    # alone counts nothing), Alice and Bob by session
+    async with http.get(f"{url}/lot/watch") as response:
+        assert response.status == 200
     for _ in range(3):
-        async with http.get(f"{url}/lot/watch") as response:
+        async with http.get(f"{url}/api/lots/watch") as response:
             assert response.status == 200
     for bidder in (alice, bob):
         async with http.get(f"{url}/api/lots/watch", headers=bidder.auth) as response:
             assert response.status == 200
     # an unknown lot is not counted
-    async with http.get(f"{url}/lot/nothing-here") as response:
-        pass
+    async with http.get(f"{url}/api/lots/nothing-here") as response:
+        assert response.status == 404
     await wait_open(server, "watch", "flat")
     clients = {}
     for name, bidder in (("alice", alice), ("bob", bob)):

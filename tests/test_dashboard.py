@@ -232,4 +232,7 @@ async def test_dashboard_follows_new_registrations_and_visits(
         assert (after["registered"], after["deposit"], after["visitors"]) == (1, 1, 0)
         async with http.get(f"{server.url}/lot/flat") as response:
             assert response.status == 200
+        assert (await counts())["visitors"] == 0  # the page alone: its script reads the lot
+        async with http.get(f"{server.url}/api/lots/flat") as response:
+            assert response.status == 200
         assert (await counts())["visitors"] == 1

@@ -59,6 +59,16 @@ async def test_dashboard_page_shows_plots_and_tables(tmp_path: Path, browser: An
     async with running_server(tmp_path) as server, aiohttp.ClientSession() as http:
         await run_sale(server, http)
         token = await server.staff(Role.AUCTIONEER)
+        headers = {"Authorization": f"Bearer {token}"}
+        # a person opening the flat's page counts once (the page and the lot it reads)
+        visitor = await browser.new_page()
+        async with visitor.expect_response(lambda r: r.url.endswith("/api/lots/flat")):
+            await visitor.goto(f"{server.url}/lot/flat")
+        await visitor.close()
+        async with http.get(f"{server.url}/api/dashboard/funnel.json", headers=headers) as got:
+            rows = json.loads(await got.read())["rows"]
+        visits = {r["id"]: r["count"] for r in rows if r["step"] == "visitors"}
+        assert (visits["flat"], visits["watch"]) == (1, 3)
         page, errors = await open_dashboard(browser, server, token)
         await page.wait_for_selector("body[data-loaded='yes']")
         # the token left the address bar
@@ -99,9 +109,7 @@ async def test_dashboard_page_shows_plots_and_tables(tmp_path: Path, browser: An
             await page.locator("details[data-table='bids'] button[data-export='bids.csv']").click()
         download = await waiting.value
         text = Path(await download.path()).read_text(encoding="utf-8")
-        async with http.get(
-            f"{server.url}/api/dashboard/bids.json", headers={"Authorization": f"Bearer {token}"}
-        ) as response:
+        async with http.get(f"{server.url}/api/dashboard/bids.json", headers=headers) as response:
             table = json.loads(await response.read())
         rows = list(csv.DictReader(io.StringIO(text)))
         assert rows == [{k: str(v) for k, v in row.items()} for row in table["rows"]]

@@ -44,8 +44,9 @@ WRITES = web.AppKey("dashboard_writes", list[int])
 _CACHE_US = 60 * 1_000_000
 
 _NO_STORE = {"Cache-Control": "no-store"}
+#: A visit is a read of the lot (the lot page makes one as it loads, with the visitor's session
+#: when signed in; the page's own GET is not counted, or a signed-in visitor would count twice).
 _VISIT_PATHS = (
-    (re.compile(r"/lot/(?P<lot>[^/]{1,128})"), "GET", "visit"),
     (re.compile(r"/api/lots/(?P<lot>[^/]{1,128})"), "GET", "visit"),
     (re.compile(r"/api/lots/(?P<lot>[^/]{1,128})/stream/offer"), "POST", "watch"),
 )
@@ -64,7 +65,8 @@ def _visitor(request: web.Request) -> str:
 
 def visit_counter(parts: Parts) -> Any:
     """A middleware counting, after a successful answer, a unique visitor a day of an
-    existing lot's page or API (`visit`) and of its stream (`watch`)."""
+    existing lot (`GET /api/lots/{lot}`, which the lot page loads: `visit`) and of its stream
+    (`watch`)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
