@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .payments import Hold, reconcile
 from .rules import (
     BidAccepted,
     BidderRegistered,
@@ -81,14 +82,6 @@ class LotFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class HoldFacts:
-    """A payment provider hold, as far as the dashboard needs it."""
-
-    account: str
-    settled_us: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class LotInputs:
     facts: LotFacts
     #: The lot's stored history: `auction.storage.HistoryRecord`s (n, ingress_us, command,
@@ -98,7 +91,8 @@ class LotInputs:
     watchers: int = 0
     #: (t_us, viewers) samples of the live stream's viewer count.
     viewer_samples: Sequence[tuple[int, int]] = ()
-    holds: Mapping[str, HoldFacts] = field(default_factory=dict)
+    #: The payment provider's holds for this lot's deposits, by account.
+    holds: Mapping[str, Hold] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +298,9 @@ def _timeliness(decided_us: int, settled_us: int | None, now_us: int) -> str:
 def deposits(lots: Sequence[LotInputs], now_us: int) -> Table:
     """Each bidder's deposit on each lot: its last state, when it was frozen, and for a
     decided one (released, forfeited, applied) when the provider carried it out and whether
-    that was within 24 hours (rules C3)."""
+    that was within 24 hours (rules C3); `provider_check`: what the reconciliation with the
+    provider's holds found (`auction.payments.reconcile`: "no hold at provider", "not carried
+    out", "later than 24 h"; empty when they agree)."""
     rows: list[tuple[Any, ...]] = []
     for lot in lots:
         zone = lot.facts.legal_timezone
@@ -324,6 +320,14 @@ def deposits(lots: Sequence[LotInputs], now_us: int) -> Table:
                     state[event.bidder] = (event.state, event.amount, event.t)
                     if event.state is DepositState.FROZEN:
                         frozen.setdefault(event.bidder, event.t)
+        decided_at = [
+            (lot.facts.lot_id, bidder, current, changed)
+            for bidder, (current, _, changed) in state.items()
+        ]
+        mismatches = {
+            found.account: found.detail
+            for found in reconcile(decided_at, lot.holds.values(), now_us, RELEASE_WITHIN_US)
+        }
         for bidder, (current, amount, changed) in state.items():
             frozen_at = frozen.get(bidder)
             decided = current in _DECIDED and changed is not None
@@ -337,10 +341,12 @@ def deposits(lots: Sequence[LotInputs], now_us: int) -> Table:
                     local_time(changed, zone) if decided and changed is not None else "",
                     local_time(settled, zone) if settled is not None else "",
                     _timeliness(changed, settled, now_us) if decided and changed else "",
+                    mismatches.get(bidder, ""),
                 )
             )  # fmt: skip
     columns = (
         "lot", "code", "state", "amount", "currency", "frozen", "decided", "settled", "timeliness",
+        "provider_check",
     )  # fmt: skip
     return Table("deposits", columns, tuple(rows))
 
@@ -363,7 +369,6 @@ def dashboard(lots: Sequence[LotInputs], now_us: int) -> dict[str, Table]:
 __all__ = [
     "FUNNEL_STEPS",
     "TABLES",
-    "HoldFacts",
     "LotFacts",
     "LotInputs",
     "Table",

@@ -9,13 +9,13 @@ from typing import Any
 
 from auction.analytics import (
     DAY_US,
-    HoldFacts,
     LotFacts,
     LotInputs,
     conversion,
     dashboard,
     local_time,
 )
+from auction.payments import Hold, HoldState
 from auction.rules import (
     BidAccepted,
     BidderRegistered,
@@ -157,11 +157,16 @@ def test_deposit_decisions_and_their_timeliness() -> None:
         deposit("r", decided, DepositState.FORFEITED),
         deposit("s", decided, DepositState.APPLIED_TO_PRICE),
     ]
+
+    def hold(account: str, state: HoldState, settled: int | None) -> Hold:
+        return Hold(f"h-{account}", account, "a", 5_000, "CNY", state, T0 + 1, settled)
+
     holds = {
-        "p": HoldFacts("p", decided + DAY_US),  # exactly 24 h: on time
-        "q": HoldFacts("q", decided + DAY_US + 1),  # late
-        "r": HoldFacts("r", None),  # not yet carried out
-        "s": HoldFacts("s", None),
+        "p": hold("p", HoldState.RELEASED, decided + DAY_US),  # exactly 24 h: on time
+        "q": hold("q", HoldState.RELEASED, decided + DAY_US + 1),  # late
+        "r": hold("r", HoldState.FROZEN, None),  # not yet carried out
+        "s": hold("s", HoldState.FROZEN, None),
+        # "t": frozen by the engine, unknown to the provider
     }
     lot = LotInputs(facts("a"), records, holds=holds)
     rows = {
@@ -175,8 +180,14 @@ def test_deposit_decisions_and_their_timeliness() -> None:
         "P": "on time", "Q": "late", "R": "overdue", "S": "overdue", "T": "",
     }  # fmt: skip
     assert rows["T"]["frozen"] == local_time(T0 + 1, "Asia/Shanghai") and rows["T"]["decided"] == ""
+    # the reconciliation with the provider (auction.payments.reconcile)
+    assert {c: rows[c]["provider_check"] for c in "PQRST"} == {
+        "P": "", "Q": "later than 24 h", "R": "not carried out", "S": "not carried out",
+        "T": "no hold at provider",
+    }  # fmt: skip
     waiting = dashboard([lot], decided + 10)["deposits"].to_json()["rows"]
     assert {r["code"]: r["timeliness"] for r in waiting}["R"] == "waiting"
+    assert {r["code"]: r["provider_check"] for r in waiting}["R"] == ""  # within its 24 h
 
 
 def test_conversion_words() -> None:

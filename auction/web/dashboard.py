@@ -26,7 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
-from ..analytics import TABLES, HoldFacts, LotFacts, LotInputs, Table, dashboard
+from ..analytics import TABLES, LotFacts, LotInputs, Table, dashboard
+from ..payments import Hold
 from ..plots import PER_LOT, PLOTS, plot
 from ..visits import UniqueCounter, VisitStore, VisitStoreError
 from .api import ApiError, Components, bearer_session
@@ -100,9 +101,9 @@ async def _lot_inputs(request: web.Request, parts: Components) -> list[LotInputs
     app = request.app
     totals = await asyncio.to_thread(app[VISITS].totals)
     samples = await asyncio.to_thread(app[VISITS].samples)
-    holds: dict[str, dict[str, HoldFacts]] = {}
+    holds: dict[str, dict[str, Hold]] = {}
     for hold in parts.gateway.payments.holds():
-        holds.setdefault(hold.lot, {})[hold.account] = HoldFacts(hold.account, hold.settled_us)
+        holds.setdefault(hold.lot, {})[hold.account] = hold
     inputs = []
     for view in service.views():
         state = service.state(view.lot_id) or await service.full_state(view.lot_id)
