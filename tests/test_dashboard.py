@@ -120,6 +120,22 @@ async def test_dashboard_numbers_equal_the_ledger(
         # deposits: codes, never account ids or names
         deposits = tables["deposits"]["rows"]
         assert {row["lot"] for row in deposits} == {"watch", "flat"}
+        flat = sorted((r["state"], r["timeliness"], r["provider_check"]) for r in deposits
+                      if r["lot"] == "flat")  # fmt: skip
+        # Bob's applied to the price, Alice's released (both decided at the close, the
+        # provider has 24 h to carry them out), Carol's never paid
+        assert flat == [
+            ("applied to the price", "waiting", ""), ("released", "waiting", ""),
+            ("required", "", ""),
+        ]  # fmt: skip
+        ledger_deposits = [
+            event["state"]
+            for entry in entries
+            if entry["body"].get("lot") == "flat" and entry["body"].get("accepted")
+            for event in entry["body"].get("events", [])
+            if event["type"] == "DepositChanged"
+        ]
+        assert "RELEASED" in ledger_deposits and "APPLIED_TO_PRICE" in ledger_deposits
         text = raw.decode()
         for bidder in (run.alice, run.bob, run.carol):
             assert bidder.account not in text
