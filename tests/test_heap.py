@@ -102,6 +102,7 @@ async def test_a_live_lot_encodes_on_its_own_thread_which_ends_with_it() -> None
     stream = LotStream("lot-w", PATTERN, stream_settings())
     stream.start()
     try:
+        stream.subscribe("360p")  # nothing is encoded before someone watches
         await wait_until(lambda: stream.frames_out >= 5, 20)
         assert len(_video_threads("lot-w")) == 1
     finally:

@@ -7,6 +7,7 @@ a person reads."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import re
@@ -77,6 +78,12 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
             min_duration=0,
         )
         await service.add_lot(LOT, rules, TITLE)
+        # Let the lot's own opening entry land before any test counts the ledger's entries.
+        for _ in range(200):
+            view = service.view(LOT)
+            if view is not None and view.status == "OPEN":
+                break
+            await asyncio.sleep(0.05)
         token = await server.staff(Role.AUCTIONEER)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
