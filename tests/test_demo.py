@@ -154,7 +154,7 @@ async def test_gavel_demo_runs_headless_and_leaves_its_events(tmp_path: Path) ->
         "--bots",
         "5",
         "--duration",
-        "8",
+        "12",
         "--data",
         str(data),
         "--port",
