@@ -60,6 +60,7 @@ def test_no_engine_name_in_a_message_a_script_can_show(script: str) -> None:
     for text in shown:
         found = SHOWN.search(text)
         assert found is None, f"{script}: {found.group(0)!r} in {text!r}"
+        assert "engine" not in text.lower(), f"{script}: {text!r}"  # nor the word itself
 
 
 def test_the_scan_finds_an_engine_name_in_a_message() -> None:
