@@ -30,6 +30,8 @@ from test_web_flows import (  # the same server, browser and registration steps
     text_of,
     wait_text,
 )
+from test_web_lotpage import PAGE_TEXT
+from test_words import ENGINE_NAME
 
 from auction.rules import SECOND, judicial
 from auction.storage import Storage
@@ -235,6 +237,11 @@ async def test_a_bidder_is_remembered_across_reloads_and_browsers(
     await second.goto(f"{running.url}/my")
     await wait_text(second, ".mine-lot .mine-headline", "^You did not win")
     await second.screenshot(path=str(tmp_path / f"second-browser-my-{size}.png"), full_page=True)
+    await bob.goto(f"{running.url}/my")
+    await wait_text(bob, ".mine-lot .mine-headline", "^You won")
+    for page in (alice, bob, second):  # the rooms and My auctions at the close: plain words
+        found = ENGINE_NAME.search(await page.evaluate(PAGE_TEXT))
+        assert found is None, (page.url, found.group(0) if found else None)
     for page in (alice, bob, second):
         await no_horizontal_scroll(page)
         assert await page.evaluate(ACCESSIBLE_NAMES) == [], page.url
