@@ -318,7 +318,7 @@ def summary(
         kind = FORMAT_WORDS.get(lot.rules.format, "Auction")
         lines.append(
             f"  {status:<10} {kind:<22} {printable(lot.lot_id):<18} {outcome}  "
-            f"[{lot.bids} bids] {printable(lot.title)}"
+            f"[{lot.bids} bid{'' if lot.bids == 1 else 's'}] {printable(lot.title)}"
         )
     return "\n".join(lines)
 

@@ -136,6 +136,9 @@ async def test_the_living_demo_is_always_on_and_a_restart_continues_it(tmp_path:
     first = await _watch(data, 32)
     assert first.returncode == 0, first.output
     assert "Traceback" not in first.output, first.output
+    from test_words import ENGINE_NAME  # the summary and the start-up lines: plain words
+
+    assert ENGINE_NAME.search(first.output) is None, first.output
     assert "living catalogue: a court-ordered property lot opens every 10 s" in first.output
     assert f"data in {data.resolve()}" in first.output
     _check_always_on(first, 2 * SECOND)  # start-up: the first lot opens at +0.7 s

@@ -1,10 +1,12 @@
 """The bidder is remembered, in real headless Chromium against the real server: register,
-verify, accept the bidding notice, confirm the deposit, bid; a reload brings the bids, their
+verify, accept the bidding notice, confirm the deposit, watch the property lot's video (its
+clock advances, frames are decoded; on a phone the price, countdown and bid button are on the
+first screen), bid; a reload brings the bids, their
 ledger entries and receipts back from the server; "You have been outbid" as it happens; a
 second browser logged into the same account (sign-in code) sees the bids and receipts and is
 told how to bid; at the close the winner reads "You won", the balance due and downloads the
 sale confirmation whose SHA-256 is the ledger's `document` entry; the loser reads when the
-deposit is released."""
+deposit is released. At a desktop's size (1280x800) and a phone's (390x844)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ from typing import Any
 import pytest
 from test_web_flows import (  # the same server, browser and registration steps
     ACCESSIBLE_NAMES,
+    TIMEOUT_MS,
     Running,
     bid,
-    new_page,
     no_horizontal_scroll,
     prc_id,
     register,
@@ -28,6 +30,8 @@ from test_web_flows import (  # the same server, browser and registration steps
     text_of,
     wait_text,
 )
+from test_web_lotpage import PAGE_TEXT
+from test_words import ENGINE_NAME
 
 from auction.rules import SECOND, judicial
 from auction.storage import Storage
@@ -42,6 +46,40 @@ LOT = "hz-flat-9"
 MINE = "#mine .mine-headline"
 
 
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+
+# The room's <video>: shown, decoded and playing (a sample of its clock and decoded frames).
+VIDEO_SAMPLE = """() => { const v = document.getElementById('video');
+  if (!v || v.hidden || v.readyState < 2 || v.videoWidth === 0) return null;
+  return [v.currentTime, v.getVideoPlaybackQuality().totalVideoFrames, v.videoWidth]; }"""
+
+
+async def video_plays(page: Any) -> None:
+    """The lot room's video really plays: its clock advances and new frames are decoded. The
+    bidder scrolls to it (Chromium pauses a muted video out of sight)."""
+    await page.wait_for_function(VIDEO_SAMPLE, timeout=30_000)
+    await page.locator("#video").scroll_into_view_if_needed()
+    time, frames, width = await page.evaluate(VIDEO_SAMPLE)
+    assert width > 0
+    await page.wait_for_function(
+        "([time, frames]) => { const v = document.getElementById('video');"
+        " return v.currentTime > time + 0.5"
+        " && v.getVideoPlaybackQuality().totalVideoFrames > frames + 5; }",
+        arg=[time, frames],
+        timeout=20_000,
+    )
+    assert await page.locator("#video-note").is_hidden()
+
+
+async def first_screen(page: Any, height: int) -> None:
+    """A phone's first screen: the price, the countdown and the bid button, without scrolling."""
+    for selector in ("#bar-price", "#bar-countdown", "#bar-bid"):
+        locator = page.locator(selector)
+        assert await locator.is_visible(), selector
+        box = await locator.bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, box
+
+
 def ledger(running: Running) -> dict[int, dict[str, Any]]:
     """Every ledger entry, read back from the database (a second connection)."""
     with Storage.open(running.app[SETTINGS].data_dir, read_only=True) as store:
@@ -49,9 +87,21 @@ def ledger(running: Running) -> dict[int, dict[str, Any]]:
     return {entry["seq"]: entry for entry in (parse_entry(raw).to_json() for raw in entries)}
 
 
+@pytest.mark.parametrize("size", sorted(SIZES))
 async def test_a_bidder_is_remembered_across_reloads_and_browsers(
-    running: Running, tmp_path: Path
+    running: Running, tmp_path: Path, size: str
 ) -> None:
+    width, height = SIZES[size]
+
+    async def new_page(running: Running, errors: list[str]) -> Any:
+        context = await running.browser.new_context(
+            viewport={"width": width, "height": height}, accept_downloads=True
+        )
+        page = await context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.set_default_timeout(TIMEOUT_MS)
+        return page
+
     service = running.service
     now = service.now()
     rules = judicial(
@@ -76,6 +126,11 @@ async def test_a_bidder_is_remembered_across_reloads_and_browsers(
         await page.goto(f"{running.url}/lot/{LOT}")
         await wait_text(page, "#state", "^Open$")
         await wait_text(page, MINE, "You are registered and may bid")
+    # A property lot is on air for its whole bidding window: its presentation plays.
+    if width < 600:
+        await wait_text(alice, "#bar-countdown", "Ends in")
+        await first_screen(alice, height)
+    await video_plays(alice)
     await bid(alice, "1000000", "壹佰万元整")
     await wait_text(alice, "#bid-message", "accepted")
     await wait_text(alice, MINE, "^You are leading")
@@ -87,6 +142,7 @@ async def test_a_bidder_is_remembered_across_reloads_and_browsers(
     # A reload: the state, the bids with their ledger entries and receipts come back.
     await alice.reload()
     await wait_text(alice, MINE, "^You have been outbid")
+    await video_plays(alice)  # back on air after the reload
     await wait_text(alice, "#my-state", "You have been outbid")
     first = alice.locator("#mine .mine-bid").first
     line = await first.text_content()
@@ -177,10 +233,15 @@ async def test_a_bidder_is_remembered_across_reloads_and_browsers(
     assert await second.locator(".mine-document").count() == 0
 
     # Pictures of what the winner and the loser's second browser show, for a person to look at.
-    await bob.screenshot(path=str(tmp_path / "winner-lot-room.png"), full_page=True)
+    await bob.screenshot(path=str(tmp_path / f"winner-lot-room-{size}.png"), full_page=True)
     await second.goto(f"{running.url}/my")
     await wait_text(second, ".mine-lot .mine-headline", "^You did not win")
-    await second.screenshot(path=str(tmp_path / "second-browser-my.png"), full_page=True)
+    await second.screenshot(path=str(tmp_path / f"second-browser-my-{size}.png"), full_page=True)
+    await bob.goto(f"{running.url}/my")
+    await wait_text(bob, ".mine-lot .mine-headline", "^You won")
+    for page in (alice, bob, second):  # the rooms and My auctions at the close: plain words
+        found = ENGINE_NAME.search(await page.evaluate(PAGE_TEXT))
+        assert found is None, (page.url, found.group(0) if found else None)
     for page in (alice, bob, second):
         await no_horizontal_scroll(page)
         assert await page.evaluate(ACCESSIBLE_NAMES) == [], page.url

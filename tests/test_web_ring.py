@@ -25,7 +25,9 @@ from test_web_flows import (  # noqa: F401  (the `running` fixture)
     text_of,
     wait_text,
 )
+from test_web_lotpage import PAGE_TEXT
 from test_web_pages import ACCESSIBLE_NAMES
+from test_words import ENGINE_NAME
 
 from auction.accounts import Role
 from auction.rules import SECOND, english_timed, live_auctioneer
@@ -42,6 +44,12 @@ async def shot(page: Any, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+async def plain(page: Any) -> None:
+    """No engine name in what the page shows (text, labels, options) at this moment."""
+    found = ENGINE_NAME.search(await page.evaluate(PAGE_TEXT))
+    assert found is None, (page.url, found.group(0) if found else None)
 
 
 async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer(
@@ -110,6 +118,8 @@ async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer
     row = await wait_text(console, "#held-bids", code)
     assert "$5,000.00" in row and "Asia/Shanghai time" in row, row
     await shot(console, "2-console-queue")
+    for page in (bidder, console):  # the held bid, in the room and in the console's queue
+        await plain(page)
     await console.get_by_role("button", name=f"Accept {code}'s bid of $5,000.00").click()
     await wait_text(console, "#held-result", f"Accepted {code}'s online bid of \\$5,000.00")
     await wait_text(console, "#held-empty", "No online bid is waiting")
@@ -140,6 +150,8 @@ async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer
     assert "refused" not in declined
     assert service.view(LOT).leader_code == "floor:12"
     await shot(bidder, "4-bidder-declined")
+    for page in (bidder, console):
+        await plain(page)
 
     # 4. Fair warning flashes in the room; the hammer asks the auctioneer to confirm.
     await console.get_by_role("button", name="Fair warning").click()
@@ -165,5 +177,6 @@ async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer
     assert await bidder.locator("#fair-warning").is_hidden()
     assert service.view(LOT).result == "SOLD"
     for page in (bidder, console):
+        await plain(page)
         assert await page.evaluate(ACCESSIBLE_NAMES) == [], page.url
     assert errors == []

@@ -182,7 +182,7 @@ export function installConsoleRing(host) {
     const price = view.price === null || view.price === undefined ? "no bid" : formatMoney(view.price, view.currency);
     parts.hammerWords.textContent = view.leader_code
       ? `Sell “${view.title}” to bidder ${view.leader_code} for ${price}? This cannot be undone once you move to the next lot.`
-      : `Hammer “${view.title}”? There is no accepted bid: the engine will refuse; pass the lot instead.`;
+      : `Hammer “${view.title}”? There is no accepted bid, so the hammer will be refused: pass the lot instead.`;
     parts.hammerConfirm.textContent = view.leader_code ? `Confirm: sell for ${price}` : "Hammer anyway";
     parts.hammerGo = go;
     parts.hammer.hidden = false;
