@@ -44,6 +44,7 @@ from notary.cli import run as run_notary
 
 from .accounts import AccountError, AccountStore, Role
 from .audit_cli import register as register_audit
+from .config import ConfigError, subcommand_parser, with_config
 from .audit_cli import run as run_audit
 from .cluster import ClusterError, ClusterSettings
 from .demo import (
@@ -62,13 +63,14 @@ from .evidence_cli import register as register_evidence
 from .evidence_cli import run as run_evidence
 from .gateway import BIDS_PER_SECOND, GatewayError
 from .ledger_export import ExportError, export_ledger, open_source
+from .logs import LOG_FORMATS, LOG_LEVELS, AccessLogger, configure
 from .printable import escape_log_output, printable
 from .rules import RulesError
 from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .throttle import WriteLimits
 from .web import DRIVERS, SERVICE, Settings, create_app
-from .web.app import GATEWAY, LIVING
+from .web.app import GATEWAY, LIVING, METRICS_PORT
 from .web.limits import GuardedRunner
 from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 
@@ -261,7 +263,56 @@ def build_parser() -> argparse.ArgumentParser:
     register_notary(commands)
     register_audit(commands)
     register_evidence(commands)
+    serve.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="also serve GET /metrics without a token on this admin port (default: only to "
+        "auditor sessions on the main port)",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the metrics port (default: %(default)s)",
+    )
+    for words in CONFIGURABLE:
+        _add_operations_options(subcommand_parser(parser, words))
     return parser
+
+
+#: The commands that take `--config FILE`, `--log-format` and `--log-level`.
+CONFIGURABLE = (("serve",), ("notary", "serve"))
+
+
+def _add_operations_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read options from a TOML file (keys are the long options without '--'); "
+        "options on the command line win",
+    )
+    command.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines as text or as one JSON object per line (default: %(default)s)",
+    )
+    command.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.upper,
+        help="least severe level logged (default: GAVEL_LOG_LEVEL, else WARNING)",
+    )
+
+
+def _with_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """`argv` with the options of a configurable command's `--config FILE` put first."""
+    for words in CONFIGURABLE:
+        if tuple(argv[: len(words)]) == words:
+            return with_config(subcommand_parser(parser, words), argv, len(words))
+    return list(argv)
 
 
 def _add_cluster_options(command: argparse.ArgumentParser) -> None:
@@ -334,14 +385,16 @@ def _add_ledger_commands(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `gavel` with `argv` (default: the process arguments); returns the exit status."""
-    args = build_parser().parse_args(argv)
-    level = os.environ.get("GAVEL_LOG_LEVEL", "WARNING").upper()  # e.g. INFO: takeovers
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else logging.WARNING,
-        format="gavel: %(asctime)s %(levelname)s %(name)s: %(message)s"
-        if level in ("INFO", "DEBUG")
-        else "gavel: %(levelname)s %(name)s: %(message)s",
-    )
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        words = _with_config(parser, words)
+    except ConfigError as exc:
+        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    args = parser.parse_args(words)
+    # GAVEL_LOG_LEVEL=INFO (or --log-level INFO) shows e.g. takeovers
+    configure(getattr(args, "log_format", "text"), getattr(args, "log_level", None))
     escape_log_output()  # titles, ids and reasons in log lines: no raw control characters
     logging.getLogger("aiohttp.server").addFilter(_drop_malformed_requests)
     if args.command == "ledger":
@@ -373,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_limits=WriteLimits.off() if args.no_write_limits else WriteLimits(),
             policy=policy,
             cluster=cluster,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )
         try:
             asyncio.run(run_server(served))
@@ -458,11 +513,15 @@ async def run_server(settings: Settings) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         app = create_app(settings)
-        runner = GuardedRunner(app, handle_signals=False)
+        runner = GuardedRunner(app, handle_signals=False, access_log_class=AccessLogger)
         try:
             await runner.setup()
             port = await _listen(runner, settings)
             await _announce(app, "gavel serve", settings.host, port)
+            metrics_port = app.get(METRICS_PORT)
+            if metrics_port is not None:
+                where = f"http://{settings.metrics_host}:{metrics_port}/metrics"
+                print(f"gavel serve: metrics {where}", flush=True)
             print("gavel serve: press Ctrl-C to stop", flush=True)
             await stop.wait()
         finally:

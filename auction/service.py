@@ -411,6 +411,8 @@ class GroupCommitter:
         #: Transactions committed and rows written, for measurements.
         self.commits = 0
         self.rows = 0
+        #: Called after each commit with (appends merged, rows written): `auction.web.metrics`.
+        self.on_batch: Callable[[int, int], None] | None = None
 
     def start(self) -> None:
         """Start the writer task; call `stop()` later."""
@@ -478,6 +480,8 @@ class GroupCommitter:
             raise
         self.commits += 1
         self.rows += len(records)
+        if self.on_batch is not None:
+            self.on_batch(len(batch), len(records))
         if self._on_commit is not None:
             self._on_commit(records)
         offset = 0
@@ -553,6 +557,8 @@ class Checkpointer:
         self.failures = 0
         #: The last round of cosignature requests (None before the first, or without notaries).
         self.last_round: CosignatureRound | None = None
+        #: Called with each checkpoint once published: `auction.web.metrics`.
+        self.on_publish: Callable[[LedgerHead], None] | None = None
 
     @property
     def published(self) -> LedgerHead | None:
@@ -723,6 +729,8 @@ class Checkpointer:
         await self._run_blocking(self._ledger.publish_checkpoint, head)
         self._published = head
         self.signed += 1
+        if self.on_publish is not None:
+            self.on_publish(head)
 
 
 # --- one lot, one writer ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ from aiohttp import web
 from .core import DEFAULT_MAX_INCREMENT, DEFAULT_MAX_SKEW_US
 from .datadir import DataDir, evidence_export, init_data_dir, status_report
 from .errors import NotaryError, NotaryStateError
-from .server import NODE, Settings, create_app
+from .server import METRICS_PORT, NODE, Settings, create_app
 
 __all__ = ["register", "run"]
 
@@ -129,6 +129,18 @@ def register(subparsers: Any) -> None:
         help="most new entries accepted in one checkpoint (default: %(default)s)",
     )
 
+    serve.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve GET /metrics (Prometheus) on this admin port; default: not served",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the metrics port (default: %(default)s)",
+    )
     status = commands.add_parser("status", help="show the notary's state and refusals")
     status.add_argument("--dir", **directory)
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -182,6 +194,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_skew=args.max_skew,
         fetch_timeout=args.fetch_timeout,
         max_increment=args.max_increment,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     asyncio.run(serve(settings))
     return 0
@@ -208,6 +222,13 @@ async def serve(settings: Settings) -> None:
                 f"(size {node.state.size}) on http://{settings.host}:{port}/",
                 flush=True,
             )
+            metrics_port = app.get(METRICS_PORT)
+            if metrics_port is not None:
+                print(
+                    f"gavel notary: metrics on http://{settings.metrics_host}:{metrics_port}"
+                    "/metrics",
+                    flush=True,
+                )
             await stop.wait()
         finally:
             await runner.cleanup()

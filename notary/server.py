@@ -84,6 +84,7 @@ from .errors import (
     RequestTooLargeError,
     SizeConflictError,
 )
+from .metrics import NotaryMetrics, scrape_node, serve_metrics
 from .readauth import read_authorization
 from .store import Conflict, NotaryStore, PeerView, Refusal
 
@@ -128,6 +129,9 @@ class Settings:
     max_increment: int = DEFAULT_MAX_INCREMENT
     signature_threads: int = 2
     clock: Callable[[], float] = time.time
+    #: The admin address serving `GET /metrics` (`notary.metrics`); None: no metrics served.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 async def _all(jobs: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
@@ -709,6 +713,9 @@ class NotaryNode:
 
 NODE: Final = web.AppKey("notary_node", NotaryNode)
 _SESSION: Final = web.AppKey("notary_session", aiohttp.ClientSession)
+METRICS: Final = web.AppKey("notary_metrics", NotaryMetrics)
+#: The port of the admin address serving `/metrics`, once it listens.
+METRICS_PORT: Final = web.AppKey("notary_metrics_port", int)
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -731,7 +738,9 @@ async def add_checkpoint(request: web.Request) -> web.Response:
         node.answers[error.http_status] += 1
         await node.keep_refusal(error, b"", node.now_us())
         return web.Response(status=error.http_status, text=error.message + "\n")
+    started = time.perf_counter()
     status, answer, content_type = await node.add_checkpoint(body)
+    request.app[METRICS].observe(status, time.perf_counter() - started)
     return web.Response(status=status, body=answer, headers={"Content-Type": content_type})
 
 
@@ -812,8 +821,22 @@ def create_app(settings: Settings) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def metrics_address(app: web.Application) -> AsyncIterator[None]:
+        node, metrics = app[NODE], app[METRICS]
+
+        async def scrape() -> bytes:
+            return await scrape_node(metrics, node.status, node.state.cosigned_at)
+
+        assert settings.metrics_port is not None
+        async with serve_metrics(scrape, settings.metrics_host, settings.metrics_port) as port:
+            app[METRICS_PORT] = port
+            yield
+
+    app[METRICS] = NotaryMetrics()
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(comparisons)
+    if settings.metrics_port is not None:
+        app.cleanup_ctx.append(metrics_address)
     app.router.add_post("/add-checkpoint", add_checkpoint)
     app.router.add_get("/checkpoint", get_checkpoint)
     app.router.add_get("/{origin_hash:[0-9a-f]{64}}/checkpoint", get_checkpoint)

@@ -62,6 +62,7 @@ from ..gateway import (
 )
 from ..heap import HeapTrimmer
 from ..identity_records import fingerprint_key
+from ..logs import request_context
 from ..lotfacts import LotFactsStore
 from ..payments import PaymentProvider
 from ..presence import Presence
@@ -78,6 +79,7 @@ from .evidence import add_evidence_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
 from .me import install_me
+from .metrics import ServerMetrics, add_metrics_route, serve_admin
 from .ring import add_ring_routes
 from .staff import add_staff_routes
 from .throttle import write_limits_middleware
@@ -140,6 +142,10 @@ class Settings:
     #: Every this many seconds, record each live lot's viewer count for the staff dashboard
     #: (`auction.web.dashboard`); 0: never.
     viewer_sample_s: float = 10.0
+    #: A separate admin address serving `GET /metrics` without a token (`auction.web.metrics`);
+    #: None: none (`/metrics` on the main address is for auditor sessions only).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def video_settings(self) -> VideoSettings:
@@ -188,6 +194,9 @@ LOADED_AT = web.AppKey("loaded_at", int)
 NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
 FACTS = web.AppKey("facts", LotFactsStore)
 PRESENCE = web.AppKey("presence", Presence)
+METRICS = web.AppKey("metrics", ServerMetrics)
+#: The port of the admin address serving `/metrics`, once it listens.
+METRICS_PORT = web.AppKey("metrics_port", int)
 
 #: Pages: path → file in `auction/web/static/` (docs/protocol.md, the web client).
 PAGES = {
@@ -260,6 +269,8 @@ def create_app(settings: Settings) -> web.Application:
         add_cluster_routes(app, lambda request: request.app[CLUSTER])
         app.middlewares.append(_video_at_writer)
     app.cleanup_ctx.append(_hub_context)
+    app[METRICS] = ServerMetrics()
+    app.cleanup_ctx.append(_metrics_context)
     if settings.demo:
         app.cleanup_ctx.append(_drivers_context)
     if settings.heap_trim_s > 0:
@@ -279,8 +290,10 @@ def create_app(settings: Settings) -> web.Application:
     add_staff_routes(app, _components)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
+    add_metrics_route(app, lambda request: request.app[METRICS], _log_session)
     add_log_routes(app, _service, _log_session)
     install_me(app, service=SERVICE, store=STORE, accounts=ACCOUNTS, gateway=GATEWAY)
+    app.middlewares.insert(0, request_context)  # outermost: every log line of a request
     return app
 
 
@@ -527,6 +540,22 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     yield
     await hub.stop()
+
+
+async def _metrics_context(app: web.Application) -> AsyncIterator[None]:
+    metrics = app[METRICS]
+    metrics.attach(app[SERVICE], app.get(HUB), app[NOTARY_BOARD])
+    settings = app[SETTINGS]
+    try:
+        if settings.metrics_port is None:
+            yield
+        else:
+            address = (settings.metrics_host, settings.metrics_port)
+            async with serve_admin(metrics.scrape, *address) as port:
+                app[METRICS_PORT] = port
+                yield
+    finally:
+        metrics.detach()
 
 
 async def _heap_context(app: web.Application) -> AsyncIterator[None]:

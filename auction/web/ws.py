@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
@@ -218,6 +219,16 @@ class Hub:
         self._fanout: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
         self._stopped = False
+        #: Called with each bid's ack and the seconds it took: `auction.web.metrics`.
+        self.on_bid: Callable[[dict[str, Any], float], None] | None = None
+
+    def viewers(self) -> dict[str, int]:
+        """lot → connections subscribed to it now."""
+        counts: dict[str, int] = {}
+        for connection in self._connections:
+            for lot in connection.lots:
+                counts[lot] = counts.get(lot, 0) + 1
+        return counts
 
     @property
     def connections(self) -> int:
@@ -507,6 +518,7 @@ class Hub:
         assert session_key is not None
 
         async def run() -> None:
+            started = time.perf_counter()
             try:
                 ack = await self._gateway.bid(account, request)
             except GatewayError as exc:
@@ -520,6 +532,8 @@ class Hub:
                 }
             target = self._by_session.get(session_key, connection)
             target.send(ack)
+            if self.on_bid is not None:
+                self.on_bid(ack, time.perf_counter() - started)
 
         task = asyncio.get_running_loop().create_task(run())
         connection.tasks.add(task)
