@@ -54,8 +54,10 @@ def _scalar_text(path: Path, key: str, value: object, action: argparse.Action) -
         raise ConfigError(f"{path}: key '{key}': expected a single value, not {kind}")
     if isinstance(value, float) and action.type in (int, None):
         raise ConfigError(f"{path}: key '{key}': expected a whole number, got {value!r}")
-    text = str(value)
     convert = action.type
+    if convert in (None, str, Path) and not isinstance(value, str):
+        raise ConfigError(f"{path}: key '{key}': expected a string, got {value!r}")
+    text = str(value)
     try:
         converted = convert(text) if callable(convert) else text
     except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
