@@ -80,6 +80,7 @@ from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
 from .me import install_me
 from .metrics import ServerMetrics, add_metrics_route, serve_admin
+from .openapi import add_openapi_route
 from .ring import add_ring_routes
 from .staff import add_staff_routes
 from .throttle import write_limits_middleware
@@ -291,6 +292,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_metrics_route(app, lambda request: request.app[METRICS], _log_session)
+    add_openapi_route(app)
     add_log_routes(app, _service, _log_session)
     install_me(app, service=SERVICE, store=STORE, accounts=ACCOUNTS, gateway=GATEWAY)
     app.middlewares.insert(0, request_context)  # outermost: every log line of a request
