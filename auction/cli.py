@@ -44,9 +44,9 @@ from notary.cli import run as run_notary
 
 from .accounts import AccountError, AccountStore, Role
 from .audit_cli import register as register_audit
-from .config import ConfigError, subcommand_parser, with_config
 from .audit_cli import run as run_audit
 from .cluster import ClusterError, ClusterSettings
+from .config import ConfigError, subcommand_parser, with_config
 from .demo import (
     DEMO_NOTARIES,
     DEMO_QUORUM,

@@ -43,7 +43,9 @@ def _exclusive_partners(parser: argparse.ArgumentParser, action: argparse.Action
     partners: list[str] = []
     for group in parser._mutually_exclusive_groups:
         if action in group._group_actions:
-            partners += [f for a in group._group_actions if a is not action for f in a.option_strings]
+            partners += [
+                f for a in group._group_actions if a is not action for f in a.option_strings
+            ]
     return partners
 
 

@@ -109,9 +109,7 @@ def _text(body: bytes) -> web.Response:
 
 
 @contextlib.asynccontextmanager
-async def serve_metrics(
-    scrape: Callable[[], Any], host: str, port: int
-) -> AsyncIterator[int]:
+async def serve_metrics(scrape: Callable[[], Any], host: str, port: int) -> AsyncIterator[int]:
     """Listen on `host:port` for `GET /metrics` inside the `async with` (`scrape()` is awaited
     for the body); gives the port. Raises `NotaryStateError` when it cannot listen."""
     app = web.Application()

@@ -105,7 +105,9 @@ def test_a_bad_file_is_a_clear_error_naming_the_key(
     assert err.startswith("gavel: error: ") and named in err and "Traceback" not in err
 
 
-def test_a_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", "--config", str(tmp_path / "none.toml")]) == 2
     assert "cannot read the configuration file" in capsys.readouterr().err
 
@@ -117,7 +119,7 @@ def test_json_lines_escape_and_carry_lot_and_request_id() -> None:
     try:
         token_id, token_lot = REQUEST_ID.set("req-1"), LOT.set("watch")
         try:
-            logger.warning("two\nlines \x1b[31m and a quote \"", extra={})
+            logger.warning('two\nlines \x1b[31m and a quote "', extra={})
         finally:
             REQUEST_ID.reset(token_id)
             LOT.reset(token_lot)
@@ -214,7 +216,7 @@ def test_notary_serve_from_a_file(tmp_path: Path) -> None:
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert f"notary1.test co-signs" in line and f"127.0.0.1:{notary.port}/" in line, line
+        assert "notary1.test co-signs" in line and f"127.0.0.1:{notary.port}/" in line, line
         metrics = re.search(r"metrics on (http://\S+/metrics)", process.stdout.readline())
         assert metrics
         with urllib.request.urlopen(metrics.group(1), timeout=10) as response:

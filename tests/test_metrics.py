@@ -183,7 +183,12 @@ def test_each_app_counts_alone_and_refusal_reasons_are_bounded() -> None:
     }
     assert len(reasons) == MAX_REASONS + 1 and "OTHER" in reasons
     assert value(samples, "gavel_bids_refused_total", reason="OTHER") == 21
-    assert value(parse(generate_latest(second.registry).decode()), "gavel_bids_total", result="rejected") == 0
+    assert (
+        value(
+            parse(generate_latest(second.registry).decode()), "gavel_bids_total", result="rejected"
+        )
+        == 0
+    )
 
 
 async def test_an_admin_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

@@ -151,13 +151,21 @@ async def test_real_flows_validate_against_the_document(server: Server) -> None:
         status, verified = await api.call(
             "POST",
             "/api/identity",
-            {"name": "张三丰", "document_type": "PRC_RESIDENT_ID", "document": "11010519491231002X"},
+            {
+                "name": "张三丰",
+                "document_type": "PRC_RESIDENT_ID",
+                "document": "11010519491231002X",
+            },
             bidder.session,
         )
         assert status == 201 and verified["verified"] is True, verified
         await wait_open(server, "watch", "flat")
         status, registration = await api.call(
-            "POST", "/api/lots/flat/registrations", {}, bidder.session, "/api/lots/{lot}/registrations"
+            "POST",
+            "/api/lots/flat/registrations",
+            {},
+            bidder.session,
+            "/api/lots/{lot}/registrations",
         )
         assert status == 201 and registration["deposit"]["state"] == "REQUIRED"
         status, hold = await api.call(
