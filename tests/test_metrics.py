@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from auction.web.app import METRICS_PORT
 from auction.web.metrics import MAX_REASONS, ServerMetrics
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
 
 #: Label names a series may carry: each takes values from a bounded set (`le`: buckets).
 BOUNDED_LABELS = {"result", "reason", "notary", "status", "lot", "le"}
@@ -168,6 +170,12 @@ async def test_metrics_move_during_a_real_run(tmp_path: Path) -> None:
             assert value(figures, "gavel_notary_add_checkpoint_total", status="200") >= 1
             assert value(figures, "gavel_notary_add_checkpoint_seconds_count") >= 1
             assert value(figures, "gavel_notary_cosigned_timestamp_seconds") > 0
+
+            # every figure the Grafana dashboard draws is one the server or a notary serves
+            dashboard = (REPO / "docs" / "grafana-dashboard.json").read_text()
+            drawn = set(re.findall(r"gavel_[a-z_]+", dashboard))
+            served = {name for name, _ in after} | {name for name, _ in figures}
+            assert drawn and drawn <= served, drawn - served
     finally:
         await notary.stop()
 
