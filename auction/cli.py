@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         words = _with_config(parser, words)
     except ConfigError as exc:
-        print(f"gavel: error: {exc}", file=sys.stderr, flush=True)
+        print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 2
     args = parser.parse_args(words)
     # GAVEL_LOG_LEVEL=INFO (or --log-level INFO) shows e.g. takeovers

@@ -133,7 +133,7 @@ def test_json_lines_escape_and_carry_lot_and_request_id() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3
     first, second, third = (json.loads(line) for line in lines)
-    assert first["message"] == 'two\nlines \x1b[31m and a quote "'
+    assert first["message"] == 'two\\x0alines \\x1b[31m and a quote "'  # escaped, one line
     assert (first["lot"], first["request_id"], first["level"]) == ("watch", "req-1", "warning")
     assert first["component"] == "gavel.test.json" and first["time"].endswith("Z")
     assert second["lot"] == "flat" and "request_id" not in second
