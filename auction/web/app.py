@@ -13,6 +13,8 @@ It wires, each as one `cleanup_ctx` (opened in order, closed in reverse) under t
    database for a URL; added to the ledger as an `idv` actor key at start), the simulated
    payment provider and the bidding path shared by the websocket and the demo's bots;
 4. the websocket hub (`/ws`, docs/protocol.md §2);
+   then the metrics (`auction.web.metrics`: hooks on the hub, the group commit and the
+   checkpointer; the admin address of `settings.metrics_port`, if any);
 5. the demo's simulated participants, only when `settings.demo`;
 6. the heap trimmer (`auction.heap`: the C allocator's free memory given back every
    `settings.heap_trim_s` seconds).
@@ -21,7 +23,9 @@ Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `
 `/console/dashboard`, `/console/staff`, `/auditor`, and every file at `/static/{name}`), the
 REST API (`auction.web.api`), the staff dashboard (`auction.web.dashboard`, with its visit
 counter and viewer sampler) and staff sessions (`auction.web.staff`), `/ws`, `GET /healthz`,
-and the ledger's read API under `/log/` (`auction.web.log`).
+`GET /metrics` (auditor sessions), `GET /api/openapi.json` (the document of every REST route,
+`auction.web.openapi`), and the ledger's read API under `/log/` (`auction.web.log`). Every
+request gets an id for the log (`auction.logs.request_context`).
 
 Every response carries the security headers of `security_headers` (docs/protocol.md §5): a
 Content-Security-Policy (pages: only this origin's scripts, styles, images and connections, no
