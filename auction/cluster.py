@@ -380,7 +380,13 @@ class Cluster:
             await self.catch_up()  # every stored bid's key known before answering any
             view = await self.service.lead(lot_id)
         except Exception as exc:
-            logger.error("instance %s could not take lot %s: %s", self.name, lot_id, exc)
+            logger.error(
+                "instance %s could not take lot %s: %s",
+                self.name,
+                lot_id,
+                exc,
+                extra={"lot": lot_id},
+            )
             view = None
         if view is None:
             self._tokens.pop(lot_id, None)
@@ -396,6 +402,7 @@ class Cluster:
             lot_id,
             token,
             (time.monotonic() - started) * 1000,
+            extra={"lot": lot_id},
         )
 
     async def _lost_connection(self) -> None:

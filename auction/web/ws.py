@@ -37,6 +37,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..accounts import Role
 from ..gateway import Gateway, GatewayError
+from ..logs import LOT
 from ..protocol import (
     CLOSE_ABUSE,
     CLOSE_PROTOCOL,
@@ -518,6 +519,7 @@ class Hub:
         assert session_key is not None
 
         async def run() -> None:
+            LOT.set(request.lot)  # this task's own context: the bid's log lines name the lot
             started = time.perf_counter()
             try:
                 ack = await self._gateway.bid(account, request)
