@@ -196,12 +196,17 @@ async def test_real_flows_validate_against_the_document(server: Server) -> None:
             pattern="/api/console/lots/{lot}/bidders",
         )  # fmt: skip
         assert status == 200 and len(bidders["bidders"]) == 1
+        status, facts = await api.call("GET", "/api/lots/watch/facts")
+        assert status == 200 and facts["lot"] == "watch"
+        status, summary = await api.call("GET", "/api/facts")
+        assert status == 200 and set(summary["lots"]) == {"watch", "flat"}
+        assert (await api.call("GET", "/api/words"))[0] == 200
         assert await server.service.settle(10)
         status, auditor = await api.call("GET", "/api/auditor")
         assert status == 200 and auditor["log_size"] > 0
         status, receipt = await api.call("GET", "/log/receipt/0", pattern="/log/receipt/{seq}")
         assert status == 200 and receipt["seq"] == 0
-    assert len(api.checked) == 15
+    assert len(api.checked) == 18
 
 
 def test_an_answer_that_drifted_from_the_document_fails() -> None:
