@@ -168,6 +168,10 @@ async def test_real_flows_validate_against_the_document(server: Server) -> None:
             "/api/lots/{lot}/registrations",
         )
         assert status == 201 and registration["deposit"]["state"] == "REQUIRED"
+        status, notice = await api.call(
+            "POST", "/api/lots/flat/notice", {"accept": True}, bidder.session
+        )
+        assert status == 201 and notice["accepted"] is True
         status, hold = await api.call(
             "POST",
             "/api/lots/flat/deposit",
@@ -179,6 +183,8 @@ async def test_real_flows_validate_against_the_document(server: Server) -> None:
         status, me = await api.call("GET", "/api/me", token=bidder.session)
         assert status == 200 and me["registrations"][0]["lot"] == "flat"
         assert (await api.call("GET", "/api/me", refused=True))[0] == 401
+        status, mine = await api.call("GET", "/api/me/lots", token=bidder.session)
+        assert status == 200 and [lot["lot"] for lot in mine["lots"]] == ["flat"]
         # the console and the public views of the lot
         auctioneer = await server.staff(Role.AUCTIONEER)
         status, paused = await api.call(
@@ -206,7 +212,7 @@ async def test_real_flows_validate_against_the_document(server: Server) -> None:
         assert status == 200 and auditor["log_size"] > 0
         status, receipt = await api.call("GET", "/log/receipt/0", pattern="/log/receipt/{seq}")
         assert status == 200 and receipt["seq"] == 0
-    assert len(api.checked) == 18
+    assert len(api.checked) == 20
 
 
 def test_an_answer_that_drifted_from_the_document_fails() -> None:
