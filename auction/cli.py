@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         metavar="PORT",
         help="also serve GET /metrics without a token on this admin port (default: only to "
-        "auditor sessions on the main port)",
+        "admin and auditor sessions on the main port)",
     )
     serve.add_argument(
         "--metrics-host",

@@ -159,9 +159,10 @@ async def test_metrics_move_during_a_real_run(tmp_path: Path) -> None:
                     f"{server.url}/metrics", headers={"Authorization": f"Bearer {auctioneer}"}
                 ) as response:
                     assert response.status == 403
-                auditor = await server.staff(Role.AUDITOR)
-                main = await scrape(http, f"{server.url}/metrics", auditor)
-                assert value(main, "gavel_bids_total", result="accepted") == 3
+                for role in (Role.AUDITOR, Role.ADMIN):
+                    token = await server.staff(role)
+                    main = await scrape(http, f"{server.url}/metrics", token)
+                    assert value(main, "gavel_bids_total", result="accepted") == 3
 
             # the notary's own figures, on its admin address
             figures = await scrape(http, f"http://127.0.0.1:{notary_metrics}/metrics")

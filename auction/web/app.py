@@ -23,7 +23,7 @@ Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `
 `/console/dashboard`, `/console/staff`, `/auditor`, and every file at `/static/{name}`), the
 REST API (`auction.web.api`), the staff dashboard (`auction.web.dashboard`, with its visit
 counter and viewer sampler) and staff sessions (`auction.web.staff`), `/ws`, `GET /healthz`,
-`GET /metrics` (auditor sessions), `GET /api/openapi.json` (the document of every REST route,
+`GET /metrics` (admin and auditor sessions), `GET /api/openapi.json` (the document of every REST route,
 `auction.web.openapi`), and the ledger's read API under `/log/` (`auction.web.log`). Every
 request gets an id for the log (`auction.logs.request_context`).
 
@@ -148,7 +148,7 @@ class Settings:
     #: (`auction.web.dashboard`); 0: never.
     viewer_sample_s: float = 10.0
     #: A separate admin address serving `GET /metrics` without a token (`auction.web.metrics`);
-    #: None: none (`/metrics` on the main address is for auditor sessions only).
+    #: None: none (`/metrics` on the main address is for admin and auditor sessions only).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
 

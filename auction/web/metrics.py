@@ -17,8 +17,8 @@ One `ServerMetrics` per application, with its own `CollectorRegistry` (no module
 
 Served two ways, both off by default for anyone else (docs/operations.md):
 
-* `GET /metrics` on the server's own address, to a staff session of the auditor role only
-  (`Authorization: Bearer`; 401 without a session, 403 with another role);
+* `GET /metrics` on the server's own address, to a staff session of the admin or auditor
+  role only (`Authorization: Bearer`; 401 without a session, 403 with another role);
 * on a separate admin address, without a token, when `--metrics-port` is given
   (`--metrics-host`, default 127.0.0.1): what a Prometheus scrape job points at.
 """
@@ -51,6 +51,9 @@ _REASON = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 INTERVAL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+#: The staff roles that may read `/metrics` on the server's own address.
+METRICS_ROLES = frozenset({Role.ADMIN, Role.AUDITOR})
 
 #: `session_of(request, token)`: the valid session of a bearer token, or None.
 SessionOf = Callable[[web.Request, str], Awaitable[Session | None]]
@@ -288,7 +291,7 @@ def add_metrics_route(
     metrics_of: Callable[[web.Request], ServerMetrics],
     session_of: SessionOf,
 ) -> None:
-    """`GET /metrics` on the server's own address: auditor sessions only."""
+    """`GET /metrics` on the server's own address: admin and auditor sessions only."""
 
     async def metrics(request: web.Request) -> web.Response:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -296,9 +299,11 @@ def add_metrics_route(
         if scheme.lower() == "bearer" and token.strip():
             session = await session_of(request, token.strip())
         if session is None:
-            return error_response(401, "UNAUTHENTICATED", "/metrics needs an auditor session")
-        if session.role is not Role.AUDITOR:
-            return error_response(403, "FORBIDDEN", "/metrics is for auditor sessions only")
+            return error_response(
+                401, "UNAUTHENTICATED", "/metrics needs an admin or auditor session"
+            )
+        if session.role not in METRICS_ROLES:
+            return error_response(403, "FORBIDDEN", "/metrics is for admin and auditor sessions")
         return _text(await metrics_of(request).scrape())
 
     app.router.add_get("/metrics", metrics)
