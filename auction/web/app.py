@@ -23,9 +23,9 @@ Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `
 `/console/dashboard`, `/console/staff`, `/auditor`, and every file at `/static/{name}`), the
 REST API (`auction.web.api`), the staff dashboard (`auction.web.dashboard`, with its visit
 counter and viewer sampler) and staff sessions (`auction.web.staff`), `/ws`, `GET /healthz`,
-`GET /metrics` (admin and auditor sessions), `GET /api/openapi.json` (the document of every REST route,
-`auction.web.openapi`), and the ledger's read API under `/log/` (`auction.web.log`). Every
-request gets an id for the log (`auction.logs.request_context`).
+`GET /metrics` (admin and auditor sessions), `GET /api/openapi.json` (the document of every
+REST route, `auction.web.openapi`), and the ledger's read API under `/log/`
+(`auction.web.log`). Every request gets an id for the log (`auction.logs.request_context`).
 
 Every response carries the security headers of `security_headers` (docs/protocol.md §5): a
 Content-Security-Policy (pages: only this origin's scripts, styles, images and connections, no
