@@ -310,6 +310,9 @@ def summary(
             if final_sales is not None:
                 final = lot.lot_id in final_sales
                 outcome += " (final: co-signed)" if final else " (not final: awaiting notaries)"
+        elif state.status is LotStatus.SCHEDULED:
+            opening = format_money(lot.rules.start_price, lot.rules.currency)
+            outcome = f"not open yet (starts at {opening})"
         elif state.status in ACTIVE_STATUSES:
             outcome = f"{price} (not closed yet)"
         else:
