@@ -51,7 +51,7 @@ def test_the_auditor_passes_the_exported_signed_log(signed_log: SignedLog, expor
     assert report.idv_entries == 3 and report.bid_signatures == 4
     value = json.loads(report.to_json())
     assert value["idv_entries"] == 3 and value["bid_signatures_verified"] == 4
-    assert [step["status"] for step in value["steps"]] == ["passed"] * 9
+    assert [step["status"] for step in value["steps"]] == ["passed"] * 10
 
 
 def test_the_report_is_deterministic(exported: Path) -> None:

@@ -218,7 +218,7 @@ async def test_gavel_demo_runs_headless_and_leaves_its_events(tmp_path: Path) ->
     bids = [e for e in entries if e["type"] == "bid" and e["body"].get("request")]
     assert len(bids) > 10
     assert sum(e["type"] == "idv" for e in entries) == 5
-    # and the whole ledger exports and passes the auditor's nine steps
+    # and the whole ledger exports and passes the auditor's steps
     export = tmp_path / "export"
     assert (
         await asyncio.to_thread(
