@@ -323,19 +323,25 @@ def _integer(body: Mapping[str, Any], name: str) -> int:
 
 
 async def bearer_session(
-    request: web.Request, parts: Components, role: Role | None = None
+    request: web.Request,
+    parts: Components | Gateway,
+    role: Role | frozenset[Role] | None = None,
 ) -> Session:
-    """The request's valid session (`Authorization: Bearer`), with `role` when given;
-    `ApiError` 401/403 otherwise."""
+    """The request's valid session (`Authorization: Bearer`), with `role` (or one of the
+    roles) when given; `ApiError` 401/403 otherwise. `parts`: the components, or just the
+    gateway that knows the sessions."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-    session = await parts.gateway.session(token.strip())
+    gateway = parts if isinstance(parts, Gateway) else parts.gateway
+    session = await gateway.session(token.strip())
     if session is None:
         raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
-    if role is not None and session.role is not role:
+    if isinstance(role, Role) and session.role is not role:
         raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
+    if isinstance(role, frozenset) and session.role not in role:
+        raise ApiError(403, "FORBIDDEN", "this is not open to your role")
     return session
 
 

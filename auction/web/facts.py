@@ -42,7 +42,7 @@ from ..words import (
     priority_rights_words,
     words_tables,
 )
-from .api import ApiError
+from .api import ApiError, bearer_session
 from .bodies import read_json_body
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -123,15 +123,7 @@ class _FactsRoutes:
         self._parts = parts
 
     async def _staff(self, request: web.Request) -> None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-        session = await self._parts(request).gateway.session(token.strip())
-        if session is None:
-            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
-        if session.role is not Role.AUCTIONEER:
-            raise ApiError(403, "FORBIDDEN", "only an auctioneer may change a lot's facts")
+        await bearer_session(request, self._parts(request).gateway, Role.AUCTIONEER)
 
     def _known(self, request: web.Request) -> str:
         lot = request.match_info["lot"]

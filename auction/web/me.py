@@ -36,7 +36,7 @@ from ..mylots import by_lot, summarize
 from ..protocol import BidRequest
 from ..service import AuctionService
 from ..storage import Storage
-from .api import ApiError, error_response
+from .api import ApiError, bearer_session, error_response
 from .bodies import read_json_body
 
 logger = logging.getLogger(__name__)
@@ -164,16 +164,7 @@ class _Me:
         self.recorder = BidRecorder()
 
     async def _session(self, request: web.Request, roles: frozenset[Role]) -> Session:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-        session = await request.app[self._gateway].session(token.strip())
-        if session is None:
-            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
-        if session.role not in roles:
-            raise ApiError(403, "FORBIDDEN", "this is not open to your role")
-        return session
+        return await bearer_session(request, request.app[self._gateway], roles)
 
     async def _summary(self, app: web.Application, account: str, lot: str) -> Any:
         service = app[self._service]

@@ -27,7 +27,7 @@ from ..rules import (
 )
 from ..service import public_events
 from ..storage import HistoryRecord
-from .api import ApiError, Components
+from .api import ApiError, Components, bearer_session
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -112,15 +112,7 @@ class _Ring:
         self._parts = parts
 
     async def _auctioneer(self, request: web.Request) -> None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
-        session = await self._parts(request).gateway.session(token.strip())
-        if session is None:
-            raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
-        if session.role is not Role.AUCTIONEER:
-            raise ApiError(403, "FORBIDDEN", f"this needs the {Role.AUCTIONEER.value} role")
+        await bearer_session(request, self._parts(request), Role.AUCTIONEER)
 
     async def _state(self, request: web.Request) -> tuple[str, LotState]:
         await self._auctioneer(request)
