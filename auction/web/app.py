@@ -283,8 +283,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(security_headers)
     _add_pages(app)
+    add_api_routes(app, _components)  # its JSON error middleware answers `Throttled` too
     app.middlewares.append(write_limits_middleware(settings.write_limits, settings.clock))
-    add_api_routes(app, _components)
     add_ring_routes(app, _components)
     add_court_routes(app, _components)
     add_facts_routes(app, _facts_parts)

@@ -46,20 +46,17 @@ def _session_key(request: web.Request) -> str | None:
 
 
 def write_limits_middleware(limits: WriteLimits, clock: Callable[[], int]) -> Middleware:
-    """The middleware: limit the write routes, answer `Throttled` as 429."""
+    """The middleware: limit the write routes (inside `api.json_errors`, which answers a
+    `Throttled` as 429)."""
     limiter = RequestLimiter(limits)
 
     @web.middleware
     async def limit_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
         kind = None if route is None else WRITE_ROUTES.get((request.method, route.canonical))
-        try:
-            if kind is not None:
-                address = request.remote or "unknown"
-                limiter.check(kind, address, _session_key(request), clock())
-            return await handler(request)
-        except Throttled as refusal:
-            return throttled_response(refusal)
+        if kind is not None:  # a refusal raises `Throttled`: `api.json_errors` answers it
+            limiter.check(kind, request.remote or "unknown", _session_key(request), clock())
+        return await handler(request)
 
     return limit_writes
 
