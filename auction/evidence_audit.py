@@ -351,14 +351,15 @@ def _segments(
         previous[rendition] = str(digest)
         if isinstance(index, int):
             seen[(rendition, index)] = entry.seq
+    bodies = {entry.seq: entry.body for entry in ordered}
     recording: dict[int, str] = {}
     for key, name in sorted(files.items()):
         seq = seen.get(key)
         if seq is None:
             raise _fail(step, name, "has no stream_segment entry in the package")
-        data = (package.root / name).read_bytes()
-        body = next(e.body for e in ordered if e.seq == seq)
-        if hashlib.sha256(data).hexdigest() != body.get("sha256"):
+        with (package.root / name).open("rb") as handle:  # hashed in chunks: any size
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if digest != bodies[seq].get("sha256"):
             raise _fail(step, name, f"is not the segment entry {seq} hashed (SHA-256 differs)")
         recording[seq] = name
     return recording
