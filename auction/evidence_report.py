@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from chain import ChainError, Entry, EntryType, format_time, parse_time
 
+from .ledger import thaw
 from .rules import decode
 
 __all__ = ["HistoryLine", "format_money", "history", "render_html", "render_text"]
@@ -171,7 +172,7 @@ def history(entries: Sequence[Entry], lot_id: str) -> tuple[str, list[HistoryLin
         when = clock(_legal_time(entry))
         if entry.type == EntryType.LOT:
             title = str(body.get("title", lot_id))
-            rules = decode(_thaw(body.get("rules")))
+            rules = decode(thaw(body.get("rules")))
             currency = str(getattr(rules, "currency", ""))
             clock = _Clock(str(getattr(rules, "legal_timezone", _DEFAULT_ZONE)))
             when = clock(_legal_time(entry))
@@ -230,19 +231,11 @@ def _legal_time(entry: Entry) -> int:
 def decode_events(value: Any) -> list[Any]:
     if not isinstance(value, (list, tuple)):
         return []
-    return [decode(_thaw(item)) for item in value]
+    return [decode(thaw(item)) for item in value]
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
 
 
 def _facts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -139,14 +139,14 @@ class SignedRequest:
 
     def to_json(self) -> dict[str, Any]:
         """The `request` member of the bid entry body."""
-        return {"payload": _thaw(self.payload), "sig": self.sig}
+        return {"payload": thaw(self.payload), "sig": self.sig}
 
 
 def idv_body(account: str, attestation: Mapping[str, Any]) -> dict[str, Any]:
     """The body of an `idv` entry: the account and the provider's attestation
     (`auction.identity.Attestation.to_json()`: salted commitment, no personal data). Record it
     with the identity provider's key as actor (`AuctionService.record(EntryType.IDV, ...)`)."""
-    return {"v": BODY_VERSION, "account": account, "attestation": _thaw(attestation)}
+    return {"v": BODY_VERSION, "account": account, "attestation": thaw(attestation)}
 
 
 def kid_names_key(verifier: Ed25519Verifier, kid: str) -> bool:
@@ -571,7 +571,7 @@ class LedgerReplay:
         if lot_id in self.lots:
             raise ReplayError(seq, lot_id, "lot created twice")
         try:
-            rules = decode(_thaw(body.get("rules")))
+            rules = decode(thaw(body.get("rules")))
         except RulesError as exc:
             raise ReplayError(seq, lot_id, f"unreadable rules: {exc}") from exc
         if not isinstance(rules, LotRules):
@@ -588,7 +588,7 @@ class LedgerReplay:
         ingress_text = _text(body, "ingress", seq)
         try:
             ingress = parse_time(ingress_text)
-            command = decode(_thaw(body.get("command")))
+            command = decode(thaw(body.get("command")))
         except (RulesError, ChainError) as exc:
             raise ReplayError(seq, lot_id, f"unreadable command: {exc}") from exc
         if type(command) not in COMMAND_TYPES:
@@ -599,7 +599,7 @@ class LedgerReplay:
             raise ReplayError(seq, lot_id, "ingress time after the entry's time")
         if "order" in body:  # a court order given through a court session (auction.court)
             try:
-                check_order(_thaw(body.get("order")), command)
+                check_order(thaw(body.get("order")), command)
             except OrderError as exc:
                 raise ReplayError(seq, lot_id, f"court order: {exc}") from exc
         try:
@@ -607,7 +607,7 @@ class LedgerReplay:
         except SignedBidError as exc:
             raise ReplayError(seq, lot_id, f"{exc.reason}: {exc.message}") from exc
         state, events = apply(lot.state, command, ingress)
-        recorded = _thaw(body.get("events"))
+        recorded = thaw(body.get("events"))
         produced = [encode(event) for event in events]
         if produced != recorded:
             raise ReplayError(
@@ -650,7 +650,7 @@ class LedgerReplay:
             ),
             body.get("buyer_idv_entry") if isinstance(body.get("buyer_idv_entry"), int) else None,
         )
-        if _thaw(body) != expected:
+        if thaw(body) != expected:
             raise ReplayError(seq, lot_id, "the sale entry does not match the lot's result")
         lot.sale_entry = seq
         self.sales += 1
@@ -686,10 +686,10 @@ def _text(body: Mapping[str, Any], key: str, seq: int) -> str:
     return value
 
 
-def _thaw(value: Any) -> Any:
+def thaw(value: Any) -> Any:
     """Plain dicts and lists from an entry body (which chain keeps read-only)."""
     if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
+        return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
+        return [thaw(v) for v in value]
     return value
