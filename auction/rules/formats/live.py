@@ -118,7 +118,8 @@ def online_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
     return _accept(state, out, cmd.bidder, bidder.code, ask, BidType.ONLINE, bidder.agent_for)
 
 
-def accept_online(state: LotState, cmd: c.AcceptOnline, now: int) -> Outcome:
+def _not_held(state: LotState, cmd: c.AcceptOnline | c.DeclineOnline, now: int) -> Outcome | None:
+    """The refusal of `cmd` unless the lot is in the ring holding the online bid it names."""
     halted = _in_ring(state, cmd, now)
     if halted is not None:
         return halted
@@ -126,7 +127,15 @@ def accept_online(state: LotState, cmd: c.AcceptOnline, now: int) -> Outcome:
     pending = state.live.pending
     if pending is None or pending[0] != cmd.bid_seq:
         return reject(state, cmd, now, RejectReason.UNKNOWN_BID, "no such pending online bid")
-    _, bidder_id, amount, _ = pending
+    return None
+
+
+def accept_online(state: LotState, cmd: c.AcceptOnline, now: int) -> Outcome:
+    refused = _not_held(state, cmd, now)
+    if refused is not None:
+        return refused
+    assert state.live is not None and state.live.pending is not None
+    _, bidder_id, amount, _ = state.live.pending
     bidder = state.bidders[bidder_id]
     out = Emitter(state, now)
     cleared = state.evolve(live=dataclasses.replace(state.live, pending=None))
@@ -135,15 +144,12 @@ def accept_online(state: LotState, cmd: c.AcceptOnline, now: int) -> Outcome:
 
 def decline_online(state: LotState, cmd: c.DeclineOnline, now: int) -> Outcome:
     """Rules C14.1: the clerk does not take the held online bid; the ask is free again."""
-    halted = _in_ring(state, cmd, now)
-    if halted is not None:
-        return halted
+    refused = _not_held(state, cmd, now)
+    if refused is not None:
+        return refused
     assert state.live is not None
-    pending = state.live.pending
-    if pending is None or pending[0] != cmd.bid_seq:
-        return reject(state, cmd, now, RejectReason.UNKNOWN_BID, "no such pending online bid")
     out = Emitter(state, now)
-    out.emit(BidDeclined, bid_seq=pending[0], reason=RejectReason.DECLINED)
+    out.emit(BidDeclined, bid_seq=cmd.bid_seq, reason=RejectReason.DECLINED)
     live = dataclasses.replace(state.live, pending=None)
     return state.evolve(seq=out.seq, live=live), tuple(out.events)
 
