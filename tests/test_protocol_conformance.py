@@ -453,6 +453,22 @@ async def test_bids_acks_and_idempotency_key_limits(
     await ws.send(bidder.bid("w" * 129, 30_000, "CNY", "fine"))
     assert await close_code(ws) == 4000
 
+    # §2.6 4003: a bid without a bidder's session; an unverified bidder is answered instead.
+    ws, _ = await open_ws(url)
+    await ws.send(bidder.bid("watch", 30_000, "CNY", "from-a-watcher"))
+    assert await close_code(ws) == 4003
+    stranger = DocBidder()  # an account without an identity check
+    public = base64.b64encode(stranger.key.public_key().public_bytes_raw())
+    status, body = await call(http, "POST", f"{url}/api/accounts", {"public_key": public.decode()})
+    assert status == 201, body
+    ws, _ = await open_ws(url, body["session"])
+    stranger.account = body["account"]
+    await ws.send(stranger.bid("watch", 30_000, "CNY", "unverified"))
+    refused = await next_of(ws, "ack")
+    assert refused["result"] == "rejected" and refused["reason"] == "NOT_VERIFIED", refused
+    assert "entry" not in refused
+    await ws.close()
+
 
 # --- §2.3: replay after reconnecting -----------------------------------------------------------
 
