@@ -442,6 +442,12 @@ async def test_bids_acks_and_idempotency_key_limits(
     assert set(low) == ACK_KEYS | {"entry", "reason", "message"}, low
     assert low["result"] == "rejected" and low["reason"] in ("BELOW_MIN", "SELF_OUTBID")
     assert isinstance(low["entry"], int) and low["entry"] > ack["entry"]
+    # A lot that does not exist: the lot's fields null, leader_is_you false.
+    await ws.send(bidder.bid("no-such-lot", 10_000, "CNY", "nowhere"))
+    nowhere = await next_of(ws, "ack")
+    assert nowhere["result"] == "rejected" and nowhere["reason"] == "UNKNOWN_LOT", nowhere
+    assert [nowhere[k] for k in ("seq", "cur", "min_next", "end_us")] == [None] * 4
+    assert nowhere["leader_is_you"] is False
     await ws.close()
 
     # Keys (and lots) outside 1..128 printable characters close the connection with 4000.
