@@ -128,7 +128,10 @@ def _short_text(message: dict[str, Any], name: str, limit: int = 128) -> str:
 
 def parse_client_message(frame: str | bytes) -> ClientMessage:
     """One websocket text frame → a typed message. Raises `ProtocolViolation` only."""
-    if len(frame) > MAX_FRAME_BYTES:
+    size = len(frame)
+    if isinstance(frame, str) and size * 4 > MAX_FRAME_BYTES:  # may need up to 4 bytes a char
+        size = len(frame.encode("utf-8", "surrogatepass"))
+    if size > MAX_FRAME_BYTES:
         raise ProtocolViolation(CLOSE_TOO_BIG, f"frames are at most {MAX_FRAME_BYTES} bytes")
     try:
         message = json.loads(frame, parse_constant=_no_constant)

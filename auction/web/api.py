@@ -305,6 +305,15 @@ def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
     return value
 
 
+def _idempotency_key(body: Mapping[str, Any]) -> str:
+    """A deposit's `idempotency_key`: 1 to 128 printable characters, the rule of a bid's key
+    (`auction.protocol`, docs/protocol.md §2.4)."""
+    value = body.get("idempotency_key")
+    if not isinstance(value, str) or not 1 <= len(value) <= 128 or not value.isprintable():
+        raise ApiError(422, "MALFORMED", "'idempotency_key' must be 1 to 128 printable characters")
+    return value
+
+
 def _query_integer(query: Mapping[str, str], name: str, default: T, low: int, high: int) -> int | T:
     """A whole-number query parameter within `low..high`, or `default` when absent."""
     text = query.get(name)
@@ -416,7 +425,7 @@ class _Api:
     async def deposit(self, request: web.Request) -> web.Response:
         session = await self._session(request, Role.BIDDER)
         body = await _body(request)
-        key = _text(body, "idempotency_key", 128)
+        key = _idempotency_key(body)
         gateway = self._parts(request).gateway
         answer = await gateway.freeze_deposit(session.account, request.match_info["lot"], key)
         return web.json_response(answer, status=202, headers=_NO_STORE)

@@ -339,8 +339,14 @@ class Hub:
             )
         # No permessage-deflate: one shared update would be compressed again for every
         # connection (the updates are small; the CPU is what a busy lot runs out of).
+        # aiohttp refuses (1009) a message of `max_msg_size` bytes or more, so it is given one
+        # byte above the protocol's limit: a frame of exactly MAX_FRAME_BYTES is taken, as the
+        # `welcome` says; `parse_client_message` checks the exact bound again.
         ws = web.WebSocketResponse(
-            heartbeat=self._heartbeat, max_msg_size=MAX_FRAME_BYTES, autoping=True, compress=False
+            heartbeat=self._heartbeat,
+            max_msg_size=MAX_FRAME_BYTES + 1,
+            autoping=True,
+            compress=False,
         )
         await ws.prepare(request)
         address = request.remote or "?"
