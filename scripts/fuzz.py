@@ -53,8 +53,9 @@ Pair = tuple[Any, Callable[[Any], None]]
 
 
 def _import_paths() -> None:
-    # The repository first (so ``chain`` is the package, not ``tests/chain``), tests after.
-    sys.path[:0] = [str(ROOT)]
+    # The fuzzers live in the test modules, which import their helpers (``test_fuzz_mutations``,
+    # ``server_kit``, ...) by bare name, as pytest runs them: tests/ goes last on the path, so
+    # that ``chain`` stays the package (run as ``python -m scripts.fuzz``, the root is first).
     sys.path.append(str(ROOT / "tests"))
 
 

@@ -31,14 +31,16 @@ def prepare(
     return prepared
 
 
-def notary_process(notary: DemoNotary, port: int, server_url: str, policy: Path) -> ChildProcess:
-    """`gavel notary serve` for `notary` on `port`, co-signing the log at `server_url`; its
-    output goes to `chaos.log` in its directory. Start it with `start(NOTARY_READY)`."""
+def notary_process(
+    notary: DemoNotary, port: int, server_url: str, policy: Path, log: Path
+) -> ChildProcess:
+    """`gavel notary serve` for `notary` on `port`, co-signing the log at `server_url`, in a
+    session of its own, its output to `log`. Start it with `start(NOTARY_READY)`."""
     command = gavel_command(
         "notary", "serve", "--dir", str(notary.directory), "--port", str(port),
         "--log", server_url, "--policy", str(policy),
     )  # fmt: skip
-    return ChildProcess(notary.name, command, notary.directory / "chaos.log", new_session=True)
+    return ChildProcess(notary.name, command, log, new_session=True)
 
 
 class NotaryProxy:
