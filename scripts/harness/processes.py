@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What `gavel serve` prints once it listens: its console URL with the console token.
@@ -98,12 +99,12 @@ class ChildProcess:
             raise StartError(f"{self.name} {state} in {timeout:.0f} s{self._tail()}")
         return found[0]
 
-    def _popen(self, stderr: object) -> subprocess.Popen[bytes]:
+    def _popen(self, stderr: int | IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             self.command,
             cwd=self.cwd,
             stdout=subprocess.PIPE,
-            stderr=stderr,  # type: ignore[arg-type]
+            stderr=stderr,
             start_new_session=self.new_session,
         )
 
