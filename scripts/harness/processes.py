@@ -77,6 +77,7 @@ class ChildProcess:
 
         def drain() -> None:
             with contextlib.ExitStack() as stack:
+                stack.enter_context(stdout)  # closed at the end of the output
                 out = stack.enter_context(self.log.open("ab")) if self.log else None
                 for raw in stdout:
                     if not said.is_set():
