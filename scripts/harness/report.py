@@ -1,4 +1,4 @@
-"""Writing results: JSON files and fixed-width table rows printed as they come."""
+"""Writing results: JSON files and fixed-width table rows."""
 
 from __future__ import annotations
 
@@ -16,8 +16,3 @@ def write_json(path: Path | str, data: Any) -> None:
 def fixed_row(cells: Sequence[str], widths: Sequence[int]) -> str:
     """Cells right-aligned in columns of `widths` characters, one space apart."""
     return " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True))
-
-
-def say(text: str) -> None:
-    """Print one line of a report now (runs are long: lines appear as they are measured)."""
-    print(text, flush=True)
