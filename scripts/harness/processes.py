@@ -43,7 +43,9 @@ def gavel_command(*arguments: str, profile: str | None = None) -> list[str]:
 
 class ChildProcess:
     """One child process. `start` waits for its ready line; `stop` sends SIGTERM and, after
-    `timeout`, SIGKILL; `sigkill` kills it at once. Without a log, its output is dropped."""
+    `timeout`, SIGKILL; `sigkill` kills it at once. Its output (stdout and stderr) goes to
+    `log`; with `echo`, to this process's stdout instead, each line after `[ECHO] `; with
+    neither, it is dropped."""
 
     def __init__(
         self,
@@ -53,19 +55,23 @@ class ChildProcess:
         *,
         cwd: Path = ROOT,
         new_session: bool = False,
+        echo: str | None = None,
     ) -> None:
         self.name = name
         self.command = list(command)
         self.log = log
         self.cwd = cwd
         self.new_session = new_session
+        self.echo = echo
         self.process: subprocess.Popen[bytes] | None = None
         self._drainer: threading.Thread | None = None
 
     def start(self, ready: str, timeout: float = 60.0) -> str:
         """Start it and return what the pattern `ready` matched in its output (group 1 if it
         has one); `StartError` if it exits or does not print it within `timeout` s."""
-        if self.log is None:
+        if self.echo is not None:
+            self.process = self._popen(subprocess.STDOUT)
+        elif self.log is None:
             self.process = self._popen(subprocess.DEVNULL)
         else:
             with self.log.open("ab") as err:
@@ -85,7 +91,10 @@ class ChildProcess:
                         if match:
                             found.append(match.group(1) if match.groups() else match.group(0))
                             said.set()
-                    if out is not None:
+                    if self.echo is not None:
+                        text = raw.decode("utf-8", "replace").rstrip()
+                        print(f"[{self.echo}] {text}", flush=True)
+                    elif out is not None:
                         out.write(raw)
                         out.flush()
             said.set()
