@@ -11,8 +11,8 @@ mode runs `--seconds` (and at most `--max-requests` requests), then the server i
 its ledger read back: entries written (bids are none), entries a second, and the entries per
 account (idv, registrations, deposits).
 
-    .venv/bin/python scripts/abuse_writes.py --seconds 10            # both modes
-    .venv/bin/python scripts/abuse_writes.py --mode limited --json
+    .venv/bin/python -m scripts.abuse_writes --seconds 10            # both modes
+    .venv/bin/python -m scripts.abuse_writes --mode limited --json
 
 `unlimited` is `gavel serve --no-write-limits`; `limited` the defaults (docs/protocol.md §1.1);
 `--before CHECKOUT` also runs the `gavel serve` of another checkout first (mode `before`).
@@ -23,16 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import collections
 import contextlib
 import json
-import os
-import re
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,66 +36,25 @@ from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from auction.identity import prc_check_character
+from auction.storage import SQLITE_FILE
+from auction.throttle import WriteLimits, account_entries
 
-from auction.identity import prc_check_character  # noqa: E402
-from auction.storage import SQLITE_FILE  # noqa: E402
-from auction.throttle import WriteLimits, account_entries  # noqa: E402
+from .harness.bidders import public_key_text
+from .harness.machine import machine
+from .harness.processes import ROOT, GavelServer
 
 LOTS = ("abuse-flat", "abuse-watch")
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """`gavel serve` in its own process; its output goes to `DATA/../server.log`."""
-
-    def __init__(self, data: Path, limited: bool, root: Path = ROOT) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data.parent / "server.log"
-        command = [
-            sys.executable, "-m", "auction.cli", "serve", "--data", str(data),
-            "--host", "127.0.0.1", "--port", str(self.port),
-        ]  # fmt: skip
-        if not limited and root == ROOT:
-            command.append("--no-write-limits")
-        with self.log.open("w") as out:  # `-m` imports the `auction` of `root`
-            self.process = subprocess.Popen(command, cwd=root, stdout=out, stderr=out)
-        self.token = ""
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(r"#token=(\S+)", self.log.read_text())
-            if found:
-                self.token = found.group(1)
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gavel serve exited with {self.process.returncode}")
-            time.sleep(0.1)
-        raise RuntimeError(f"gavel serve did not print its console URL in {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+def start_server(data: Path, limited: bool, root: Path = ROOT) -> GavelServer:
+    """`gavel serve` of the checkout `root` (`-m` imports its `auction`) in its own process,
+    started; its output goes to `DATA/../server.log`."""
+    flags = [] if limited or root != ROOT else ["--no-write-limits"]
+    server = GavelServer(["--data", str(data)], data.parent / "server.log", flags=flags, cwd=root)
+    server.start()
+    return server
 
 
 async def create_lots(url: str, token: str) -> None:
@@ -174,11 +127,8 @@ class Abuser:
     async def _one_account(self, http: aiohttp.ClientSession) -> None:
         self._serial += 1
         n = self._serial
-        public = Ed25519PrivateKey.generate().public_key()
-        raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        status, body = await self._post(
-            http, "account", "/api/accounts", {"public_key": base64.b64encode(raw).decode()}, None
-        )
+        account = {"public_key": public_key_text(Ed25519PrivateKey.generate())}
+        status, body = await self._post(http, "account", "/api/accounts", account, None)
         if status != 201:
             return
         self.tally.accounts += 1
@@ -250,9 +200,8 @@ def run_mode(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gavel-abuse-") as tmp:
         data = Path(tmp) / "data"
-        server = Server(data, limited, root)
+        server = start_server(data, limited, root)
         try:
-            server.wait_ready()
             asyncio.run(create_lots(server.url, server.token))
             start = len(ledger_entries(data))
             abuser = Abuser(

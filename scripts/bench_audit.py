@@ -8,7 +8,7 @@ signatures checked, rules replayed) twice: in-process (`workers=0`) and with wor
 (`workers=W`, default one per core). Prints entries/s, wall seconds and CPU seconds (this process
 plus its workers: on a shared machine wall time varies, CPU time much less).
 
-Usage: .venv/bin/python scripts/bench_audit.py [--entries N] [--workers W] [--checkpoint-every K]
+Usage: .venv/bin/python -m scripts.bench_audit [--entries N] [--workers W] [--checkpoint-every K]
                                                [--skip-serial] [--keep DIR] [--json]
 """
 
@@ -26,12 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from ledger_builder import bulk_ledger  # noqa: E402
-
-from auction.audit import AuditStep, DirectorySource, verify_ledger  # noqa: E402
+from auction.audit import AuditStep, DirectorySource, verify_ledger
+from tests.ledger_builder import bulk_ledger
 
 
 def build(directory: Path, entries: int, every: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Scenarios (all in one run, so they share the machine's state at that moment):
   many-lots    10,000 open JUDICIAL_CN lots, 3 bidders each, bids spread round-robin
   baseline     a loop that builds the same command objects without applying them (the floor)
 
-Usage: .venv/bin/python scripts/bench_engine.py [--commands N] [--repeat R] [--json]
+Usage: .venv/bin/python -m scripts.bench_engine [--commands N] [--repeat R] [--json]
 """
 
 from __future__ import annotations
@@ -16,14 +16,10 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from auction import rules as r  # noqa: E402
+from auction import rules as r
 
 HOUR = r.HOUR
 

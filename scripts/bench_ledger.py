@@ -8,7 +8,7 @@
   verify        inclusion proofs verified (chain.verify_inclusion)
   receipt       one c2sp.org/tlog-proof receipt verified (chain.verify_receipt), in ms
 
-Usage: .venv/bin/python scripts/bench_ledger.py [--entries N] [--batch B] [--repeat R]
+Usage: .venv/bin/python -m scripts.bench_ledger [--entries N] [--batch B] [--repeat R]
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ import os
 import platform
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, event, insert
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from sqlalchemy import create_engine, event, insert  # noqa: E402
-
-import chain  # noqa: E402
-from chain import store  # noqa: E402
+import chain
+from chain import store
 
 
 def sqlite_engine(path: Path):  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 """Benchmark: how many property lots stream at once, each at its own rate, while 200 bids/s
 are taken, and the server CPU per streaming lot.
 
-    nice .venv/bin/python scripts/bench_lots_video.py [--steps 1,4,8,12] [--rate 200]
+    nice .venv/bin/python -m scripts.bench_lots_video [--steps 1,4,8,12] [--rate 200]
         [--window 10] [--out bench_lots_video.json]
 
 One `gavel serve` process (fresh data directory, SQLite, default video settings: every open
@@ -10,7 +10,7 @@ lot on air, property lots as their presentation at 360p and 15 fps, every lot re
 anchored in the ledger) on 127.0.0.1. The script adds judicial lots (each opens a second
 later and streams its drawn presentation) until a step's count is reached; one viewer per
 lot (aiortc, in its own process, counting completed frames after SRTP) watches every lot;
-the bidders (another process, `scripts/bench_bids.py`'s signed websocket clients) send
+the bidders (another process, `scripts.bench_bids`'s signed websocket clients) send
 `--rate` bids/s in total on the first lot. Per step, over `--window` seconds: the server's
 CPU (utime+stime of its process, all threads, /proc), every viewer's frames per second, the
 bids answered per second and their acknowledgement latency, the machine's load. A step
@@ -29,22 +29,19 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+import aiohttp
 
-import aiohttp  # noqa: E402
-import bench_bids  # noqa: E402
+from . import hot_lot_load
+from .harness.machine import cpu_model, cpu_seconds, machine
+from .harness.report import write_json
+from .harness.stats import least_squares
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PRESENTATION_FPS = 15
 TITLES = (
     "Flat {n}02, 89 m², Building {n}, Wenyi West Road, Hangzhou",
@@ -54,26 +51,8 @@ TITLES = (
 )
 
 
-def cpu_seconds(pid: int, task: int | None = None) -> float:
-    """CPU time of a process (all threads), or of one of its threads (`task`)."""
-    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "uname": " ".join(os.uname()),
-        "model": next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            None,
-        ),
-    }
+def measured_on() -> dict[str, Any]:
+    return {**machine(), "model": cpu_model()}
 
 
 async def add_lots(url: str, token: str, first: int, count: int) -> list[str]:
@@ -84,14 +63,14 @@ async def add_lots(url: str, token: str, first: int, count: int) -> list[str]:
             now = (await response.json())["now_us"]
         for n in range(first, first + count):
             # the first lot takes the bids: bench_bids' lot id, start price and step
-            lot = bench_bids.LOT if n == 0 else f"bench-property-{n}"
+            lot = hot_lot_load.LOT if n == 0 else f"bench-property-{n}"
             body = {
                 "preset": "JUDICIAL_CN",
                 "lot": lot,
                 "title": TITLES[n % len(TITLES)].format(n=n),
                 "parameters": {
-                    "start_price": bench_bids.START_PRICE if n == 0 else 100_000_000 + n,
-                    "step": bench_bids.STEP if n == 0 else 100_000,
+                    "start_price": hot_lot_load.START_PRICE if n == 0 else 100_000_000 + n,
+                    "step": hot_lot_load.STEP if n == 0 else 100_000,
                     "start_at": now + 1_000_000,
                     "end_at": now + 7200 * 1_000_000,
                     "min_duration": 0,
@@ -203,41 +182,13 @@ def per_frame(frames: int) -> dict[str, Any]:
     return out
 
 
-def fit_slope(points: list[tuple[int, float]]) -> float | None:
-    if len(points) < 2:
-        return None
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    denominator = sum((x - mean_x) ** 2 for x, _ in points)
-    if not denominator:
-        return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / denominator
-
-
-class Server(bench_bids.GavelServer):
-    """`gavel serve` as `bench_bids` starts it, but in a session of its own (as a server
-    daemon runs): with the kernel's autogroups, its CPU share is then its own, not shared
-    with this script's viewers and bidders."""
-
-    def __init__(self, data: Path, port: int, bids_per_second: int) -> None:
-        popen = subprocess.Popen
-
-        def own_session(*args: Any, **kwargs: Any) -> Any:
-            return popen(*args, start_new_session=True, **kwargs)
-
-        subprocess.Popen = own_session  # type: ignore[assignment,misc]
-        try:
-            super().__init__(data, port, bids_per_second)
-        finally:
-            subprocess.Popen = popen  # type: ignore[misc]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = sorted({int(s) for s in args.steps.split(",")})
     context = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="gavel-bench-video-") as tmp:
-        server = Server(Path(tmp) / "data", args.port, bids_per_second=100_000)
+        # in a session of its own (as a server daemon runs): with the kernel's autogroups, its
+        # CPU share is then its own, not shared with this script's viewers and bidders
+        server = hot_lot_load.bench_server(Path(tmp), args.port, new_session=True)
         commands: Any = context.Queue()
         results: Any = context.Queue()
         viewers = context.Process(target=viewer_process, args=(server.url, commands, results))
@@ -246,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             lots = asyncio.run(add_lots(server.url, server.token, 0, 1))
             asyncio.run(wait_live(server.url, lots))
-            bidders = asyncio.run(bench_bids.make_bidders(server.url, args.bidders))
+            bidders = asyncio.run(hot_lot_load.make_bidders(server.url, args.bidders))
             commands.put(("watch", lots))
             results.get(timeout=60)
             for count in steps:
@@ -263,7 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 def bid(bids: dict[str, Any] = bids) -> None:
                     bids.update(
-                        bench_bids.run_clients(
+                        hot_lot_load.run_clients(
                             server.url, bidders, 0, args.window + 4, 1, args.rate, 1
                         )
                     )
@@ -273,7 +224,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(3.0)  # the bidders' processes start and connect
                 load_before = os.getloadavg()[0]
                 frames_before = asyncio.run(frames_out(server.url, lots))
-                pid = server.process.pid
+                pid = server.pid
+                assert pid is not None
                 loop_before = cpu_seconds(pid, pid)  # the main thread: the event loop
                 cpu_before, t0 = cpu_seconds(pid), time.monotonic()
                 commands.put(("measure", args.window))
@@ -317,10 +269,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if viewers.is_alive():
                 viewers.kill()
             server.stop()
-    slope = fit_slope([(r["lots"], r["server_cpu_percent"]) for r in rows])
+    fit = least_squares([(r["lots"], r["server_cpu_percent"]) for r in rows])
+    slope = fit[0] if fit is not None else None
     passing = [r["lots"] for r in rows if r["pass"]]
     return {
-        "machine": machine(),
+        "machine": measured_on(),
         "rate_bids_per_s": args.rate,
         "window_s": args.window,
         "steps": rows,
@@ -344,12 +297,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.per_frame:
-        print(json.dumps({"machine": machine(), **per_frame(args.per_frame)}, indent=2))
+        print(json.dumps({"machine": measured_on(), **per_frame(args.per_frame)}, indent=2))
         return 0
     summary = run(args)
     print(json.dumps(summary, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.out, summary)
     return 0
 
 

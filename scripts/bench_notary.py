@@ -17,7 +17,7 @@ measures over HTTP:
 and, in this process, where the time of a full replay goes (chain.parse_entry, actor
 signatures serial and on two threads, LedgerReplay).
 
-Usage: .venv/bin/python scripts/bench_notary.py [--entries N] [--requests K] [--clients C]
+Usage: .venv/bin/python -m scripts.bench_notary [--entries N] [--requests K] [--clients C]
                                                 [--repeat R] [--json]
 """
 
@@ -38,15 +38,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import aiohttp
 
-import aiohttp  # noqa: E402
-from notary_log import LogServer, NotaryProcess, SimulatedLog  # noqa: E402
-
-from auction.ledger import LedgerReplay  # noqa: E402
-from chain import parse_entry  # noqa: E402
-from notary.core import (  # noqa: E402
+from auction.ledger import LedgerReplay
+from chain import parse_entry
+from notary.core import (
     ActorCheck,
     LogTrust,
     NotaryState,
@@ -54,6 +50,7 @@ from notary.core import (  # noqa: E402
     parse_add_checkpoint,
     verify_actor_checks,
 )
+from tests.notary_log import LogServer, NotaryProcess, SimulatedLog
 
 GOAL_REQUESTS = 300
 GOAL_ENTRIES = 10_000

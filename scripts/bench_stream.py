@@ -3,7 +3,7 @@
 per-viewer encode and for the shared-encode path, in the same run; glass-to-glass latency
 in headless Chromium from the capture time drawn into each frame.
 
-    .venv/bin/python scripts/bench_stream.py [--quick] [--out bench_stream.json]
+    .venv/bin/python -m scripts.bench_stream [--quick] [--out bench_stream.json]
 
 Layout (2 cores): the server (`python -m streaming.devserver`, one lot, the 480p30 test
 pattern with sensor-like noise, VP8) is pinned to CPU 0; this script, the receivers
@@ -32,9 +32,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from .harness.machine import core_busy, core_times, cpu_seconds, machine
+from .harness.processes import ROOT, ChildProcess, StartError
+from .harness.report import write_json
+from .harness.stats import least_squares
+
 PYTHON = sys.executable
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_CPU = "0"
 CLIENT_CPU = 1
 CHROMIUM_ARGS = [
@@ -62,64 +65,29 @@ def prioritize(pid: int, nice: int) -> None:
             print(f"# cannot set the autogroup niceness of {pid}: {exc}", file=sys.stderr)
 
 
-def core_times() -> dict[str, tuple[int, int]]:
-    """(busy, total) jiffies per core from /proc/stat."""
-    out: dict[str, tuple[int, int]] = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("cpu") and line[3:4].isdigit():
-            name, *values = line.split()
-            numbers = [int(v) for v in values]
-            idle = numbers[3] + numbers[4]
-            out[name] = (sum(numbers[:8]) - idle, sum(numbers[:8]))
-    return out
+class Server(ChildProcess):
+    """The video development server, pinned to CPU 0 in a session of its own (its own
+    autogroup) with the autogroup niceness `nice`; started."""
 
-
-def core_busy(before: dict[str, tuple[int, int]]) -> dict[str, float]:
-    after = core_times()
-    return {
-        name: round(100 * (after[name][0] - b[0]) / max(1, after[name][1] - b[1]), 1)
-        for name, b in before.items()
-    }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-class Server:
     def __init__(self, port: int, mode: str, duration: float, nice: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.nice = nice
         command = [
             "taskset", "-c", SERVER_CPU, PYTHON, "-m", "streaming.devserver",
             "--port", str(port), "--renditions", "480p", "--source", "854x480",
             "--encode-mode", mode, "--duration", str(duration), "--max-viewers", "2000",
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,  # its own autogroup
-        )
-        self.nice = nice
+        super().__init__("streaming.devserver", command, None, new_session=True)
+        try:
+            self.start(r"^READY")
+        except StartError as exc:
+            raise RuntimeError(f"the server did not start: {exc}") from exc
+        assert self.process is not None
         prioritize(self.process.pid, nice)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("READY"):
-            self.stop()
-            raise RuntimeError(f"the server did not start: {line!r}")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+    def stop(self, timeout: float = 15.0) -> int | None:
+        return super().stop(timeout)
 
 
 def foreign_load(server_pid: int, seconds: float = 1.0) -> float:
@@ -231,20 +199,6 @@ async def chromium_latency(
     }
 
 
-def fit(points: list[tuple[int, float]]) -> tuple[float, float] | None:
-    """Least-squares line cpu = intercept + slope * viewers."""
-    if len(points) < 2:
-        return None
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    var = sum((x - mean_x) ** 2 for x, _ in points)
-    if var == 0:
-        return None
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var
-    return mean_y - slope * mean_x, slope
-
-
 def ladder(
     mode: str,
     steps: list[int],
@@ -281,7 +235,8 @@ def ladder(
         for r in rows
         if r.get("server_cpu_percent") is not None and (r.get("fps_min") or 0) >= 29
     ]
-    line = fit(good)
+    fit = least_squares(good)
+    line = None if fit is None else (fit[1], fit[0])
     summary: dict[str, Any] = {"mode": mode, "rows": rows, "latency": latency, "note": note}
     if line is not None:
         intercept, slope = line
@@ -386,11 +341,6 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}
-
-
 def bench_scaling(frames: int, rounds: int) -> dict[str, Any]:
     """720p -> 360p bilinear scaling of the test pattern, milliseconds of the thread's CPU per
     frame: PyAV's `VideoFrame.reformat`, which sets up a new scaler for every source frame
@@ -478,7 +428,7 @@ def main() -> int:
         scaling["machine"] = machine()
         print(json.dumps(scaling, indent=2))
         if args.out:
-            Path(args.out).write_text(json.dumps(scaling, indent=2) + "\n")
+            write_json(args.out, scaling)
         return 0
     os.sched_setaffinity(0, {CLIENT_CPU})  # children (receivers, Chromium) inherit CPU 1
     prioritize(os.getpid(), args.nice)  # this script's autogroup: Chromium runs in it
@@ -536,7 +486,7 @@ def main() -> int:
         print(f"\nshared / default viewers per core (fits): {results['capacity_ratio']}x")
     print(f"most viewers measured at >= 29 fps: {results['max_viewers_at_29fps']}")
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2))
+        write_json(args.out, results)
     return 0
 
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import string
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 
-GAVEL = [sys.executable, "-c", "from auction.cli import main; raise SystemExit(main())"]
+from .harness.processes import ChildProcess, StartError, gavel_command
 
 
 def fresh_schema(admin_url: str, schema: str, keep: bool) -> str:
@@ -37,54 +35,16 @@ def fresh_schema(admin_url: str, schema: str, keep: bool) -> str:
     return f"{admin_url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-async def pump(name: str, stream: asyncio.StreamReader, ready: asyncio.Event) -> None:
-    while line := await stream.readline():
-        text = line.decode(errors="replace").rstrip()
-        if "serving http" in text:
-            ready.set()
-        print(f"[{name}] {text}", flush=True)
-
-
-async def start(
-    name: str, command: list[str]
-) -> tuple[asyncio.subprocess.Process, list[asyncio.Task[None]]]:
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    ready = asyncio.Event()
-    assert process.stdout is not None and process.stderr is not None
-    tasks = [
-        asyncio.create_task(pump(name, process.stdout, ready)),
-        asyncio.create_task(pump(name, process.stderr, asyncio.Event())),
-    ]
-    waiter = asyncio.create_task(ready.wait())
-    exited = asyncio.create_task(process.wait())
-    await asyncio.wait({waiter, exited}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if not ready.is_set():
-        exited.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        raise SystemExit(f"cluster: instance {name} did not start")
-    exited.cancel()
-    print(f"cluster: instance {name} is pid {process.pid}", flush=True)
-    return process, tasks
-
-
-async def stop(process: asyncio.subprocess.Process, timeout: float = 30.0) -> None:
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
+async def start(name: str, command: list[str]) -> ChildProcess:
+    """Start instance `name` (its output echoed here, each line after `[name]`) and wait
+    until it says it is serving."""
+    member = ChildProcess(name, command, None, cwd=Path.cwd(), new_session=True, echo=name)
     try:
-        await asyncio.wait_for(process.wait(), timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
+        await asyncio.to_thread(member.start, "serving http", 120.0)
+    except StartError:
+        raise SystemExit(f"cluster: instance {name} did not start") from None
+    print(f"cluster: instance {name} is pid {member.pid}", flush=True)
+    return member
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -92,7 +52,6 @@ async def run(args: argparse.Namespace) -> int:
     names = list(string.ascii_lowercase[: args.instances])
     common = ["--db", url, "--redis", args.redis, "--host", "127.0.0.1"]
     demo = [
-        *GAVEL,
         "demo",
         *common,
         "--instance",
@@ -108,19 +67,17 @@ async def run(args: argparse.Namespace) -> int:
     ]
     if args.duration is not None:
         demo += ["--duration", str(args.duration)]
-    members: list[asyncio.subprocess.Process] = []
-    pumps: list[asyncio.Task[None]] = []
+    members: list[ChildProcess] = []
+    code: int | None = None
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        first, tasks = await start(names[0], demo)
+        first = await start(names[0], gavel_command(*demo))
         members.append(first)
-        pumps += tasks
         for offset, name in enumerate(names[1:], start=1):
             serve = [
-                *GAVEL,
                 "serve",
                 *common,
                 "--instance",
@@ -130,25 +87,22 @@ async def run(args: argparse.Namespace) -> int:
                 "--policy",
                 str(args.data / "policy"),
             ]
-            process, tasks = await start(name, serve)
-            members.append(process)
-            pumps += tasks
+            members.append(await start(name, gavel_command(*serve)))
         print(
             "cluster: "
             + ", ".join(f"{n} http://127.0.0.1:{args.port + i}/" for i, n in enumerate(names)),
             flush=True,
         )
-        demo_done = asyncio.create_task(first.wait())
+        assert first.process is not None
+        demo_done = asyncio.create_task(asyncio.to_thread(first.process.wait))
         stop_asked = asyncio.create_task(stopping.wait())
         await asyncio.wait({demo_done, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
         stop_asked.cancel()
     finally:
-        for process in reversed(members[1:]):  # the others first: the demo's summary is last
-            await stop(process)
-        if members:
-            await stop(members[0], timeout=120)
-        await asyncio.gather(*pumps, return_exceptions=True)
-    return members[0].returncode or 0 if members else 1
+        for member in reversed(members[1:]):  # the others first: the demo's summary is last
+            await asyncio.to_thread(member.stop, 30.0)
+        code = await asyncio.to_thread(members[0].stop, 120.0) if members else None
+    return code or 0
 
 
 def main() -> int:

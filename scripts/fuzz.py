@@ -8,9 +8,9 @@ batch, and prints the cases run, the failures and the time per parser. A failure
 Hypothesis, printed with its minimal input, and the run goes on with the next parser. Exit
 status: 0 when no parser failed, 1 otherwise.
 
-    .venv/bin/python scripts/fuzz.py --minutes 1            # one minute per parser
-    .venv/bin/python scripts/fuzz.py --examples 20000 --only note
-    .venv/bin/python scripts/fuzz.py --list
+    .venv/bin/python -m scripts.fuzz --minutes 1            # one minute per parser
+    .venv/bin/python -m scripts.fuzz --examples 20000 --only note
+    .venv/bin/python -m scripts.fuzz --list
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ Pair = tuple[Any, Callable[[Any], None]]
 
 
 def _import_paths() -> None:
-    # The repository first (so ``chain`` is the package, not ``tests/chain``), tests after.
-    sys.path[:0] = [str(ROOT)]
+    # The fuzzers live in the test modules, which import their helpers (``test_fuzz_mutations``,
+    # ``server_kit``, ...) by bare name, as pytest runs them: tests/ goes last on the path, so
+    # that ``chain`` stays the package (run as ``python -m scripts.fuzz``, the root is first).
     sys.path.append(str(ROOT / "tests"))
 
 

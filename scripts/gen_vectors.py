@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the proof test vectors in tests/chain/vectors/ (valid and deliberately broken).
 
-Usage: ``python scripts/gen_vectors.py [--out DIR] [--check]``. ``--check`` compares the files
+Usage: ``python -m scripts.gen_vectors [--out DIR] [--check]``. ``--check`` compares the files
 on disk with freshly generated ones and exits 1 if they differ (they are committed, and
 tests/chain/test_chain_vectors.py runs every vector: each broken one must raise ProofError).
 
@@ -24,11 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from chain import (  # noqa: E402
+from chain import (
     MemoryTree,
     ProofError,
     leaf_hash,
@@ -36,7 +32,7 @@ from chain import (  # noqa: E402
     verify_inclusion,
 )
 
-DEFAULT_OUT = ROOT / "tests" / "chain" / "vectors"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tests" / "chain" / "vectors"
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 100, 257]
 ZERO = b"\x00" * 32
 
@@ -286,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.out / name).is_file() or (args.out / name).read_text() != text
         ]
         if stale:
-            print(f"stale vectors: {', '.join(stale)}; run scripts/gen_vectors.py", file=sys.stderr)
+            names = ", ".join(stale)
+            print(f"stale vectors: {names}; run python -m scripts.gen_vectors", file=sys.stderr)
             return 1
         return 0
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 each taken once the lot's video is playing.
 
     .venv/bin/gavel demo --port 8150 --data /tmp/demo &
-    .venv/bin/python scripts/screenshots.py --url http://127.0.0.1:8150 \\
+    .venv/bin/python -m scripts.screenshots --url http://127.0.0.1:8150 \\
         --console 'http://127.0.0.1:8150/console#token=…' --out docs
 
 Without --lot, the open property lot with the longest time to go is shown. With

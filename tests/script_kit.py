@@ -1,21 +1,23 @@
-"""A script of `scripts/` loaded as a module, for the tests that call its functions."""
+"""A script of `scripts/` imported as a module (`scripts.<name>`), for the tests that call its
+functions; the command line that runs one (`python -m scripts.<name>`)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_script(name: str) -> ModuleType:
-    """`scripts/<name>.py` as the module `name` (registered in `sys.modules`, as dataclasses
-    defined in it need)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The module `scripts.<name>` (the repository root is on the path: pyproject's
+    `pythonpath`)."""
+    return importlib.import_module(f"scripts.{name}")
+
+
+def script_command(name: str, *arguments: str) -> list[str]:
+    """`python -m scripts.<name> ARGUMENTS`, to run with the repository root as the working
+    directory."""
+    return [sys.executable, "-m", f"scripts.{name}", *arguments]

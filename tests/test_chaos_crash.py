@@ -1,16 +1,13 @@
-"""Crash recovery under load, bounded: `scripts/chaos_crash.py --kills 5` against real server
+"""Crash recovery under load, bounded: `python -m scripts.chaos_crash --kills 5` against real server
 and notary processes on 127.0.0.1 (see RELIABILITY.md for the 50-kill run)."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "chaos_crash.py"
+from script_kit import ROOT, script_command
 
 
 def figures_of(output: str) -> dict[str, str]:
@@ -26,7 +23,7 @@ def figures_of(output: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_five_kills_lose_nothing_and_apply_nothing_twice(tmp_path: Path) -> None:
     command = [
-        sys.executable, str(SCRIPT), "--kills", "5", "--bidders", "3", "--pause", "0.05",
+        *script_command("chaos_crash"), "--kills", "5", "--bidders", "3", "--pause", "0.05",
         "--seed", "8", "--audit-every", "3", "--time-limit", "200", "--data", str(tmp_path / "run"),
     ]  # fmt: skip
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)

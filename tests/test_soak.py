@@ -1,4 +1,4 @@
-"""The soak (`scripts/soak.py`, reliability part 6): its verdict logic, and a short real run.
+"""The soak (`python -m scripts.soak`, reliability part 6): its verdict logic, and a short real run.
 
 The long run (30 minutes, `--minutes 30`) is documented in RELIABILITY.md; here the same script
 runs for ~40 s against a real `gavel serve` with three notaries and one live-video viewer and
@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from script_kit import load_script
+from script_kit import load_script, script_command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,8 +126,7 @@ def test_a_short_soak_has_no_errors(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     result = subprocess.run(
         [
-            sys.executable,
-            str(REPO / "scripts" / "soak.py"),
+            *script_command("soak"),
             "--seconds",
             "28",
             "--interval",

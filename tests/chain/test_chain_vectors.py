@@ -1,4 +1,5 @@
-"""Run the generated proof vectors (tests/chain/vectors, made by scripts/gen_vectors.py)."""
+"""Run the generated proof vectors (tests/chain/vectors, made by
+`python -m scripts.gen_vectors`)."""
 
 from __future__ import annotations
 
@@ -88,4 +89,5 @@ def test_committed_vectors_are_up_to_date() -> None:
     generated = load_script("gen_vectors").generate()
     assert sorted(generated) == ["consistency.json", "inclusion.json"]
     for name, text in generated.items():
-        assert (VECTORS / name).read_text() == text, f"{name} is stale: run scripts/gen_vectors.py"
+        stale = f"{name} is stale: run python -m scripts.gen_vectors"
+        assert (VECTORS / name).read_text() == text, stale
