@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..errors import ConfigurationError, MalformedError
@@ -38,6 +40,16 @@ class _SignerBase:
         self._name = name
         self._private_key = private_key
         self._public_key = raw_public_key(private_key)
+
+    @classmethod
+    def generate(cls, name: str) -> Self:
+        """Create a fresh key. Store :attr:`signer_key` secretly and publish :attr:`vkey`."""
+        return cls(name, Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, name: str, seed: bytes) -> Self:
+        """Load a key from its 32-byte RFC 8032 seed (deterministic tests, key files)."""
+        return cls(name, load_seed(seed))
 
     @property
     def name(self) -> str:
@@ -76,16 +88,6 @@ class Ed25519Signer(_SignerBase):
     __slots__ = ()
     algorithm = ALG_ED25519
 
-    @classmethod
-    def generate(cls, name: str) -> Ed25519Signer:
-        """Create a fresh key. Store :attr:`signer_key` secretly and publish :attr:`vkey`."""
-        return cls(name, Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> Ed25519Signer:
-        """Load a key from its 32-byte RFC 8032 seed (deterministic tests, key files)."""
-        return cls(name, load_seed(seed))
-
     @property
     def verifier(self) -> Ed25519Verifier:
         """The verifier matching this signer."""
@@ -105,16 +107,6 @@ class CosignatureSigner(_SignerBase):
 
     __slots__ = ()
     algorithm = ALG_COSIGNATURE_V1
-
-    @classmethod
-    def generate(cls, name: str) -> CosignatureSigner:
-        """Create a fresh key. Store :attr:`signer_key` secretly and publish :attr:`vkey`."""
-        return cls(name, Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> CosignatureSigner:
-        """Load a key from its 32-byte RFC 8032 seed."""
-        return cls(name, load_seed(seed))
 
     @property
     def verifier(self) -> CosignatureVerifier:
