@@ -1,7 +1,8 @@
 """Pure fan-out rules: a bounded per-viewer queue that drops to the next keyframe, and the
 keyframe policy of a shared encoder (periodic, on request, rate-limited).
 
-No asyncio here: the adapters in `pipeline.py` wrap these with a wake-up event and a clock.
+No asyncio here: the adapters in `feeds.py` and `pipeline.py` wrap these with a wake-up event
+and a clock.
 """
 
 from __future__ import annotations

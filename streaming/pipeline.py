@@ -1,5 +1,5 @@
 """One live lot: its source, its shared encoders (one per rendition), the fan-out to viewer
-tracks, the evidence recorder and the timed-metadata channels.
+tracks (`streaming.feeds`), the evidence recorder and the timed-metadata channels.
 
 Concurrency: one task per lot (owned here, cancelled and awaited by `stop`) reads the source,
 runs the blocking overlay, scaling and encoding on the lot's own worker thread, and pushes the
@@ -15,37 +15,32 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import functools
 import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import av
-from aiortc import RTCDataChannel, RTCRtpSender
+from aiortc import RTCDataChannel
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streaming.encoder import EncodedPacket, FrameProcessor
 from streaming.errors import ConfigurationError
-from streaming.evidence import SegmentPacket
-from streaming.fanout import DropToKeyframeQueue, KeyframePolicy, PushOutcome
+from streaming.fanout import KeyframePolicy
+from streaming.feeds import LatestFrameTrack, RenditionFeed, ViewerTrack, rendition_info
 from streaming.model import (
     GENESIS_SHA256,
     CameraSource,
     FileSource,
     OverlayState,
-    Rendition,
     SlideshowSource,
     SourceSpec,
     TestPatternSource,
     metadata_message,
 )
-from streaming.packetizer import FeedPacketizer, Payloads
-from streaming.packetizer import install as install_prepacked
-from streaming.recorder import SegmentRecorder, SegmentSink
+from streaming.recorder import SegmentRecorder
 from streaming.settings import StreamSettings
 from streaming.signaling import parse_channel_message
 from streaming.slideshow import SlideshowFrames
@@ -62,163 +57,6 @@ log = logging.getLogger(__name__)
 METADATA_CHANNEL = "gavel-meta"
 CHANNEL_BUFFER_LIMIT = 64 * 1024
 PASSTHROUGH_RENDITION = "source"
-
-
-class ViewerTrack(MediaStreamTrack):
-    """One viewer's video track: returns the shared `av.Packet`s of its rendition, so the
-    viewer's `RTCRtpSender` only packetizes and encrypts. Bounded; drops to the next keyframe
-    when the viewer falls behind (`fanout.DropToKeyframeQueue`)."""
-
-    kind = "video"
-
-    def __init__(self, feed: RenditionFeed, capacity: int) -> None:
-        super().__init__()
-        self._queue: DropToKeyframeQueue[EncodedPacket] = DropToKeyframeQueue(capacity)
-        self._wake = asyncio.Event()
-        self.feed = feed
-        self.prepacked = False
-        feed.subscribe(self)
-
-    def use_prepacked(self, sender: RTCRtpSender) -> None:
-        """Hand `sender` payloads packetized once per rendition (see `packetizer`)."""
-        self.prepacked = install_prepacked(sender, self.feed.codec)
-        if self.prepacked:
-            self.feed.prepacked_viewers += 1
-
-    @property
-    def queue(self) -> DropToKeyframeQueue[EncodedPacket]:
-        return self._queue
-
-    def deliver(self, item: EncodedPacket) -> None:
-        outcome = self._queue.push(item, is_keyframe=item.keyframe)
-        if outcome is PushOutcome.QUEUED:
-            self._wake.set()
-        elif outcome is PushOutcome.OVERFLOWED:
-            self.feed.request_keyframe(overflow=True)
-
-    async def recv(self) -> av.Packet[Any] | Payloads:  # type: ignore[override]
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError("the stream ended")
-            item = self._queue.pop()
-            if item is not None:
-                if self.prepacked and item.payloads is not None:
-                    return item.payloads
-                return item.packet
-            self._wake.clear()
-            await self._wake.wait()
-
-    def switch(self, feed: RenditionFeed) -> None:
-        """Move to another rendition: wait for its next keyframe (requested now)."""
-        if feed is self.feed:
-            return
-        self.feed.unsubscribe(self)
-        self._queue.restart()
-        self.feed = feed
-        feed.subscribe(self)
-
-    def stop(self) -> None:
-        super().stop()
-        self.feed.unsubscribe(self)
-        self._wake.set()
-
-
-class LatestFrameTrack(MediaStreamTrack):
-    """Per-viewer (aiortc default) mode only: the latest overlaid frame of a rendition, read
-    by a `MediaRelay`, whose every subscriber's sender encodes it again."""
-
-    kind = "video"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._frame: av.VideoFrame | None = None
-        self._ready = asyncio.Event()
-
-    def offer(self, frame: av.VideoFrame) -> None:
-        self._frame = frame
-        self._ready.set()
-
-    async def recv(self) -> av.VideoFrame:
-        while self._frame is None:
-            if self.readyState != "live":
-                raise MediaStreamError("the stream ended")
-            self._ready.clear()
-            await self._ready.wait()
-        frame, self._frame = self._frame, None
-        return frame
-
-    def stop(self) -> None:
-        super().stop()
-        self._ready.set()
-
-
-class RenditionFeed:
-    """The subscribers of one rendition: viewer tracks and the recorder."""
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        codec: str,
-        width: int,
-        height: int,
-        keyframes: KeyframePolicy | None,
-    ) -> None:
-        self.name = name
-        self.codec = codec
-        self.width = width
-        self.height = height
-        self.keyframes = keyframes
-        self.viewers: set[ViewerTrack] = set()
-        self.recorder: SegmentRecorder | None = None
-        self.packets = 0
-        self.keyframe_packets = 0
-        self.prepacked_viewers = 0
-        self.idle = True  # not encoded for the last frame: the next encode is a keyframe
-        self.on_demand: Callable[[], None] | None = None
-        self._packetizer = FeedPacketizer(codec)
-
-    @property
-    def wanted(self) -> bool:
-        """Whether anyone needs this rendition encoded: a viewer or the recorder."""
-        return bool(self.viewers) or self.recorder is not None
-
-    def subscribe(self, track: ViewerTrack) -> None:
-        self.viewers.add(track)
-        if track.prepacked:
-            self.prepacked_viewers += 1
-        self.request_keyframe()
-        if self.on_demand is not None:
-            self.on_demand()
-
-    def unsubscribe(self, track: ViewerTrack) -> None:
-        if track in self.viewers:
-            self.viewers.discard(track)
-            if track.prepacked:
-                self.prepacked_viewers -= 1
-
-    def request_keyframe(self, *, overflow: bool = False) -> None:
-        """From a new viewer, an overflowed queue (`overflow`), or a PLI/FIR of any viewer's
-        receiver. Rate-limited by the policy; a passthrough source cannot be asked (it has
-        its own keyframe interval)."""
-        if self.keyframes is not None:
-            self.keyframes.request(overflow=overflow)
-
-    def publish(self, item: EncodedPacket) -> None:
-        self.packets += 1
-        if item.keyframe:
-            self.keyframe_packets += 1
-        if self.prepacked_viewers:  # packetized once here, not once per viewer
-            payloads = self._packetizer.payloads(item.data, item.pts)
-            item = dataclasses.replace(item, payloads=payloads)
-        for viewer in list(self.viewers):
-            viewer.deliver(item)
-        if self.recorder is not None:
-            self.recorder.write(
-                SegmentPacket(
-                    data=item.data, pts=item.pts, capture_us=item.capture_us, keyframe=item.keyframe
-                )
-            )
 
 
 class LotStream:
@@ -251,7 +89,6 @@ class LotStream:
         self._next_camera: CameraFeed | None = None
         self.frames_out = 0
         self.frames_encoded = 0  # frames encoded in at least one rendition
-        self.frames_dropped = 0  # camera frames read while nobody needed them
         self._demand = asyncio.Event()
         self._next_fallback: FrameSource | None = None
         self.failed: str | None = None
@@ -528,8 +365,7 @@ class LotStream:
             if captured is None:
                 return
             frame, capture_us = captured
-            if not self.encoding:
-                self.frames_dropped += 1
+            if not self.encoding:  # a camera's frame read while nobody needs it
                 continue
             if processor.needs_aspect_fit(frame):
                 frame = await loop.run_in_executor(worker, processor.fit_aspect, frame)
@@ -617,16 +453,10 @@ def _frame_source(
     return DecodedFileSource(spec.path, loop=spec.loop)
 
 
-def rendition_info(feed: RenditionFeed) -> dict[str, object]:
-    return {"name": feed.name, "width": feed.width, "height": feed.height, "codec": feed.codec}
-
-
 __all__ = [
     "METADATA_CHANNEL",
     "LotStream",
     "RenditionFeed",
-    "Rendition",
-    "SegmentSink",
     "ViewerTrack",
     "rendition_info",
 ]

@@ -419,7 +419,7 @@ async def test_postgresql_connection_lost(
 def test_the_ledger_is_read_back_in_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The ledger writer resumes (after any failed transaction) by reading every entry back in
     keyset pages, no server-side cursor: every entry once, in order, across page boundaries."""
-    monkeypatch.setattr(chain_store, "REBUILD_PAGE", 3)
+    monkeypatch.setattr(chain_store.rows, "REBUILD_PAGE", 3)
     now = system_clock()
     with Storage.open(tmp_path / "data") as store:
         for i in range(10):
