@@ -164,6 +164,9 @@ class SalePlan:
     min_duration: int | None = None  # judicial: the shortest a lot may run (default 24 h)
     window: int | None = None  # judicial soft close: a bid this close to the end extends it
     extend: int | None = None  # ... by this much (defaults 5 and 5 minutes)
+    #: Judicial: 1 for a first auction (一拍), 2 for a second auction (二拍) of property whose
+    #: first auction failed before; a second auction's failure leads to the fixed-price sale.
+    round: int = 1
     legal_timezone: str | None = None
 
     @classmethod
@@ -208,6 +211,11 @@ class SalePlan:
             raise SaleError("currency must be a three-letter code such as CNY")
         min_duration = body.get("min_duration_us")
         window, extend = body.get("window_us"), body.get("extend_us")
+        auction_round = body.get("round", 1)
+        if auction_round not in (1, 2) or isinstance(auction_round, bool):
+            raise SaleError("round must be 1 (a first auction) or 2 (a second auction)")
+        if auction_round == 2 and preset != "JUDICIAL_CN":
+            raise SaleError("only a judicial sale has a second auction")
         zone = body.get("legal_timezone")
         return cls(
             sale_id=_id(body.get("sale"), "the sale id"),
@@ -224,6 +232,7 @@ class SalePlan:
             legal_timezone=None if zone is None else _text(zone, "the time zone", 64),
             window=None if window is None else _whole(window, "the soft-close window", 1),
             extend=None if extend is None else _whole(extend, "the extension", 1),
+            round=int(auction_round),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -233,6 +242,7 @@ class SalePlan:
             "first_end": self.first_end,
             "interval_us": self.interval,
             "currency": self.currency,
+            "round": self.round,
             "lots": [lot.lot_id for lot in self.lots],
         }
 
@@ -259,7 +269,7 @@ def plan_rules(plan: SalePlan, now: int) -> list[LotRules]:
                     appraisal=lot.appraisal,
                     currency=plan.currency,
                     **options,
-                )
+                ).replace(relist_count=plan.round - 1)
             else:
                 one = english_timed(
                     start_price=lot.start_price,
@@ -484,7 +494,9 @@ class SaleDesk:
         ends = {lot.lot_id: one.end_at for lot, one in zip(plan.lots, rules, strict=True)}
         seq = await service.record(
             EntryType.DOCUMENT,
-            action_body(plan.sale_id, "created", by, start_at=plan.start_at, ends=ends),
+            action_body(
+                plan.sale_id, "created", by, start_at=plan.start_at, ends=ends, round=plan.round
+            ),
         )
         return await self.record(plan.sale_id), seq
 

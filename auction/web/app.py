@@ -295,7 +295,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     add_dashboard_routes(app, _components, settings.viewer_sample_s)
     add_staff_routes(app, _components)
-    add_sale_routes(app, _components, lambda app: app[STORE].engine())
+    add_sale_routes(
+        app,
+        _components,
+        lambda app: app[STORE].engine(),
+        (lambda app: (app[SERVICE], app[GATEWAY])) if settings.demo else None,
+    )
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_metrics_route(app, lambda request: request.app[METRICS], _log_session)

@@ -22,12 +22,15 @@ Console (auctioneer):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from ..accounts import Role
+from ..demo_sales import follow_sales, seed_sales
+from ..gateway import Gateway
 from ..sales import (
     RelistTooEarly,
     SaleDesk,
@@ -37,10 +40,11 @@ from ..sales import (
     SaleStore,
     sale_lots_json,
 )
-from ..service import AuctionService
+from ..service import AuctionService, ServiceClosed
 from .api import ApiError, Components, bearer_session, error_response
 from .bodies import read_json_body
 
+logger = logging.getLogger(__name__)
 SALE_STORE = web.AppKey("sale_store", SaleStore)
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -65,6 +69,16 @@ def _errors(handler: Handler) -> Handler:
             return error_response(exc.status, exc.code, exc.message)
 
     return wrapped
+
+
+async def _guarded(work: Awaitable[None]) -> None:
+    """The demo's clerk ends quietly when the service stops and logs any other failure."""
+    try:
+        await work
+    except (ServiceClosed, asyncio.CancelledError):
+        raise
+    except Exception:  # the demo's clerk must not take the server down
+        logger.exception("the demo's sales clerk stopped")
 
 
 def _whole(body: dict[str, Any], name: str) -> int:
@@ -170,10 +184,14 @@ class _Sales:
 
 
 def add_sale_routes(
-    app: web.Application, parts: Parts, engine: Callable[[web.Application], Any]
+    app: web.Application,
+    parts: Parts,
+    engine: Callable[[web.Application], Any],
+    demo: Callable[[web.Application], tuple[AuctionService, Gateway]] | None = None,
 ) -> None:
     """Register the sale routes; the store opens on the auction's database (`engine(app)`)
-    once the service runs."""
+    once the service runs. `demo`: the running service and gateway, for the demo's sales
+    (`auction.demo_sales`: made on the first start, followed by a clerk task)."""
     api = _Sales(parts)
     app.router.add_get("/api/sales", _errors(api.list))
     app.router.add_get("/api/sales/{sale}", _errors(api.show))
@@ -183,8 +201,20 @@ def add_sale_routes(
     app.router.add_post("/api/console/lots/{lot}/relist", _errors(api.relist))
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        app[SALE_STORE] = await asyncio.to_thread(SaleStore, engine(app))
+        store = await asyncio.to_thread(SaleStore, engine(app))
+        app[SALE_STORE] = store
+        clerk = None
+        if demo is not None:
+            service, gateway = demo(app)
+            desk = SaleDesk(service, store)
+            await seed_sales(desk, service)
+            clerk = asyncio.get_running_loop().create_task(
+                _guarded(follow_sales(desk, service, gateway)), name="demo-sales"
+            )
         yield
+        if clerk is not None:
+            clerk.cancel()
+            await asyncio.gather(clerk, return_exceptions=True)
 
     app.cleanup_ctx.append(context)
 
