@@ -47,7 +47,7 @@ function addLotRow() {
   };
   const row = el("div", { className: "sale-lot-row", dataset: { n: String(n) } },
     field(`Lot ${n}: title`, "title"),
-    field("Start price", "price", { inputmode: "decimal" }),
+    field("Opening price", "price", { inputmode: "decimal" }),
     field("Bid step", "step", { inputmode: "decimal" }));
   byId("sale-lots").append(row);
   presetChanged();
@@ -57,6 +57,7 @@ function presetChanged() {
   const judicial = byId("sale-preset").value === "JUDICIAL_CN";
   for (const input of document.querySelectorAll(".sale-lot-step")) input.parentElement.hidden = !judicial;
   byId("sale-shortest-field").hidden = !judicial;
+  byId("sale-round-field").hidden = !judicial;
   if (judicial) byId("sale-currency").value = "CNY";
 }
 
@@ -80,7 +81,7 @@ async function createSale(event) {
   } catch (error) {
     return say(result, errorWords(error), "error");
   }
-  if (!lots.length) return say(result, "Give at least one lot a title and a start price.", "error");
+  if (!lots.length) return say(result, "Give at least one lot a title and an opening price.", "error");
   const startMinutes = Number(byId("sale-start").value);
   const duration = Number(byId("sale-duration").value);
   const gap = Number(byId("sale-gap").value);
@@ -95,7 +96,10 @@ async function createSale(event) {
     first_end: Math.round(startAt + duration * MINUTE_US),
     interval_us: Math.round(gap * 1_000_000),
   };
-  if (preset === "JUDICIAL_CN") body.min_duration_us = Math.round(Number(byId("sale-shortest").value) * MINUTE_US);
+  if (preset === "JUDICIAL_CN") {
+    body.min_duration_us = Math.round(Number(byId("sale-shortest").value) * MINUTE_US);
+    body.round = Number(byId("sale-round").value);
+  }
   try {
     const made = await call("/api/console/sales", { method: "POST", body });
     say(result, `Created the sale ${title} with ${made.sale.lots.length} lots (ledger entry ${made.entry}). Add each lot's facts and documents, then publish the notice.`, "ok");
@@ -136,13 +140,14 @@ function chooseForFacts(lot) {
 }
 
 function lotRow(lot) {
-  const facts = el("button", { type: "button", className: "secondary", dataset: { facts: lot.lot_id } }, "Facts and documents");
+  const facts = el("button", { type: "button", className: "secondary", "aria-label": `Facts and documents of ${lot.title}`, dataset: { facts: lot.lot_id } }, "Facts and documents");
   facts.addEventListener("click", () => chooseForFacts(lot.lot_id));
   const actions = el("td", {}, facts);
   const canRelist = (lot.status === "FAILED" || lot.status === "DEFAULTED") && !lot.relisted_as;
   if (canRelist) {
     const fixed = lot.format === "JUDICIAL_CN" && lot.status === "FAILED" && lot.relists;
-    const relist = el("button", { type: "button", dataset: { relist: lot.lot_id } }, fixed ? "Sell at a fixed price" : "Relist");
+    const words = fixed ? "Sell at a fixed price" : "Relist";
+    const relist = el("button", { type: "button", "aria-label": `${words}: ${lot.title}`, dataset: { relist: lot.lot_id } }, words);
     relist.addEventListener("click", () => openRelist(lot, fixed));
     actions.append(" ", relist);
   }
@@ -193,7 +198,7 @@ async function act(action) {
   const result = byId("sale-action-result");
   if (!current) return say(result, "Choose a sale first.", "error");
   const reason = byId("sale-reason").value.trim();
-  if (!reason) return say(result, "Give a reason first: bidders read it on the sale page.", "error");
+  if (!reason) return say(result, "Say why first: bidders read it on the sale page.", "error");
   if (action === "cancel" && !confirm(`Cancel every lot of ${current.title} that has not closed? This cannot be undone.`)) return;
   try {
     const done = await call(`/api/console/sales/${encodeURIComponent(current.sale)}/actions`, { method: "POST", body: { action, reason } });
@@ -216,14 +221,14 @@ function openRelist(lot, fixed) {
     : lot.format === "JUDICIAL_CN"
       ? "A judicial relisting starts at no less than 80 % of the last start price and opens only after its notice has run: 15 days for real estate, 7 for movables, counted from now."
       : "The relisted lot is a new lot with its own bids; the failed lot stays on the ledger.";
-  byId("relist-price-label").textContent = fixed ? "Fixed price" : "New start price";
+  byId("relist-price-label").textContent = fixed ? "Fixed price" : "New opening price";
   const price = fixed ? lot.start_price : Math.ceil(lot.start_price * 0.8);
   byId("relist-price").value = amountInputText(price, lot.currency);
   byId("relist-lot").value = `${lot.lot_id}-${fixed ? "fixed" : "r"}`;
   byId("relist-days").value = fixed ? "0" : lot.format === "JUDICIAL_CN" ? "15" : "1";
   byId("relist-hours").value = fixed ? "0" : "1";
   byId("relist-duration").value = fixed ? "60" : "1";
-  byId("relist-button").textContent = fixed ? "Open the fixed-price sale" : "Relist";
+  byId("relist-button").textContent = fixed ? "Open the fixed-price sale" : "Relist the lot";
   say(byId("relist-result"), "");
   form.scrollIntoView({ behavior: "smooth" });
 }
@@ -233,6 +238,7 @@ async function relist(event) {
   const result = byId("relist-result");
   if (!relisting) return;
   const { lot, fixed } = relisting;
+  say(result, fixed ? "Opening the fixed-price sale…" : "Relisting…");
   let price;
   try {
     price = parseAmount(byId("relist-price").value, lot.currency);

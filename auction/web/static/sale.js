@@ -25,13 +25,13 @@ function lotRow(lot, titles) {
   if (lot.relists) cell.append(el("div", { className: "muted", text: `Relisting of ${titles.get(lot.relists) || lot.relists}` }));
   if (lot.relisted_as) cell.append(el("div", { className: "muted", text: `Relisted as ${titles.get(lot.relisted_as) || lot.relisted_as}` }));
   const zone = lot.legal_timezone || "UTC";
-  const closes = lot.closed_at ? `Closed ${formatTime(lot.closed_at, zone)}` : formatTime(lot.end, zone);
+  const closes = formatTime(lot.closed_at || lot.end, zone);
   return el("tr", { dataset: { lot: lot.lot_id } },
     cell,
-    el("td", { text: `${statusWords(lot)} · ${formatWords(lot.format)}` }),
-    el("td", { className: "amount", text: formatMoney(lot.start_price, lot.currency) }),
-    el("td", { className: "amount", text: lot.price === null ? "no bid" : formatMoney(lot.price, lot.currency) }),
-    el("td", { text: closes }));
+    el("td", { "data-label": "State", text: `${statusWords(lot)} · ${formatWords(lot.format)}` }),
+    el("td", { className: "amount", "data-label": "Start price", text: formatMoney(lot.start_price, lot.currency) }),
+    el("td", { className: "amount", "data-label": "Price", text: lot.price === null ? "no bid" : formatMoney(lot.price, lot.currency) }),
+    el("td", { "data-label": lot.closed_at ? "Closed" : "Closes", text: closes }));
 }
 
 async function load() {
