@@ -118,8 +118,13 @@ NOTICES = {
 }
 
 
-async def seed_sales(desk: SaleDesk, service: AuctionService, pace: float = 1.0) -> bool:
-    """Make the demo's sales once; returns whether they were made now."""
+async def seed_sales(
+    desk: SaleDesk, service: AuctionService, pace: float = 1.0, unwanted: set[str] | None = None
+) -> bool:
+    """Make the demo's sales once; returns whether they were made now. `unwanted`: the demo
+    bots' set of lots they leave alone (`Drivers.unwanted`), given the lots meant to fail."""
+    if unwanted is not None:
+        unwanted |= {FAILS, SECOND_LOT}
     if await desk.records():
         return False
     for plan in plans(service.now(), pace):

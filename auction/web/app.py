@@ -299,7 +299,7 @@ def create_app(settings: Settings) -> web.Application:
         app,
         _components,
         lambda app: app[STORE].engine(),
-        (lambda app: (app[SERVICE], app[GATEWAY])) if settings.demo else None,
+        _demo_sales if settings.demo and settings.living else None,
     )
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
@@ -358,6 +358,13 @@ def _components(request: web.Request) -> Components:
         return await service.read(store.history, lot_id)
 
     return Components(service, app[GATEWAY], app[ACCOUNTS], app[NOTARY_BOARD], history)
+
+
+def _demo_sales(app: web.Application) -> tuple[AuctionService, Gateway, set[str] | None]:
+    """What the living demo's sales need (`auction.demo_sales`): the bots leave its failing
+    lots alone."""
+    drivers = app.get(DRIVERS)
+    return app[SERVICE], app[GATEWAY], drivers.unwanted if drivers is not None else None
 
 
 def _facts_parts(request: web.Request) -> FactsParts:

@@ -187,11 +187,13 @@ def add_sale_routes(
     app: web.Application,
     parts: Parts,
     engine: Callable[[web.Application], Any],
-    demo: Callable[[web.Application], tuple[AuctionService, Gateway]] | None = None,
+    demo: Callable[[web.Application], tuple[AuctionService, Gateway, set[str] | None]]
+    | None = None,
 ) -> None:
     """Register the sale routes; the store opens on the auction's database (`engine(app)`)
-    once the service runs. `demo`: the running service and gateway, for the demo's sales
-    (`auction.demo_sales`: made on the first start, followed by a clerk task)."""
+    once the service runs. `demo`: the running service, gateway and the bots' set of lots to
+    leave alone, for the demo's sales (`auction.demo_sales`: made on the first start,
+    followed by a clerk task)."""
     api = _Sales(parts)
     app.router.add_get("/api/sales", _errors(api.list))
     app.router.add_get("/api/sales/{sale}", _errors(api.show))
@@ -205,9 +207,9 @@ def add_sale_routes(
         app[SALE_STORE] = store
         clerk = None
         if demo is not None:
-            service, gateway = demo(app)
+            service, gateway, unwanted = demo(app)
             desk = SaleDesk(service, store)
-            await seed_sales(desk, service)
+            await seed_sales(desk, service, unwanted=unwanted)
             clerk = asyncio.get_running_loop().create_task(
                 _guarded(follow_sales(desk, service, gateway)), name="demo-sales"
             )
