@@ -298,7 +298,7 @@ def create_app(settings: Settings) -> web.Application:
     add_sale_routes(
         app,
         _components,
-        lambda app: app[STORE].engine(),
+        lambda app: app[ACCOUNTS].engine,
         _demo_sales if settings.demo and settings.living else None,
     )
     app.router.add_get("/ws", _websocket)

@@ -190,10 +190,10 @@ def add_sale_routes(
     demo: Callable[[web.Application], tuple[AuctionService, Gateway, set[str] | None]]
     | None = None,
 ) -> None:
-    """Register the sale routes; the store opens on the auction's database (`engine(app)`)
-    once the service runs. `demo`: the running service, gateway and the bots' set of lots to
-    leave alone, for the demo's sales (`auction.demo_sales`: made on the first start,
-    followed by a clerk task)."""
+    """Register the sale routes; the store opens on the auction's database (`engine(app)`:
+    the accounts' pool, as for the staff sessions) once the service runs. `demo`: the running
+    service, gateway and the bots' set of lots to leave alone, for the demo's sales
+    (`auction.demo_sales`: made on the first start, followed by a clerk task)."""
     api = _Sales(parts)
     app.router.add_get("/api/sales", _errors(api.list))
     app.router.add_get("/api/sales/{sale}", _errors(api.show))
