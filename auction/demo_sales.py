@@ -29,7 +29,8 @@ from .gateway import Gateway
 from .protocol import BidRequest, signed_bytes
 from .rules import DAY, HOUR, MINUTE, SECOND
 from .sales import SaleDesk, SaleError, SalePlan
-from .service import AuctionService
+from .service import AuctionService, ServiceError
+from .storage import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,23 @@ async def _closed(service: AuctionService, lot: str) -> str:
         await asyncio.sleep(0.2)
 
 
+async def run_demo_sales(
+    desk: SaleDesk, service: AuctionService, gateway: Gateway, unwanted: set[str] | None
+) -> None:
+    """Make the demo's sales (a few tries: the living catalogue writes too) and follow them."""
+    for attempt in range(5):
+        try:
+            await seed_sales(desk, service, unwanted=unwanted)
+            break
+        except (StorageError, SaleError, ServiceError) as exc:
+            if await desk.records():
+                logger.warning("the demo's sales were made in part: %s", exc)
+                break
+            logger.warning("the demo's sales were not made (try %d): %s", attempt + 1, exc)
+            await asyncio.sleep(5)
+    await follow_sales(desk, service, gateway)
+
+
 async def follow_sales(
     desk: SaleDesk, service: AuctionService, gateway: Gateway, pace: float = 1.0
 ) -> None:
@@ -239,4 +257,4 @@ async def _buy(service: AuctionService, gateway: Gateway, lot: str, after: float
         await asyncio.sleep(0.2)
 
 
-__all__ = ["follow_sales", "plans", "seed_sales"]
+__all__ = ["follow_sales", "plans", "run_demo_sales", "seed_sales"]

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
-from ..demo_sales import follow_sales, seed_sales
+from ..demo_sales import run_demo_sales
 from ..gateway import Gateway
 from ..sales import (
     RelistTooEarly,
@@ -209,9 +209,8 @@ def add_sale_routes(
         if demo is not None:
             service, gateway, unwanted = demo(app)
             desk = SaleDesk(service, store)
-            await seed_sales(desk, service, unwanted=unwanted)
             clerk = asyncio.get_running_loop().create_task(
-                _guarded(follow_sales(desk, service, gateway)), name="demo-sales"
+                _guarded(run_demo_sales(desk, service, gateway, unwanted)), name="demo-sales"
             )
         yield
         if clerk is not None:
