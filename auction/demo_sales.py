@@ -39,6 +39,7 @@ FIRST_SALE = "demo-court-sale"
 SECOND_SALE = "demo-second-auction"
 FAILS = f"{FIRST_SALE}-2"  # nobody is sent to bid on it: it fails and is relisted
 SECOND_LOT = f"{SECOND_SALE}-1"
+START_AFTER = 20.0  # seconds after the server starts
 
 
 def plans(now: int, pace: float = 1.0) -> tuple[SalePlan, SalePlan]:
@@ -145,7 +146,11 @@ async def _closed(service: AuctionService, lot: str) -> str:
 async def run_demo_sales(
     desk: SaleDesk, service: AuctionService, gateway: Gateway, unwanted: set[str] | None
 ) -> None:
-    """Make the demo's sales (a few tries: the living catalogue writes too) and follow them."""
+    """Make the demo's sales once the bots have signed up (their identity checks write to the
+    same database at start), with a few tries, and follow them."""
+    if unwanted is not None:
+        unwanted |= {FAILS, SECOND_LOT}
+    await asyncio.sleep(START_AFTER)
     for attempt in range(5):
         try:
             await seed_sales(desk, service, unwanted=unwanted)
