@@ -172,6 +172,17 @@ async def follow_sales(
     await asyncio.gather(_relist_flat(desk, service), _fixed_price(desk, service, gateway, pace))
 
 
+async def _retrying(work: Any) -> Any:
+    """`work()` again after a busy database (nothing was written by a failed try)."""
+    for _ in range(10):
+        try:
+            return await work()
+        except StorageError as exc:
+            logger.warning("the demo's sales clerk tries again: %s", exc)
+            await asyncio.sleep(3)
+    return await work()
+
+
 async def _relist_flat(desk: SaleDesk, service: AuctionService) -> None:
     relists = await desk.relists()
     if any(old == FAILS for old, _ in relists.values()):
@@ -182,13 +193,15 @@ async def _relist_flat(desk: SaleDesk, service: AuctionService) -> None:
     assert view is not None
     start = service.now() + 15 * DAY + HOUR
     try:
-        await desk.relist(
-            FAILS,
-            f"{FAILS}-r",
-            start_price=-(-view.start_price * 8 // 10),
-            start_at=start,
-            end_at=start + DAY,
-            by=CLERK,
+        await _retrying(
+            lambda: desk.relist(
+                FAILS,
+                f"{FAILS}-r",
+                start_price=-(-view.start_price * 8 // 10),
+                start_at=start,
+                end_at=start + DAY,
+                by=CLERK,
+            )
         )
     except SaleError as exc:
         logger.warning("the demo's relisting of %s was refused: %s", FAILS, exc.message)
@@ -205,13 +218,15 @@ async def _fixed_price(
         assert view is not None
         now = service.now()
         try:
-            await desk.relist(
-                SECOND_LOT,
-                fixed,
-                start_price=view.start_price,
-                start_at=now + 5 * SECOND,
-                end_at=now + 60 * DAY,
-                by=CLERK,
+            await _retrying(
+                lambda: desk.relist(
+                    SECOND_LOT,
+                    fixed,
+                    start_price=view.start_price,
+                    start_at=now + 5 * SECOND,
+                    end_at=now + 60 * DAY,
+                    by=CLERK,
+                )
             )
         except SaleError as exc:
             logger.warning("the demo's fixed-price sale was refused: %s", exc.message)
@@ -219,7 +234,7 @@ async def _fixed_price(
     view = service.view(fixed)
     if view is None or view.status not in ("SCHEDULED", "OPEN"):
         return
-    await _buy(service, gateway, fixed, 20 * pace)
+    await _retrying(lambda: _buy(service, gateway, fixed, 20 * pace))
 
 
 async def _buy(service: AuctionService, gateway: Gateway, lot: str, after: float) -> None:
