@@ -66,7 +66,7 @@ def sale_body(now: int, sale: str, lots: tuple[str, ...], first_end: int) -> dic
     }
 
 
-async def wait_status(server: Server, lot: str, status: str, timeout: float = 15.0) -> None:
+async def wait_status(server: Server, lot: str, status: str, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -91,7 +91,7 @@ async def test_a_sale_runs_and_its_failed_lot_is_relisted_then_sold_at_a_fixed_p
     async with running_server(tmp_path, clock=clock) as server:
         url, token = server.url, await server.staff(Role.AUCTIONEER)
         now = server.service.now()
-        body = sale_body(now, "court-1", ("flat-a", "flat-b"), now + 4 * SECOND)
+        body = sale_body(now, "court-1", ("flat-a", "flat-b"), now + 10 * SECOND)
 
         bidder = await ready_bidder(http, url)
         status, answer = await call(http, "POST", f"{url}/api/console/sales", body, bidder.session)
