@@ -28,7 +28,8 @@ from .demo_drivers import synthetic_prc_id
 from .gateway import Gateway
 from .protocol import BidRequest, signed_bytes
 from .rules import DAY, HOUR, MINUTE, SECOND
-from .sales import SaleDesk, SaleError, SalePlan
+from .sale_desk import SaleDesk
+from .sales import SaleError, SalePlan
 from .service import AuctionService, ServiceError
 from .storage import StorageError
 

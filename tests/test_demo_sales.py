@@ -12,7 +12,7 @@ from server_kit import Server, running_server
 from auction.demo_sales import FAILS, FIRST_SALE, SECOND_LOT, follow_sales, seed_sales
 from auction.ledger import LedgerReplay
 from auction.rules import DAY
-from auction.sales import SaleDesk
+from auction.sale_desk import SaleDesk
 from auction.web.sales import SALE_STORE
 from chain import parse_entry
 

@@ -31,15 +31,8 @@ from aiohttp import web
 from ..accounts import Role
 from ..demo_sales import run_demo_sales
 from ..gateway import Gateway
-from ..sales import (
-    RelistTooEarly,
-    SaleDesk,
-    SaleError,
-    SalePlan,
-    SaleRecord,
-    SaleStore,
-    sale_lots_json,
-)
+from ..sale_desk import SaleDesk, sale_lots_json
+from ..sales import RelistTooEarly, SaleError, SalePlan, SaleRecord, SaleStore
 from ..service import AuctionService, ServiceClosed
 from .api import ApiError, Components, bearer_session, error_response
 from .bodies import read_json_body
