@@ -200,6 +200,7 @@ class Drivers:
         self._tasks: set[asyncio.Task[None]] = set()
         self._specs: dict[str, LotSpec] = {}
         self._clerks: dict[str, int | None] = {}  # lots with a clerk: their ring position
+        self.unwanted: set[str] = set()  # lots no bot registers for (the demo's failing lots)
         self.bots: list[Bot] = []
 
     def start(self) -> None:
@@ -275,7 +276,7 @@ class Drivers:
         views = [view for view in self._service.views() if view.active]
         bot.seen &= {view.lot_id for view in views}
         for view in views:
-            if view.lot_id in bot.seen:
+            if view.lot_id in bot.seen or view.lot_id in self.unwanted:
                 continue
             bot.seen.add(view.lot_id)
             state = self._service.state(view.lot_id)

@@ -114,7 +114,9 @@ async def test_the_app_serves_the_seeded_lots(
 
     static = Path(auction.web.__file__).parent / "static"
     for path, name in PAGES.items():
-        page = await client.get(path.replace("{lot_id}", lots[0]["lot_id"]))
+        page = await client.get(
+            path.replace("{lot_id}", lots[0]["lot_id"]).replace("{sale_id}", "some-sale")
+        )
         if (static / name).is_file():  # the pages are served from auction/web/static/
             assert page.status == 200 and page.content_type == "text/html"
             assert await page.read() == (static / name).read_bytes()

@@ -113,7 +113,7 @@ class LotRules:
     barred: frozenset[str] = frozenset()  # bidder ids barred from this lot (defaulters, staff)
     required_qualifications: frozenset[str] = frozenset()  # C2: e.g. purchase-restriction pass
     relist_count: int = 0
-    appraisal: int | None = None  # judicial: P0 ≥ 70 % of the appraisal
+    appraisal: int | None = None  # judicial: a first auction's P0 ≥ 70 % of the appraisal
     legal_timezone: str = "Asia/Shanghai"
     property_kind: PropertyKind | None = None  # C10 notice; judicial lots default to real estate
     priority_window: int = 0  # fixed-price sale: how long priority holders may match (C7)
@@ -155,6 +155,7 @@ class LotRules:
             if (
                 self.format is Format.JUDICIAL_CN
                 and self.appraisal is not None
+                and self.relist_count == 0  # a relisting's floor is 80 % of the last P0 (C10)
                 and self.start_price * 10 < self.appraisal * 7
             ):
                 raise ConfigError("JUDICIAL_CN start price must be at least 70 % of appraisal")

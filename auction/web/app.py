@@ -86,6 +86,7 @@ from .me import install_me
 from .metrics import ServerMetrics, add_metrics_route, serve_admin
 from .openapi import add_openapi_route
 from .ring import add_ring_routes
+from .sales import add_sale_routes
 from .staff import add_staff_routes
 from .throttle import write_limits_middleware
 from .video_api import add_video_console_routes
@@ -213,6 +214,7 @@ PAGES = {
     "/my": "my.html",
     "/console/dashboard": "dashboard.html",
     "/console/staff": "staff.html",
+    "/sale/{sale_id}": "sale.html",
 }
 
 CONTENT_TYPES = {
@@ -293,6 +295,12 @@ def create_app(settings: Settings) -> web.Application:
     )
     add_dashboard_routes(app, _components, settings.viewer_sample_s)
     add_staff_routes(app, _components)
+    add_sale_routes(
+        app,
+        _components,
+        lambda app: app[ACCOUNTS].engine,
+        _demo_sales if settings.demo and settings.living else None,
+    )
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/healthz", healthz)
     add_metrics_route(app, lambda request: request.app[METRICS], _log_session)
@@ -350,6 +358,13 @@ def _components(request: web.Request) -> Components:
         return await service.read(store.history, lot_id)
 
     return Components(service, app[GATEWAY], app[ACCOUNTS], app[NOTARY_BOARD], history)
+
+
+def _demo_sales(app: web.Application) -> tuple[AuctionService, Gateway, set[str] | None]:
+    """What the living demo's sales need (`auction.demo_sales`): the bots leave its failing
+    lots alone."""
+    drivers = app.get(DRIVERS)
+    return app[SERVICE], app[GATEWAY], drivers.unwanted if drivers is not None else None
 
 
 def _facts_parts(request: web.Request) -> FactsParts:

@@ -59,7 +59,9 @@ function render() {
   const byKey = ([a, ga], [b, gb]) => (live(gb) - live(ga))
     || (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b));
   for (const [key, group] of [...groups.entries()].sort(byKey)) {
-    const heading = el("h2", { id: `sale-${key || "single"}`, text: group.title });
+    const heading = key
+      ? el("h2", { id: `sale-${key}` }, el("a", { href: `/sale/${encodeURIComponent(key)}`, text: group.title }))
+      : el("h2", { id: "sale-single", text: group.title });
     const grid = el("div", { className: "grid" });
     group.lots.sort((a, b) => (isActive(b) - isActive(a))
       || (isActive(a) ? (a.end ?? 0) - (b.end ?? 0) : (b.closed_at ?? 0) - (a.closed_at ?? 0))

@@ -63,8 +63,15 @@ function renderView() {
   if (!view) return;
   document.title = `Gavel · ${view.title || view.lot_id}`;
   byId("title").textContent = view.title || view.lot_id;
-  byId("subtitle").textContent = [view.sale_title, formatWords(view.format), view.currency]
-    .filter(Boolean).join(" · ");
+  const rest = [formatWords(view.format), view.currency].filter(Boolean).join(" · ");
+  const subtitle = byId("subtitle");
+  if (view.sale_id) {
+    subtitle.replaceChildren(
+      el("a", { href: `/sale/${encodeURIComponent(view.sale_id)}`, id: "sale-link", text: view.sale_title || view.sale_id }),
+      ` · ${rest}`);
+  } else {
+    subtitle.textContent = rest;
+  }
   byId("price").textContent = view.price === null || view.price === undefined
     ? `Starts at ${formatMoney(view.start_price, view.currency)}`
     : formatMoney(view.price, view.currency);
