@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .demo_schedule import LotSpec, Pace, bid_chance, bidders_for, budget_steps, jump_steps
-from .gateway import Gateway, GatewayError
+from .errors import GavelError
+from .gateway import Gateway
 from .identity import prc_check_character
 from .protocol import BidRequest, signed_bytes
 from .rules import (
@@ -40,8 +41,7 @@ from .rules import (
     RejectReason,
     SetAutoAccept,
 )
-from .service import AuctionService, LotView, ServiceClosed, ServiceError
-from .storage import StorageError
+from .service import AuctionService, LotView, ServiceClosed
 
 if TYPE_CHECKING:
     from .demo import Timeline
@@ -253,7 +253,7 @@ class Drivers:
             await coroutine
         except ServiceClosed:
             pass
-        except (ServiceError, StorageError, GatewayError) as exc:
+        except GavelError as exc:
             logger.warning("demo driver %s stopped: %s", name, exc)
         except Exception:  # a simulated participant's bug must not take the server down
             logger.exception("demo driver %s failed", name)
@@ -290,7 +290,7 @@ class Drivers:
                 if registration.deposit_state == "REQUIRED":
                     key = f"dep-{bot.account}-{view.lot_id}"
                     await self._gateway.freeze_deposit(bot.account, view.lot_id, key)
-            except GatewayError as exc:
+            except GavelError as exc:
                 logger.info("bot %s skips %s: %s", bot.name, view.lot_id, exc.message)
                 continue
             if spec is not None:
