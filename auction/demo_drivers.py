@@ -37,9 +37,9 @@ from .rules import (
     NextLot,
     OpenRing,
     PassLot,
-    Rejected,
     RejectReason,
     SetAutoAccept,
+    rejection,
 )
 from .service import AuctionService, LotView, ServiceClosed
 
@@ -66,12 +66,6 @@ def _steps_above(rules: LotRules, steps: int) -> int:
     for _ in range(steps):
         amount = rules.increment.step_above(rules.start_price, amount)
     return amount
-
-
-def _refused(events: tuple[Any, ...]) -> Rejected | None:
-    if len(events) == 1 and isinstance(events[0], Rejected):
-        return events[0]
-    return None
 
 
 @dataclass(slots=True)
@@ -445,7 +439,7 @@ class Drivers:
                 quiet_since = now
             if view.phase == "FAIR_WARNING":
                 if view.hammer_not_before is not None and now >= view.hammer_not_before:
-                    refusal = _refused(await service.submit(lot_id, Hammer()))
+                    refusal = rejection(await service.submit(lot_id, Hammer()))
                     if refusal is not None and refusal.reason is RejectReason.NO_BIDS:
                         await service.submit(lot_id, PassLot())
                 continue

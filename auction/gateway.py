@@ -72,9 +72,9 @@ from .rules import (
     MaxSet,
     PlaceBid,
     RegisterBidder,
-    Rejected,
     RulesError,
     SetMax,
+    rejection,
 )
 from .rules.common import REGISTRATION_OPEN
 from .service import AuctionService, RequestRefused, ServiceError
@@ -435,7 +435,7 @@ class Gateway:
             code = bidder_code(self._code_secret, lot, account)
             self.spend(account, 1)
             events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
-        refusal = _refusal(events)
+        refusal = rejection(events)
         if refusal is not None:
             words = refusal_for(refusal.reason, self._service.state(lot))
             raise RefusedByRules(words, code=refusal.reason.value)
@@ -478,7 +478,7 @@ class Gateway:
                 raise PaymentDeclined(words, code=code) from exc
             raise Conflict(words, code=code) from exc
         if bidder.deposit is DepositState.REQUIRED:
-            refusal = _refusal(await self._submit(lot, DepositPending(account, hold.hold_id)))
+            refusal = rejection(await self._submit(lot, DepositPending(account, hold.hold_id)))
             if refusal is not None:
                 words = refusal_for(refusal.reason, self._service.state(lot))
                 raise RefusedByRules(words, code=refusal.reason.value)
@@ -504,7 +504,7 @@ class Gateway:
             logger.warning("payment callback %s not applied: %s", callback.transaction, exc)
             return
         registration = self.registration(callback.account, callback.lot)
-        refusal = _refusal(events)
+        refusal = rejection(events)
         message: dict[str, Any] = {
             "type": "deposit",
             "lot": callback.lot,
@@ -679,7 +679,7 @@ class Gateway:
         except (ServiceError, StorageError) as exc:
             raise Unavailable("the bid could not be stored") from exc
         # Rules C18: `submit` returned, so the bid's entry is durable; only now the ack.
-        refusal = _refusal(events)
+        refusal = rejection(events)
         if refusal is not None:
             return self._ack(
                 account, request, "rejected", refusal.reason.value, refusal.detail, entry
@@ -774,12 +774,6 @@ def _refuse_deposit(lot_open: bool, deposit: DepositState, resent: bool) -> None
         DepositState.FROZEN: "your deposit for this lot is already frozen",
     }.get(deposit, "your deposit for this lot can no longer change")
     raise Conflict(words, code="DUPLICATE")
-
-
-def _refusal(events: tuple[Any, ...]) -> Rejected | None:
-    if len(events) == 1 and isinstance(events[0], Rejected):
-        return events[0]
-    return None
 
 
 _PAYMENT_WORDS: Mapping[PaymentReason, str] = {

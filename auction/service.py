@@ -70,6 +70,7 @@ from .rules import (
     apply,
     apply_to,
     encode,
+    rejection,
 )
 from .storage import (
     Clock,
@@ -999,8 +1000,8 @@ class LotActor:
             return
         self._timer_queued = None
         if isinstance(answer, tuple):
-            refused = len(answer) == 1 and isinstance(answer[0], Rejected)
-            if refused and answer[0].reason is not RejectReason.NOT_DUE:
+            refusal = rejection(answer)
+            if refusal is not None and refusal.reason is not RejectReason.NOT_DUE:
                 # Refused for good (e.g. the lot was cancelled meanwhile): never resend it for
                 # the same deadline, or a wrong deadline would loop forever.
                 self._abandoned = item.timer_deadline

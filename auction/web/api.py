@@ -29,6 +29,7 @@ from ..errors import (
     NotAllowed,
     NotAuthenticated,
     NotFound,
+    RefusedByRules,
     Unavailable,
 )
 from ..gateway import Gateway
@@ -51,7 +52,6 @@ from ..rules import (
     OpenRing,
     PassLot,
     Pause,
-    Rejected,
     Reopen,
     Resume,
     RulesError,
@@ -65,6 +65,7 @@ from ..rules import (
     fixed_price,
     judicial,
     live_auctioneer,
+    rejection,
 )
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageConflict, StorageError
@@ -520,10 +521,10 @@ class _Api:
         except (CodecError, RulesError) as exc:
             raise BadInput(f"the command is not valid: {exc}", code="BAD_COMMAND") from exc
         events = await service.submit(lot, command)
-        if len(events) == 1 and isinstance(events[0], Rejected):
-            refusal = events[0]
+        refusal = rejection(events)
+        if refusal is not None:
             words = command_refusal_words(refusal.command, refusal.reason, service.state(lot))
-            raise BadInput(words, code=refusal.reason.value)
+            raise RefusedByRules(words, code=refusal.reason.value)
         view = service.view(lot)
         answer = {
             "events": list(public_events(events)),

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from ..accounts import Role
 from ..court import COURT_ORDERS, CourtOrder, OrderError, order_command
-from ..errors import BadInput, NotFound, Unavailable
-from ..rules import CodecError, Rejected, RulesError
+from ..errors import BadInput, NotFound, RefusedByRules, Unavailable
+from ..rules import CodecError, RulesError, rejection
 from ..service import NotWriter, public_events
 from .api import Components, bearer_session
 from .bodies import read_json_body
@@ -58,9 +58,9 @@ def add_court_routes(app: web.Application, parts: Callable[[web.Request], Compon
             raise Unavailable(
                 "send court orders to the server instance that runs this lot", code="NOT_WRITER"
             ) from None
-        if len(events) == 1 and isinstance(events[0], Rejected):
-            refusal = events[0]
-            raise BadInput(refusal.detail, code=refusal.reason.value)
+        refusal = rejection(events)
+        if refusal is not None:
+            raise RefusedByRules(refusal.detail, code=refusal.reason.value)
         view = service.view(lot)
         answer = {
             "events": list(public_events(events)),

@@ -23,8 +23,8 @@ from ..rules import (
     BidPending,
     DeclineOnline,
     LotState,
-    Rejected,
     RejectReason,
+    rejection,
 )
 from ..service import public_events
 from ..storage import HistoryRecord
@@ -156,8 +156,8 @@ class _Ring:
         command = AcceptOnline(bid_seq) if outcome == ACCEPTED else DeclineOnline(bid_seq)
         service = self._parts(request).service
         events = await service.submit(lot, command)
-        if len(events) == 1 and isinstance(events[0], Rejected):
-            refusal = events[0]
+        refusal = rejection(events)
+        if refusal is not None:
             if refusal.reason is RejectReason.UNKNOWN_BID:  # decided meanwhile
                 raise await self._not_waiting(request, lot, bid_seq)
             raise BadInput(refusal.detail, code=refusal.reason.value)
