@@ -57,7 +57,7 @@ class SourceChoiceError(BadInput, ValueError):
         super().__init__(message, code=code)
 
 
-class MediaFileMissing(SourceChoiceError, NotFound):
+class MediaFileMissing(NotFound, SourceChoiceError):
     """The file the console named is not in the media directory."""
 
 
