@@ -905,7 +905,7 @@ class Cluster:
         assert self._session is not None
         owner, url = await self._blocking(self.owner_url, lot_id)
         if owner is None or url is None or owner == self.name:
-            return _json_error(503, "NOT_LIVE", "the lot's video is not available right now")
+            return _not_live()
         body = await request.read() if request.can_read_body else None
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         for name in ("Authorization",):
@@ -929,7 +929,7 @@ class Cluster:
                     content_type=response.content_type,
                 )
         except (aiohttp.ClientError, TimeoutError):
-            return _json_error(503, "NOT_LIVE", "the lot's video is not available right now")
+            return _not_live()
 
     # -- the internal routes (only other instances call them) --
 
@@ -1061,8 +1061,12 @@ def _answering(handler: Handler) -> Handler:
     return answer
 
 
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
+def _not_live() -> web.Response:
+    from .web.errors import error_response
+
+    return error_response(
+        Unavailable("the lot's video is not available right now", code="NOT_LIVE")
+    )
 
 
 def _first_line(error: object) -> str:

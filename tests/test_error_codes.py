@@ -60,26 +60,52 @@ def _subclasses(base: type) -> set[type]:
     return found | {base}
 
 
+#: Calls that take the code positionally: the callee's name → the code's position.
+POSITIONAL_CODES = {
+    "InputError": 0,
+    "SourceChoiceError": 0,
+    "MediaFileMissing": 0,
+    "Throttled": 0,
+    "_refused": 2,
+}
+
+
+def _code_values(node: ast.AST) -> list[ast.expr]:
+    """The expressions `node` passes or assigns as an error code."""
+    if isinstance(node, ast.keyword) and node.arg == "code":
+        return [node.value]
+    if (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id == "code"
+    ):
+        return [node.value]
+    if isinstance(node, ast.Dict):  # {"code": "X", ...}: an error body or message
+        return [
+            value
+            for key, value in zip(node.keys, node.values, strict=True)
+            if isinstance(key, ast.Constant) and key.value == "code"
+        ]
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        position = POSITIONAL_CODES.get(name or "")
+        if position is not None and len(node.args) > position:
+            return [node.args[position]]
+    return []
+
+
 def _raised_codes(package: str) -> dict[str, str]:
-    """`code="X"` keywords and `code = "X"` class attributes in the package's source."""
+    """The string constants the package's source passes or assigns as error codes."""
     codes: dict[str, str] = {}
     for path in sorted((ROOT / package).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         where = str(path.relative_to(ROOT))
         for node in ast.walk(tree):
-            if isinstance(node, ast.keyword) and node.arg == "code":
-                value = node.value
-            elif (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "code"
-            ):
-                value = node.value
-            else:
-                continue
-            if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                codes.setdefault(value.value, f"{where}:{value.lineno}")
+            for value in _code_values(node):
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    codes.setdefault(value.value, f"{where}:{value.lineno}")
     return codes
 
 
@@ -119,6 +145,7 @@ def test_codes_are_collected() -> None:
     # the collection finds the codes of each source: classes, raises, enums, the adapters
     assert {"UNKNOWN_LOT", "KEY_IN_USE", "BELOW_MIN", "TOO_MANY_VIEWERS", "NOT_FOUND"} <= set(codes)
     assert {"BAD_SDP", "DOCUMENT_IN_USE", "INSUFFICIENT_FUNDS", "BAD_SIGNATURE"} <= set(codes)
+    assert {"BAD_ID", "IDEMPOTENCY_CONFLICT", "FORBIDDEN_ORIGIN", "NOT_LIVE"} <= set(codes)
 
 
 def test_every_code_has_the_one_spelling() -> None:
