@@ -257,7 +257,7 @@ async def test_a_log_breaking_the_rules_is_refused_with_evidence(setup: Setup) -
         timeout=60,
     ).stdout
     assert f"co-signed   size {size}," in human
-    assert "refused-content step 7 rules" in human and f"seq {forged.seq}" in human
+    assert "REFUSED_CONTENT step 7 rules" in human and f"seq {forged.seq}" in human
     assert f"lag         {log.size - size}" in human
 
     document = json.loads(
