@@ -295,7 +295,7 @@ def _idempotency_key(body: Mapping[str, Any]) -> str:
     (`auction.protocol`, docs/protocol.md §2.4)."""
     value = body.get("idempotency_key")
     if not isinstance(value, str) or not 1 <= len(value) <= 128 or not value.isprintable():
-        raise ApiError(422, "MALFORMED", "'idempotency_key' must be 1 to 128 printable characters")
+        raise BadInput("'idempotency_key' must be 1 to 128 printable characters", code="MALFORMED")
     return value
 
 
