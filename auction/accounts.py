@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
+from .errors import Conflict, GavelError, NotFound, Unavailable
 from .storage import database_url
 
 #: Sessions last 12 hours unless said otherwise (docs/protocol.md §1).
@@ -78,33 +79,26 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-class AccountError(Exception):
-    """Base of this module's errors: `status` (HTTP) and `code` (stable, for the client)."""
-
-    status = 400
-    code = "BAD_REQUEST"
+class AccountError(GavelError):
+    """Base of this module's errors: `code` (stable, for the client) and `message`."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
-class AccountUnavailable(AccountError):
+class AccountUnavailable(AccountError, Unavailable):
     """The database cannot be reached or written."""
 
-    status = 503
     code = "UNAVAILABLE"
 
 
-class KeyInUse(AccountError):
+class KeyInUse(AccountError, Conflict):
     """That public key is already bound to another account."""
 
-    status = 409
     code = "KEY_IN_USE"
 
 
-class UnknownAccount(AccountError):
-    status = 404
+class UnknownAccount(AccountError, NotFound):
     code = "UNKNOWN_ACCOUNT"
 
 

@@ -104,6 +104,7 @@ from chain import (
     verify_receipt,
 )
 
+from .errors import GavelError
 from .ledger import LedgerReplay, ReplayError, kid_names_key
 
 __all__ = [
@@ -155,7 +156,7 @@ MAX_LISTING_BYTES: Final = 64 * 1024 * 1024
 # Errors
 
 
-class AuditFailure(Exception):
+class AuditFailure(GavelError):
     """Base of every error this module raises; adapters catch this one only.
 
     ``exit_code`` is what a CLI should exit with: 1 when the ledger (or receipt, or pair of

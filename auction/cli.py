@@ -59,14 +59,13 @@ from .demo import (
     summary,
 )
 from .demo_living import wipe_demo_data
+from .errors import GavelError
 from .evidence_cli import register as register_evidence
 from .evidence_cli import run as run_evidence
-from .gateway import BIDS_PER_SECOND, GatewayError
+from .gateway import BIDS_PER_SECOND
 from .ledger_export import ExportError, export_ledger, open_source
 from .logs import LOG_FORMATS, LOG_LEVELS, AccessLogger, configure
 from .printable import escape_log_output, printable
-from .rules import RulesError
-from .service import ServiceError
 from .storage import POLICY_FILE, SQLITE_FILE, Storage, StorageError, system_clock
 from .throttle import WriteLimits
 from .web import DRIVERS, SERVICE, Settings, create_app
@@ -78,14 +77,7 @@ from .web.ws import MAX_CONNECTIONS_PER_ADDRESS
 SETTLE_TIMEOUT = 10.0
 
 #: The errors `main` turns into a message and exit status 1; anything else is a bug.
-EXPECTED_ERRORS = (
-    ServiceError,
-    StorageError,
-    RulesError,
-    AccountError,
-    GatewayError,
-    ClusterError,
-)
+EXPECTED_ERRORS = (GavelError,)
 
 #: The same for `gavel ledger ...` (a chain error is a ledger that does not verify).
 LEDGER_ERRORS = (ExportError, StorageError, ChainError)

@@ -29,10 +29,11 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection
 
+from .errors import GavelError
 from .protocol import MAX_FRAME_BYTES, VERSION, signed_bytes
 
 
-class ClientError(Exception):
+class ClientError(GavelError):
     """The server refused the connection or broke the protocol; `close_code` is the
     websocket close code when the server closed the connection (docs/protocol.md §2.6)."""
 

@@ -58,6 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from chain import EntryType, parse_time
 
+from .errors import Conflict, GavelError, Malformed, NotAllowed, Unavailable
 from .ledger import SignedBidError, SignedRequest
 from .protocol import BidRequest
 from .rules import CommandError, RejectReason, RulesError, decode, encode
@@ -100,7 +101,7 @@ _COMMAND_TYPES = frozenset(
 )
 
 
-class ClusterError(Exception):
+class ClusterError(GavelError):
     """The cluster cannot run as configured (not PostgreSQL, a bad instance name, ...)."""
 
 
@@ -869,7 +870,7 @@ class Cluster:
         raise ServiceError(f"the instance writing lot {lot_id!r} answered {status} {code}")
 
     async def _forward_bid(self, account: str, bid: BidRequest) -> dict[str, Any]:
-        from .gateway import GatewayError
+        from .web.errors import error_from_status
 
         body: dict[str, Any] = {
             "account": account,
@@ -888,10 +889,10 @@ class Cluster:
             assert self.gateway is not None
             return await self.gateway.bid(account, bid, forward=False)
         except ServiceError as exc:
-            raise GatewayError(503, "UNAVAILABLE", "the bid could not reach its lot") from exc
+            raise Unavailable("the bid could not reach its lot") from exc
         if status == 200 and isinstance(answer.get("ack"), dict):
             return dict(answer["ack"])
-        raise GatewayError(
+        raise error_from_status(  # the writer's refusal, passed on unchanged
             status if status >= 400 else 503,
             str(answer.get("code", "UNAVAILABLE")),
             str(answer.get("message", "the bid could not be placed")),
@@ -904,7 +905,7 @@ class Cluster:
         assert self._session is not None
         owner, url = await self._blocking(self.owner_url, lot_id)
         if owner is None or url is None or owner == self.name:
-            return _json_error(503, "NOT_LIVE", "the lot's video is not available right now")
+            return _not_live()
         body = await request.read() if request.can_read_body else None
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         for name in ("Authorization",):
@@ -928,7 +929,7 @@ class Cluster:
                     content_type=response.content_type,
                 )
         except (aiohttp.ClientError, TimeoutError):
-            return _json_error(503, "NOT_LIVE", "the lot's video is not available right now")
+            return _not_live()
 
     # -- the internal routes (only other instances call them) --
 
@@ -946,27 +947,27 @@ class Cluster:
 
     async def _internal_body(self, request: web.Request) -> dict[str, Any]:
         if not self._authorized(request):
-            raise _refusal(403, "FORBIDDEN", "internal route: instances of this cluster only")
+            raise NotAllowed("internal route: instances of this cluster only")
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
-            raise _refusal(400, "MALFORMED", "the body is not JSON") from None
+            raise Malformed("the body is not JSON") from None
         if not isinstance(body, dict):
-            raise _refusal(400, "MALFORMED", "the body is not an object")
+            raise Malformed("the body is not an object")
         after = body.get("after", 0)
         if not isinstance(after, int) or after < 0:
-            raise _refusal(400, "MALFORMED", "after is a ledger size")
+            raise Malformed("after is a ledger size")
         if not await self.wait_applied(after):
-            raise _refusal(503, "BEHIND", "this instance has not caught up with the sender")
+            raise Unavailable("this instance has not caught up with the sender", code="BEHIND")
         return body
 
     async def _command_route(self, request: web.Request) -> web.Response:
         body = await self._internal_body(request)
         lot_id = body.get("lot")
         if not isinstance(lot_id, str):
-            raise _refusal(400, "MALFORMED", "lot is a string")
+            raise Malformed("lot is a string")
         if not self.service.leads(lot_id):
-            raise _refusal(409, "NOT_WRITER", f"this instance does not write lot {lot_id!r}")
+            raise Conflict(f"this instance does not write lot {lot_id!r}", code="NOT_WRITER")
         signed: SignedRequest | None = None
         try:
             command = decode(body.get("command"))
@@ -974,15 +975,14 @@ class Cluster:
             if raw is not None:
                 signed = SignedRequest(raw["payload"], raw["sig"])
         except (RulesError, SignedBidError, KeyError, TypeError) as exc:
-            raise _refusal(400, "MALFORMED", f"not a command: {exc}") from exc
+            raise Malformed(f"not a command: {exc}") from exc
         try:
             events, entry = await self.service.submit_logged(
                 lot_id, command, request=signed, forward=False
             )
         except NotWriter:
-            raise _refusal(
-                409, "NOT_WRITER", f"this instance does not write lot {lot_id!r}"
-            ) from None
+            words = f"this instance does not write lot {lot_id!r}"
+            raise Conflict(words, code="NOT_WRITER") from None
         except RequestRefused as exc:
             return web.json_response(
                 {"code": "REFUSED", "reason": exc.reason, "message": exc.message}, status=422
@@ -990,16 +990,14 @@ class Cluster:
         except RulesError as exc:
             return web.json_response({"code": "INVALID", "message": str(exc)}, status=422)
         except (ServiceError, StorageError) as exc:
-            raise _refusal(503, "UNAVAILABLE", _first_line(exc)) from exc
+            raise Unavailable(_first_line(exc)) from exc
         return web.json_response({"events": [encode(item) for item in events], "entry": entry})
 
     async def _bid_route(self, request: web.Request) -> web.Response:
-        from .gateway import GatewayError
-
         body = await self._internal_body(request)
         account, bid = body.get("account"), body.get("bid")
         if not isinstance(account, str) or not isinstance(bid, dict):
-            raise _refusal(400, "MALFORMED", "account and bid are required")
+            raise Malformed("account and bid are required")
         try:
             parsed = BidRequest(
                 lot=str(bid["lot"]),
@@ -1010,19 +1008,16 @@ class Cluster:
                 signature=base64.b64decode(str(bid["signature"]), validate=True),
             )
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise _refusal(400, "MALFORMED", f"not a bid: {exc}") from exc
+            raise Malformed(f"not a bid: {exc}") from exc
         if not self.service.leads(parsed.lot):
-            raise _refusal(409, "NOT_WRITER", f"this instance does not write lot {parsed.lot!r}")
+            raise Conflict(f"this instance does not write lot {parsed.lot!r}", code="NOT_WRITER")
         assert self.gateway is not None
-        try:
-            ack = await self.gateway.bid(account, parsed, forward=False)
-        except GatewayError as exc:
-            raise _refusal(exc.status, exc.code, exc.message) from exc
+        ack = await self.gateway.bid(account, parsed, forward=False)
         return web.json_response({"ack": ack})
 
     async def _instances_route(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
-            raise _refusal(403, "FORBIDDEN", "internal route: instances of this cluster only")
+            raise NotAllowed("internal route: instances of this cluster only")
         return web.json_response({"instances": await self._blocking(self.instances)})
 
 
@@ -1050,33 +1045,28 @@ def _fenced_out(connection: Connection, lots: frozenset[str]) -> None:
     raise LotFenced(sorted(lots)[0], "this instance has left the cluster")
 
 
-class _Refused(Exception):
-    """An internal request refused: answered as `{"code", "message"}` with `status`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _refusal(status: int, code: str, message: str) -> _Refused:
-    return _Refused(status, code, message)
-
-
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def _answering(handler: Handler) -> Handler:
     async def answer(request: web.Request) -> web.Response:
+        from .web.errors import http_status
+
         try:
             return await handler(request)
-        except _Refused as exc:
-            return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
+        except GavelError as exc:  # an internal refusal: `{"code", "message"}`
+            body = {"code": exc.code, "message": exc.message}
+            return web.json_response(body, status=http_status(exc))
 
     return answer
 
 
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message}, status=status)
+def _not_live() -> web.Response:
+    from .web.errors import error_response
+
+    return error_response(
+        Unavailable("the lot's video is not available right now", code="NOT_LIVE")
+    )
 
 
 def _first_line(error: object) -> str:

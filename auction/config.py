@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import GavelError
 
-class ConfigError(Exception):
+
+class ConfigError(GavelError):
     """The configuration file cannot be used; the message names the file and the key."""
 
 

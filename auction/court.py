@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import BadInput
 from .rules import Authority, Cancel, Pause, Resume, Suspend
 
 #: The orders a court session may give, by the engine's command name.
@@ -37,7 +38,7 @@ class CourtOrder:
         return {"v": ORDER_VERSION, "by": "court", "account": self.account}
 
 
-class OrderError(ValueError):
+class OrderError(BadInput, ValueError):
     """An `order` field that does not attribute a court order."""
 
 

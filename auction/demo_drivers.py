@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .demo_schedule import LotSpec, Pace, bid_chance, bidders_for, budget_steps, jump_steps
-from .gateway import Gateway, GatewayError
+from .errors import GavelError
+from .gateway import Gateway
 from .identity import prc_check_character
 from .protocol import BidRequest, signed_bytes
 from .rules import (
@@ -36,12 +37,11 @@ from .rules import (
     NextLot,
     OpenRing,
     PassLot,
-    Rejected,
     RejectReason,
     SetAutoAccept,
+    rejection,
 )
-from .service import AuctionService, LotView, ServiceClosed, ServiceError
-from .storage import StorageError
+from .service import AuctionService, LotView, ServiceClosed
 
 if TYPE_CHECKING:
     from .demo import Timeline
@@ -66,12 +66,6 @@ def _steps_above(rules: LotRules, steps: int) -> int:
     for _ in range(steps):
         amount = rules.increment.step_above(rules.start_price, amount)
     return amount
-
-
-def _refused(events: tuple[Any, ...]) -> Rejected | None:
-    if len(events) == 1 and isinstance(events[0], Rejected):
-        return events[0]
-    return None
 
 
 @dataclass(slots=True)
@@ -254,7 +248,7 @@ class Drivers:
             await coroutine
         except ServiceClosed:
             pass
-        except (ServiceError, StorageError, GatewayError) as exc:
+        except GavelError as exc:
             logger.warning("demo driver %s stopped: %s", name, exc)
         except Exception:  # a simulated participant's bug must not take the server down
             logger.exception("demo driver %s failed", name)
@@ -291,7 +285,7 @@ class Drivers:
                 if registration.deposit_state == "REQUIRED":
                     key = f"dep-{bot.account}-{view.lot_id}"
                     await self._gateway.freeze_deposit(bot.account, view.lot_id, key)
-            except GatewayError as exc:
+            except GavelError as exc:
                 logger.info("bot %s skips %s: %s", bot.name, view.lot_id, exc.message)
                 continue
             if spec is not None:
@@ -446,7 +440,7 @@ class Drivers:
                 quiet_since = now
             if view.phase == "FAIR_WARNING":
                 if view.hammer_not_before is not None and now >= view.hammer_not_before:
-                    refusal = _refused(await service.submit(lot_id, Hammer()))
+                    refusal = rejection(await service.submit(lot_id, Hammer()))
                     if refusal is not None and refusal.reason is RejectReason.NO_BIDS:
                         await service.submit(lot_id, PassLot())
                 continue

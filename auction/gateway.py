@@ -14,7 +14,7 @@
   identity precondition, then `service.submit(..., request=SignedRequest(...))`; the ack is
   built only after that returns, i.e. after the entry is durable.
 
-Failures that end a request are `GatewayError`s carrying the HTTP status and a stable code;
+Failures that end a request are `auction.errors.GavelError`s carrying a stable code;
 bid refusals are never exceptions but `rejected` acks.
 """
 
@@ -39,9 +39,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from chain import Ed25519Signer
 
-from .accounts import AccountError, AccountStore, Role, Session
+from .accounts import AccountStore, Role, Session
+from .errors import (
+    BadInput,
+    Conflict,
+    GavelError,
+    NotAllowed,
+    NotFound,
+    PaymentDeclined,
+    RefusedByRules,
+    Unavailable,
+)
 from .identity import Attestation, IdentityProvider
-from .identity_desk import DeskError, IdentityDesk
+from .identity_desk import IdentityDesk
 from .identity_records import IdentityRecords, IdentityVersion
 from .ledger import SignatureMemo, SignedRequest
 from .payments import Callback, CallbackInbox, PaymentError, PaymentProvider, PaymentReason
@@ -62,9 +72,9 @@ from .rules import (
     MaxSet,
     PlaceBid,
     RegisterBidder,
-    Rejected,
     RulesError,
     SetMax,
+    rejection,
 )
 from .rules.common import REGISTRATION_OPEN
 from .service import AuctionService, RequestRefused, ServiceError
@@ -90,20 +100,6 @@ CALLBACK_DELAY = 0.05
 
 #: What every simulated account is funded with: enough for every demo deposit.
 SIMULATED_BALANCE = 10**12
-
-
-class GatewayError(Exception):
-    """A request the gateway refuses: `status` (HTTP) and `code` (stable) for the client."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _translated(exc: AccountError) -> GatewayError:
-    return GatewayError(exc.status, exc.code, exc.message)
 
 
 def bidder_code(
@@ -150,7 +146,7 @@ def identity_seed(data_dir: Path | None, accounts: AccountStore) -> bytes:
     except FileNotFoundError:
         pass
     except (OSError, ValueError, binascii.Error) as exc:
-        raise GatewayError(500, "IDP_KEY", f"cannot read {path}: {exc}") from exc
+        raise GavelError(f"cannot read {path}: {exc}", code="IDP_KEY") from exc
     seed = secrets.token_bytes(32)
     data_dir.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -281,10 +277,7 @@ class Gateway:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _blocking(self, function: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await asyncio.to_thread(function, *args)
-        except AccountError as exc:
-            raise _translated(exc) from exc
+        return await asyncio.to_thread(function, *args)
 
     # -- accounts and sessions --
 
@@ -292,7 +285,7 @@ class Gateway:
         """A new bidder account bound to `public_key`, with a session:
         `(account, token, expires_us)`."""
         if len(public_key) != 32:
-            raise GatewayError(422, "MALFORMED", "a public key is 32 bytes (raw Ed25519)")
+            raise BadInput("a public key is 32 bytes (raw Ed25519)", code="MALFORMED")
         now = self.now()
         account = await self._blocking(self._accounts.create_account, public_key, now)
         token, expires = await self._blocking(
@@ -341,38 +334,32 @@ class Gateway:
     ) -> tuple[Attestation, int]:
         """Check the document and record the identity (`IdentityDesk.verify`: one person, one
         account; an identity once verified is bound to the account). Returns the attestation
-        and its `idv` entry's seq. Raises `GatewayError` (422 with the identity reason, 409
+        and its `idv` entry's seq. Raises a `GavelError` (422 with the identity reason, 409
         `DOCUMENT_IN_USE`, `IDENTITY_BOUND`, `REGISTERED_ON_OPEN_LOT`; `Throttled` past the
         account's hourly bound) and writes nothing but a compliance alert when refused."""
         key = await self.bidder_key(account)
         if key is None:
-            raise GatewayError(403, "NO_KEY", "this account has no bidding key")
+            raise NotAllowed("this account has no bidding key", code="NO_KEY")
         self.spend(account, 1)  # its `idv` entry
         try:
             attestation, seq = await self.identities.verify(
                 account, key.public_key, name, document_type, document
             )
-        except DeskError as exc:  # nothing was written to the ledger
+        except GavelError:  # nothing was written to the ledger
             self.refund(account, 1)
-            raise GatewayError(exc.status, exc.code, exc.message) from exc
+            raise
         self._keys[account] = BidderKey(key.public_key, attestation.expires_us)
         return attestation, seq
 
     async def identity(self, account: str) -> IdentityVersion | None:
         """The account's newest identity version (personal data: compliance use only)."""
-        try:
-            return await self.identities.latest(account)
-        except DeskError as exc:
-            raise GatewayError(exc.status, exc.code, exc.message) from exc
+        return await self.identities.latest(account)
 
     async def erase_personal_data(self, account: str) -> bool:
         """Erase the personal data and salt of every version of the account's identity; the
         ledger's attestations stay (their commitments can no longer be opened), and so do the
         document fingerprints. Returns whether anything was erased."""
-        try:
-            return await self.identities.erase(account)
-        except DeskError as exc:
-            raise GatewayError(exc.status, exc.code, exc.message) from exc
+        return await self.identities.erase(account)
 
     def open_lots(self, account: str) -> list[str]:
         """The lots not yet closed the account is registered on."""
@@ -433,46 +420,46 @@ class Gateway:
         return found
 
     async def register(self, account: str, lot: str) -> Registration:
-        """Register a verified account for `lot` with its per-lot code. Raises `GatewayError`:
+        """Register a verified account for `lot` with its per-lot code. Raises a `GavelError`:
         403 `NOT_VERIFIED`, 404 `UNKNOWN_LOT`, 422 with the engine's reason."""
         if self._service.view(lot) is None:
-            raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
+            raise NotFound(f"there is no lot {lot!r}", code="UNKNOWN_LOT")
         # Not while the account's identity is changing: a registration on a lot that has not
         # closed freezes the identity (`IdentityDesk.verify` holds the same lock).
         async with self.identities.lock(account):
             key = await self.bidder_key(account)
             now = self.now()
             if key is None or key.verified_until_us is None or key.verified_until_us <= now:
-                raise GatewayError(403, "NOT_VERIFIED", "verify your identity before registering")
+                raise NotAllowed("verify your identity before registering", code="NOT_VERIFIED")
             _refuse_registration(self._service.state(lot), account)
             code = bidder_code(self._code_secret, lot, account)
             self.spend(account, 1)
             events = await self._submit(lot, RegisterBidder(account, code, kyc_verified=True))
-        refusal = _refusal(events)
+        refusal = rejection(events)
         if refusal is not None:
             words = refusal_for(refusal.reason, self._service.state(lot))
-            raise GatewayError(422, refusal.reason.value, words)
+            raise RefusedByRules(words, code=refusal.reason.value)
         registration = self.registration(account, lot)
         if registration is None:  # the lot went to sleep meanwhile (closed long ago)
-            raise GatewayError(409, "LOT_CLOSED", "this lot has closed")
+            raise Conflict("this lot has closed", code="LOT_CLOSED")
         return registration
 
     async def freeze_deposit(self, account: str, lot: str, idempotency_key: str) -> dict[str, Any]:
         """Ask the payment provider to freeze the lot's deposit. Returns `{"state", "hold"}`;
         the provider's callback later makes the deposit FROZEN and pushes a `deposit` message
-        to the account. Raises `GatewayError` (402 `INSUFFICIENT_FUNDS`, 409
+        to the account. Raises a `GavelError` (402 `INSUFFICIENT_FUNDS`, 409
         `IDEMPOTENCY_CONFLICT`, 409 `NOT_REGISTERED`, ...)."""
         state = self._service.state(lot)
         if state is None:
             if self._service.view(lot) is not None:  # dormant: closed long ago
-                raise GatewayError(409, "LOT_CLOSED", "this lot has closed")
-            raise GatewayError(404, "UNKNOWN_LOT", f"there is no lot {lot!r}")
+                raise Conflict("this lot has closed", code="LOT_CLOSED")
+            raise NotFound(f"there is no lot {lot!r}", code="UNKNOWN_LOT")
         bidder = state.bidders.get(account)
         if bidder is None:
-            raise GatewayError(409, "NOT_REGISTERED", "register for the lot first")
+            raise Conflict("register for the lot first", code="NOT_REGISTERED")
         amount = bidder.deposit_amount or state.rules.deposit
         if amount <= 0 or bidder.deposit is DepositState.EXEMPT:
-            raise GatewayError(409, "NO_DEPOSIT_NEEDED", "this lot needs no deposit")
+            raise Conflict("this lot needs no deposit", code="NO_DEPOSIT_NEEDED")
         # The provider's keys are the platform's: scope a bidder's key to the bidder, so
         # two bidders choosing the same key never collide.
         provider_key = f"{account}/{idempotency_key}"
@@ -486,13 +473,15 @@ class Gateway:
                 provider_key, account, lot, amount, state.rules.currency, now
             )
         except PaymentError as exc:
-            status = 402 if exc.reason is PaymentReason.INSUFFICIENT_FUNDS else 409
-            raise GatewayError(status, exc.reason.value, _PAYMENT_WORDS[exc.reason]) from exc
+            words, code = _PAYMENT_WORDS[exc.reason], exc.reason.value
+            if exc.reason is PaymentReason.INSUFFICIENT_FUNDS:
+                raise PaymentDeclined(words, code=code) from exc
+            raise Conflict(words, code=code) from exc
         if bidder.deposit is DepositState.REQUIRED:
-            refusal = _refusal(await self._submit(lot, DepositPending(account, hold.hold_id)))
+            refusal = rejection(await self._submit(lot, DepositPending(account, hold.hold_id)))
             if refusal is not None:
                 words = refusal_for(refusal.reason, self._service.state(lot))
-                raise GatewayError(422, refusal.reason.value, words)
+                raise RefusedByRules(words, code=refusal.reason.value)
         self._deliver_later(callback)
         self._deliver_later(callback)  # webhooks come at least once: the inbox drops this one
         current = self.registration(account, lot)
@@ -511,11 +500,11 @@ class Gateway:
         try:
             command = DepositFrozen(callback.account, callback.amount, callback.hold_id)
             events = await self._submit(callback.lot, command)
-        except GatewayError as exc:
+        except GavelError as exc:
             logger.warning("payment callback %s not applied: %s", callback.transaction, exc)
             return
         registration = self.registration(callback.account, callback.lot)
-        refusal = _refusal(events)
+        refusal = rejection(events)
         message: dict[str, Any] = {
             "type": "deposit",
             "lot": callback.lot,
@@ -688,9 +677,9 @@ class Gateway:
         except RequestRefused as exc:  # checked before logging: nothing was written
             return self._refused(account, request, exc.reason, exc.message)
         except (ServiceError, StorageError) as exc:
-            raise GatewayError(503, "UNAVAILABLE", "the bid could not be stored") from exc
+            raise Unavailable("the bid could not be stored") from exc
         # Rules C18: `submit` returned, so the bid's entry is durable; only now the ack.
-        refusal = _refusal(events)
+        refusal = rejection(events)
         if refusal is not None:
             return self._ack(
                 account, request, "rejected", refusal.reason.value, refusal.detail, entry
@@ -751,25 +740,24 @@ class Gateway:
         try:
             return await self._service.submit(lot, command)
         except RulesError as exc:
-            raise GatewayError(422, "INVALID", str(exc)) from exc
+            raise BadInput(str(exc)) from exc
         except RequestRefused as exc:
-            raise GatewayError(422, exc.reason, exc.message) from exc
+            raise RefusedByRules(exc.message, code=exc.reason) from exc
         except (ServiceError, StorageError) as exc:
-            raise GatewayError(503, "UNAVAILABLE", "the auction could not store that") from exc
+            raise Unavailable("the auction could not store that") from exc
 
 
 def _refuse_registration(state: LotState | None, account: str) -> None:
     """Requests the rules would only refuse are refused here, before they are logged: a second
     registration of the same account, a registration for a lot that has closed."""
     if state is None:  # dormant: closed long ago
-        raise GatewayError(409, "LOT_CLOSED", "this lot has closed; registration is over")
+        raise Conflict("this lot has closed; registration is over", code="LOT_CLOSED")
     bidder = state.bidders.get(account)
     if bidder is not None:
-        raise GatewayError(
-            409, "DUPLICATE", f"you are already registered for this lot as {bidder.code}"
-        )
+        words = f"you are already registered for this lot as {bidder.code}"
+        raise Conflict(words, code="DUPLICATE")
     if state.status not in REGISTRATION_OPEN:
-        raise GatewayError(409, "LOT_CLOSED", "this lot has closed; registration is over")
+        raise Conflict("this lot has closed; registration is over", code="LOT_CLOSED")
 
 
 def _refuse_deposit(lot_open: bool, deposit: DepositState, resent: bool) -> None:
@@ -778,20 +766,14 @@ def _refuse_deposit(lot_open: bool, deposit: DepositState, resent: bool) -> None
     the request that asked for it (`resent`) is answered again: it writes nothing new."""
     required = deposit is DepositState.REQUIRED
     if not lot_open and (required or not resent):
-        raise GatewayError(409, "LOT_CLOSED", "this lot has closed; deposits are over")
+        raise Conflict("this lot has closed; deposits are over", code="LOT_CLOSED")
     if required or resent:
         return
     words = {
         DepositState.PENDING: "your deposit for this lot is already being frozen",
         DepositState.FROZEN: "your deposit for this lot is already frozen",
     }.get(deposit, "your deposit for this lot can no longer change")
-    raise GatewayError(409, "DUPLICATE", words)
-
-
-def _refusal(events: tuple[Any, ...]) -> Rejected | None:
-    if len(events) == 1 and isinstance(events[0], Rejected):
-        return events[0]
-    return None
+    raise Conflict(words, code="DUPLICATE")
 
 
 _PAYMENT_WORDS: Mapping[PaymentReason, str] = {
@@ -811,7 +793,6 @@ __all__ = [
     "SIMULATED_BALANCE",
     "BidderKey",
     "Gateway",
-    "GatewayError",
     "IdentityKeys",
     "Registration",
     "Throttled",

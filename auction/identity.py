@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from chain import canonical_json
 
+from .errors import BadInput
+
 ADULT_AGE = 18
 ATTESTATION_PREFIX = b"gavel/idv-attestation/v1\n"
 
@@ -53,7 +55,7 @@ class IdentityReason(enum.StrEnum):
     ATTESTATION_EXPIRED = "ATTESTATION_EXPIRED"
 
 
-class IdentityError(Exception):
+class IdentityError(BadInput):
     """The identity check failed; `reason` says why in a way a form can show."""
 
     def __init__(self, reason: IdentityReason, detail: str) -> None:

@@ -27,6 +27,7 @@ from typing import Any, NoReturn, TypeVar
 from chain import Ed25519Signer, EntryType
 
 from .accounts import AccountError
+from .errors import BadInput, Conflict, NotFound, Unavailable
 from .identity import Attestation, DocumentType, IdentityError, IdentityProvider, IdentityReason
 from .identity_binding import Current, Refusal, document_fingerprint, reverification
 from .identity_records import (
@@ -76,16 +77,6 @@ REFUSAL_WORDS: Mapping[Refusal, str] = {
 }
 
 
-class DeskError(Exception):
-    """A refused identity request: HTTP `status`, stable `code`, plain `message`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 class IdentityDesk:
     """Built by the gateway. `open_lots(account)` names the lots not yet closed the account is
     registered on; `on_verified(account, expires_us)` refreshes the gateway's key cache."""
@@ -111,10 +102,7 @@ class IdentityDesk:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def _blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return await asyncio.to_thread(function, *args, **kwargs)
-        except AccountError as exc:
-            raise DeskError(exc.status, exc.code, exc.message) from exc
+        return await asyncio.to_thread(function, *args, **kwargs)
 
     def lock(self, account: str) -> asyncio.Lock:
         """The account's lock, held while its identity is checked and recorded (in this
@@ -130,14 +118,14 @@ class IdentityDesk:
         self, account: str, public_key: bytes, name: str, document_type: str, document: str
     ) -> tuple[Attestation, int]:
         """Verify the account's identity; returns the attestation and its `idv` entry's seq.
-        Raises `DeskError`: 422 with the identity reason (nothing written), 409
+        Raises `BadInput`: 422 with the identity reason (nothing written), 409
         `DOCUMENT_IN_USE` (an alert is recorded), 409 `IDENTITY_BOUND` or
         `REGISTERED_ON_OPEN_LOT`, 503 `UNAVAILABLE`."""
         try:
             kind = DocumentType(document_type)
         except ValueError:
-            raise DeskError(
-                422, "MALFORMED", "document_type must be PRC_RESIDENT_ID or PASSPORT_TD3"
+            raise BadInput(
+                "document_type must be PRC_RESIDENT_ID or PASSPORT_TD3", code="MALFORMED"
             ) from None
         now = self._clock()
         today = dt.datetime.fromtimestamp(now / 1e6, dt.UTC).date()
@@ -145,7 +133,7 @@ class IdentityDesk:
             verified = self._provider.check(kind, document, name, today)
             fingerprint = document_fingerprint(self._key, verified)
         except IdentityError as exc:
-            raise DeskError(422, exc.reason.value, IDENTITY_WORDS[exc.reason]) from exc
+            raise BadInput(IDENTITY_WORDS[exc.reason], code=exc.reason.value) from exc
         async with self.lock(account):
             current = await self._blocking(self._records.latest, account)
             permit = None
@@ -163,7 +151,7 @@ class IdentityDesk:
                     await self._alert(
                         AlertKind.IDENTITY_CHANGE_REFUSED, account, None, kind, fingerprint, now
                     )
-                raise DeskError(409, decision.refusal.value, REFUSAL_WORDS[decision.refusal])
+                raise Conflict(REFUSAL_WORDS[decision.refusal], code=decision.refusal.value)
             holder = await self._blocking(self._records.holder, fingerprint)
             if holder is not None and holder != account:  # refused before anything is signed
                 await self._refuse_duplicate(account, holder, kind, fingerprint, now)
@@ -173,15 +161,13 @@ class IdentityDesk:
                 )
             except DocumentInUse as exc:  # another account claimed it a moment ago
                 await self._refuse_duplicate(account, exc.holder, kind, fingerprint, now)
-            except AccountError as exc:
-                raise DeskError(exc.status, exc.code, exc.message) from exc
             used = decision.permit
             if used is not None and not await self._blocking(
                 self._records.use_permit, used.permit_id, now
             ):
                 await self._undo(account, fingerprint, claimed, None, now)
-                raise DeskError(
-                    409, Refusal.IDENTITY_BOUND.value, REFUSAL_WORDS[Refusal.IDENTITY_BOUND]
+                raise Conflict(
+                    REFUSAL_WORDS[Refusal.IDENTITY_BOUND], code=Refusal.IDENTITY_BOUND.value
                 )
             salt = secrets.token_bytes(16)
             attestation = self._provider.attest(verified, public_key, salt, now)
@@ -190,7 +176,7 @@ class IdentityDesk:
                 seq = await self._record(EntryType.IDV, body, signer=self._signer)
             except (ServiceError, StorageError) as exc:  # nothing was written
                 await self._undo(account, fingerprint, claimed, used, now)
-                raise DeskError(503, "UNAVAILABLE", "the identity could not be recorded") from exc
+                raise Unavailable("the identity could not be recorded") from exc
             version = await self._blocking(
                 self._records.append_version,
                 account,
@@ -222,7 +208,7 @@ class IdentityDesk:
             account,
             holder,
         )
-        raise DeskError(409, Refusal.DOCUMENT_IN_USE.value, REFUSAL_WORDS[Refusal.DOCUMENT_IN_USE])
+        raise Conflict(REFUSAL_WORDS[Refusal.DOCUMENT_IN_USE], code=Refusal.DOCUMENT_IN_USE.value)
 
     async def _alert(
         self,
@@ -271,17 +257,16 @@ class IdentityDesk:
         self, account: str, granted_by: str, reason: str
     ) -> tuple[int, int]:
         """A compliance decision: `account` may verify a new identity once within a day.
-        Returns `(permit id, expires_us)`. Raises `DeskError` 404 `NOT_VERIFIED` (nothing to
+        Returns `(permit id, expires_us)`. Raises `NotFound` 404 `NOT_VERIFIED` (nothing to
         change), 409 `REGISTERED_ON_OPEN_LOT`."""
         current = await self.latest(account)
         if current is None:
-            raise DeskError(404, "NOT_VERIFIED", "that account has no verified identity")
+            raise NotFound("that account has no verified identity", code="NOT_VERIFIED")
         if self._open_lots(account):
-            raise DeskError(
-                409,
-                Refusal.REGISTERED_ON_OPEN_LOT.value,
+            raise Conflict(
                 "the account is registered for a lot that has not closed: its identity cannot"
                 " change until that lot closes",
+                code=Refusal.REGISTERED_ON_OPEN_LOT.value,
             )
         now = self._clock()
         permit, expires = await self._blocking(
@@ -305,4 +290,4 @@ class IdentityDesk:
         return await self._blocking(self._records.backfill, self._key, self._clock())
 
 
-__all__ = ["IDENTITY_WORDS", "REFUSAL_WORDS", "DeskError", "IdentityDesk"]
+__all__ = ["IDENTITY_WORDS", "REFUSAL_WORDS", "IdentityDesk"]

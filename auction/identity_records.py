@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from .accounts import AccountError, AccountStore, AccountUnavailable
+from .errors import Conflict
 from .identity_binding import FINGERPRINT_KEY_SIZE, Permit, stored_fingerprint
 from .identity_schema import (
     IDENTITY_ALERTS,
@@ -55,10 +56,9 @@ class AlertKind(enum.StrEnum):
     DUPLICATE_FOUND_ON_UPGRADE = "DUPLICATE_FOUND_ON_UPGRADE"
 
 
-class DocumentInUse(AccountError):
+class DocumentInUse(AccountError, Conflict):
     """The identity document is bound to another account (one person, one account)."""
 
-    status = 409
     code = "DOCUMENT_IN_USE"
 
     def __init__(self, holder: str) -> None:

@@ -47,6 +47,7 @@ from chain import (
 )
 
 from .court import OrderError, check_order
+from .errors import GavelError, RefusedByRules
 from .identity import Attestation, IdentityError, verify_attestation
 from .protocol import signed_bytes
 from .rules import (
@@ -88,7 +89,7 @@ _REGISTRATION_COMMANDS = (c.RegisterBidder, c.BarBidder)
 _DEPOSIT_COMMANDS = (c.DepositPending, c.DepositFrozen, c.ReleaseDeposit)
 
 
-class ReplayError(Exception):
+class ReplayError(GavelError):
     """The recorded history does not follow the rules (or cannot be read as a history).
 
     `seq` is the ledger entry at fault, `lot` the lot concerned (if known).
@@ -101,7 +102,7 @@ class ReplayError(Exception):
         self.lot = lot
 
 
-class SignedBidError(Exception):
+class SignedBidError(RefusedByRules):
     """A bid request, an identity entry or a registration breaks the signed-bid rules.
 
     `reason` is one of the constants below (stable, for an API answer); nothing was applied.

@@ -62,6 +62,7 @@ from chain import (
 )
 
 from .audit import read_response
+from .errors import GavelError
 from .storage import Storage
 
 #: Checkpoint file names in `OUT/checkpoints/`: the tree size, zero-padded to 20 digits.
@@ -74,7 +75,7 @@ MAX_LISTING_SIZE = 64 * 1024 * 1024
 HTTP_TIMEOUT = 30.0
 
 
-class ExportError(Exception):
+class ExportError(GavelError):
     """The export cannot be made: the source is unreachable or answers wrongly, or `OUT` is
     not empty (use `force`). Verification failures are `chain.ChainError`s instead; either
     way nothing was written to `OUT`."""

@@ -32,6 +32,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from chain import EntryType
 
+from . import errors
+from .errors import BadInput, Conflict, GavelError, NotFound, Unavailable
 from .rules import LotRules, decode
 
 if TYPE_CHECKING:
@@ -76,41 +78,38 @@ _NAME_LIMIT = 120
 # --- errors (STYLE rule 5) -------------------------------------------------------------------
 
 
-class FactsError(Exception):
-    """Base of this module's errors: an HTTP `status`, a stable `code` and a sentence."""
+class FactsError(GavelError):
+    """Base of this module's errors: a stable `code` and a sentence."""
 
-    status = 422
     code = "BAD_FACTS"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
 
 
-class WrongType(FactsError):
+class BadFacts(FactsError, BadInput):
+    """The facts or the document are refused as they are."""
+
+
+class WrongType(FactsError, errors.WrongMediaType):
     """The bytes are not of a type this kind of upload accepts (checked by sniffing)."""
 
-    status = 415
     code = "WRONG_TYPE"
 
 
-class TooLarge(FactsError):
-    status = 413
+class TooLarge(FactsError, errors.TooLarge):
     code = "TOO_LARGE"
 
 
-class TooMany(FactsError):
-    status = 409
+class TooMany(FactsError, Conflict):
     code = "TOO_MANY"
 
 
-class UnknownDocument(FactsError):
-    status = 404
+class UnknownDocument(FactsError, NotFound):
     code = "UNKNOWN_DOCUMENT"
 
 
-class FactsUnavailable(FactsError):
-    status = 503
+class FactsUnavailable(FactsError, Unavailable):
     code = "UNAVAILABLE"
 
 
@@ -189,7 +188,7 @@ def clean_name(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C" and c not in '"')
     if not base or base in (".", "..") or len(base) > _NAME_LIMIT:
-        raise FactsError(f"a file name of 1 to {_NAME_LIMIT} characters is needed")
+        raise BadFacts(f"a file name of 1 to {_NAME_LIMIT} characters is needed")
     return base
 
 
@@ -199,14 +198,14 @@ def check_upload(kind: str, name: str, data: bytes, declared: str | None = None)
     `WrongType` (415), `TooLarge` (413) or `FactsError` (422)."""
     accepted = KINDS.get(kind)
     if accepted is None:
-        raise FactsError(f"the kind of file must be one of: {', '.join(sorted(KINDS))}")
+        raise BadFacts(f"the kind of file must be one of: {', '.join(sorted(KINDS))}")
     name = clean_name(name)
     picture = accepted is PICTURE_TYPES
     limit = MAX_PICTURE_BYTES if picture else MAX_DOCUMENT_BYTES
     if len(data) > limit:
         raise TooLarge(f"the file has {len(data):,} bytes; at most {limit:,} are accepted")
     if not data:
-        raise FactsError("the file is empty")
+        raise BadFacts("the file is empty")
     content_type = sniff(data)
     if content_type not in accepted:
         allowed = "PNG, JPEG or WebP pictures" if picture else "PDF or plain-text documents"
@@ -226,14 +225,14 @@ def check_facts(body: Mapping[str, Any]) -> dict[str, str]:
     empty text clears the field). Raises `FactsError`."""
     unknown = sorted(set(body) - set(FACT_FIELDS))
     if unknown:
-        raise FactsError(f"unknown fields {unknown}; use {sorted(FACT_FIELDS)}")
+        raise BadFacts(f"unknown fields {unknown}; use {sorted(FACT_FIELDS)}")
     facts = {}
     for field, limit in FACT_FIELDS.items():
         value = body.get(field, "")
         if not isinstance(value, str) or len(value) > limit:
-            raise FactsError(f"{field!r} must be a text of at most {limit} characters")
+            raise BadFacts(f"{field!r} must be a text of at most {limit} characters")
         if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
-            raise FactsError(f"{field!r} contains control characters")
+            raise BadFacts(f"{field!r} contains control characters")
         facts[field] = value.strip()
     return facts
 
@@ -248,13 +247,13 @@ def document_body(
     document, its file name, type, size in bytes and SHA-256 (hex). No personal data: the
     caller must not put a person's name in `name`. Raises `FactsError` on a malformed field."""
     if not lot or len(lot) > 128:
-        raise FactsError("a lot id is needed")
+        raise BadFacts("a lot id is needed")
     if not _KIND_NAME.fullmatch(kind):
-        raise FactsError("a document kind is lower-case letters and underscores")
+        raise BadFacts("a document kind is lower-case letters and underscores")
     if not _SHA256.fullmatch(sha256):
-        raise FactsError("sha256 must be 64 lower-case hex digits")
+        raise BadFacts("sha256 must be 64 lower-case hex digits")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise FactsError("size must be a whole number of bytes")
+        raise BadFacts("size must be a whole number of bytes")
     return {
         "v": 1,
         "lot": lot,

@@ -29,8 +29,8 @@ from .rules import (
     LotClosed,
     MaxSet,
     PlaceBid,
-    Rejected,
     SetMax,
+    rejection,
 )
 from .storage import HistoryRecord
 
@@ -122,7 +122,7 @@ def summarize(
         mine: dict[str, Any] | None = None
         if isinstance(command, PlaceBid | SetMax) and own:
             accepted = any(isinstance(e, BidAccepted | MaxSet) for e in record.events)
-            refusal = next((e for e in record.events if isinstance(e, Rejected)), None)
+            refusal = rejection(record.events)
             known = by_key.get(command.idempotency_key)
             reason = refusal.reason.value if refusal is not None else None
             message = refusal.detail if refusal is not None else None

@@ -16,6 +16,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from .errors import Conflict
 from .rules import DepositState
 from .rules.money import HOUR
 
@@ -43,7 +44,7 @@ class PaymentReason(enum.StrEnum):
     INVALID_AMOUNT = "INVALID_AMOUNT"
 
 
-class PaymentError(Exception):
+class PaymentError(Conflict):
     def __init__(self, reason: PaymentReason, detail: str) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import matplotlib
 
+from .errors import NotFound
+
 matplotlib.use("svg")  # before pyplot: no display, no Agg needed
 
 import matplotlib.dates as mdates  # noqa: E402
@@ -33,7 +35,7 @@ _SIZE = (7.0, 3.6)
 _COLOURS = ("#1f5f8b", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#7f8c8d")
 
 
-class NoSuchPlot(ValueError):
+class NoSuchPlot(NotFound, ValueError):
     """An unknown plot name."""
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chain import canonical_json
 
+from .errors import BadInput
 from .rules import MAX_AMOUNT
 
 VERSION: Final = 1
@@ -37,7 +38,7 @@ CLOSE_ABUSE: Final = 4008
 CLOSE_REPLACED: Final = 4009
 
 
-class ProtocolViolation(Exception):
+class ProtocolViolation(BadInput):
     """The peer broke the protocol; close the connection with `close_code`."""
 
     def __init__(self, close_code: int, message: str) -> None:

@@ -46,6 +46,7 @@ from notary.client import (
     request_cosignatures,
 )
 
+from .errors import Conflict, GavelError, RefusedByRules, Unavailable
 from .ledger import IdentityBook, SignedBidError, SignedRequest
 from .rules import (
     COMMAND_TYPES,
@@ -69,6 +70,7 @@ from .rules import (
     apply,
     apply_to,
     encode,
+    rejection,
 )
 from .storage import (
     Clock,
@@ -121,7 +123,7 @@ PRIVATE_FIELDS = frozenset({"bidder", "leader", "winner", "on_behalf_of"})
 # --- errors (STYLE rule 5) -------------------------------------------------------------------
 
 
-class ServiceError(Exception):
+class ServiceError(GavelError):
     """Base of every exception raised by `auction.service` (and the demo built on it).
 
     Storage failures reach callers as `auction.storage.StorageError`, engine misuse as
@@ -129,7 +131,7 @@ class ServiceError(Exception):
     """
 
 
-class ServiceClosed(ServiceError):
+class ServiceClosed(ServiceError, Unavailable):
     """The service is not running (not started yet, or stopping): the command was not taken.
 
     A command whose lot stopped before it was stored also gets this error; its outcome is then
@@ -137,21 +139,21 @@ class ServiceClosed(ServiceError):
     """
 
 
-class LotExists(ServiceError):
+class LotExists(ServiceError, Conflict):
     """`add_lot` with an id that is already served."""
 
 
-class NotWriter(ServiceError):
+class NotWriter(ServiceError, Conflict):
     """This instance does not write that lot now (another instance of the cluster does)."""
 
 
-class RequestRefused(ServiceError):
+class RequestRefused(ServiceError, RefusedByRules):
     """A bid's signed request (or a registration's identity) breaks the signed-bid rules
     (`auction.ledger.IdentityBook`): the command was neither applied nor logged. `reason` is
     a stable code (`SignedBidError.BAD_SIGNATURE`, `NO_REQUEST`, `NO_IDENTITY`, ...)."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
+        super().__init__(f"{reason}: {message}", code=reason)
         self.reason = reason
         self.message = message
 
@@ -998,8 +1000,8 @@ class LotActor:
             return
         self._timer_queued = None
         if isinstance(answer, tuple):
-            refused = len(answer) == 1 and isinstance(answer[0], Rejected)
-            if refused and answer[0].reason is not RejectReason.NOT_DUE:
+            refusal = rejection(answer)
+            if refusal is not None and refusal.reason is not RejectReason.NOT_DUE:
                 # Refused for good (e.g. the lot was cancelled meanwhile): never resend it for
                 # the same deadline, or a wrong deadline would loop forever.
                 self._abandoned = item.timer_deadline

@@ -92,6 +92,7 @@ from chain import (
 from chain import store as ledger_store
 
 from . import lotfacts
+from .errors import Conflict, GavelError, Unavailable
 from .identity_schema import migrate_identities
 from .ledger import (
     IdentityBook,
@@ -178,19 +179,19 @@ def system_clock() -> int:
 # --- errors (STYLE rule 5) -------------------------------------------------------------------
 
 
-class StorageError(Exception):
+class StorageError(GavelError):
     """Base of every exception raised by `auction.storage`; foreign database errors are
     translated into a subclass at the boundary and chained (`raise ... from exc`)."""
 
 
-class StorageUnavailable(StorageError):
+class StorageUnavailable(StorageError, Unavailable):
     """The database cannot be opened or reached (bad path, server down, lock timeout).
 
     The caller may retry later; nothing was written by the failed call.
     """
 
 
-class StorageConflict(StorageError):
+class StorageConflict(StorageError, Conflict):
     """A write broke a uniqueness or reference rule (a lot id used twice, a history row `n`
     already stored, a lot in an unknown sale). Nothing was written by the failed call."""
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from chain import parse_time
 
+from . import errors
 from .protocol import TokenBucket
 
 HOUR_US = 3600 * 1_000_000
@@ -122,22 +123,13 @@ class WriteLimits:
         }[kind]
 
 
-class Throttled(Exception):
-    """A request refused by a limit: HTTP 429 with `code`, `message` and `retry_after` (whole
-    seconds, at least 1). Nothing was written."""
-
-    status = 429
+class Throttled(errors.Throttled):
+    """A request refused by a limit, with `code`, `message` and `retry_after` (whole seconds,
+    at least 1). Nothing was written."""
 
     def __init__(self, code: str, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
         self.retry_after = max(1, math.ceil(retry_after))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "error": {"code": self.code, "message": self.message, "retry_after": self.retry_after}
-        }
 
 
 def _in_words(seconds: int) -> str:

@@ -34,6 +34,7 @@ from streaming.model import (
     TestPatternSource,
 )
 
+from .errors import BadInput, NotFound
 from .presentation import LotFacts, facts_of, presentation_frames
 from .rules import Format
 
@@ -48,14 +49,16 @@ MEDIA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MEDIA_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".ivf", ".avi", ".m4v"})
 
 
-class SourceChoiceError(ValueError):
+class SourceChoiceError(BadInput, ValueError):
     """A source the console asked for that cannot be used; `code` is stable, the message
     says why in plain words."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
+
+
+class MediaFileMissing(NotFound, SourceChoiceError):
+    """The file the console named is not in the media directory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,7 @@ class LotSources:
         """The file `name` of the media directory; `SourceChoiceError` when it is not there."""
         path = self.media_dir / name
         if not path.is_file():
-            raise SourceChoiceError(
+            raise MediaFileMissing(
                 "FILE_NOT_FOUND", f"there is no file {name!r} in the server's media directory"
             )
         return path

@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
+from .errors import Unavailable
+
 DAY_US = 24 * 3600 * 1_000_000
 KINDS = ("visit", "watch")
 #: Unique visitors remembered a day over all lots (memory bound: ~100 bytes each).
@@ -54,7 +56,7 @@ SAMPLES = sa.Table(
 )
 
 
-class VisitStoreError(Exception):
+class VisitStoreError(Unavailable):
     """The database failed."""
 
 

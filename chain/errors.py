@@ -48,7 +48,7 @@ class ChainError(Exception):
     """
 
     http_status: ClassVar[int] = 400
-    reason: ClassVar[str] = "chain-error"
+    reason: ClassVar[str] = "CHAIN_ERROR"
 
     def __init__(self, message: str, *, step: str | None = None) -> None:
         super().__init__(message)
@@ -73,14 +73,14 @@ class MalformedError(ChainError):
     """
 
     http_status = 400
-    reason = "malformed"
+    reason = "MALFORMED"
 
 
 class TooLargeError(MalformedError):
     """The input exceeds a documented size bound before it was even parsed (HTTP 413)."""
 
     http_status = 413
-    reason = "too-large"
+    reason = "TOO_LARGE"
 
 
 class SignatureError(ChainError):
@@ -91,14 +91,14 @@ class SignatureError(ChainError):
     """
 
     http_status = 403
-    reason = "bad-signature"
+    reason = "BAD_SIGNATURE"
 
 
 class UnknownOriginError(SignatureError):
     """The checkpoint's origin is not the one the caller trusts (tlog-witness: 404)."""
 
     http_status = 404
-    reason = "unknown-origin"
+    reason = "UNKNOWN_ORIGIN"
 
 
 class ProofError(ChainError):
@@ -109,7 +109,7 @@ class ProofError(ChainError):
     """
 
     http_status = 422
-    reason = "bad-proof"
+    reason = "BAD_PROOF"
 
 
 class PolicyError(ChainError):
@@ -119,20 +119,20 @@ class PolicyError(ChainError):
     """
 
     http_status = 403
-    reason = "quorum-not-met"
+    reason = "QUORUM_NOT_MET"
 
 
 class EntryError(ChainError):
     """A ledger entry is well-formed but breaks a chain rule (seq, prev, time) (HTTP 422)."""
 
     http_status = 422
-    reason = "bad-entry"
+    reason = "BAD_ENTRY"
 
 
 class ActorSignatureError(EntryError):
     """The entry's actor signature does not verify under the key given for ``actor.kid``."""
 
-    reason = "bad-actor-signature"
+    reason = "BAD_ACTOR_SIGNATURE"
 
 
 class ConfigurationError(ChainError):
@@ -142,4 +142,4 @@ class ConfigurationError(ChainError):
     """
 
     http_status = 500
-    reason = "configuration"
+    reason = "CONFIGURATION"

@@ -51,7 +51,7 @@ class NotaryError(Exception):
     """
 
     http_status: ClassVar[int] = 500
-    reason: ClassVar[str] = "notary-error"
+    reason: ClassVar[str] = "NOTARY_ERROR"
 
     def __init__(
         self,
@@ -83,28 +83,28 @@ class RequestError(NotaryError):
     """The request body is malformed, or ``old`` is above the checkpoint size (HTTP 400)."""
 
     http_status = 400
-    reason = "bad-request"
+    reason = "BAD_REQUEST"
 
 
 class RequestTooLargeError(RequestError):
     """The request body exceeds :data:`notary.core.MAX_REQUEST_BYTES` (HTTP 413)."""
 
     http_status = 413
-    reason = "too-large"
+    reason = "TOO_LARGE"
 
 
 class UnknownLogError(NotaryError):
     """tlog-witness: the checkpoint's origin is not a log this notary serves (HTTP 404)."""
 
     http_status = 404
-    reason = "unknown-origin"
+    reason = "UNKNOWN_ORIGIN"
 
 
 class LogSignatureError(NotaryError):
     """tlog-witness: no trusted log signature, or a known log key's signature fails (HTTP 403)."""
 
     http_status = 403
-    reason = "bad-log-signature"
+    reason = "BAD_LOG_SIGNATURE"
 
 
 class SizeConflictError(NotaryError):
@@ -115,7 +115,7 @@ class SizeConflictError(NotaryError):
     """
 
     http_status = 409
-    reason = "size-conflict"
+    reason = "SIZE_CONFLICT"
 
     def __init__(self, latest_size: int, message: str | None = None) -> None:
         super().__init__(message or f"the last co-signed size is {latest_size}")
@@ -130,7 +130,7 @@ class InconsistentCheckpointError(NotaryError):
     """
 
     http_status = 422
-    reason = "inconsistent"
+    reason = "INCONSISTENT"
 
 
 class RefusedContentError(NotaryError):
@@ -140,7 +140,7 @@ class RefusedContentError(NotaryError):
     """
 
     http_status = 422
-    reason = "refused-content"
+    reason = "REFUSED_CONTENT"
 
 
 class LogUnavailableError(NotaryError):
@@ -150,14 +150,14 @@ class LogUnavailableError(NotaryError):
     """
 
     http_status = 502
-    reason = "log-unavailable"
+    reason = "LOG_UNAVAILABLE"
 
 
 class NotaryStateError(NotaryError):
     """The notary's own state, key or configuration is unusable (HTTP 500; CLI exit 1)."""
 
     http_status = 500
-    reason = "notary-state"
+    reason = "NOTARY_STATE"
 
 
 class NotaryUnavailableError(NotaryError):
@@ -165,4 +165,4 @@ class NotaryUnavailableError(NotaryError):
     nothing was co-signed; the log may retry later (HTTP 503). Not evidence against the log."""
 
     http_status = 503
-    reason = "notary-unavailable"
+    reason = "NOTARY_UNAVAILABLE"

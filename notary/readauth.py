@@ -45,7 +45,7 @@ class ReadAuthorizationError(NotaryError):
     """A notary's read authorization is missing, malformed, stale or does not verify."""
 
     http_status: ClassVar[int] = 403
-    reason: ClassVar[str] = "read-unauthorized"
+    reason: ClassVar[str] = "READ_UNAUTHORIZED"
 
 
 def read_message(origin: str, path: str) -> bytes:

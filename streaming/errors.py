@@ -43,31 +43,31 @@ class SignalingError(StreamError):
     `{"error": {"code": code, "message": str(self)}}`."""
 
     status = 400
-    code = "bad_request"
+    code = "BAD_REQUEST"
 
 
 class BadOffer(SignalingError):
     status = 400
-    code = "bad_offer"
+    code = "BAD_OFFER"
 
-    def __init__(self, message: str, *, code: str = "bad_offer") -> None:
+    def __init__(self, message: str, *, code: str = "BAD_OFFER") -> None:
         super().__init__(message)
         self.code = code
 
 
 class NotAuthorized(SignalingError):
     status = 401
-    code = "not_authorized"
+    code = "NOT_AUTHORIZED"
 
 
 class PublishingDisabled(SignalingError):
     status = 403
-    code = "publishing_disabled"
+    code = "PUBLISHING_DISABLED"
 
 
 class LotNotFound(SignalingError):
     status = 404
-    code = "lot_not_found"
+    code = "LOT_NOT_FOUND"
 
     def __init__(self, lot_id: str) -> None:
         super().__init__(f"no stream is known for lot {lot_id!r}")
@@ -76,7 +76,7 @@ class LotNotFound(SignalingError):
 
 class LotNotLive(SignalingError):
     status = 409
-    code = "lot_not_live"
+    code = "LOT_NOT_LIVE"
 
     def __init__(self, lot_id: str, state: str) -> None:
         super().__init__(f"lot {lot_id!r} is not live (stream state: {state})")
@@ -86,37 +86,37 @@ class LotNotLive(SignalingError):
 
 class CameraNotAccepted(SignalingError):
     status = 409
-    code = "camera_not_accepted"
+    code = "CAMERA_NOT_ACCEPTED"
 
 
 class BodyTimeout(SignalingError):
     status = 408
-    code = "body_timeout"
+    code = "BODY_TIMEOUT"
 
 
 class OfferTooLarge(SignalingError):
     status = 413
-    code = "offer_too_large"
+    code = "OFFER_TOO_LARGE"
 
 
 class UnsupportedMediaType(SignalingError):
     status = 415
-    code = "unsupported_media_type"
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class TooManyViewers(SignalingError):
     status = 503
-    code = "too_many_viewers"
+    code = "TOO_MANY_VIEWERS"
 
 
 class TooManyViewersFromAddress(SignalingError):
     status = 429
-    code = "too_many_viewers_from_address"
+    code = "TOO_MANY_VIEWERS_FROM_ADDRESS"
 
 
 class NegotiationFailed(SignalingError):
     status = 502
-    code = "negotiation_failed"
+    code = "NEGOTIATION_FAILED"
 
 
 # --- the server side is at fault --------------------------------------------------------------

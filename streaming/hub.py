@@ -171,7 +171,7 @@ class StreamHub:
     # --- lots (driven by the auction server) -----------------------------------------------
 
     def declare_lot(self, lot_id: str) -> None:
-        """Make the lot known but not live: offers get 409 `lot_not_live` instead of 404."""
+        """Make the lot known but not live: offers get 409 `LOT_NOT_LIVE` instead of 404."""
         check_lot_id(lot_id)
         self._phases.setdefault(lot_id, "declared")
 
@@ -432,11 +432,11 @@ class StreamHub:
             raise NegotiationFailed("the WebRTC negotiation timed out") from exc
         except OperationError as exc:
             await self._drop(peer)
-            raise BadOffer(f"no usable codec in the offer: {exc}", code="no_common_codec") from exc
+            raise BadOffer(f"no usable codec in the offer: {exc}", code="NO_COMMON_CODEC") from exc
         except Exception as exc:  # aiortc's SDP parser and state machine are foreign code
             await self._drop(peer)
             if phase == "offer":
-                raise BadOffer(f"the SDP was refused: {exc!s:.200}", code="bad_sdp") from exc
+                raise BadOffer(f"the SDP was refused: {exc!s:.200}", code="BAD_SDP") from exc
             raise NegotiationFailed(f"no answer could be made: {exc!s:.200}") from exc
         self._spawn(self._watch(peer))
         local = peer.pc.localDescription

@@ -60,15 +60,15 @@ def parse_offer(body: bytes, *, max_bytes: int) -> Offer:
     except (ValueError, RecursionError) as exc:
         # ValueError: JSONDecodeError, UnicodeDecodeError, and an integer literal longer than
         # the interpreter's int conversion limit (4,300 digits), which is neither of those.
-        raise BadOffer("the body is not JSON", code="bad_json") from exc
+        raise BadOffer("the body is not JSON", code="BAD_JSON") from exc
     if not isinstance(document, dict):
         raise BadOffer('the body must be a JSON object {"sdp": ..., "type": "offer"}')
     kind = document.get("type")
     if kind != "offer":
-        raise BadOffer(f'"type" must be "offer", not {kind!r:.40}', code="wrong_type")
+        raise BadOffer(f'"type" must be "offer", not {kind!r:.40}', code="WRONG_TYPE")
     sdp = document.get("sdp")
     if not isinstance(sdp, str) or not sdp:
-        raise BadOffer('"sdp" must be a non-empty string', code="bad_sdp")
+        raise BadOffer('"sdp" must be a non-empty string', code="BAD_SDP")
     return check_sdp(sdp)
 
 
@@ -77,7 +77,7 @@ def check_sdp(sdp: str) -> Offer:
     section). The full parse happens in aiortc; this only refuses what is clearly unusable."""
     lines = sdp.replace("\r\n", "\n").split("\n")
     if lines[0].strip() != "v=0":
-        raise BadOffer("the SDP must start with v=0", code="bad_sdp")
+        raise BadOffer("the SDP must start with v=0", code="BAD_SDP")
     kinds: list[str] = []
     section_directions: list[str] = []
     for line in lines:
@@ -90,9 +90,9 @@ def check_sdp(sdp: str) -> Offer:
     directions = [d for k, d in zip(kinds, section_directions, strict=True) if k == "video"]
     has_data = "application" in kinds
     if not directions:
-        raise BadOffer("the offer has no video section", code="no_video")
+        raise BadOffer("the offer has no video section", code="NO_VIDEO")
     if len(directions) > 1:
-        raise BadOffer("the offer must have exactly one video section", code="bad_sdp")
+        raise BadOffer("the offer must have exactly one video section", code="BAD_SDP")
     return Offer(sdp=sdp, video_directions=tuple(directions), has_data_channel=has_data)
 
 
@@ -101,7 +101,7 @@ def check_viewer_offer(offer: Offer) -> None:
     if offer.video_directions[0] not in ("recvonly", "sendrecv"):
         raise BadOffer(
             f"a viewer offer must receive video (recvonly), not {offer.video_directions[0]}",
-            code="wrong_direction",
+            code="WRONG_DIRECTION",
         )
 
 
@@ -110,7 +110,7 @@ def check_publisher_offer(offer: Offer) -> None:
     if offer.video_directions[0] not in ("sendonly", "sendrecv"):
         raise BadOffer(
             f"a publisher offer must send video (sendonly), not {offer.video_directions[0]}",
-            code="wrong_direction",
+            code="WRONG_DIRECTION",
         )
 
 
@@ -132,7 +132,7 @@ def choose_rendition(requested: str | None, available: Iterable[str], default: s
     if requested not in names:
         raise BadOffer(
             f"unknown rendition {requested!r:.20}; available: {', '.join(names)}",
-            code="unknown_rendition",
+            code="UNKNOWN_RENDITION",
         )
     return requested
 

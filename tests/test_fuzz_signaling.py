@@ -79,7 +79,7 @@ def check_sdp_text(sdp: str) -> None:
         try:
             offer = check_sdp(sdp)
         except BadOffer as exc:
-            assert exc.code in ("bad_sdp", "no_video"), exc.code
+            assert exc.code in ("BAD_SDP", "NO_VIDEO"), exc.code
             return
         _check_offer(offer)
         kept = filter_candidates(sdp, is_loopback_address)
@@ -95,7 +95,7 @@ def _check_offer(offer: Offer) -> None:
         try:
             role(offer)
         except BadOffer as exc:
-            assert exc.code == "wrong_direction"
+            assert exc.code == "WRONG_DIRECTION"
 
 
 def check_channel_message(message: str | bytes) -> None:
@@ -108,7 +108,7 @@ def check_channel_message(message: str | bytes) -> None:
         try:
             assert choose_rendition(request.name, RENDITIONS, "360p") == request.name
         except BadOffer as exc:
-            assert exc.code == "unknown_rendition"
+            assert exc.code == "UNKNOWN_RENDITION"
 
 
 def check_headers(values: tuple[str, str, int | None, str | None]) -> None:
@@ -127,7 +127,7 @@ def check_headers(values: tuple[str, str, int | None, str | None]) -> None:
     try:
         assert choose_rendition(rendition, RENDITIONS, "360p") in RENDITIONS
     except BadOffer as exc:
-        assert exc.code == "unknown_rendition"
+        assert exc.code == "UNKNOWN_RENDITION"
 
 
 def _sdp_of(body: bytes) -> Any:
@@ -202,7 +202,7 @@ def test_an_integer_beyond_the_conversion_limit_is_a_bad_offer() -> None:
     try:
         parse_offer(body, max_bytes=MAX_BYTES)
     except BadOffer as exc:
-        assert exc.code == "bad_json"
+        assert exc.code == "BAD_JSON"
     else:
         raise AssertionError("accepted")
     assert parse_channel_message('{"type": "rendition", "name": 1' + "0" * 1000 + "}") is None

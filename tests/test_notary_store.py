@@ -81,9 +81,9 @@ def test_a_damaged_mirror_is_detected(tmp_path: Path) -> None:
 
 def test_unauthenticated_refusals_are_capped(tmp_path: Path) -> None:
     with NotaryStore.open(tmp_path / "notary.db") as store:
-        store.record_refusal(Refusal(1, 422, "inconsistent", "m", evidence=True, request=b"r"))
+        store.record_refusal(Refusal(1, 422, "INCONSISTENT", "m", evidence=True, request=b"r"))
         for index in range(MAX_UNAUTHENTICATED_REFUSALS + 5):
-            store.record_refusal(Refusal(index, 403, "bad-log-signature", "m", request=b"x"))
+            store.record_refusal(Refusal(index, 403, "BAD_LOG_SIGNATURE", "m", request=b"x"))
         refusals = store.refusals()
         assert len(refusals) == MAX_UNAUTHENTICATED_REFUSALS + 1
         assert refusals[-1].evidence and refusals[-1].request == b"r"

@@ -147,8 +147,8 @@ async def test_every_tlog_witness_status(setup: Setup) -> None:
         422: 2,
     }
     reasons = [r["reason"] for r in report["recent_refusals"]]
-    assert reasons[:2] == ["inconsistent", "inconsistent"]
-    assert {"unknown-origin", "bad-log-signature", "bad-request"} <= set(reasons)
+    assert reasons[:2] == ["INCONSISTENT", "INCONSISTENT"]
+    assert {"UNKNOWN_ORIGIN", "BAD_LOG_SIGNATURE", "BAD_REQUEST"} <= set(reasons)
     # The fork at the same size left an evidence file with both checkpoints.
     files = list((setup.notary.directory / "evidence").glob("fork-*.json"))
     assert len(files) == 1
@@ -205,10 +205,10 @@ async def test_a_rolled_back_log_is_refused_and_recorded(setup: Setup) -> None:
     refusals = report["recent_refusals"]
     assert isinstance(refusals, list)
     assert [(r["status"], r["reason"]) for r in refusals] == [
-        (422, "inconsistent"),
-        (422, "inconsistent"),
-        (409, "size-conflict"),
-        (400, "bad-request"),
+        (422, "INCONSISTENT"),
+        (422, "INCONSISTENT"),
+        (409, "SIZE_CONFLICT"),
+        (400, "BAD_REQUEST"),
     ]
     assert all(r["evidence"] for r in refusals)
     assert refusals[2]["message"].startswith("fork: the log signed size")
@@ -257,7 +257,7 @@ async def test_a_log_breaking_the_rules_is_refused_with_evidence(setup: Setup) -
         timeout=60,
     ).stdout
     assert f"co-signed   size {size}," in human
-    assert "refused-content step 7 rules" in human and f"seq {forged.seq}" in human
+    assert "REFUSED_CONTENT step 7 rules" in human and f"seq {forged.seq}" in human
     assert f"lag         {log.size - size}" in human
 
     document = json.loads(

@@ -50,27 +50,27 @@ OFFER = "/api/lots/lot-1/stream/offer"
 @pytest.mark.parametrize(
     ("path", "body", "content_type", "status", "code"),
     [
-        (OFFER, b"{not json", "application/json", 400, "bad_json"),
+        (OFFER, b"{not json", "application/json", 400, "BAD_JSON"),
         (
             OFFER,
             json.dumps({"sdp": VIEWER_SDP, "type": "answer"}).encode(),
             "application/json",
             400,
-            "wrong_type",
+            "WRONG_TYPE",
         ),
         (
             OFFER,
             json.dumps({"sdp": 5, "type": "offer"}).encode(),
             "application/json",
             400,
-            "bad_sdp",
+            "BAD_SDP",
         ),
         (
             OFFER,
             json.dumps({"sdp": "v=0\r\nm=audio 9 RTP 0\r\n", "type": "offer"}).encode(),
             "application/json",
             400,
-            "no_video",
+            "NO_VIDEO",
         ),
         (
             OFFER,
@@ -79,50 +79,50 @@ OFFER = "/api/lots/lot-1/stream/offer"
             ).encode(),
             "application/json",
             400,
-            "wrong_direction",
+            "WRONG_DIRECTION",
         ),
         (
             OFFER,
             json.dumps({"sdp": "v=0\r\n" + "a=x\r\n" * 5000, "type": "offer"}).encode(),
             "application/json",
             413,
-            "offer_too_large",
+            "OFFER_TOO_LARGE",
         ),
         (
             OFFER,
             json.dumps({"sdp": VIEWER_SDP, "type": "offer"}).encode(),
             "text/plain",
             415,
-            "unsupported_media_type",
+            "UNSUPPORTED_MEDIA_TYPE",
         ),
         (
             OFFER + "?rendition=4k",
             json.dumps({"sdp": VIEWER_SDP, "type": "offer"}).encode(),
             "application/json",
             400,
-            "unknown_rendition",
+            "UNKNOWN_RENDITION",
         ),
         (
             OFFER,
             json.dumps({"sdp": VIEWER_SDP + "m=video 9 x\r\n", "type": "offer"}).encode(),
             "application/json",
             400,
-            "bad_sdp",
+            "BAD_SDP",
         ),
         (
             "/api/lots/nope/stream/offer",
             json.dumps({"sdp": VIEWER_SDP, "type": "offer"}).encode(),
             "application/json",
             404,
-            "lot_not_found",
+            "LOT_NOT_FOUND",
         ),
-        ("/api/lots/..%2F..%2Fetc/stream/offer", b"{}", "application/json", 404, "lot_not_found"),
+        ("/api/lots/..%2F..%2Fetc/stream/offer", b"{}", "application/json", 404, "LOT_NOT_FOUND"),
         (
             "/api/lots/lot-later/stream/offer",
             json.dumps({"sdp": VIEWER_SDP, "type": "offer"}).encode(),
             "application/json",
             409,
-            "lot_not_live",
+            "LOT_NOT_LIVE",
         ),
     ],
 )
@@ -150,15 +150,15 @@ async def test_a_declared_body_length_over_the_limit_is_refused_before_reading(
     server: Running,
 ) -> None:
     status, body = await _post(server, OFFER, b" " * 10_000)
-    assert status == 413 and body["error"]["code"] == "offer_too_large"  # type: ignore[index]
+    assert status == 413 and body["error"]["code"] == "OFFER_TOO_LARGE"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
     [
-        ({}, 401, "not_authorized"),
-        ({"Authorization": "Bearer wrong"}, 401, "not_authorized"),
-        ({"Authorization": "Basic console-secret"}, 401, "not_authorized"),
+        ({}, 401, "NOT_AUTHORIZED"),
+        ({"Authorization": "Bearer wrong"}, 401, "NOT_AUTHORIZED"),
+        ({"Authorization": "Basic console-secret"}, 401, "NOT_AUTHORIZED"),
     ],
 )
 async def test_publishing_needs_the_bearer_token(
@@ -178,7 +178,7 @@ async def test_publishing_is_refused_when_no_authorizer_is_configured() -> None:
             b"{}",
             headers={"Authorization": "Bearer x"},
         )
-        assert status == 403 and body["error"]["code"] == "publishing_disabled"  # type: ignore[index]
+        assert status == 403 and body["error"]["code"] == "PUBLISHING_DISABLED"  # type: ignore[index]
 
 
 async def test_status_and_static_player(server: Running) -> None:

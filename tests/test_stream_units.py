@@ -173,24 +173,24 @@ def test_parse_a_viewer_offer() -> None:
     check_viewer_offer(offer)
     with pytest.raises(BadOffer) as caught:
         check_publisher_offer(offer)
-    assert caught.value.code == "wrong_direction"
+    assert caught.value.code == "WRONG_DIRECTION"
 
 
 @pytest.mark.parametrize(
     ("body", "error", "code"),
     [
-        (b"not json", BadOffer, "bad_json"),
-        (b"\xff\xfe", BadOffer, "bad_json"),
-        (b"[1, 2]", BadOffer, "bad_offer"),
-        (json.dumps({"sdp": VIEWER_SDP, "type": "answer"}).encode(), BadOffer, "wrong_type"),
-        (json.dumps({"type": "offer"}).encode(), BadOffer, "bad_sdp"),
-        (json.dumps({"sdp": "hello", "type": "offer"}).encode(), BadOffer, "bad_sdp"),
+        (b"not json", BadOffer, "BAD_JSON"),
+        (b"\xff\xfe", BadOffer, "BAD_JSON"),
+        (b"[1, 2]", BadOffer, "BAD_OFFER"),
+        (json.dumps({"sdp": VIEWER_SDP, "type": "answer"}).encode(), BadOffer, "WRONG_TYPE"),
+        (json.dumps({"type": "offer"}).encode(), BadOffer, "BAD_SDP"),
+        (json.dumps({"sdp": "hello", "type": "offer"}).encode(), BadOffer, "BAD_SDP"),
         (
             json.dumps({"sdp": "v=0\r\nm=audio 9 RTP 0\r\n", "type": "offer"}).encode(),
             BadOffer,
-            "no_video",
+            "NO_VIDEO",
         ),
-        (b"[" * 100_000, OfferTooLarge, "offer_too_large"),
+        (b"[" * 100_000, OfferTooLarge, "OFFER_TOO_LARGE"),
     ],
 )
 def test_refused_offers(body: bytes, error: type[SignalingError], code: str) -> None:

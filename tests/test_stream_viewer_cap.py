@@ -35,7 +35,7 @@ async def test_one_address_gets_at_most_four_viewers_of_a_lot_then_a_typed_429()
             async with running.session.post(url, json=offer) as response:
                 body = await response.json()
                 assert response.status == 429, body
-            assert body["error"]["code"] == "too_many_viewers_from_address"
+            assert body["error"]["code"] == "TOO_MANY_VIEWERS_FROM_ADDRESS"
             assert "at most 4" in body["error"]["message"]
             assert running.hub.peer_count() == 4  # nothing negotiated for the refused offer
             await extra.close()

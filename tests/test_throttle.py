@@ -19,6 +19,7 @@ from auction.throttle import (
     WriteLimits,
     account_entries,
 )
+from auction.web.errors import error_body
 from chain import format_time
 
 S = 1_000_000
@@ -81,7 +82,7 @@ def test_the_limiter_refuses_by_address_then_by_session() -> None:
     assert refused.value.retry_after == 5
     limiter.check(WriteKind.IDENTITY, "10.0.0.2", "s3", 0)  # another address
     limiter.check(WriteKind.REGISTRATION, "10.0.0.1", "s1", 0)  # another kind
-    body = refused.value.to_json()["error"]
+    body = error_body(refused.value)["error"]
     assert set(body) == {"code", "message", "retry_after"} and body["retry_after"] == 5
 
 

@@ -361,7 +361,7 @@ async def test_a_console_camera_publishes_a_property_lot(tmp_path: Path) -> None
             for headers in ({}, bidder.auth):
                 refused, status, body = await publish(http, url, headers)
                 await refused.close()
-                assert status == 401 and body["error"]["code"] == "not_authorized"
+                assert status == 401 and body["error"]["code"] == "NOT_AUTHORIZED"
             async with http.put(f"{server.url}/api/console/lots/{FLAT}/video",
                                 json={"source": "camera"}, headers=staff) as response:  # fmt: skip
                 assert response.status == 200

@@ -98,6 +98,7 @@ from .events import (
     Rejected,
     ReserveApproached,
     Result,
+    rejection,
 )
 from .increments import EBAY_TABLE, Fixed, Ladder, Table
 from .lot import Bidder, LotState, MaxVersion
@@ -182,6 +183,7 @@ __all__ = [
     "RegisterBidder",
     "RejectReason",
     "Rejected",
+    "rejection",
     "ReleaseDeposit",
     "RelistError",
     "RelistPlan",

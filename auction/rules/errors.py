@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import enum
 
+from ..errors import BadInput, Conflict, GavelError, Malformed, RefusedByRules
+
 
 class RejectReason(enum.StrEnum):
     """Why a command was refused. The first eight are the ones named by rules C4."""
@@ -50,27 +52,27 @@ class RejectReason(enum.StrEnum):
     DECLINED = "DECLINED"  # rules C14.1: the clerk did not take a held online bid
 
 
-class RulesError(Exception):
+class RulesError(GavelError):
     """Base of every exception raised by `auction.rules`."""
 
 
-class CommandError(RulesError):
+class CommandError(RulesError, BadInput):
     """A command could not even be built: wrong types, negative or absurd amounts, empty ids.
 
     `reason` is the rejection the adapter should report (usually `INVALID_AMOUNT`).
     """
 
     def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(f"{reason.value}: {detail}")
+        super().__init__(f"{reason.value}: {detail}", code=reason.value)
         self.reason = reason
         self.detail = detail
 
 
-class ConfigError(RulesError):
+class ConfigError(RulesError, BadInput):
     """A lot's rules are inconsistent (e.g. a judicial deposit outside 5..20 %)."""
 
 
-class IllegalTransition(RulesError):
+class IllegalTransition(RulesError, Conflict):
     """The state table has no transition for (state, event). Names both."""
 
     def __init__(self, state: enum.Enum, event: str) -> None:
@@ -79,9 +81,9 @@ class IllegalTransition(RulesError):
         self.event = event
 
 
-class RelistError(RulesError):
+class RelistError(RulesError, RefusedByRules):
     """A relisting plan breaks rules C10 (too early, too late, price cut too deep, ...)."""
 
 
-class CodecError(RulesError):
+class CodecError(RulesError, Malformed):
     """A stored or received command/event could not be decoded."""

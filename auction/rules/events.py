@@ -9,6 +9,7 @@ is public except for the `bidder` ids, which adapters replace by codes before pu
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import RejectReason
@@ -51,6 +52,17 @@ class Rejected:
     cur: int | None
     min_next: int
     end: int
+
+
+def rejection(events: Sequence[object]) -> Rejected | None:
+    """The engine's refusal of a command, or None if the command was applied.
+
+    A refused command changes nothing and its answer is exactly one `Rejected` event (rules
+    C4); the caller reports its `reason`. With None, the caller reads the events it got.
+    """
+    if len(events) == 1 and isinstance(events[0], Rejected):
+        return events[0]
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,18 @@ from aiohttp import web
 
 from chain import ChainError, parse_note
 
-from ..accounts import AccountError, AccountStore, Role, Session
-from ..gateway import Gateway, GatewayError
-from ..identity_desk import DeskError
+from ..accounts import AccountStore, Role, Session
+from ..errors import (
+    BadInput,
+    Conflict,
+    GavelError,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    RefusedByRules,
+    Unavailable,
+)
+from ..gateway import Gateway
 from ..listing import DEFAULT_RESULTS, MAX_RESULTS, listing
 from ..rules import (
     AcceptOnline,
@@ -43,7 +52,6 @@ from ..rules import (
     OpenRing,
     PassLot,
     Pause,
-    Rejected,
     Reopen,
     Resume,
     RulesError,
@@ -57,14 +65,14 @@ from ..rules import (
     fixed_price,
     judicial,
     live_auctioneer,
+    rejection,
 )
 from ..service import ACTIVE_STATUSES, AuctionService, LotExists, ServiceError, public_events
 from ..storage import HistoryRecord, StorageConflict, StorageError
-from ..throttle import Throttled
 from ..words import command_refusal_words, without_engine_names
-from .bodies import BodyError, read_json_body
-from .lot_input import InputError, check_id, check_parameters
-from .throttle import throttled_response
+from .bodies import read_json_body
+from .errors import error_response, http_exception_response, http_status
+from .lot_input import check_id, check_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -162,22 +170,6 @@ PRESETS: Mapping[str, tuple[Callable[..., Any], frozenset[str]]] = {
 }
 
 
-class ApiError(Exception):
-    """An error answer: HTTP `status`, stable `code`, a `message` a person understands."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=_NO_STORE
-    )
-
-
 @dataclass(slots=True)
 class NotaryBoard:
     """What the auditor page shows about each notary: its last co-signed size, remembered
@@ -225,35 +217,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every `/api/` failure as `{"error": {"code", "message"}}`."""
+    """Every `/api/` failure as `{"error": {"code", "message"}}`, its status from the one
+    table in `auction.web.errors`."""
     try:
         return await handler(request)
-    except (ApiError, BodyError) as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except Throttled as refusal:
-        return throttled_response(refusal)
-    except InputError as exc:
-        return error_response(422, exc.code, exc.message)
-    except (GatewayError, DeskError) as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except AccountError as exc:
-        return error_response(exc.status, exc.code, exc.message)
     except (ServiceError, StorageError) as exc:
         logger.warning("request %s failed: %s", request.path, exc)
-        return error_response(503, "UNAVAILABLE", "the auction is not available right now")
+        return error_response(Unavailable("the auction is not available right now"))
+    except GavelError as exc:
+        if http_status(exc) == 500:
+            logger.error("request %s %s failed: %s", request.method, request.path, exc)
+        return error_response(exc)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(
-            exc.status, "HTTP_ERROR"
-        )
-        return error_response(exc.status, code, exc.reason)
+        return http_exception_response(exc)
     except Exception:
         if not request.path.startswith("/api/"):
             raise
         # A fault of ours: logged with its traceback, answered in the documented shape.
         logger.exception("request %s %s failed", request.method, request.path)
-        return error_response(500, "INTERNAL", "the server failed to handle this request")
+        return error_response(GavelError("the server failed to handle this request"))
 
 
 def add_api_routes(app: web.Application, parts: Callable[[web.Request], Components]) -> None:
@@ -288,20 +272,21 @@ def refuse_claimed_authority(by: object) -> None:
     """The console acts as the clerk (or an administrator): an order recorded as the court's
     comes only from a court session (`auction.web.court`), the platform's from the server."""
     if by == Authority.COURT.value:
-        raise ApiError(
-            403,
-            "COURT_ONLY",
+        raise NotAllowed(
             "only a court session can give an order as the court "
             "(POST /api/court/lots/{lot}/orders); the console acts as the clerk",
+            code="COURT_ONLY",
         )
     if by == Authority.PLATFORM.value:
-        raise ApiError(403, "PLATFORM_ONLY", "only the server itself pauses a lot as the platform")
+        raise NotAllowed(
+            "only the server itself pauses a lot as the platform", code="PLATFORM_ONLY"
+        )
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise ApiError(422, "MALFORMED", f"{name!r} must be a non-empty text of at most {limit}")
+        raise BadInput(f"{name!r} must be a non-empty text of at most {limit}", code="MALFORMED")
     return value
 
 
@@ -310,7 +295,7 @@ def _idempotency_key(body: Mapping[str, Any]) -> str:
     (`auction.protocol`, docs/protocol.md §2.4)."""
     value = body.get("idempotency_key")
     if not isinstance(value, str) or not 1 <= len(value) <= 128 or not value.isprintable():
-        raise ApiError(422, "MALFORMED", "'idempotency_key' must be 1 to 128 printable characters")
+        raise BadInput("'idempotency_key' must be 1 to 128 printable characters", code="MALFORMED")
     return value
 
 
@@ -320,14 +305,14 @@ def _query_integer(query: Mapping[str, str], name: str, default: T, low: int, hi
     if text is None:
         return default
     if not text.isdigit() or not low <= int(text) <= high:
-        raise ApiError(422, "BAD_QUERY", f"{name} must be a whole number from {low} to {high}")
+        raise BadInput(f"{name} must be a whole number from {low} to {high}", code="BAD_QUERY")
     return int(text)
 
 
 def _integer(body: Mapping[str, Any], name: str) -> int:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(422, "MALFORMED", f"{name!r} must be an integer")
+        raise BadInput(f"{name!r} must be an integer", code="MALFORMED")
     return value
 
 
@@ -337,20 +322,20 @@ async def bearer_session(
     role: Role | frozenset[Role] | None = None,
 ) -> Session:
     """The request's valid session (`Authorization: Bearer`), with `role` (or one of the
-    roles) when given; `ApiError` 401/403 otherwise. `parts`: the components, or just the
-    gateway that knows the sessions."""
+    roles) when given; `NotAuthenticated` (401) or `NotAllowed` (403) otherwise. `parts`: the
+    components, or just the gateway that knows the sessions."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
+        raise NotAuthenticated("sign in first (Authorization: Bearer …)")
     gateway = parts if isinstance(parts, Gateway) else parts.gateway
     session = await gateway.session(token.strip())
     if session is None:
-        raise ApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+        raise NotAuthenticated("your session is invalid or has expired")
     if isinstance(role, Role) and session.role is not role:
-        raise ApiError(403, "FORBIDDEN", f"this needs the {role.value} role")
+        raise NotAllowed(f"this needs the {role.value} role")
     if isinstance(role, frozenset) and session.role not in role:
-        raise ApiError(403, "FORBIDDEN", "this is not open to your role")
+        raise NotAllowed("this is not open to your role")
     return session
 
 
@@ -369,7 +354,7 @@ class _Api:
         try:
             public_key = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
-            raise ApiError(422, "MALFORMED", "public_key must be base64") from None
+            raise BadInput("public_key must be base64", code="MALFORMED") from None
         account, token, expires = await self._parts(request).gateway.create_account(public_key)
         answer = {"account": account, "session": token, "expires_us": expires}
         return web.json_response(answer, status=201, headers=_NO_STORE)
@@ -449,7 +434,7 @@ class _Api:
         service = self._parts(request).service
         view = service.view(request.match_info["lot"])
         if view is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         return web.json_response(
             {"now_us": service.now(), "lot": view.to_json()}, headers=_NO_STORE
         )
@@ -459,7 +444,7 @@ class _Api:
         lot = request.match_info["lot"]
         view = parts.service.view(lot)
         if view is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         records = await parts.history(lot)
         history = [
             {
@@ -484,15 +469,15 @@ class _Api:
         service = self._parts(request).service
         preset_name = _text(body, "preset", 32)
         if preset_name not in PRESETS:
-            raise ApiError(422, "UNKNOWN_PRESET", f"preset must be one of {sorted(PRESETS)}")
+            raise BadInput(f"preset must be one of {sorted(PRESETS)}", code="UNKNOWN_PRESET")
         lot_id = check_id(_text(body, "lot", 64), "lot")
         title = _text(body, "title")
         preset, allowed = PRESETS[preset_name]
         parameters = body.get("parameters", {})
         if not isinstance(parameters, dict) or not set(parameters) <= allowed:
             extra = sorted(set(parameters) - allowed) if isinstance(parameters, dict) else []
-            raise ApiError(
-                422, "BAD_PARAMETERS", f"unknown parameters {extra}; use {sorted(allowed)}"
+            raise BadInput(
+                f"unknown parameters {extra}; use {sorted(allowed)}", code="BAD_PARAMETERS"
             )
         if "legal_timezone" in parameters:
             check_time_zone(parameters["legal_timezone"])
@@ -501,7 +486,7 @@ class _Api:
             rules = preset(**parameters)
         except (ConfigError, RulesError, TypeError) as exc:
             words = without_engine_names(str(exc))
-            raise ApiError(422, "BAD_PARAMETERS", f"these rules are not valid: {words}") from exc
+            raise BadInput(f"these rules are not valid: {words}", code="BAD_PARAMETERS") from exc
         sale = body.get("sale")
         if sale is not None:
             sale = check_id(_text(body, "sale", 64), "sale")
@@ -511,7 +496,7 @@ class _Api:
         try:
             view = await service.add_lot(lot_id, rules, title, sale)
         except (LotExists, StorageConflict):
-            raise ApiError(409, "LOT_EXISTS", f"a lot {lot_id!r} already exists") from None
+            raise Conflict(f"a lot {lot_id!r} already exists", code="LOT_EXISTS") from None
         return web.json_response({"lot": view.to_json()}, status=201, headers=_NO_STORE)
 
     async def command(self, request: web.Request) -> web.Response:
@@ -520,11 +505,11 @@ class _Api:
         service = self._parts(request).service
         lot = request.match_info["lot"]
         if service.view(lot) is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         kind = body.get("type")
         if not isinstance(kind, str) or kind not in CONSOLE_COMMANDS:
-            raise ApiError(
-                422, "UNKNOWN_COMMAND", f"type must be one of {sorted(CONSOLE_COMMANDS)}"
+            raise BadInput(
+                f"type must be one of {sorted(CONSOLE_COMMANDS)}", code="UNKNOWN_COMMAND"
             )
         fields = {field.name for field in dataclasses.fields(CONSOLE_COMMANDS[str(kind)])}
         if "by" in fields and "by" not in body:
@@ -534,12 +519,12 @@ class _Api:
         try:
             command = decode(body)
         except (CodecError, RulesError) as exc:
-            raise ApiError(422, "BAD_COMMAND", f"the command is not valid: {exc}") from exc
+            raise BadInput(f"the command is not valid: {exc}", code="BAD_COMMAND") from exc
         events = await service.submit(lot, command)
-        if len(events) == 1 and isinstance(events[0], Rejected):
-            refusal = events[0]
+        refusal = rejection(events)
+        if refusal is not None:
             words = command_refusal_words(refusal.command, refusal.reason, service.state(lot))
-            raise ApiError(422, refusal.reason.value, words)
+            raise RefusedByRules(words, code=refusal.reason.value)
         view = service.view(lot)
         answer = {
             "events": list(public_events(events)),
@@ -555,10 +540,10 @@ class _Api:
         lot = request.match_info["lot"]
         state = await parts.service.full_state(lot)
         if state is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         if state.status in ACTIVE_STATUSES or state.status is LotStatus.SCHEDULED:
-            raise ApiError(
-                409, "NOT_CLOSED", "identities stay sealed until the lot has closed (rules C2.4)"
+            raise Conflict(
+                "identities stay sealed until the lot has closed (rules C2.4)", code="NOT_CLOSED"
             )
         logger.warning(
             "compliance: %s opened the identities of lot %s", session.account, lot
@@ -586,7 +571,7 @@ class _Api:
         account = request.match_info["account"]
         erased = await parts.gateway.erase_personal_data(account)
         if not erased:
-            raise ApiError(404, "NOTHING_TO_ERASE", "no personal data is held for that account")
+            raise NotFound("no personal data is held for that account", code="NOTHING_TO_ERASE")
         return web.json_response({"account": account, "erased": True}, headers=_NO_STORE)
 
     async def identity_history(self, request: web.Request) -> web.Response:
@@ -596,15 +581,14 @@ class _Api:
         gateway = self._parts(request).gateway
         account = request.match_info["account"]
         if gateway.open_lots(account):
-            raise ApiError(
-                409,
-                "NOT_CLOSED",
+            raise Conflict(
                 "this account is registered for a lot that has not closed; its identity stays"
                 " sealed until then (rules C2.4)",
+                code="NOT_CLOSED",
             )
         versions = await gateway.identities.history(account)
         if not versions:
-            raise ApiError(404, "NOT_VERIFIED", "that account has no verified identity")
+            raise NotFound("that account has no verified identity", code="NOT_VERIFIED")
         logger.warning("compliance: %s opened the identity history of %s", session.account, account)
         alerts = [
             alert.to_json()
@@ -684,10 +668,9 @@ def check_time_zone(value: object) -> None:
             raise ValueError(value)
         zoneinfo.ZoneInfo(value)
     except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        raise ApiError(
-            422,
-            "BAD_PARAMETERS",
+        raise BadInput(
             "'legal_timezone' must be a time zone name such as Asia/Shanghai or Europe/London",
+            code="BAD_PARAMETERS",
         ) from None
 
 
@@ -699,11 +682,9 @@ def _cosignatures(note: bytes) -> int:
 
 
 __all__ = [
-    "ApiError",
     "Components",
     "NotaryBoard",
     "add_api_routes",
     "bearer_session",
-    "error_response",
     "refuse_claimed_authority",
 ]

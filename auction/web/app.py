@@ -55,12 +55,12 @@ from ..demo_facts import seed_facts
 from ..demo_living import LivingCatalogue, load_plan
 from ..demo_property import seed_property
 from ..demo_schedule import LotSpec
+from ..errors import GavelError, NotFound
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
     BIDS_PER_SECOND,
     IDEMPOTENCY_GRACE_S,
     Gateway,
-    GatewayError,
     identity_seed,
     load_identity_keys,
 )
@@ -76,9 +76,10 @@ from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
 from ..video import VIDEO, VideoSettings, install_video
 from ..video_sources import stored_facts
-from .api import Components, NotaryBoard, add_api_routes, error_response
+from .api import Components, NotaryBoard, add_api_routes
 from .court import add_court_routes
 from .dashboard import add_dashboard_routes
+from .errors import error_response
 from .evidence import add_evidence_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
@@ -342,7 +343,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
 async def _log_session(request: web.Request, token: str) -> Session | None:
     try:
         return await request.app[GATEWAY].session(token)
-    except GatewayError:
+    except GavelError:
         return None
 
 
@@ -395,7 +396,7 @@ def _add_pages(app: web.Application) -> None:
         kind = CONTENT_TYPES.get(suffix)
         entry = static.joinpath(name)
         if kind is None or "/" in name or name.startswith(".") or not entry.is_file():
-            return error_response(404, "NOT_FOUND", "no such page")
+            return error_response(NotFound("no such page"))
         body = await asyncio.to_thread(entry.read_bytes)
         headers = {"Cache-Control": "no-cache"}
         return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)

@@ -12,8 +12,8 @@ input is refused once, here, with the documented error shape and never reaches a
 * integers of at most `MAX_INTEGER_DIGITS` digits, no `NaN`/`Infinity`, no float beyond the
   double range: `400 BAD_NUMBER`.
 
-`parse_json_body(raw)` is the pure part (bytes in, an object or a `BodyError` out), fuzzed by
-`tests/test_fuzz_rest.py`.
+`parse_json_body(raw)` is the pure part (bytes in, an object or an `auction.errors.BadInput`
+out), fuzzed by `tests/test_fuzz_rest.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import Malformed, TimedOut, TooLarge
 from .limits import BODY_TIMEOUT_S
 
 #: The largest request body any REST route accepts (bytes).
@@ -36,16 +37,6 @@ MAX_DEPTH = 8
 MAX_INTEGER_DIGITS = 19
 
 _SURROGATE_OR_CONTROL = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-class BodyError(Exception):
-    """A refused body: HTTP `status`, stable `code`, a `message` a person understands."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class _Number(ValueError):
@@ -73,33 +64,33 @@ def _constant(text: str) -> Any:
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
-    """Decode a request body (empty: `{}`); raise `BodyError` for anything the module
-    docstring lists."""
+    """Decode a request body (empty: `{}`); raise `BadInput` (`Malformed`, `TooLarge`) for
+    anything the module docstring lists."""
     if len(raw) > MAX_BODY_BYTES:
-        raise BodyError(413, "TOO_LARGE", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        raise TooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     if not raw:
         return {}
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BodyError(
-            400, "BAD_ENCODING", f"the request body is not UTF-8 (byte {exc.start})"
+        raise Malformed(
+            f"the request body is not UTF-8 (byte {exc.start})", code="BAD_ENCODING"
         ) from None
     if text.startswith("\ufeff"):
-        raise BodyError(400, "BAD_ENCODING", "the request body starts with a byte-order mark")
+        raise Malformed("the request body starts with a byte-order mark", code="BAD_ENCODING")
     depth = _depth(text)
     if depth > MAX_DEPTH:
-        raise BodyError(
-            400, "TOO_DEEP", f"the request body is nested {depth} deep (at most {MAX_DEPTH})"
+        raise Malformed(
+            f"the request body is nested {depth} deep (at most {MAX_DEPTH})", code="TOO_DEEP"
         )
     try:
         body = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except _Number as exc:
-        raise BodyError(400, "BAD_NUMBER", f"the request body has {exc}") from None
+        raise Malformed(f"the request body has {exc}", code="BAD_NUMBER") from None
     except (ValueError, RecursionError):
-        raise BodyError(400, "MALFORMED", "the request body is not valid JSON") from None
+        raise Malformed("the request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise BodyError(400, "MALFORMED", "the request body must be a JSON object")
+        raise Malformed("the request body must be a JSON object")
     _check_text(body)
     return body
 
@@ -146,8 +137,8 @@ def _text_ok(text: str) -> None:
     if found is not None:
         char = found.group()
         what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
-        raise BodyError(
-            400, "BAD_TEXT", f"a text of the request body has {what} (U+{ord(char):04X})"
+        raise Malformed(
+            f"a text of the request body has {what} (U+{ord(char):04X})", code="BAD_TEXT"
         )
 
 
@@ -157,7 +148,7 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
     seconds (`408 TIMEOUT`)."""
     declared = request.content_length
     if declared is not None and declared > MAX_BODY_BYTES:
-        raise BodyError(413, "TOO_LARGE", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        raise TooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
     chunks: list[bytes] = []
     total = 0
     try:
@@ -169,8 +160,8 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
                 chunks.append(chunk)
                 total += len(chunk)
     except TimeoutError:
-        raise BodyError(
-            408, "TIMEOUT", f"the request body did not arrive within {BODY_TIMEOUT_S:g} seconds"
+        raise TimedOut(
+            f"the request body did not arrive within {BODY_TIMEOUT_S:g} seconds"
         ) from None
     return parse_json_body(b"".join(chunks))
 
@@ -179,7 +170,6 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_DEPTH",
     "MAX_INTEGER_DIGITS",
-    "BodyError",
     "parse_json_body",
     "read_json_body",
 ]

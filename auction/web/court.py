@@ -17,9 +17,10 @@ from aiohttp import web
 
 from ..accounts import Role
 from ..court import COURT_ORDERS, CourtOrder, OrderError, order_command
-from ..rules import CodecError, Rejected, RulesError
+from ..errors import BadInput, NotFound, RefusedByRules, Unavailable
+from ..rules import CodecError, RulesError, rejection
 from ..service import NotWriter, public_events
-from .api import ApiError, Components, bearer_session
+from .api import Components, bearer_session
 from .bodies import read_json_body
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -35,31 +36,31 @@ def add_court_routes(app: web.Application, parts: Callable[[web.Request], Compon
         service = components.service
         lot = request.match_info["lot"]
         if service.view(lot) is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         kind, reason, basis = body.get("type"), body.get("reason"), body.get("basis", "")
         if not isinstance(kind, str) or kind not in COURT_ORDERS:
-            raise ApiError(422, "UNKNOWN_ORDER", f"type must be one of {', '.join(COURT_ORDERS)}")
+            raise BadInput(f"type must be one of {', '.join(COURT_ORDERS)}", code="UNKNOWN_ORDER")
         if "by" in body:
-            raise ApiError(422, "BAD_ORDER", "an order is the court's: leave out 'by'")
+            raise BadInput("an order is the court's: leave out 'by'", code="BAD_ORDER")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
-            raise ApiError(422, "BAD_ORDER", "reason must be a text of 1 to 500 characters")
+            raise BadInput("reason must be a text of 1 to 500 characters", code="BAD_ORDER")
         if not isinstance(basis, str) or len(basis) > 200:
-            raise ApiError(422, "BAD_ORDER", "basis must be a text of at most 200 characters")
+            raise BadInput("basis must be a text of at most 200 characters", code="BAD_ORDER")
         try:
             command = order_command(kind, reason, basis)
         except (OrderError, CodecError, RulesError) as exc:
-            raise ApiError(422, "BAD_ORDER", f"the order is not valid: {exc}") from exc
+            raise BadInput(f"the order is not valid: {exc}", code="BAD_ORDER") from exc
         try:
             events, entry = await service.submit_logged(
                 lot, command, order=CourtOrder(session.account).to_json()
             )
         except NotWriter:
-            raise ApiError(
-                503, "NOT_WRITER", "send court orders to the server instance that runs this lot"
+            raise Unavailable(
+                "send court orders to the server instance that runs this lot", code="NOT_WRITER"
             ) from None
-        if len(events) == 1 and isinstance(events[0], Rejected):
-            refusal = events[0]
-            raise ApiError(422, refusal.reason.value, refusal.detail)
+        refusal = rejection(events)
+        if refusal is not None:
+            raise RefusedByRules(refusal.detail, code=refusal.reason.value)
         view = service.view(lot)
         answer = {
             "events": list(public_events(events)),

@@ -27,10 +27,11 @@ from aiohttp import web
 
 from ..accounts import Role
 from ..analytics import TABLES, LotFacts, LotInputs, Table, dashboard
+from ..errors import NotAllowed, NotFound
 from ..payments import Hold
 from ..plots import PER_LOT, PLOTS, plot
 from ..visits import UniqueCounter, VisitStore, VisitStoreError
-from .api import ApiError, Components, bearer_session
+from .api import Components, bearer_session
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +152,8 @@ class _Dashboard:
         parts = self._parts(request)
         session = await bearer_session(request, parts)
         if session.role not in DASHBOARD_ROLES:
-            raise ApiError(
-                403, "FORBIDDEN", "the dashboard is for the auctioneer, compliance, auditor "
-                "and admin roles",
-            )  # fmt: skip
+            raise NotAllowed("the dashboard is for the auctioneer, compliance, auditor "
+                "and admin roles")  # fmt: skip
         service = parts.service
         now = service.now()
         key = (
@@ -190,7 +189,7 @@ class _Dashboard:
     async def one(self, request: web.Request) -> web.Response:
         name, suffix = request.match_info["name"], request.match_info["suffix"]
         if name not in TABLES:
-            raise ApiError(404, "NOT_FOUND", f"no such table; use one of {', '.join(TABLES)}")
+            raise NotFound(f"no such table; use one of {', '.join(TABLES)}")
         tables, _ = await self._tables(request)
         table = tables[name]
         if suffix == "json":
@@ -206,14 +205,14 @@ class _Dashboard:
     async def svg(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in PLOTS:
-            raise ApiError(404, "NOT_FOUND", f"no such plot; use one of {', '.join(PLOTS)}")
+            raise NotFound(f"no such plot; use one of {', '.join(PLOTS)}")
         lot = request.query.get("lot")
         tables, parts = await self._tables(request)
         zone, currency = "UTC", ""
         if name in PER_LOT:
             view = parts.service.view(lot) if lot else None
             if view is None:
-                raise ApiError(404, "UNKNOWN_LOT", "this plot needs ?lot= naming an existing lot")
+                raise NotFound("this plot needs ?lot= naming an existing lot", code="UNKNOWN_LOT")
             zone, currency = view.legal_timezone, view.currency
         body = await asyncio.to_thread(plot, name, tables, lot, zone, currency)
         return web.Response(body=body, content_type="image/svg+xml", headers=_NO_STORE)

@@ -29,11 +29,12 @@ from chain import ChainError, EntryBundle, Tile
 
 from ..accounts import Role
 from ..audit import AuditFailure
+from ..errors import BadInput, Conflict, NotAllowed, NotFound, Unavailable
 from ..evidence import build_evidence
 from ..evidence_audit import verify_evidence_package
 from ..ledger_export import ExportError
 from ..service import LedgerStore
-from .api import ApiError, Components, bearer_session
+from .api import Components, bearer_session
 
 __all__ = ["MAX_RECORDING_BYTES", "add_evidence_routes"]
 
@@ -120,22 +121,22 @@ def add_evidence_routes(
         components = parts(request)
         session = await bearer_session(request, components)
         if session.role is Role.BIDDER:
-            raise ApiError(403, "FORBIDDEN", "evidence packages are for staff sessions")
+            raise NotAllowed("evidence packages are for staff sessions")
         service = components.service
         lot = request.match_info["lot"]
         view = service.view(lot)
         if view is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         if str(view.status) in _OPEN_STATUSES:
-            raise ApiError(
-                409, "LOT_NOT_CLOSED", "an evidence package is made once the lot has closed"
+            raise Conflict(
+                "an evidence package is made once the lot has closed", code="LOT_NOT_CLOSED"
             )
         kind = request.query.get("format", "zip")
         if kind not in ("zip", "tar"):
-            raise ApiError(422, "MALFORMED", "format must be zip or tar")
+            raise BadInput("format must be zip or tar", code="MALFORMED")
         ledger = service.ledger
         if ledger is None:
-            raise ApiError(503, "NO_LEDGER", "this server keeps no ledger")
+            raise Unavailable("this server keeps no ledger", code="NO_LEDGER")
         folder = recordings(request) if request.query.get("recording") == "1" else None
         name = f"evidence-{lot}"
         deadline = asyncio.get_running_loop().time() + PUBLICATION_WAIT
@@ -143,15 +144,14 @@ def add_evidence_routes(
             try:
                 status, data = await service.read(_package, ledger, lot, folder, kind, name)
             except (ExportError, ChainError, AuditFailure) as exc:
-                raise ApiError(409, "NO_EVIDENCE", f"the package cannot be made: {exc}") from exc
+                raise Conflict(f"the package cannot be made: {exc}", code="NO_EVIDENCE") from exc
             if status == str(view.status).lower():
                 break  # the published log holds the lot's whole history so far
             if asyncio.get_running_loop().time() >= deadline:
-                raise ApiError(
-                    409,
-                    "NO_EVIDENCE",
+                raise Conflict(
                     "the lot's last entries are not in a co-signed checkpoint yet: try again "
                     "in a moment",
+                    code="NO_EVIDENCE",
                 )
             await asyncio.sleep(0.25)
             view = service.view(lot) or view

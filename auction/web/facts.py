@@ -10,7 +10,6 @@ auctioneer): `PUT /api/console/lots/{lot}/facts` and `POST /api/console/lots/{lo
 from __future__ import annotations
 
 import asyncio
-import functools
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,12 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
+from ..errors import BadInput, NotFound, TimedOut
 from ..gateway import Gateway
 from ..lotfacts import (
     KINDS,
     MAX_DOCUMENT_BYTES,
     MAX_PICTURE_BYTES,
-    FactsError,
     LotFactsStore,
     StoredDocument,
     TooLarge,
@@ -42,7 +41,7 @@ from ..words import (
     priority_rights_words,
     words_tables,
 )
-from .api import ApiError, bearer_session
+from .api import bearer_session
 from .bodies import read_json_body
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -95,27 +94,16 @@ def lot_terms(rules: LotRules) -> dict[str, Any]:
     }
 
 
-def _errors(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except FactsError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from exc
-
-    return wrapped
-
-
 def add_facts_routes(app: web.Application, parts: Callable[[web.Request], FactsParts]) -> None:
     """Register the routes above; `parts(request)` gives the running components."""
     routes = _FactsRoutes(parts)
     app.router.add_get("/api/words", routes.words)
-    app.router.add_get("/api/facts", _errors(routes.summary))
-    app.router.add_get("/api/lots/{lot}/facts", _errors(routes.lot_facts))
-    app.router.add_post("/api/lots/{lot}/views", _errors(routes.count_view))
-    app.router.add_get("/api/lots/{lot}/documents/{document}", _errors(routes.document))
-    app.router.add_put("/api/console/lots/{lot}/facts", _errors(routes.put_facts))
-    app.router.add_post("/api/console/lots/{lot}/documents", _errors(routes.upload))
+    app.router.add_get("/api/facts", routes.summary)
+    app.router.add_get("/api/lots/{lot}/facts", routes.lot_facts)
+    app.router.add_post("/api/lots/{lot}/views", routes.count_view)
+    app.router.add_get("/api/lots/{lot}/documents/{document}", routes.document)
+    app.router.add_put("/api/console/lots/{lot}/facts", routes.put_facts)
+    app.router.add_post("/api/console/lots/{lot}/documents", routes.upload)
 
 
 class _FactsRoutes:
@@ -128,7 +116,7 @@ class _FactsRoutes:
     def _known(self, request: web.Request) -> str:
         lot = request.match_info["lot"]
         if self._parts(request).service.view(lot) is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         return lot
 
     async def words(self, request: web.Request) -> web.Response:
@@ -158,7 +146,7 @@ class _FactsRoutes:
         visitor = (await read_json_body(request)).get("visitor")
         now = parts.service.now()
         if not isinstance(visitor, str) or not VISITOR.fullmatch(visitor):
-            raise ApiError(422, "MALFORMED", "visitor must be 16 to 64 letters, digits, - or _")
+            raise BadInput("visitor must be 16 to 64 letters, digits, - or _", code="MALFORMED")
         if parts.presence.seen(lot, visitor, now):
             views = await asyncio.to_thread(parts.store.count_view, lot, now)
         else:
@@ -171,7 +159,7 @@ class _FactsRoutes:
         lot = request.match_info["lot"]
         text = request.match_info["document"]
         if not (text.isascii() and text.isdigit() and len(text) <= 12):  # a row id, no more
-            raise ApiError(404, "UNKNOWN_DOCUMENT", "there is no such document")
+            raise NotFound("there is no such document", code="UNKNOWN_DOCUMENT")
         document_id = int(text)
         stored, data = await asyncio.to_thread(parts.store.document, lot, document_id)
         return web.Response(body=data, headers=_document_headers(stored))
@@ -193,7 +181,7 @@ class _FactsRoutes:
         lot = self._known(request)
         kind = request.query.get("kind", "")
         if kind not in KINDS:
-            raise ApiError(422, "BAD_FACTS", f"kind must be one of: {', '.join(sorted(KINDS))}")
+            raise BadInput(f"kind must be one of: {', '.join(sorted(KINDS))}", code="BAD_FACTS")
         limit = MAX_PICTURE_BYTES if kind == "picture" else MAX_DOCUMENT_BYTES
         data = await _read_bounded(request, limit)
         upload = check_upload(kind, request.query.get("name", ""), data, request.content_type)
@@ -224,9 +212,7 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
                     raise TooLarge(f"the file is larger than the {limit:,} bytes accepted")
                 chunks.append(chunk)
     except TimeoutError:
-        raise ApiError(
-            408, "TIMEOUT", f"the file did not arrive within {UPLOAD_TIMEOUT_S:g} seconds"
-        ) from None
+        raise TimedOut(f"the file did not arrive within {UPLOAD_TIMEOUT_S:g} seconds") from None
 
 
 def _document_headers(stored: StoredDocument) -> dict[str, str]:
@@ -275,7 +261,7 @@ def _summaries(store: LotFactsStore, lots: list[str]) -> dict[str, Any]:
 def _full(store: LotFactsStore, lot: str) -> dict[str, Any]:
     rules = store.rules(lot)
     if rules is None:
-        raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+        raise NotFound("there is no such lot", code="UNKNOWN_LOT")
     text, views = store.facts([lot]).get(lot, ({}, 0))
     held = store.documents([lot]).get(lot, [])
     return {

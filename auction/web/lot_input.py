@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import BadInput
 from ..rules import DAY, MAX_AMOUNT
 
 #: Lot and sale ids.
@@ -37,13 +38,11 @@ _DURATIONS = frozenset(
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
-class InputError(Exception):
-    """A refused console input: always `422`, with `code` and a plain `message`."""
+class InputError(BadInput):
+    """A refused console input (a `BadInput`: 422), with `code` and a plain `message`."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 def check_id(value: str, what: str) -> str:

@@ -31,13 +31,15 @@ from aiohttp import web
 from ..accounts import AccountError, AccountStore, Role, Session
 from ..bidderbook import BidderBook, BidRecord
 from ..confirmation import SaleClerk
+from ..errors import BadInput, Conflict, GavelError, NotAllowed, NotAuthenticated, NotFound
 from ..gateway import Gateway
 from ..mylots import by_lot, summarize
 from ..protocol import BidRequest
 from ..service import AuctionService
 from ..storage import Storage
-from .api import ApiError, bearer_session, error_response
+from .api import bearer_session
 from .bodies import read_json_body
+from .errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -208,17 +210,17 @@ class _Me:
         session = await self._session(request, READERS)
         lot = request.match_info["lot"]
         if request.app[self._service].view(lot) is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         summary = await self._summary(request.app, session.account, lot)
         if summary is None:
-            raise ApiError(404, "NOT_REGISTERED", "you have not registered for this lot")
+            raise NotFound("you have not registered for this lot", code="NOT_REGISTERED")
         return web.json_response({"lot": summary}, headers=_NO_STORE)
 
     async def _document(self, request: web.Request, account: str | None) -> web.Response:
         lot, kind = request.match_info["lot"], request.match_info["kind"]
         document = await asyncio.to_thread(request.app[BOOK].document, lot, kind)
         if document is None or (account is not None and document.account != account):
-            raise ApiError(404, "NO_DOCUMENT", "there is no such document for you on this lot")
+            raise NotFound("there is no such document for you on this lot", code="NO_DOCUMENT")
         headers = {
             "Cache-Control": "no-store",
             "Content-Disposition": f'attachment; filename="{document.name}"',
@@ -242,12 +244,12 @@ class _Me:
         body = await read_json_body(request)
         lot = request.match_info["lot"]
         if request.app[self._service].view(lot) is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         if body.get("accept") is not True:
-            raise ApiError(422, "MALFORMED", 'send {"accept": true} to accept the notice')
+            raise BadInput('send {"accept": true} to accept the notice', code="MALFORMED")
         digest = body.get("notice_sha256")
         if digest is not None and (not isinstance(digest, str) or not _HEX64.fullmatch(digest)):
-            raise ApiError(422, "MALFORMED", "notice_sha256 must be 64 lowercase hex digits")
+            raise BadInput("notice_sha256 must be 64 lowercase hex digits", code="MALFORMED")
         now = request.app[self._service].now()
         accepted = await asyncio.to_thread(
             request.app[BOOK].accept_notice, session.account, lot, digest, now
@@ -266,12 +268,12 @@ class _Me:
         body = await read_json_body(request)
         code = body.get("code")
         if not isinstance(code, str) or not 8 <= len(code) <= 64:
-            raise ApiError(422, "MALFORMED", "code must be the sign-in code (e.g. ABCD-EFGH-…)")
+            raise BadInput("code must be the sign-in code (e.g. ABCD-EFGH-…)", code="MALFORMED")
         app = request.app
         account = await asyncio.to_thread(app[BOOK].signin_account, code)
         if account is None:
-            raise ApiError(
-                401, "UNKNOWN_CODE", "that sign-in code is not valid (a newer one replaces it)"
+            raise NotAuthenticated(
+                "that sign-in code is not valid (a newer one replaces it)", code="UNKNOWN_CODE"
             )
         now = app[self._service].now()
         token, expires = await asyncio.to_thread(
@@ -291,7 +293,7 @@ class _Me:
         if deposit is not None:
             try:
                 session = await self._session(request, BIDDER)
-            except ApiError:
+            except (NotAuthenticated, NotAllowed):
                 return await handler(request)  # the route answers 401 / 403 itself
             lot = deposit["lot"]
             registration = request.app[self._gateway].registration(session.account, lot)
@@ -303,10 +305,11 @@ class _Me:
                 book = request.app[BOOK]
                 if await asyncio.to_thread(book.notice_accepted, session.account, lot) is None:
                     return error_response(
-                        409,
-                        "NOTICE_NOT_ACCEPTED",
-                        "accept the bidding notice (竞买须知) of this lot before the deposit "
-                        "is frozen",
+                        Conflict(
+                            "accept the bidding notice (竞买须知) of this lot before the deposit "
+                            "is frozen",
+                            code="NOTICE_NOT_ACCEPTED",
+                        )
                     )
             return await handler(request)
         registering = _REGISTRATION.fullmatch(request.path)
@@ -318,7 +321,7 @@ class _Me:
                 await asyncio.to_thread(
                     request.app[BOOK].add_lot, session.account, registering["lot"], now
                 )
-            except (ApiError, AccountError) as exc:  # registered all the same: the engine
+            except GavelError as exc:  # registered all the same: the engine
                 logger.warning("registration not remembered in My auctions: %s", exc)
         return response
 

@@ -38,10 +38,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from ..accounts import Role, Session
+from ..errors import NotAllowed, NotAuthenticated
 from ..rules import LotStatus
 from ..service import ACTIVE_STATUSES, AuctionService, ServiceError
 from ..storage import LedgerHead
-from .api import NotaryBoard, error_response
+from .api import NotaryBoard
+from .errors import error_response
 from .ws import Hub
 
 #: Distinct refusal reasons given their own series; any further one is counted as `OTHER`.
@@ -299,11 +301,9 @@ def add_metrics_route(
         if scheme.lower() == "bearer" and token.strip():
             session = await session_of(request, token.strip())
         if session is None:
-            return error_response(
-                401, "UNAUTHENTICATED", "/metrics needs an admin or auditor session"
-            )
+            return error_response(NotAuthenticated("/metrics needs an admin or auditor session"))
         if session.role not in METRICS_ROLES:
-            return error_response(403, "FORBIDDEN", "/metrics is for admin and auditor sessions")
+            return error_response(NotAllowed("/metrics is for admin and auditor sessions"))
         return _text(await metrics_of(request).scrape())
 
     app.router.add_get("/metrics", metrics)

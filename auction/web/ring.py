@@ -16,18 +16,19 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
+from ..errors import BadInput, Conflict, GavelError, NotFound
 from ..rules import (
     AcceptOnline,
     BidDeclined,
     BidPending,
     DeclineOnline,
     LotState,
-    Rejected,
     RejectReason,
+    rejection,
 )
 from ..service import public_events
 from ..storage import HistoryRecord
-from .api import ApiError, Components, bearer_session
+from .api import Components, bearer_session
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -119,7 +120,7 @@ class _Ring:
         lot = request.match_info["lot"]
         state = await self._parts(request).service.full_state(lot)
         if state is None:
-            raise ApiError(404, "UNKNOWN_LOT", "there is no such lot")
+            raise NotFound("there is no such lot", code="UNKNOWN_LOT")
         return lot, state
 
     async def list_held(self, request: web.Request) -> web.Response:
@@ -148,18 +149,18 @@ class _Ring:
         lot, state = await self._state(request)
         text = request.match_info["bid"]
         if not (text.isascii() and text.isdigit()) or len(text) > 18:
-            raise ApiError(422, "MALFORMED", "the held bid is named by its number (bid_seq)")
+            raise BadInput("the held bid is named by its number (bid_seq)", code="MALFORMED")
         bid_seq = int(text)
         if pending_seq(state) != bid_seq:
             raise await self._not_waiting(request, lot, bid_seq)
         command = AcceptOnline(bid_seq) if outcome == ACCEPTED else DeclineOnline(bid_seq)
         service = self._parts(request).service
         events = await service.submit(lot, command)
-        if len(events) == 1 and isinstance(events[0], Rejected):
-            refusal = events[0]
+        refusal = rejection(events)
+        if refusal is not None:
             if refusal.reason is RejectReason.UNKNOWN_BID:  # decided meanwhile
                 raise await self._not_waiting(request, lot, bid_seq)
-            raise ApiError(422, refusal.reason.value, refusal.detail)
+            raise BadInput(refusal.detail, code=refusal.reason.value)
         view = service.view(lot)
         answer = {
             "bid_seq": bid_seq,
@@ -169,15 +170,15 @@ class _Ring:
         }
         return web.json_response(answer, headers=_NO_STORE)
 
-    async def _not_waiting(self, request: web.Request, lot: str, bid_seq: int) -> ApiError:
+    async def _not_waiting(self, request: web.Request, lot: str, bid_seq: int) -> GavelError:
         parts = self._parts(request)
         state = await parts.service.full_state(lot)
         current = pending_seq(state) if state is not None else None
         held = held_bids(await parts.history(lot), current).get(bid_seq)
         if held is None:
-            return ApiError(404, "UNKNOWN_BID", f"no online bid number {bid_seq} was held")
+            return NotFound(f"no online bid number {bid_seq} was held", code="UNKNOWN_BID")
         assert held.outcome is not None
-        return ApiError(409, "ALREADY_DECIDED", f"bid {bid_seq} {_OUTCOME_WORDS[held.outcome]}")
+        return Conflict(f"bid {bid_seq} {_OUTCOME_WORDS[held.outcome]}", code="ALREADY_DECIDED")
 
     async def bidders(self, request: web.Request) -> web.Response:
         lot, state = await self._state(request)

@@ -28,8 +28,9 @@ from aiohttp import web
 from chain import EntryType
 
 from ..accounts import Role
+from ..errors import BadInput, NotFound
 from ..staff import GRANTABLE, LABEL, StaffStore
-from .api import ApiError, Components, bearer_session
+from .api import Components, bearer_session
 from .bodies import read_json_body
 
 STAFF_STORE = web.AppKey("staff_store", StaffStore)
@@ -71,14 +72,13 @@ class _Staff:
         role_text = body.get("role")
         roles = {role.value: role for role in GRANTABLE}
         if not isinstance(role_text, str) or role_text not in roles:
-            raise ApiError(422, "BAD_ROLE", f"role must be one of {', '.join(roles)}")
+            raise BadInput(f"role must be one of {', '.join(roles)}", code="BAD_ROLE")
         label = body.get("label")
         if not isinstance(label, str) or LABEL.fullmatch(label) is None:
-            raise ApiError(
-                422,
-                "BAD_LABEL",
+            raise BadInput(
                 "label must be 1 to 40 letters, digits, spaces, dots, dashes or underscores, "
                 "starting with a letter or digit, and must not be a person's name",
+                code="BAD_LABEL",
             )
         service = parts.service
         now = service.now()
@@ -99,7 +99,7 @@ class _Staff:
         session_id = request.match_info["session"]
         revoked = await asyncio.to_thread(store.revoke, session_id, admin, service.now())
         if revoked is None:
-            raise ApiError(404, "UNKNOWN_SESSION", "there is no such active staff session")
+            raise NotFound("there is no such active staff session", code="UNKNOWN_SESSION")
         seq = await service.record(
             EntryType.DOCUMENT, entry_body("revoked", session_id, revoked.role, admin)
         )

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from ..throttle import RequestLimiter, Throttled, WriteKind, WriteLimits
+from ..throttle import RequestLimiter, WriteKind, WriteLimits
 
 #: (method, route) → the kind of write it is.
 WRITE_ROUTES: Mapping[tuple[str, str], WriteKind] = {
@@ -27,14 +27,6 @@ WRITE_ROUTES: Mapping[tuple[str, str], WriteKind] = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def throttled_response(refusal: Throttled) -> web.Response:
-    return web.json_response(
-        refusal.to_json(),
-        status=refusal.status,
-        headers={"Retry-After": str(refusal.retry_after), "Cache-Control": "no-store"},
-    )
 
 
 def _session_key(request: web.Request) -> str | None:
@@ -61,4 +53,4 @@ def write_limits_middleware(limits: WriteLimits, clock: Callable[[], int]) -> Mi
     return limit_writes
 
 
-__all__ = ["WRITE_ROUTES", "throttled_response", "write_limits_middleware"]
+__all__ = ["WRITE_ROUTES", "write_limits_middleware"]

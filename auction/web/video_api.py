@@ -25,15 +25,28 @@ from aiohttp import web
 
 from streaming.errors import ConfigurationError, SignalingError, SourceError
 
+from ..errors import (
+    BadInput,
+    Conflict,
+    GavelError,
+    Malformed,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    TimedOut,
+    TooLarge,
+    Unavailable,
+    WrongMediaType,
+)
 from ..video import StaffCheck, Video
 from ..video_sources import (
     MEDIA_SUFFIXES,
     SOURCE_KINDS,
-    SourceChoiceError,
     media_files,
     parse_choice,
 )
-from .bodies import BodyError, read_json_body
+from .bodies import read_json_body
+from .errors import error_response
 from .limits import BODY_TIMEOUT_S
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,27 +55,13 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _UPLOAD_CHUNK = 256 * 1024
 
 
-class VideoApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=_NO_STORE
-    )
-
-
 async def _next_chunk(request: web.Request) -> bytes:
     """The next part of an upload; each must arrive within `BODY_TIMEOUT_S` (`408`)."""
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
             return await request.content.read(_UPLOAD_CHUNK)
     except TimeoutError:
-        raise VideoApiError(
-            408, "TIMEOUT", f"the upload stalled for {BODY_TIMEOUT_S:g} seconds"
-        ) from None
+        raise TimedOut(f"the upload stalled for {BODY_TIMEOUT_S:g} seconds") from None
 
 
 def probe_video(path: Path) -> tuple[int, int]:
@@ -101,34 +100,31 @@ class _Routes:
             try:
                 await self._authorize(request)
                 return await handler(request)
-            except (VideoApiError, BodyError) as exc:
-                return _error(exc.status, exc.code, exc.message)
-            except SourceChoiceError as exc:
-                status = 404 if exc.code == "FILE_NOT_FOUND" else 422
-                return _error(status, exc.code, exc.message)
-            except SourceError as exc:
-                return _error(422, "UNUSABLE_VIDEO", str(exc))
+            except GavelError as exc:
+                return error_response(exc)
+            except SourceError as exc:  # streaming's errors, translated here once
+                return error_response(BadInput(str(exc), code="UNUSABLE_VIDEO"))
             except ConfigurationError as exc:
-                return _error(409, "SOURCE_LOCKED", str(exc))
+                return error_response(Conflict(str(exc), code="SOURCE_LOCKED"))
             except SignalingError as exc:
-                return _error(409, "NOT_STREAMING", str(exc))
+                return error_response(Conflict(str(exc), code="NOT_STREAMING"))
 
         return guarded
 
     async def _authorize(self, request: web.Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise VideoApiError(401, "UNAUTHENTICATED", "sign in first (Authorization: Bearer …)")
+            raise NotAuthenticated("sign in first (Authorization: Bearer …)")
         allowed = await self._staff(token.strip())
         if allowed is None:
-            raise VideoApiError(401, "UNAUTHENTICATED", "your session is invalid or has expired")
+            raise NotAuthenticated("your session is invalid or has expired")
         if not allowed:
-            raise VideoApiError(403, "FORBIDDEN", "this needs the auctioneer role")
+            raise NotAllowed("this needs the auctioneer role")
 
     def _video(self) -> Video:
         video = self._app[self._key]
         if video.driver is None:
-            raise VideoApiError(503, "UNAVAILABLE", "the video is not running right now")
+            raise Unavailable("the video is not running right now")
         return video
 
     def _lot(self, request: web.Request) -> tuple[Video, str, str]:
@@ -137,7 +133,7 @@ class _Routes:
         assert video.driver is not None
         view = video.driver.service.view(lot_id)
         if view is None:
-            raise VideoApiError(404, "LOT_NOT_FOUND", f"there is no lot {lot_id[:80]!r}")
+            raise NotFound(f"there is no lot {lot_id[:80]!r}", code="LOT_NOT_FOUND")
         return video, lot_id, view.format
 
     async def _describe(self, video: Video, lot_id: str, format_value: str) -> dict[str, Any]:
@@ -180,13 +176,11 @@ class _Routes:
         limit = video.settings.max_upload_bytes
         suffix = Path(request.query.get("name", "upload.mp4")).suffix.lower()
         if suffix not in MEDIA_SUFFIXES:
-            raise VideoApiError(
-                415,
-                "UNSUPPORTED_MEDIA_TYPE",
-                f"send a video file ending in one of {', '.join(sorted(MEDIA_SUFFIXES))}",
+            raise WrongMediaType(
+                f"send a video file ending in one of {', '.join(sorted(MEDIA_SUFFIXES))}"
             )
         if request.content_length is not None and request.content_length > limit:
-            raise VideoApiError(413, "TOO_LARGE", f"a video file may be at most {limit} bytes")
+            raise TooLarge(f"a video file may be at most {limit} bytes")
         media = video.settings.media_directory
         await asyncio.to_thread(media.mkdir, parents=True, exist_ok=True)
         partial = media / f".upload-{secrets.token_hex(8)}"
@@ -197,13 +191,11 @@ class _Routes:
                 while chunk := await _next_chunk(request):
                     size += len(chunk)
                     if size > limit:
-                        raise VideoApiError(
-                            413, "TOO_LARGE", f"a video file may be at most {limit} bytes"
-                        )
+                        raise TooLarge(f"a video file may be at most {limit} bytes")
                     digest.update(chunk)
                     await asyncio.to_thread(out.write, chunk)
             if size == 0:
-                raise VideoApiError(400, "EMPTY", "the upload is empty")
+                raise Malformed("the upload is empty", code="EMPTY")
             await asyncio.to_thread(probe_video, partial)
             name = f"{lot_id[:60]}-{digest.hexdigest()[:12]}{suffix}"
             await asyncio.to_thread(os.replace, partial, media / name)

@@ -36,7 +36,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..accounts import Role
-from ..gateway import Gateway, GatewayError
+from ..errors import GavelError
+from ..gateway import Gateway
 from ..logs import LOT
 from ..protocol import (
     CLOSE_ABUSE,
@@ -447,7 +448,7 @@ class Hub:
         if hello.session is not None:
             try:
                 session = await self._gateway.session(hello.session)
-            except GatewayError:
+            except GavelError:
                 session = None
             if session is None:
                 connection.close(CLOSE_UNAUTHORIZED, "the session is invalid or has expired")
@@ -529,7 +530,7 @@ class Hub:
             started = time.perf_counter()
             try:
                 ack = await self._gateway.bid(account, request)
-            except GatewayError as exc:
+            except GavelError as exc:
                 ack = {
                     "type": "ack",
                     "idempotency_key": request.idempotency_key,

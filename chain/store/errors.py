@@ -13,7 +13,7 @@ class SignedHeadConflict(ChainError):
     attempted. The caller must not sign; it must stop and let an operator look (HTTP 409)."""
 
     http_status = 409
-    reason = "signed-head-conflict"
+    reason = "SIGNED_HEAD_CONFLICT"
 
 
 class StoredDataError(ChainError):
@@ -22,4 +22,4 @@ class StoredDataError(ChainError):
     have the root that was signed. Serve nothing from it until an operator looked (HTTP 500)."""
 
     http_status = 500
-    reason = "stored-data"
+    reason = "STORED_DATA"
