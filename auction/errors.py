@@ -32,6 +32,7 @@ with ``raise Unavailable(...) from exc``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = [
     "CODE_SPELLING",
@@ -70,6 +71,10 @@ class GavelError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    def details(self) -> dict[str, Any]:
+        """Further members of the error answer a client can act on (none by default)."""
+        return {}
 
 
 class BadInput(GavelError):

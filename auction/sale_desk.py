@@ -29,9 +29,9 @@ from .sales import (
     MAX_NOTICE,
     NOT_STARTED,
     OPEN_LIKE,
+    BadSale,
     CannotRelist,
     RelistTooEarly,
-    SaleError,
     SaleExists,
     SalePlan,
     SaleRecord,
@@ -171,7 +171,7 @@ class SaleDesk:
                 )
             targets, command, status, word = [], None, "closed", "closed"
         else:
-            raise SaleError("action must be pause, resume, cancel or close")
+            raise BadSale("action must be pause, resume, cancel or close")
         outcomes = []
         for lot in targets:
             events = await self._service.submit(lot, command)

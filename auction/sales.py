@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
+from .errors import BadInput, Conflict, GavelError, NotFound, Unavailable
 from .rules import (
     SECOND,
     ConfigError,
@@ -59,39 +60,35 @@ NOT_STARTED = frozenset({LotStatus.SCHEDULED})
 # --- errors ----------------------------------------------------------------------------------
 
 
-class SaleError(Exception):
-    """Base of this module's errors: an HTTP `status`, a stable `code` and a sentence."""
+class SaleError(GavelError):
+    """Base of this module's errors: a stable `code` and a sentence."""
 
-    status = 422
     code = "BAD_SALE"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+class BadSale(SaleError, BadInput):
+    """The sale's plan or action is not acceptable as given."""
 
 
-class UnknownSale(SaleError):
-    status = 404
+class UnknownSale(SaleError, NotFound):
     code = "UNKNOWN_SALE"
 
 
-class SaleExists(SaleError):
-    status = 409
+class SaleExists(SaleError, Conflict):
     code = "SALE_EXISTS"
 
 
-class SaleState(SaleError):
+class SaleState(SaleError, Conflict):
     """The action does not fit where the sale is (notice already out, nothing open, ...)."""
 
-    status = 409
     code = "SALE_STATE"
 
 
-class CannotRelist(SaleError):
+class CannotRelist(SaleError, BadInput):
     code = "CANNOT_RELIST"
 
 
-class RelistTooEarly(SaleError):
+class RelistTooEarly(SaleError, BadInput):
     """The relisting notice would not have run (clarification 7); `earliest_start_us` says
     when the lot may open at the earliest."""
 
@@ -101,9 +98,11 @@ class RelistTooEarly(SaleError):
         super().__init__(message)
         self.earliest_start_us = earliest_start_us
 
+    def details(self) -> dict[str, Any]:
+        return {"earliest_start_us": self.earliest_start_us}
 
-class SalesUnavailable(SaleError):
-    status = 503
+
+class SalesUnavailable(SaleError, Unavailable):
     code = "UNAVAILABLE"
 
 
@@ -112,19 +111,19 @@ class SalesUnavailable(SaleError):
 
 def _id(value: object, what: str) -> str:
     if not isinstance(value, str) or _ID.fullmatch(value) is None:
-        raise SaleError(f"{what} must be 1 to 64 letters, digits, dots, dashes or underscores")
+        raise BadSale(f"{what} must be 1 to 64 letters, digits, dots, dashes or underscores")
     return value
 
 
 def _text(value: object, what: str, limit: int = 200) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise SaleError(f"{what} must be a text of 1 to {limit} characters")
+        raise BadSale(f"{what} must be a text of 1 to {limit} characters")
     return value.strip()
 
 
 def _whole(value: object, what: str, low: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SaleError(f"{what} must be a whole number of at least {low}")
+        raise BadSale(f"{what} must be a whole number of at least {low}")
     return value
 
 
@@ -161,14 +160,14 @@ class SalePlan:
     def parse(cls, body: Mapping[str, Any]) -> SalePlan:
         preset = body.get("preset", "JUDICIAL_CN")
         if preset not in PRESETS:
-            raise SaleError(f"preset must be one of {', '.join(PRESETS)}")
+            raise BadSale(f"preset must be one of {', '.join(PRESETS)}")
         raw_lots = body.get("lots")
         if not isinstance(raw_lots, list) or not 1 <= len(raw_lots) <= MAX_LOTS:
-            raise SaleError(f"a sale has 1 to {MAX_LOTS} lots")
+            raise BadSale(f"a sale has 1 to {MAX_LOTS} lots")
         lots = []
         for n, raw in enumerate(raw_lots, 1):
             if not isinstance(raw, dict):
-                raise SaleError(f"lot {n} must be an object")
+                raise BadSale(f"lot {n} must be an object")
             appraisal = raw.get("appraisal")
             lots.append(
                 LotPlan(
@@ -182,28 +181,28 @@ class SalePlan:
                 )
             )
         if len({lot.lot_id for lot in lots}) != len(lots):
-            raise SaleError("two lots of the sale have the same id")
+            raise BadSale("two lots of the sale have the same id")
         interval = _whole(body.get("interval_us"), "the interval between closes")
         low, high = INTERVAL_RANGE
         if preset == "JUDICIAL_CN" and len(lots) > 1 and not low <= interval <= high:
-            raise SaleError(
+            raise BadSale(
                 f"the lots of a judicial sale close one after the other, {low // SECOND} to "
                 f"{high // SECOND} seconds apart (rules C12)"
             )
         start_at = _whole(body.get("start_at"), "the start time", 1)
         first_end = _whole(body.get("first_end"), "the first lot's end", 1)
         if first_end <= start_at:
-            raise SaleError("the first lot must end after the sale starts")
+            raise BadSale("the first lot must end after the sale starts")
         currency = body.get("currency", "CNY")
         if not isinstance(currency, str) or re.fullmatch(r"[A-Z]{3}", currency) is None:
-            raise SaleError("currency must be a three-letter code such as CNY")
+            raise BadSale("currency must be a three-letter code such as CNY")
         min_duration = body.get("min_duration_us")
         window, extend = body.get("window_us"), body.get("extend_us")
         auction_round = body.get("round", 1)
         if auction_round not in (1, 2) or isinstance(auction_round, bool):
-            raise SaleError("round must be 1 (a first auction) or 2 (a second auction)")
+            raise BadSale("round must be 1 (a first auction) or 2 (a second auction)")
         if auction_round == 2 and preset != "JUDICIAL_CN":
-            raise SaleError("only a judicial sale has a second auction")
+            raise BadSale("only a judicial sale has a second auction")
         zone = body.get("legal_timezone")
         return cls(
             sale_id=_id(body.get("sale"), "the sale id"),
@@ -238,7 +237,7 @@ class SalePlan:
 def plan_rules(plan: SalePlan, now: int) -> list[LotRules]:
     """Each lot's rules, in catalogue order, ends staggered `T0 + k·Δ` (rules C12)."""
     if plan.start_at <= now:
-        raise SaleError("the sale must start in the future (its notice comes first)")
+        raise BadSale("the sale must start in the future (its notice comes first)")
     rules = []
     for lot in plan.lots:
         options: dict[str, Any] = {}
@@ -268,11 +267,11 @@ def plan_rules(plan: SalePlan, now: int) -> list[LotRules]:
                 )
             rules.append(one)
         except (ConfigError, RulesError, TypeError) as exc:
-            raise SaleError(f"the rules of lot {lot.lot_id} are not valid: {exc}") from exc
+            raise BadSale(f"the rules of lot {lot.lot_id} are not valid: {exc}") from exc
     try:
         return stagger(rules, plan.first_end, plan.interval)
     except (ConfigError, RulesError) as exc:
-        raise SaleError(f"the staggered closes are not valid: {exc}") from exc
+        raise BadSale(f"the staggered closes are not valid: {exc}") from exc
 
 
 def action_body(sale: str, action: str, by: str, **details: Any) -> dict[str, Any]:

@@ -72,6 +72,7 @@ def error_body(error: GavelError) -> dict[str, Any]:
     retry_after = getattr(error, "retry_after", None)
     if isinstance(retry_after, int):
         body["retry_after"] = retry_after
+    body.update(error.details())
     return {"error": body}
 
 

@@ -30,11 +30,12 @@ from aiohttp import web
 
 from ..accounts import Role
 from ..demo_sales import run_demo_sales
+from ..errors import BadInput
 from ..gateway import Gateway
 from ..sale_desk import SaleDesk, sale_lots_json
-from ..sales import RelistTooEarly, SaleError, SalePlan, SaleRecord, SaleStore
+from ..sales import SalePlan, SaleRecord, SaleStore
 from ..service import AuctionService, ServiceClosed
-from .api import ApiError, Components, bearer_session, error_response
+from .api import Components, bearer_session
 from .bodies import read_json_body
 
 logger = logging.getLogger(__name__)
@@ -43,25 +44,6 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 Parts = Callable[[web.Request], Components]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _errors(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except RelistTooEarly as exc:
-            body = {
-                "error": {
-                    "code": exc.code,
-                    "message": exc.message,
-                    "earliest_start_us": exc.earliest_start_us,
-                }
-            }
-            return web.json_response(body, status=exc.status, headers=_NO_STORE)
-        except SaleError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-
-    return wrapped
 
 
 async def _guarded(work: Awaitable[None]) -> None:
@@ -77,7 +59,7 @@ async def _guarded(work: Awaitable[None]) -> None:
 def _whole(body: dict[str, Any], name: str) -> int:
     value = body.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(422, "MALFORMED", f"{name!r} must be a positive whole number")
+        raise BadInput(f"{name!r} must be a positive whole number", code="MALFORMED")
     return value
 
 
@@ -143,7 +125,7 @@ class _Sales:
         desk, _ = self._desk(request)
         action, reason = body.get("action"), body.get("reason")
         if not isinstance(action, str):
-            raise ApiError(422, "MALFORMED", "action must be pause, resume, cancel or close")
+            raise BadInput("action must be pause, resume, cancel or close", code="MALFORMED")
         record, outcomes, seq = await desk.act(
             request.match_info["sale"],
             action,
@@ -163,7 +145,7 @@ class _Sales:
         desk, _ = self._desk(request)
         new_lot = body.get("lot")
         if not isinstance(new_lot, str):
-            raise ApiError(422, "MALFORMED", "'lot' must be the new lot's id")
+            raise BadInput("'lot' must be the new lot's id", code="MALFORMED")
         view, basis, seq = await desk.relist(
             request.match_info["lot"],
             new_lot,
@@ -188,12 +170,12 @@ def add_sale_routes(
     service, gateway and the bots' set of lots to leave alone, for the demo's sales
     (`auction.demo_sales`: made on the first start, followed by a clerk task)."""
     api = _Sales(parts)
-    app.router.add_get("/api/sales", _errors(api.list))
-    app.router.add_get("/api/sales/{sale}", _errors(api.show))
-    app.router.add_post("/api/console/sales", _errors(api.create))
-    app.router.add_post("/api/console/sales/{sale}/notice", _errors(api.notice))
-    app.router.add_post("/api/console/sales/{sale}/actions", _errors(api.action))
-    app.router.add_post("/api/console/lots/{lot}/relist", _errors(api.relist))
+    app.router.add_get("/api/sales", api.list)
+    app.router.add_get("/api/sales/{sale}", api.show)
+    app.router.add_post("/api/console/sales", api.create)
+    app.router.add_post("/api/console/sales/{sale}/notice", api.notice)
+    app.router.add_post("/api/console/sales/{sale}/actions", api.action)
+    app.router.add_post("/api/console/lots/{lot}/relist", api.relist)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         store = await asyncio.to_thread(SaleStore, engine(app))
