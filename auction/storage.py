@@ -1004,6 +1004,7 @@ class Storage:
             collections.OrderedDict()
         )
         self._tiles_lock = threading.Lock()
+        self._aliases: dict[str, str] = {}  # alias -> account, from link openings
         #: The first key of this database schema's advisory locks (PostgreSQL; set on open).
         self.advisory_namespace = 0
         #: Bid signatures verified in this process (the writer's identity book and its copies
@@ -1602,6 +1603,53 @@ class Storage:
         """The bytes of entries `[begin, end)` (leaf hashes checked against the stored ones)."""
         with _translated("reading ledger entries"), self._engine.connect() as connection:
             return [entry.data for entry in ledger_store.read_entries(connection, begin, end)]
+
+    def opened_entry(self, seq: int, raw: bytes) -> bytes:
+        """Entry `seq` (its stored bytes `raw`) as JSON with its sealed values opened: account
+        ids in place of aliases, the signed request and the idv account back (for this
+        server's own readers: cluster followers, the gateway's restart; not an entry to
+        publish). An entry without sealed values or aliases comes back as is."""
+        if b'"sealed"' not in raw and b'"' + sealed.ALIAS_MARK.encode() not in raw:
+            return raw
+        value = json.loads(raw)
+        body = value["body"]
+        with _translated("reading openings"), self._engine.connect() as connection:
+            found = read_openings(connection, seq, seq + 1).get(seq)
+            names = sealed.bidders_of(body)
+            links = sealed.LinkBook()
+            lot = body.get("lot")
+            if isinstance(lot, str) and names:
+                for name in names:
+                    if name.startswith(sealed.ALIAS_MARK):
+                        account = self._alias_account(connection, name)
+                        if account is not None and sealed.LINK + name not in (found or {}):
+                            links.accounts.setdefault(lot, {})[name] = account
+                            links.aliases.setdefault(lot, {})[account] = name
+        try:
+            value["body"] = sealed.open_body(value["type"], body, found, links)
+        except sealed.SealError as exc:
+            raise LedgerCorrupt(f"ledger entry {seq} cannot be opened: {exc}") from exc
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def ledger_entries_opened(self, begin: int, end: int) -> list[bytes]:
+        """`ledger_entries` with each entry's sealed values opened (`opened_entry`)."""
+        raws = self.ledger_entries(begin, end)
+        return [self.opened_entry(begin + i, raw) for i, raw in enumerate(raws)]
+
+    def _alias_account(self, connection: Connection, alias: str) -> str | None:
+        """The account behind `alias` (from the link openings; remembered)."""
+        known = self._aliases.get(alias)
+        if known is None:
+            rows = connection.execute(
+                select(OPENINGS.c.openings).where(
+                    OPENINGS.c.openings.contains(f'"{sealed.LINK}{alias}"')
+                )
+            ).all()
+            for (text,) in rows:
+                item = json.loads(text).get(sealed.LINK + alias)
+                if isinstance(item, dict) and isinstance(item.get("value"), dict):
+                    known = self._aliases[alias] = str(item["value"]["account"])
+        return known
 
     def ledger_openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]:
         """The openings of the sealed values of entries `[begin, end)` (`auction.sealed`)."""
