@@ -319,6 +319,32 @@ class LedgerSource(Protocol):
         ...
 
 
+#: Openings of sealed values (auction.sealed): the export's file, and the server's page size.
+OPENINGS_FILE = "openings.json"
+OPENINGS_PAGE = 4096
+MAX_OPENINGS_BYTES = 64 * 1024 * 1024
+
+
+def _openings_map(data: bytes, path: str) -> dict[int, Mapping[str, Any]]:
+    """``{"openings": {"<seq>": {name: opening}}}`` read strictly."""
+    try:
+        value = json.loads(data)
+        items = value["openings"]
+        if not isinstance(items, dict) or not all(isinstance(v, dict) for v in items.values()):
+            raise TypeError("openings is an object of objects")
+        return {int(seq): item for seq, item in items.items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f"{path} is not a file of openings: {exc}", path=path) from exc
+
+
+def _openings_file(source: DirectorySource) -> dict[int, Mapping[str, Any]]:
+    try:
+        data = source._read(OPENINGS_FILE, MAX_OPENINGS_BYTES)
+    except MissingFileError:
+        return {}
+    return _openings_map(data, OPENINGS_FILE)
+
+
 def _tile_limit(path: str) -> int:
     try:
         parsed = parse_tile_path(path)
@@ -373,6 +399,15 @@ class DirectorySource:
             for name in names
             if _HISTORY_NAME.fullmatch(name)
         ]
+
+    def openings(self, seq: int) -> Mapping[str, Any] | None:
+        """Entry ``seq``'s openings from ``openings.json`` (absent: an export of a log that
+        seals nothing, or made before sealed values; then a sealed entry fails step 8)."""
+        if self._openings is None:
+            self._openings = _openings_file(self)
+        return self._openings.get(seq)
+
+    _openings: dict[int, Mapping[str, Any]] | None = None
 
     def _confine(self, relative: str) -> Path:
         try:
@@ -432,6 +467,7 @@ class HttpSource:
             self._headers["Authorization"] = f"Bearer {token}"
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._served_size: int | None = None
+        self._pages = {}
 
     @property
     def name(self) -> str:
@@ -455,6 +491,30 @@ class HttpSource:
     def read(self, path: str) -> bytes:
         """``GET /log/tile/...``."""
         return self._get(path, _tile_limit(path))
+
+    def openings(self, seq: int) -> Mapping[str, Any] | None:
+        """Entry ``seq``'s openings, ``GET /log/openings/<begin>-<end>`` by pages of 4,096
+        entries (an auditor session, ``token``, is needed for them); from a static mirror of
+        an export (no such route), its ``openings.json``."""
+        if self._whole is not None:
+            return self._whole.get(seq)
+        begin = seq - seq % OPENINGS_PAGE
+        page = self._pages.get(begin)
+        if page is None:
+            size = self._served_size if self._served_size is not None else begin + OPENINGS_PAGE
+            path = f"openings/{begin}-{max(begin + 1, min(size, begin + OPENINGS_PAGE))}"
+            try:
+                page = _openings_map(self._get(path, MAX_OPENINGS_BYTES), path)
+            except MissingFileError:
+                self._whole = _openings_map(
+                    self._get(OPENINGS_FILE, MAX_OPENINGS_BYTES), OPENINGS_FILE
+                )
+                return self._whole.get(seq)
+            self._pages[begin] = page
+        return page.get(seq)
+
+    _whole: dict[int, Mapping[str, Any]] | None = None
+    _pages: dict[int, dict[int, Mapping[str, Any]]]
 
     def checkpoints(self) -> list[tuple[int, bytes]] | None:
         """``GET /log/checkpoints`` then each ``/log/checkpoints/<name>``; ``None`` on 404
@@ -913,7 +973,8 @@ class _LedgerAudit:
         self.notes: list[str] = []
         self.tree = _TreeHashes()
         self.keys = _KeyRing()
-        self.replay = LedgerReplay()
+        # Sealed values (auction.sealed): checked against their openings in step 8.
+        self.replay = LedgerReplay(openings=self._opening)
         self.types: Counter[str] = Counter()
         self.last_t = -1
         self.policy: Policy | None = None
@@ -930,6 +991,16 @@ class _LedgerAudit:
         self._chunk_first = 0
         self._chunk_entries: list[bytes] = []
         self._chunk_keys: list[tuple[bytes, ...]] = []
+
+    def _opening(self, seq: int) -> Mapping[str, Any] | None:
+        reader = getattr(self.source, "openings", None)
+        if reader is None:
+            return None
+        try:
+            found: Mapping[str, Any] | None = reader(seq)
+        except SourceError as exc:
+            raise ReplayError(seq, None, f"the openings cannot be read: {exc}") from exc
+        return found
 
     # --- failure bookkeeping -----------------------------------------------------------------
 
@@ -1467,7 +1538,10 @@ def verify_ledger(
        entry with role "idv"), each bid's signed request (signature by the account's attested
        key, payload = command, attestation not expired at ingress), and in a ``signed_bids``
        log a request on every bid and an ``idv`` entry for every kyc-verified registration; a
-       lot sold without its ``sale`` entry fails at the end;
+       lot sold without its ``sale`` entry fails at the end. Sealed values (docs/ledger.md):
+       every commitment is opened (``openings.json`` of an export, ``/log/openings/`` of a
+       server) and checked, the replay runs on the opened bodies, and each lot's links hold
+       one alias per account; a missing or wrong opening fails this step;
     9. time bounds: ``t`` never decreases (also from entry 0 to 1), ``lot.created`` and
        non-command ``ingress`` are not after ``t``, ``t`` is not after ``now_us`` plus the skew
        (when given), and no notary cosigned a checkpoint earlier than its last entry's ``t``

@@ -672,6 +672,7 @@ class Cluster:
     async def _dispatch(self, seq: int, raw: bytes) -> None:
         """Apply one stored entry to this instance's copies."""
         try:
+            raw = await self.service.read(self.store.opened_entry, seq, raw)  # account ids
             value = json.loads(raw)
             kind, body = value["type"], value["body"]
             closed = False

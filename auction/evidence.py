@@ -38,6 +38,7 @@ from chain import (
     Policy,
     ProofError,
     SignedCheckpoint,
+    canonical_json,
     consistency_proof,
     entry_bundles_for_size,
     inclusion_proof,
@@ -117,6 +118,13 @@ def _bidders(body: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _idv_account(entry: Entry, opened: Mapping[int, Mapping[str, Any]]) -> Any:
+    sealed = opened.get(entry.seq, {}).get("account")
+    if isinstance(sealed, Mapping):
+        return sealed.get("value")
+    return entry.body.get("account")
+
+
 def _marks(lot_id: str) -> tuple[bytes, ...]:
     """Byte strings one of which every candidate entry's canonical JSON holds: the lot's id as
     a ``lot`` value, or the ``key`` / ``idv`` type (the others are skipped unparsed)."""
@@ -127,23 +135,34 @@ def _marks(lot_id: str) -> tuple[bytes, ...]:
     )
 
 
-def select_entries(entries: Iterable[Entry], lot_id: str) -> list[Entry]:
+def select_entries(
+    entries: Iterable[Entry],
+    lot_id: str,
+    openings: Mapping[int, Mapping[str, Any]] | None = None,
+) -> list[Entry]:
     """The entries of the lot's self-contained history, in log order: entry 0 (the house),
     the lot's own entries, and, before its last one, every ``key`` entry and the ``idv``
-    entries of its bidders (what its signed bids are checked against)."""
+    entries of its bidders (what its signed bids are checked against). With `openings`,
+    sealed values (docs/ledger.md) are followed: the lot's aliases to their accounts, and
+    each `idv` entry's sealed account."""
     entries = list(entries)
+    opened = openings or {}
     bidders: set[str] = set()
     last = -1
     for entry in entries:
         if entry.type in _LOT_TYPES and entry.body.get("lot") == lot_id:
             bidders |= _bidders(entry.body)
+            for item in opened.get(entry.seq, {}).values():
+                value = item.get("value") if isinstance(item, Mapping) else None
+                if isinstance(value, Mapping) and isinstance(value.get("account"), str):
+                    bidders.add(value["account"])
             last = entry.seq
     chosen: list[Entry] = []
     for entry in entries:
         own = entry.type in _LOT_TYPES and entry.body.get("lot") == lot_id
         needed = entry.seq < last and (
             entry.type == EntryType.KEY
-            or (entry.type == EntryType.IDV and entry.body.get("account") in bidders)
+            or (entry.type == EntryType.IDV and _idv_account(entry, opened) in bidders)
         )
         if entry.seq == 0 or own or needed:
             chosen.append(entry)
@@ -315,7 +334,7 @@ def build_evidence(
                 raw[entry.seq] = data
     if tree.size != size or tree.root() != latest.checkpoint.root:
         raise ProofError(f"the entries do not make the tree of checkpoint {size}")
-    chosen = select_entries(parsed, lot_id)
+    chosen = select_entries(parsed, lot_id, source.openings(0, size) if parsed else None)
     if not any(e.type == EntryType.LOT and e.body.get("lot") == lot_id for e in chosen):
         raise ExportError(f"the log has no lot {lot_id!r}")
     needed = max(e.seq for e in chosen) + 1
@@ -346,6 +365,11 @@ def build_evidence(
             verify_receipt(receipt, raw[entry.seq], None, policy)
             _write(work / "entries" / f"{entry.seq}.entry", raw[entry.seq])
             _write(work / "entries" / f"{entry.seq}.tlog-proof", receipt)
+        if chosen:  # the openings of the lot's sealed values (docs/ledger.md)
+            found = source.openings(chosen[0].seq, chosen[-1].seq + 1)
+            mine = {str(e.seq): found[e.seq] for e in chosen if e.seq in found}
+            if mine:
+                _write(work / "openings.json", canonical_json({"v": 1, "openings": mine}))
         proof = consistency_proof(anchor_size, size, reader)
         _write(work / "consistency", consistency_text(anchor_size, size, proof).encode())
         logs, notaries = keys_text(policy)

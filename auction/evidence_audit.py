@@ -73,6 +73,7 @@ _FIXED: Final = frozenset(
         "consistency",
         "report.txt",
         "report.html",
+        "openings.json",  # optional: the openings of the entries' sealed values
     }
 )
 _ENTRY_FILE = re.compile(r"entries/(0|[1-9][0-9]{0,18})\.(entry|tlog-proof)")
@@ -279,7 +280,14 @@ def verify_evidence_package(directory: str | os.PathLike[str]) -> EvidenceReport
 
     # --- 5 replay
     ordered = [entries[seq][0] for seq in sorted(entries)]
-    replay = LedgerReplay()
+    opened: dict[int, Any] = {}
+    if "openings.json" in package.files():  # sealed values (docs/ledger.md) are checked
+        try:
+            items = json.loads(package.read("openings.json", _MAX_TEXT))["openings"]
+            opened = {int(seq): item for seq, item in items.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _fail(EvidenceStep.REPLAY, "openings.json", f"unreadable: {exc}") from exc
+    replay = LedgerReplay(openings=opened.get if opened else None)
     for entry in ordered:
         try:
             replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)

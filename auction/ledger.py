@@ -29,7 +29,7 @@ import binascii
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -64,6 +64,7 @@ from .rules import (
     encode,
 )
 from .rules import commands as c
+from .sealed import ALIAS_MARK, LinkBook, SealError, bidders_of, open_body
 
 BODY_VERSION = 1
 
@@ -527,6 +528,14 @@ class LedgerReplay:
     identities: IdentityBook = field(default_factory=IdentityBook)
     idv_entries: int = 0
     verified_bid_signatures: int = 0
+    #: `openings(seq)`: the openings of entry `seq`'s sealed values (None: it has none). With
+    #: it, every opening is checked against its commitment and the replay runs on the opened
+    #: bodies (account ids, signed requests: every check). Without it (a public verifier),
+    #: sealed values stay sealed: the rules replay on the per-lot aliases, and the signed-bid
+    #: checks that need the accounts are skipped for aliased entries.
+    openings: Callable[[int], Mapping[str, Any] | None] | None = None
+    links: LinkBook = field(default_factory=LinkBook)
+    opened_values: int = 0
 
     def add(
         self,
@@ -541,6 +550,20 @@ class LedgerReplay:
         if t_us < self.last_t:
             raise ReplayError(seq, None, "time goes backwards along the log")
         self.last_t = t_us
+        sealed_here = body.get("sealed")
+        public = False
+        if self.openings is not None and entry_type in (EntryType.IDV, *_COMMAND_TYPES):
+            try:
+                opened = self.openings(seq) if sealed_here is not None else None
+                body = open_body(entry_type, body, opened, self.links)
+            except SealError as exc:
+                raise ReplayError(seq, _lot_of(body), str(exc)) from exc
+            self.opened_values += len(sealed_here) if isinstance(sealed_here, Mapping) else 0
+        elif sealed_here is not None or (entry_type in _COMMAND_TYPES and _names_aliases(body)):
+            public = True
+            body = {k: v for k, v in body.items() if k != "sealed"}
+            if entry_type == EntryType.IDV:
+                body["account"] = f"sealed:{seq}"
         if entry_type == EntryType.HOUSE:
             self.identities.house(body)
             return
@@ -564,7 +587,7 @@ class LedgerReplay:
             EntryType.DEPOSIT,
             EntryType.LOT_STATE,
         ):
-            self._command(seq, entry_type, t_us, body)
+            self._command(seq, entry_type, t_us, body, public)
         # stream_segment, document (any object body), notary_set: checked by their own verifiers
 
     def _lot(self, seq: int, body: Mapping[str, Any]) -> None:
@@ -579,7 +602,9 @@ class LedgerReplay:
             raise ReplayError(seq, lot_id, "rules are not lot rules")
         self.lots[lot_id] = _LotReplay(LotState.create(lot_id, rules), _text(body, "title", seq))
 
-    def _command(self, seq: int, entry_type: str, t_us: int, body: Mapping[str, Any]) -> None:
+    def _command(
+        self, seq: int, entry_type: str, t_us: int, body: Mapping[str, Any], public: bool = False
+    ) -> None:
         lot_id = _text(body, "lot", seq)
         lot = self.lots.get(lot_id)
         if lot is None:
@@ -603,13 +628,19 @@ class LedgerReplay:
                 check_order(thaw(body.get("order")), command)
             except OrderError as exc:
                 raise ReplayError(seq, lot_id, f"court order: {exc}") from exc
-        try:
-            signed = self.identities.check(lot_id, command, body.get("request"), ingress)
+        try:  # a public replay cannot check what is sealed (the request, the account)
+            signed = (
+                False
+                if public
+                else self.identities.check(lot_id, command, body.get("request"), ingress)
+            )
         except SignedBidError as exc:
             raise ReplayError(seq, lot_id, f"{exc.reason}: {exc.message}") from exc
         state, events = apply(lot.state, command, ingress)
         recorded = thaw(body.get("events"))
         produced = [encode(event) for event in events]
+        if self.openings is None and produced != recorded:  # settlements follow the accounts' order
+            produced, recorded = _settlements_unordered(produced), _settlements_unordered(recorded)
         if produced != recorded:
             raise ReplayError(
                 seq, lot_id, f"the rules give {produced!r}, the log recorded {recorded!r}"
@@ -678,6 +709,42 @@ class LedgerReplay:
             }
             for lot_id, lot in sorted(self.lots.items())
         }
+
+
+_COMMAND_TYPES = (EntryType.BID, EntryType.REGISTRATION, EntryType.DEPOSIT, EntryType.LOT_STATE)
+
+
+def _settlements_unordered(events: Any) -> Any:
+    """`events` with each run of `DepositChanged` events sorted: the rules settle deposits in
+    the order of the account ids, which a public replay (aliases only) cannot know."""
+    if not isinstance(events, list):
+        return events
+    out: list[Any] = []
+    run: list[Any] = []
+    for event in [*events, None]:
+        if isinstance(event, Mapping) and event.get("type") == "DepositChanged":
+            run.append(event)
+            continue
+        seqs = [e.get("seq") for e in run]  # the numbering stays; the bidders may swap
+        ordered = sorted(({k: v for k, v in e.items() if k != "seq"} for e in run), key=_cj)
+        out.extend({**e, "seq": n} for e, n in zip(ordered, seqs, strict=True))
+        run = []
+        if event is not None:
+            out.append(event)
+    return out
+
+
+def _cj(value: Any) -> bytes:
+    return canonical_json(value)
+
+
+def _lot_of(body: Mapping[str, Any]) -> str | None:
+    lot = body.get("lot")
+    return lot if isinstance(lot, str) else None
+
+
+def _names_aliases(body: Mapping[str, Any]) -> bool:
+    return any(name.startswith(ALIAS_MARK) for name in bidders_of(body.get("command")))
 
 
 def _text(body: Mapping[str, Any], key: str, seq: int) -> str:

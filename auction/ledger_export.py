@@ -10,6 +10,10 @@ Layout of `OUT` (what `gavel audit verify OUT` reads)::
     OUT/receipts/<seq>.tlog-proof       a receipt (c2sp.org/tlog-proof@v1) against OUT/checkpoint
     OUT/receipts/<seq>.entry            and the entry it proves, for every `sale` entry
                                         (every entry with `all_receipts`)
+    OUT/openings.json                   the openings of the sealed values of those entries
+                                        (`auction.sealed`, docs/ledger.md): the auditor checks
+                                        each against its commitment; absent in exports made
+                                        before sealed values (their entries seal nothing)
 
 The source is a store (`StoreSource`: a data directory or database URL, read-only) or a running
 server (`HttpSource`: `/log/...`), behind one small protocol (`LedgerSource`). Nothing is
@@ -33,7 +37,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chain import (
     HASH_SIZE,
@@ -50,6 +54,7 @@ from chain import (
     Tile,
     TileHashReader,
     build_tile,
+    canonical_json,
     entry_bundles_for_size,
     inclusion_proof,
     leaf_hash,
@@ -73,6 +78,10 @@ MAX_LISTING_SIZE = 64 * 1024 * 1024
 
 #: Seconds to wait for one HTTP response.
 HTTP_TIMEOUT = 30.0
+#: Where an export keeps the openings of sealed values, and how many entries one request asks.
+OPENINGS_FILE = "openings.json"
+OPENINGS_PAGE = 4096
+MAX_OPENINGS_BYTES = 64 * 1024 * 1024
 
 
 class ExportError(GavelError):
@@ -106,6 +115,8 @@ class LedgerSource(Protocol):
 
     def tile(self, tile: Tile | EntryBundle) -> bytes: ...
 
+    def openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]: ...
+
     def close(self) -> None: ...
 
 
@@ -132,6 +143,9 @@ class StoreSource:
         if note is None:
             raise ExportError(f"no published checkpoint of size {size}")
         return note
+
+    def openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]:
+        return self._store.ledger_openings(begin, end)
 
     def tile(self, tile: Tile | EntryBundle) -> bytes:
         return self._store.ledger_tile(tile)
@@ -198,6 +212,19 @@ class HttpSource:
         if isinstance(tile, EntryBundle):
             return self._get("log/" + tile.path, tile.width * (2 + MAX_ENTRY_BYTES))
         return self._get("log/" + tile.path, tile.width * HASH_SIZE)
+
+    def openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]:
+        """`GET /log/openings/<begin>-<end>` (an auditor session: `token`). Without one the
+        server refuses them (403): the export is the public log alone, without `openings.json`,
+        and `gavel audit verify` of it stops at the first sealed value (step 8) and says so."""
+        if not self._headers:
+            return {}
+        data = self._get(f"log/openings/{begin}-{end}", MAX_OPENINGS_BYTES)
+        try:
+            value = json.loads(data)
+            return {int(seq): dict(item) for seq, item in value["openings"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ExportError(f"the log served unreadable openings: {exc}") from exc
 
     def close(self) -> None:
         return None
@@ -340,6 +367,13 @@ def _write_tree(
         _write(work / "receipts" / f"{seq}.tlog-proof", receipt)
         _write(work / "receipts" / f"{seq}.entry", entry)
         receipts += 1
+
+    opened: dict[str, Any] = {}
+    for begin in range(0, size, OPENINGS_PAGE):
+        for seq, item in source.openings(begin, min(size, begin + OPENINGS_PAGE)).items():
+            opened[str(seq)] = item
+    if opened:
+        _write(work / OPENINGS_FILE, canonical_json({"v": 1, "openings": opened}))
 
     _write(work / "policy", policy_bytes)
     _write(work / "checkpoint", note)

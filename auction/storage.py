@@ -58,6 +58,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy import exc as sa_exc
@@ -91,7 +92,7 @@ from chain import (
 )
 from chain import store as ledger_store
 
-from . import lotfacts
+from . import lotfacts, sealed
 from .errors import Conflict, GavelError, Unavailable
 from .identity_schema import migrate_identities
 from .ledger import (
@@ -122,7 +123,7 @@ from .rules import (
 )
 
 #: The schema this code writes. `MIGRATIONS[v - 1]` moves a database from version v - 1 to v.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: PostgreSQL transaction advisory locks, keyed `(namespace, key)` where the namespace names
 #: the database and schema (`Storage.advisory_namespace`): two deployments in two schemas of
@@ -507,6 +508,30 @@ _HOUSE = Table(
 )
 
 
+#: The openings of an entry's sealed values (`auction.sealed`): `{name: {nonce, value}}` as
+#: JSON, written in the transaction that writes the entry; `kind` is the entry type.
+_OPENINGS_METADATA = MetaData()
+OPENINGS = Table(
+    "ledger_openings",
+    _OPENINGS_METADATA,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    Column("openings", Text, nullable=False),
+)
+
+
+def read_openings(connection: Connection, begin: int, end: int) -> dict[int, dict[str, Any]]:
+    """The openings of the sealed values of entries `[begin, end)` that have any."""
+    if not inspect(connection).has_table("ledger_openings"):  # read-only, before version 6
+        return {}
+    rows = connection.execute(
+        select(OPENINGS.c.seq, OPENINGS.c.openings)
+        .where(OPENINGS.c.seq >= begin, OPENINGS.c.seq < end)
+        .order_by(OPENINGS.c.seq)
+    ).all()
+    return {int(seq): json.loads(text) for seq, text in rows}
+
+
 def _migrate_to_1(connection: Connection) -> None:
     """Version 1: every table of the first release."""
     _Table.metadata.create_all(connection)
@@ -557,6 +582,11 @@ def _migrate_to_5(connection: Connection) -> None:
     lotfacts.create_tables(connection)
 
 
+def _migrate_to_6(connection: Connection) -> None:
+    """Version 6: the openings of the ledger's sealed values (`auction.sealed`)."""
+    _OPENINGS_METADATA.create_all(connection)
+
+
 #: Forward migrations, in order: entry v - 1 brings a database from version v - 1 to v.
 #: Add a function for each schema change and raise `SCHEMA_VERSION`; never edit a released one.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
@@ -565,6 +595,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _migrate_to_3,
     _migrate_to_4,
     _migrate_to_5,
+    _migrate_to_6,
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -613,6 +644,12 @@ class House:
         return cls(signer, ledger_store.EntrySigner.from_seed(signer.vkey, seed))
 
     @property
+    def alias_key(self) -> bytes:
+        """The secret behind bidders' per-lot aliases (`auction.sealed.alias`)."""
+        seed = base64.b64decode(self.signer.signer_key.split("+", 4)[4], validate=True)[1:]
+        return sealed.alias_key(seed)
+
+    @property
     def origin(self) -> str:
         """The log's origin, e.g. `gavel.local/3f2a...`: first line of every checkpoint."""
         return self.signer.name
@@ -633,10 +670,11 @@ class _LotLedger:
 
     title: str
     currency: str
-    last_bid_entry: dict[str, int] = dataclasses.field(default_factory=dict)
+    last_bid_entry: dict[str, int] = dataclasses.field(default_factory=dict)  # alias -> seq
+    linked: set[str] = dataclasses.field(default_factory=set)  # aliases with a link entry
 
     def copy(self) -> _LotLedger:
-        return _LotLedger(self.title, self.currency, dict(self.last_bid_entry))
+        return _LotLedger(self.title, self.currency, dict(self.last_bid_entry), set(self.linked))
 
 
 @dataclass(slots=True)
@@ -647,6 +685,8 @@ class _Pending:
     lots: dict[str, _LotLedger] = dataclasses.field(default_factory=dict)
     book: IdentityBook | None = None  # a changed copy of the writer's, if the batch changes it
     keys: dict[str, int] = dataclasses.field(default_factory=dict)  # vkey -> key entry seq
+    #: seq -> (entry type, openings of its sealed values), written with the entries
+    openings: dict[int, tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
 class _LedgerWriter:
@@ -685,14 +725,22 @@ class _LedgerWriter:
             IdentityBook(memo=memo),
             {},
         )
+        writer._connection = connection
         writer.state = ledger_store.LedgerState.load(connection, each_entry=writer._learn)
         writer.signed = ledger_store.read_signed(connection)
+        writer._connection = None
         return writer
 
     def catch_up(self, connection: Connection) -> int:
         """Integrate what other instances appended since this writer's size (checked like a
         resume). Call inside the write transaction, under `LEDGER_LOCK`."""
-        return self.state.catch_up(connection, each_entry=self._learn)
+        self._connection = connection
+        try:
+            return self.state.catch_up(connection, each_entry=self._learn)
+        finally:
+            self._connection = None
+
+    _connection: Connection | None = None  # while loading: where `_learn` reads openings
 
     def _learn(self, entry: ledger_store.StoredEntry) -> None:
         """The writer's bookkeeping of one stored entry (identities, lots, winning bids)."""
@@ -705,15 +753,24 @@ class _LedgerWriter:
                 self.book.key(body)
                 self.keys.setdefault(body["vkey"], entry.seq)
             elif kind == EntryType.IDV:
+                if "sealed" in body:  # the account is sealed: read its opening back
+                    assert self._connection is not None
+                    found = read_openings(self._connection, entry.seq, entry.seq + 1)
+                    body = sealed.open_body(kind, body, found.get(entry.seq), sealed.LinkBook())
                 self.book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
             elif kind == EntryType.LOT:
                 self.lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
             elif kind in _COMMAND_ENTRY_TYPES:
                 lot = self.lots[body["lot"]]
+                for name in body.get("sealed", {}):
+                    if name.startswith(sealed.LINK):
+                        lot.linked.add(name[len(sealed.LINK) :])
                 for item in body["events"]:
                     if item["type"] == "BidAccepted":
                         lot.last_bid_entry[item["bidder"]] = entry.seq
         except (ValueError, KeyError, TypeError, ChainError, SignedBidError) as exc:
+            raise LedgerCorrupt(f"ledger entry {entry.seq} cannot be read back: {exc}") from exc
+        except sealed.SealError as exc:
             raise LedgerCorrupt(f"ledger entry {entry.seq} cannot be read back: {exc}") from exc
 
     def start(self) -> _Pending:
@@ -759,7 +816,7 @@ class _LedgerWriter:
             except SignedBidError as exc:
                 raise LedgerEntryRefused(exc.reason, f"lot {record.lot_id!r}: {exc}") from exc
             lot = self._lot(pending, record.lot_id)
-            body = command_body(
+            plain = command_body(
                 record.lot_id,
                 record.n,
                 record.ingress_us,
@@ -768,14 +825,16 @@ class _LedgerWriter:
                 record.request,
                 record.order,
             )
-            entry = pending.batch.add(
-                entry_type_for(record.command), body, record.ingress_us, entries
-            )
+            body, openings = sealed.seal_command_body(plain, self.house.alias_key, lot.linked)
+            kind = entry_type_for(record.command)
+            entry = pending.batch.add(kind, body, record.ingress_us, entries)
+            if openings:
+                pending.openings[entry.seq] = (kind.value, openings)
             seqs.append(entry.seq)
             closed: LotClosed | None = None
             for item in record.events:  # the same bookkeeping as `LedgerReplay`
                 if isinstance(item, BidAccepted):
-                    lot.last_bid_entry[item.bidder] = entry.seq
+                    lot.last_bid_entry[self._public(record.lot_id, item.bidder)] = entry.seq
                 elif isinstance(item, LotClosed):
                     closed = item
             if closed is None or closed.result is not Result.SOLD:
@@ -783,12 +842,18 @@ class _LedgerWriter:
             confirmation = confirmation_document(
                 record.lot_id, lot.title, closed, lot.currency, entry.seq
             )
-            winning_bid = lot.last_bid_entry.get(closed.winner or "")
+            winning_bid = lot.last_bid_entry.get(self._public(record.lot_id, closed.winner or ""))
             body = sale_body(
                 record.lot_id, closed, lot.currency, entry.seq, winning_bid, confirmation
             )
             pending.batch.add(EntryType.SALE, body, record.ingress_us, entries)
         return seqs
+
+    def _public(self, lot_id: str, bidder: str) -> str:
+        """How the ledger names `bidder` in lot `lot_id` (its alias; a floor bidder as is)."""
+        if not bidder or bidder.startswith("floor:"):
+            return bidder
+        return sealed.alias(self.house.alias_key, lot_id, bidder)
 
     def _add_entry(self, pending: _Pending, record: LedgerRecord) -> int:
         body = record.body
@@ -815,10 +880,16 @@ class _LedgerWriter:
             except SignedBidError as exc:
                 raise LedgerEntryRefused(exc.reason, exc.message) from exc
             pending.book = book
+        openings: dict[str, Any] = {}
+        public = dict(body)
+        if record.entry_type is EntryType.IDV and "account" in public:
+            public, openings = sealed.seal_idv_body(public)
         try:
-            entry = pending.batch.add(record.entry_type, dict(body), record.time_us, signer)
+            entry = pending.batch.add(record.entry_type, public, record.time_us, signer)
         except ChainError as exc:  # e.g. a float or a body over 16 KiB: refused, not written
             raise LedgerEntryRefused("MALFORMED", f"not a ledger entry body: {exc}") from exc
+        if openings:
+            pending.openings[entry.seq] = (record.entry_type.value, openings)
         if record.entry_type is EntryType.KEY:
             pending.keys[str(body["vkey"])] = entry.seq
         return entry.seq
@@ -844,6 +915,14 @@ class _LedgerWriter:
 
     def write(self, connection: Connection, pending: _Pending) -> None:
         ledger_store.append_entries(connection, pending.batch.entries, pending.batch.nodes)
+        if pending.openings:  # the same transaction: an acknowledged entry keeps its openings
+            connection.execute(
+                insert(OPENINGS),
+                [
+                    {"seq": seq, "kind": kind, "openings": json.dumps(value, sort_keys=True)}
+                    for seq, (kind, value) in sorted(pending.openings.items())
+                ],
+            )
 
     def commit(self, pending: _Pending) -> None:
         """Take over what `pending` sequenced, once its transaction committed."""
@@ -925,6 +1004,7 @@ class Storage:
             collections.OrderedDict()
         )
         self._tiles_lock = threading.Lock()
+        self._aliases: dict[str, str] = {}  # alias -> account, from link openings
         #: The first key of this database schema's advisory locks (PostgreSQL; set on open).
         self.advisory_namespace = 0
         #: Bid signatures verified in this process (the writer's identity book and its copies
@@ -1523,6 +1603,58 @@ class Storage:
         """The bytes of entries `[begin, end)` (leaf hashes checked against the stored ones)."""
         with _translated("reading ledger entries"), self._engine.connect() as connection:
             return [entry.data for entry in ledger_store.read_entries(connection, begin, end)]
+
+    def opened_entry(self, seq: int, raw: bytes) -> bytes:
+        """Entry `seq` (its stored bytes `raw`) as JSON with its sealed values opened: account
+        ids in place of aliases, the signed request and the idv account back (for this
+        server's own readers: cluster followers, the gateway's restart; not an entry to
+        publish). An entry without sealed values or aliases comes back as is."""
+        if b'"sealed"' not in raw and b'"' + sealed.ALIAS_MARK.encode() not in raw:
+            return raw
+        value = json.loads(raw)
+        body = value["body"]
+        with _translated("reading openings"), self._engine.connect() as connection:
+            found = read_openings(connection, seq, seq + 1).get(seq)
+            names = sealed.bidders_of(body)
+            links = sealed.LinkBook()
+            lot = body.get("lot")
+            if isinstance(lot, str) and names:
+                for name in names:
+                    if name.startswith(sealed.ALIAS_MARK):
+                        account = self._alias_account(connection, name)
+                        if account is not None and sealed.LINK + name not in (found or {}):
+                            links.accounts.setdefault(lot, {})[name] = account
+                            links.aliases.setdefault(lot, {})[account] = name
+        try:
+            value["body"] = sealed.open_body(value["type"], body, found, links)
+        except sealed.SealError as exc:
+            raise LedgerCorrupt(f"ledger entry {seq} cannot be opened: {exc}") from exc
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def ledger_entries_opened(self, begin: int, end: int) -> list[bytes]:
+        """`ledger_entries` with each entry's sealed values opened (`opened_entry`)."""
+        raws = self.ledger_entries(begin, end)
+        return [self.opened_entry(begin + i, raw) for i, raw in enumerate(raws)]
+
+    def _alias_account(self, connection: Connection, alias: str) -> str | None:
+        """The account behind `alias` (from the link openings; remembered)."""
+        known = self._aliases.get(alias)
+        if known is None:
+            rows = connection.execute(
+                select(OPENINGS.c.openings).where(
+                    OPENINGS.c.openings.contains(f'"{sealed.LINK}{alias}"')
+                )
+            ).all()
+            for (text,) in rows:
+                item = json.loads(text).get(sealed.LINK + alias)
+                if isinstance(item, dict) and isinstance(item.get("value"), dict):
+                    known = self._aliases[alias] = str(item["value"]["account"])
+        return known
+
+    def ledger_openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]:
+        """The openings of the sealed values of entries `[begin, end)` (`auction.sealed`)."""
+        with _translated("reading openings"), self._engine.connect() as connection:
+            return read_openings(connection, begin, end)
 
     def ledger_receipt(self, seq: int, head: LedgerHead) -> tuple[bytes, bytes]:
         """Entry `seq` and its C2SP tlog-proof receipt against the checkpoint `head`

@@ -41,9 +41,9 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -306,7 +306,12 @@ class LedgerCursor:
     stale: bool = False
 
     @classmethod
-    def rebuild(cls, rows: Iterable[tuple[int, bytes]], trust: LogTrust) -> LedgerCursor:
+    def rebuild(
+        cls,
+        rows: Iterable[tuple[int, bytes]],
+        trust: LogTrust,
+        openings: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> LedgerCursor:
         """Re-run the replay over mirrored ``(seq, bytes)`` rows, in order from 0.
 
         The rows passed every check when they were mirrored; this only re-derives the replay
@@ -314,6 +319,8 @@ class LedgerCursor:
         longer replays, which means the notary's own storage is damaged.
         """
         cursor = cls()
+        if openings is not None:  # sealed values are opened and checked (docs/ledger.md)
+            cursor.replay.openings = openings.get
         for seq, data in rows:
             if seq != cursor.size:
                 raise NotaryStateError(f"mirror has entry {seq} where {cursor.size} is expected")

@@ -105,6 +105,8 @@ MAX_BUNDLE_BYTES: Final = TILE_WIDTH * (2 + MAX_ENTRY_BYTES)
 MAX_TILE_BYTES: Final = TILE_WIDTH * 32
 _SECOND_US: Final = 1_000_000
 _PARALLEL_THRESHOLD: Final = 256
+_OPENINGS_PAGE: Final = 4096
+_MAX_OPENINGS_BYTES: Final = 64 * 1024 * 1024
 _T = TypeVar("_T")
 
 
@@ -250,6 +252,22 @@ class HttpLog:
             result.extend(entries[max(start - begin, 0) : end - begin])
         return result
 
+    async def openings(self, start: int, end: int) -> dict[int, dict[str, Any]]:
+        """The openings of the sealed values of entries ``[start, end)`` (docs/ledger.md),
+        ``GET openings/<begin>-<end>`` by pages of 4,096; a log that serves none (404): ``{}``."""
+        found: dict[int, dict[str, Any]] = {}
+        for begin in range(start, end, _OPENINGS_PAGE):
+            path = f"openings/{begin}-{min(end, begin + _OPENINGS_PAGE)}"
+            data = await self._get(path, _MAX_OPENINGS_BYTES)
+            if data is None:
+                return {}
+            try:
+                items = json.loads(data)["openings"]
+                found.update({int(seq): dict(item) for seq, item in items.items()})
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise LogUnavailableError(f"the log served unreadable {path}: {exc}") from exc
+        return found
+
     async def _tile(self, tile: Tile) -> bytes:
         data = await self._get(tile.path, MAX_TILE_BYTES)
         if data is None and tile.is_partial:
@@ -348,10 +366,22 @@ class NotaryNode:
 
     async def _ready_cursor(self) -> LedgerCursor:
         cursor = self.cursor
-        if cursor is None or cursor.stale or cursor.size != self.state.size:
+        fetch = getattr(self.log, "openings", None)
+        opened = cursor is not None and cursor.replay.openings is not None
+        if (
+            cursor is None
+            or cursor.stale
+            or cursor.size != self.state.size
+            or (fetch is not None and not opened)
+        ):
             size = self.state.size
+            # Sealed values (docs/ledger.md): the replay opens them, so it needs the openings
+            # of the mirrored entries too (the links of each lot's aliases to accounts).
+            known: dict[int, dict[str, Any]] = await fetch(0, size) if fetch and size else {}
             cursor = await asyncio.to_thread(
-                lambda: LedgerCursor.rebuild(self.store.iter_entries(0, size), self.trust)
+                lambda: LedgerCursor.rebuild(
+                    self.store.iter_entries(0, size), self.trust, known if fetch else None
+                )
             )
             self.cursor = cursor
         return cursor
@@ -421,6 +451,10 @@ class NotaryNode:
                 ).authenticated(checkpoint.size)
             fetched.extend(await self.log.entries(state.size, checkpoint.size))
             cursor = await self._ready_cursor()
+            fetch = getattr(self.log, "openings", None)
+            if fetch is not None and any(b'"sealed"' in data for data in fetched):
+                increment_openings = await fetch(state.size, checkpoint.size)
+                cursor.replay.openings = increment_openings.get
             max_skew_us = int(self.settings.max_skew * _SECOND_US)
             increment = await asyncio.to_thread(
                 lambda: verify_increment(

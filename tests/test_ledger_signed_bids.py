@@ -45,6 +45,7 @@ from auction.rules import (
     apply,
     english_timed,
 )
+from auction.sealed import LinkBook, open_body
 from auction.service import AuctionService, GroupCommitter, RequestRefused
 from auction.storage import LedgerEntryRefused, LedgerRecord, Storage
 from chain import (
@@ -159,6 +160,11 @@ class SignedLog:
     bidders: dict[str, Bidder]
     seqs: dict[str, int]
     expires: dict[str, int]  # account -> attestation expiry
+    #: the log as stored (sealed values as commitments) and the openings the server kept;
+    #: `entries` is the same log opened (auction.sealed.open_body, re-signed, re-chained):
+    #: the form notaries and auditors check the signed-bid rules on
+    stored: list[bytes] = field(default_factory=list)
+    openings: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def entry(self, name: str) -> Entry:
         return parse_entry(self.entries[self.seqs[name]])
@@ -224,7 +230,9 @@ async def build_signed_log(data: Path) -> SignedLog:
         ledger = service.ledger
         assert ledger is not None
     with Storage.open(data) as reader:
-        entries = reader.ledger_entries(0, reader.ledger_size())
+        stored = reader.ledger_entries(0, reader.ledger_size())
+        openings = reader.ledger_openings(0, len(stored))
+    entries = opened_log(stored, openings, house.entries.private_key)
     for seq, data_bytes in enumerate(entries):
         value = json.loads(data_bytes)
         if value["type"] == "bid":
@@ -242,7 +250,29 @@ async def build_signed_log(data: Path) -> SignedLog:
         {
             eve.account: T0 + 3 * SECOND + 60 * SECOND,
         },
+        stored,
+        openings,
     )
+
+
+def opened_log(
+    stored: list[bytes], openings: dict[int, dict[str, Any]], house_key: Ed25519PrivateKey
+) -> list[bytes]:
+    """The stored log with every sealed value opened, each opened entry re-signed by its actor
+    (the house, or the identity provider for an `idv` entry) and the log re-chained."""
+    links = LinkBook()
+    parsed = [parse_entry(data) for data in stored]
+    for seq, entry in enumerate(parsed):
+        body = json.loads(stored[seq])["body"]
+        if "sealed" not in body:
+            continue
+        plain = open_body(entry.type.value, body, openings.get(seq), links)
+        if entry.type is EntryType.IDV:
+            key = Ed25519PrivateKey.from_private_bytes(seed("idp"))
+            parsed[seq] = resigned(entry, plain, key, entry.actor.kid)
+        else:
+            parsed[seq] = resigned(entry, plain, house_key, entry.actor.kid)
+    return rechained(parsed)
 
 
 # --- forging (what a log key holder could write) --------------------------------------------

@@ -491,7 +491,7 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     size = await service.read(store.ledger_size)
     start = max(0, size - gateway.idempotency_memory)
-    newest = await service.read(store.ledger_entries, start, size)
+    newest = await service.read(store.ledger_entries_opened, start, size)
     gateway.learn_answered(newest)
     gateway.learn_spent(newest)
     # Identities stored before document fingerprints existed get theirs (schema version 4).

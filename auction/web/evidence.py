@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -70,6 +71,10 @@ class _LedgerSource:
 
     def tile(self, tile: Tile | EntryBundle) -> bytes:
         return self._ledger.ledger_tile(tile)
+
+    def openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]:
+        reader = getattr(self._ledger, "ledger_openings", None)
+        return {} if reader is None else dict(reader(begin, end))
 
     def close(self) -> None:
         return None

@@ -19,6 +19,12 @@ Routes (all `GET`, all under `/log/`, relative paths as in tlog-tiles):
   published checkpoint (`chain.verify_receipt(proof, entry, None, policy)` checks it). 404 if
   the entry is not in that checkpoint yet.
 
+* `/log/openings/<begin>-<end>` (or `/log/openings/<seq>`): JSON `{"openings": {"<seq>":
+  {name: {"nonce", "value"}}}}`, the openings of the sealed values of entries `[begin, end)`
+  of the signed tree (at most 4,096 entries; docs/ledger.md): served only to the log's notaries
+  (read authorization over the path `openings/<span>`) and to auditor sessions; 403 to anyone
+  else. A bidder finds the openings that concern them in their receipts (`openings` member).
+
 Sealed entries (docs/protocol.md §4): an entry that records a proxy maximum (a `SetMax`
 command or a `MaxSet` event) of a lot that has not closed yet is served, in its entry bundle or
 its receipt, only to the log's notaries (a request signed with the notary's own key, see
@@ -35,6 +41,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,6 +60,7 @@ from chain import (
 )
 from notary.readauth import READ_SCHEME, ReadAuthorizationError, verify_read_authorization
 
+from .. import sealed
 from ..accounts import Role, Session
 from ..service import ACTIVE_STATUSES, AuctionService
 from ..storage import LedgerHead, StorageError
@@ -72,6 +80,9 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 _PARTIAL = "public, max-age=5"
 _FRESH = "no-cache"
 _SEQ = re.compile(r"0|[1-9][0-9]{0,18}")
+_SPAN = re.compile(r"(0|[1-9][0-9]{0,18})(?:-(0|[1-9][0-9]{0,18}))?")
+#: The most entries one `/log/openings/` request covers.
+OPENINGS_SPAN = 4096
 
 
 def checkpoint_name(size: int) -> str:
@@ -94,6 +105,7 @@ def add_log_routes(
     app.router.add_get("/log/policy", routes.policy)
     app.router.add_get("/log/tile/{path:.*}", routes.tile)
     app.router.add_get("/log/receipt/{seq}", routes.receipt)
+    app.router.add_get("/log/openings/{span}", routes.openings)
 
 
 def _text(body: bytes, cache: str, status: int = 200) -> web.Response:
@@ -190,8 +202,10 @@ class _LogRoutes:
                 return _Reader("public", refused="no signed checkpoint yet")
             origin = head.note.split(b"\n", 1)[0].decode("utf-8", "replace")
             try:
+                # the notary signs with its wall clock: compare with ours (the service's
+                # clock may be a simulated one)
                 name = verify_read_authorization(
-                    header, origin, path, await self._witnesses(service), service.now() // 10**6
+                    header, origin, path, await self._witnesses(service), int(time.time())
                 )
             except ReadAuthorizationError as exc:
                 return _Reader("public", refused=exc.message)
@@ -329,10 +343,92 @@ class _LogRoutes:
             "Vary": "Authorization",
         }
         maximum = maximum_of(entry)
-        if maximum is not None and still_sealed(service, (maximum,)):
+        reader = _PUBLIC
+        if request.headers.get("Authorization"):
             reader = await self._reader(request, service, f"receipt/{seq}")
-            own = reader.kind == "bidder" and reader.account == maximum.bidder
+        if maximum is not None and still_sealed(service, (maximum,)):
+            own = reader.kind == "bidder" and maximum.bidder in _names_of(
+                service, maximum.lot, reader.account
+            )
             if reader.kind not in ("notary", "auditor") and not own:
                 return self._sealed_answer(f"entry {seq}", reader)
             headers |= _SEALED_HEADERS
+        if reader.kind != "public" and b'"sealed"' in entry:
+            opened = await self._openings_of(service, seq, seq + 1)
+            mine = opened.get(seq) or {}
+            if reader.kind not in ("notary", "auditor"):  # a bidder: their own values only
+                mine = {k: v for k, v in mine.items() if _concerns({k: v}, reader.account)}
+            if mine:
+                body["openings"] = mine
+                headers |= _SEALED_HEADERS
         return web.json_response(body, headers=headers)
+
+    async def _openings_of(
+        self, service: AuctionService, begin: int, end: int
+    ) -> dict[int, dict[str, object]]:
+        reader = getattr(service.ledger, "ledger_openings", None)
+        if reader is None:
+            return {}
+        found: dict[int, dict[str, object]] = await service.read(reader, begin, end)
+        return found
+
+    async def openings(self, request: web.Request) -> web.Response:
+        service = self._service_of(request)
+        span = request.match_info["span"]
+        match = _SPAN.fullmatch(span)
+        if match is None:
+            return _error(400, "ask for /log/openings/<seq> or /log/openings/<begin>-<end>")
+        begin = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else begin + 1
+        if not begin < end <= begin + OPENINGS_SPAN:
+            return _error(400, f"a span holds 1 to {OPENINGS_SPAN} entries, begin before end")
+        head = service.signed_checkpoint
+        if service.ledger is None or head is None or end > head.size:
+            return _error(404, "beyond the signed tree")
+        reader = await self._reader(request, service, f"openings/{span}")
+        if reader.kind not in ("notary", "auditor"):
+            message = (
+                "the openings of sealed values are served only to the log's notaries and to"
+                " auditors (docs/ledger.md); a bidder finds their own in their receipts"
+            )
+            if reader.refused is not None:
+                message += f"; your credentials were not accepted: {reader.refused}"
+            response = _error(403, message)
+            response.headers["Vary"] = "Authorization"
+            return response
+        try:
+            opened = await self._openings_of(service, begin, end)
+        except StorageError:
+            return _error(500, "the openings cannot be read")
+        payload = {"openings": {str(seq): value for seq, value in sorted(opened.items())}}
+        return web.json_response(payload, headers=dict(_SEALED_HEADERS))
+
+
+def _names_of(service: AuctionService, lot: str, account: str | None) -> tuple[str, ...]:
+    """How the ledger may name `account` in `lot`: its alias there (and, in a log written
+    before aliases, the account id itself)."""
+    if account is None:
+        return ()
+    house = getattr(service.ledger, "house", None)
+    key = getattr(house, "alias_key", None)
+    if not isinstance(key, bytes):
+        return (account,)
+    return (account, sealed.alias(key, lot, account))
+
+
+def _concerns(openings: Mapping[str, object], account: str | None) -> bool:
+    """Whether the openings of one entry are `account`'s own (its link, request or identity)."""
+    if account is None:
+        return False
+    for name, item in openings.items():
+        value = item.get("value") if isinstance(item, Mapping) else None
+        if name.startswith(sealed.LINK) and isinstance(value, Mapping):
+            if value.get("account") == account:
+                return True
+        elif name == "request" and isinstance(value, Mapping):
+            payload = value.get("payload")
+            if isinstance(payload, Mapping) and payload.get("account") == account:
+                return True
+        elif name == "account" and value == account:
+            return True
+    return False
