@@ -215,36 +215,42 @@ def check_ledger(database_url: str, sent: list[Sent], workdir: Path) -> dict[str
 
 
 async def churn_run(settings: Settings, workdir: Path, run: int = 0) -> dict[str, Any]:
-    """One run (see the module's docstring); returns its figures."""
+    """One run on a fresh schema and Redis database (see the module's docstring)."""
+    with pg_schema() as database_url, redis_database() as redis_url:
+        return await churn_on(settings, workdir, database_url, redis_url, run)
+
+
+async def churn_on(
+    settings: Settings, workdir: Path, database_url: str, redis_url: str, run: int = 0
+) -> dict[str, Any]:
+    """One run on an empty database schema and Redis database; returns its figures."""
     logs = settings.logs or workdir
     ports = [settings.port_base + i if settings.port_base else 0 for i in range(3)]
-    with pg_schema() as database_url, redis_database() as redis_url:
-        a, b, c = (
-            _server(name, database_url, redis_url, logs / f"churn{run}-{name}.log", port)
-            for name, port in zip("abc", ports, strict=True)
-        )
-        members = [a, b, c]
-        try:
-            for server in (a, b):
-                server.start()
-            async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
-                await create_lots(http, a.url, a.token, LOTS, start_in=3.0)
-            before = await wait_owned(database_url, LOTS)
-            made = await make_bidders([a.url, b.url], settings.bidders, LOTS)
-            await wait_open(b.url, LOTS)
-            clients = [
-                await BidderClient.connect(
-                    m["url"],
-                    account=m["account"],
-                    key=Ed25519PrivateKey.from_private_bytes(base64.b64decode(m["seed"])),
-                    session=m["session"],
-                )
-                for m in made
-            ]
-            return await _bid_and_churn(settings, workdir, database_url, (a, b, c), before, clients)
-        finally:
-            for server in members:
-                server.stop()
+    a, b, c = (
+        _server(name, database_url, redis_url, logs / f"churn{run}-{name}.log", port)
+        for name, port in zip("abc", ports, strict=True)
+    )
+    try:
+        for server in (a, b):
+            server.start()
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
+            await create_lots(http, a.url, a.token, LOTS, start_in=3.0)
+        before = await wait_owned(database_url, LOTS)
+        made = await make_bidders([a.url, b.url], settings.bidders, LOTS)
+        await wait_open(b.url, LOTS)
+        clients = [
+            await BidderClient.connect(
+                m["url"],
+                account=m["account"],
+                key=Ed25519PrivateKey.from_private_bytes(base64.b64decode(m["seed"])),
+                session=m["session"],
+            )
+            for m in made
+        ]
+        return await _bid_and_churn(settings, workdir, database_url, (a, b, c), before, clients)
+    finally:
+        for server in (a, b, c):
+            server.stop()
 
 
 async def _bid_and_churn(
