@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,22 @@ def _lot_commands(database_url: str, lot: str) -> int:
     return int(row[0]) if row is not None else 0
 
 
+def _release(server: Server) -> None:
+    """After the process ended: reap it, let its stdout reader finish, close the pipe."""
+    process = server.process
+    if process is None:
+        return
+    process.wait()
+    for thread in threading.enumerate():
+        if thread.name == f"stdout-{server.name}":
+            thread.join(10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 def _start(server: Server) -> tuple[bool, float, str]:
-    """Start `server`; (started, seconds, the end of its log if it did not)."""
+    """Start `server` (again); (started, seconds, the end of its log if it did not)."""
+    _release(server)  # the killed process of a restart
     began = time.monotonic()
     try:
         server.start()
@@ -251,6 +266,7 @@ async def churn_on(
     finally:
         for server in (a, b, c):
             server.stop()
+            _release(server)
 
 
 async def _bid_and_churn(
