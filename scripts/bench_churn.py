@@ -14,7 +14,7 @@ after the kill), the longest wait of a bid in flight at the kill; and the checks
 ack is in the ledger with its bidder's request, no bid twice, every lot replays, and the exported
 ledger passes `gavel audit verify`.
 
-    .venv/bin/python scripts/bench_churn.py --runs 10 --json /tmp/churn.json
+    .venv/bin/python -m scripts.bench_churn --runs 10 --json /tmp/churn.json
 """
 
 from __future__ import annotations
@@ -26,40 +26,32 @@ import json
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import aiohttp
+import psycopg
+import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import aiohttp  # noqa: E402
-import psycopg  # noqa: E402
-import websockets  # noqa: E402
-from bench_cluster import (  # noqa: E402  (scripts/ is on sys.path)
+from auction.client import Ack, BidderClient, ClientError
+from auction.storage import Storage
+
+from .bench_cluster_storage import entry_ingress, lot_owners, pg_schema, redis_database, wait_owned
+from .bench_cluster_workload import (
     CURRENCY,
-    GAVEL,
     HTTP_TIMEOUT,
     SECOND_US,
+    SERVER_FLAGS,
     START_PRICE,
-    Server,
     create_lots,
-    entry_ingress,
-    lot_owners,
     make_bidders,
-    pg_schema,
-    redis_database,
     wait_open,
-    wait_owned,
 )
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-
-from auction.client import Ack, BidderClient, ClientError  # noqa: E402
-from auction.storage import Storage  # noqa: E402
+from .harness.processes import GavelServer, StartError, gavel_command
 
 HOT = "hot"
 LOTS = [HOT, "l1", "l2", "l3"]
@@ -132,13 +124,11 @@ class Bidding:
         return None
 
 
-def _server(name: str, database_url: str, redis_url: str, log: Path, port: int) -> Server:
-    server = Server(name, ["--db", database_url, "--instance", name, "--redis", redis_url], log)
-    if port:
-        at = server.command.index("--port") + 1
-        server.command[at] = str(port)
-        server.port, server.url = port, f"http://127.0.0.1:{port}"
-    return server
+def _server(name: str, database_url: str, redis_url: str, log: Path, port: int) -> GavelServer:
+    where = ["--db", database_url, "--instance", name, "--redis", redis_url]
+    return GavelServer(
+        where, log, flags=SERVER_FLAGS, name=name, port=port or None, new_session=True
+    )
 
 
 def _ledger_end(database_url: str) -> int:
@@ -155,26 +145,13 @@ def _lot_commands(database_url: str, lot: str) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def _release(server: Server) -> None:
-    """After the process ended: reap it, let its stdout reader finish, close the pipe."""
-    process = server.process
-    if process is None:
-        return
-    process.wait()
-    for thread in threading.enumerate():
-        if thread.name == f"stdout-{server.name}":
-            thread.join(10)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def _start(server: Server) -> tuple[bool, float, str]:
+def _start(server: GavelServer) -> tuple[bool, float, str]:
     """Start `server` (again); (started, seconds, the end of its log if it did not)."""
-    _release(server)  # the killed process of a restart
+    server.stop(5.0)  # reap the killed process of a restart
     began = time.monotonic()
     try:
         server.start()
-    except RuntimeError as exc:
+    except (StartError, RuntimeError) as exc:
         return False, time.monotonic() - began, str(exc)[-600:]
     return True, time.monotonic() - began, ""
 
@@ -208,14 +185,14 @@ def check_ledger(database_url: str, sent: list[Sent], workdir: Path) -> dict[str
             changed += 1
     out = workdir / "export"
     export = subprocess.run(
-        [*GAVEL, "ledger", "export", "--db", database_url, "--out", str(out)],
+        gavel_command("ledger", "export", "--db", database_url, "--out", str(out)),
         capture_output=True,
         text=True,
         timeout=600,
     )
     audit = export.returncode == 0 and (
         subprocess.run(
-            [*GAVEL, "audit", "verify", str(out)], capture_output=True, text=True, timeout=900
+            gavel_command("audit", "verify", str(out)), capture_output=True, text=True, timeout=900
         ).returncode
         == 0
     )
@@ -265,15 +242,14 @@ async def churn_on(
         return await _bid_and_churn(settings, workdir, database_url, (a, b, c), before, clients)
     finally:
         for server in (a, b, c):
-            server.stop()
-            _release(server)
+            server.stop(20.0)
 
 
 async def _bid_and_churn(
     settings: Settings,
     workdir: Path,
     database_url: str,
-    servers: tuple[Server, Server, Server],
+    servers: tuple[GavelServer, GavelServer, GavelServer],
     before: dict[str, tuple[str | None, int, int]],
     clients: list[BidderClient],
 ) -> dict[str, Any]:
