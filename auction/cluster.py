@@ -114,7 +114,7 @@ class ClusterSettings:
     url: str
     redis_url: str | None = None
     #: How often the instance says it is alive and looks for lots without a writer.
-    heartbeat_s: float = 0.5
+    heartbeat_s: float = 0.25
     #: An instance silent this long is not preferred for lots any more.
     dead_after_s: float = 3.0
     #: A lot without a writer for this long is taken by any live instance.
@@ -259,6 +259,7 @@ class Cluster:
         self._applied = applied  # ledger entries [0, applied) are in this instance's copies
         self._own_end = applied
         self._grew = asyncio.Event()
+        self._wake = asyncio.Event()  # a lot seems to have lost its writer: claim round now
         self._tail_lock = asyncio.Lock()
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
         self._redis: Any = None
@@ -371,9 +372,16 @@ class Cluster:
                 )
                 self._tokens.pop(lot_id, None)
                 await self.service.step_down(lot_id)
-            for lot_id, token in found.taken:
-                await self._take(lot_id, token)
-            await asyncio.sleep(self.settings.heartbeat_s)
+            # Lots taken together are made ready together: none waits for another's start.
+            await asyncio.gather(*(self._take(lot_id, token) for lot_id, token in found.taken))
+            await self._next_round()
+
+    async def _next_round(self) -> None:
+        """Wait for the next ownership round: `heartbeat_s`, or less when a forwarded
+        request found its lot without a live writer (`_wake`)."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.settings.heartbeat_s)
 
     async def _take(self, lot_id: str, token: int) -> None:
         started = time.monotonic()
@@ -816,6 +824,7 @@ class Cluster:
             owner, url = known
             fresh = True  # every retry below reads the writer again
             if owner is None or url is None or owner == self.name:
+                self._wake.set()
                 await asyncio.sleep(0.05)  # between writers: the next round gives it one
                 continue
             body["after"] = self.high_water
@@ -827,7 +836,8 @@ class Cluster:
                     status = response.status
                     answer = await response.json(content_type=None)
             except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.05)  # not sent: its writer is gone; try the next one
+                self._wake.set()  # its writer is gone: look for lots to take at once
+                await asyncio.sleep(0.05)  # not sent; try the next writer
                 continue
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 if not resend:

@@ -1423,17 +1423,30 @@ class AuctionService:
         return [lot_id for lot_id, actor in self._actors.items() if actor.leading]
 
     async def lead(self, lot_id: str) -> LotView | None:
-        """Start writing `lot_id` (this instance was given it: `auction.cluster`): rebuild it
-        from its stored history, replacing the follower copy, and start its actor and timer.
-        None if the lot is not stored."""
+        """Start writing `lot_id` (this instance was given it: `auction.cluster`): from the
+        follower copy when it has every stored command of the lot, else rebuilt from its
+        stored history; the actor and timer replace the follower copy. None if the lot is
+        not stored."""
         self._check_running()
         current = self._actors.get(lot_id)
         if current is not None and current.leading:
             return current.view
-        lot = await self.read(self._load_lot, lot_id)
+        lot: StoredLot | None = None
+        count = getattr(self._store, "lot_commands", None)
+        if current is not None and count is not None:
+            # The follower copy applied every command the ledger has of the lot so far (the
+            # caller caught up after the previous writer was fenced out): when it holds as
+            # many as are stored, it is the lot as stored, and the takeover reads no history.
+            if await self.read(count, lot_id) == current.commands:
+                lot = current.stored
+        if lot is None:
+            lot = await self.read(self._load_lot, lot_id)
         if lot is None:
             return None
         self._check_running()
+        current = self._actors.get(lot_id)
+        if current is not None and current.leading:
+            return current.view
         actor = self._start_actor(lot)
         self._publish(LotUpdate(lot_id, actor.view, ()))
         return actor.view

@@ -1016,6 +1016,8 @@ class Storage:
         #: Called (on the writing thread) after each commit with the first seq and the bytes
         #: of the entries it stored: `auction.cluster` publishes them to the other instances.
         self.on_entries: Callable[[int, list[bytes]], None] | None = None
+        #: The ledger size as of the snapshot `load` read the lots from (0 before it ran).
+        self.loaded_size = 0
 
     @classmethod
     def open(
@@ -1448,9 +1450,24 @@ class Storage:
         if self._house is None:
             raise StorageError("this store was opened read-only: the ledger cannot be written")
         if self._writer is None:
-            with _translated("resuming the ledger"), self._engine.connect() as connection:
+            with _translated("resuming the ledger"), self._snapshot() as connection:
                 self._writer = _LedgerWriter.load(connection, self._house, self.signatures)
         return self._writer
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read-only transaction that sees the database as of one moment (PostgreSQL:
+        `REPEATABLE READ`, one snapshot for every statement; SQLite: one read transaction).
+        Other instances commit ledger entries, their tile hashes and the history rows in one
+        transaction each, in seq order, so a snapshot holds a whole prefix of the ledger and
+        the history that goes with it: reading the ledger while they append finds exactly
+        what was committed at that moment, never half of a later batch."""
+        options: dict[str, Any] = {}
+        if self._dialect == "postgresql":
+            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with self._engine.connect().execution_options(**options) as connection:
+            with connection.begin():
+                yield connection
 
     @contextlib.contextmanager
     def _ledger_transaction(self, what: str) -> Iterator[Connection]:
@@ -1681,11 +1698,18 @@ class Storage:
         caller serves the returned states and continues each lot's numbering at `commands`.
         A writable store also resumes its ledger here, re-hashing and checking all of it
         (`LedgerCorrupt`), so that the first command after a restart does not wait for that.
+
+        Everything is read in one snapshot (`_snapshot`), so other instances may append
+        meanwhile; `loaded_size` is then the ledger size the returned lots correspond to (a
+        follower applies the entries from there on).
         """
-        if self._house is not None:
-            with self._ledger_lock:
-                self._ledger_writer()
-        with _translated("loading lots"), self._engine.connect() as connection:
+        with _translated("loading lots"), self._snapshot() as connection:
+            if self._house is not None:
+                with self._ledger_lock, _translated("resuming the ledger"):
+                    if self._writer is None:
+                        self._writer = _LedgerWriter.load(connection, self._house, self.signatures)
+            highest = connection.execute(select(func.max(ledger_store.ENTRIES.c.seq))).scalar()
+            self.loaded_size = 0 if highest is None else int(highest) + 1
             catalogue = connection.execute(
                 select(_LOTS, _SALES.c.title.label("sale_title"))
                 .select_from(_LOTS.outerjoin(_SALES, _LOTS.c.sale_id == _SALES.c.sale_id))
@@ -1744,6 +1768,14 @@ class Storage:
             commands=replay.commands,
             bids=replay.bids,
         )
+
+    def lot_commands(self, lot_id: str) -> int:
+        """How many commands of `lot_id` are stored (its next history row's `n`)."""
+        with _translated(f"counting the commands of lot {lot_id!r}"), self._engine.connect() as c:
+            highest = c.execute(
+                select(func.max(_HISTORY.c.n)).where(_HISTORY.c.lot_id == lot_id)
+            ).scalar()
+        return 0 if highest is None else int(highest) + 1
 
     def engine(self) -> Engine:
         """The SQLAlchemy engine (the cluster's bookkeeping shares the database)."""

@@ -196,7 +196,7 @@ DRIVERS = web.AppKey("drivers", Drivers)
 LIVING = web.AppKey("living", LivingCatalogue)
 CLUSTER = web.AppKey("cluster", Cluster)
 HEAP = web.AppKey("heap", HeapTrimmer)
-#: The ledger size read before the lots were loaded: where a cluster member's feed starts.
+#: The ledger size of the snapshot the lots were loaded from: where a cluster member's feed starts.
 LOADED_AT = web.AppKey("loaded_at", int)
 NOTARY_BOARD = web.AppKey("notary_board", NotaryBoard)
 FACTS = web.AppKey("facts", LotFactsStore)
@@ -431,12 +431,6 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
             store.close()
             raise
     clustered = settings.cluster is not None
-    if clustered:
-        try:
-            app[LOADED_AT] = await asyncio.to_thread(store.ledger_end)
-        except BaseException:
-            store.close()
-            raise
     service = AuctionService(
         store,
         clock=settings.clock,
@@ -444,6 +438,9 @@ async def _service_context(app: web.Application) -> AsyncIterator[None]:
         hold_checkpoints=settings.hold_checkpoints,
     )
     await service.start()
+    # The lots were read in one snapshot of the database, at this ledger size: the cluster
+    # follows the ledger from there (other instances may be appending all along).
+    app[LOADED_AT] = store.loaded_size
     try:
         if settings.demo and not settings.living and not service.views():  # else: stored lots
             await seed(service, catalogue(service.now(), settings.timeline))
