@@ -655,7 +655,8 @@ class Cluster:
             if not entries:
                 return
             self.polled_entries += len(entries)
-            for offset, raw in enumerate(entries):
+            opened = await self.service.read(self.store.opened_entries, self._applied, entries)
+            for offset, raw in enumerate(opened):
                 await self._dispatch(self._applied + offset, raw)
             self._applied += len(entries)
             self._grew.set()
@@ -670,17 +671,18 @@ class Cluster:
                 return
             if begin > self._applied:
                 await self._read_through(begin)
-            for offset, raw in enumerate(entries):
-                seq = begin + offset
-                if seq >= self._applied and not own:
-                    await self._dispatch(seq, raw)
+            skip = max(0, self._applied - begin)
+            if not own and skip < len(entries):
+                tail = entries[skip:]
+                opened = await self.service.read(self.store.opened_entries, begin + skip, tail)
+                for offset, raw in enumerate(opened):
+                    await self._dispatch(begin + skip + offset, raw)
             self._applied = max(self._applied, end)
             self._grew.set()
 
     async def _dispatch(self, seq: int, raw: bytes) -> None:
-        """Apply one stored entry to this instance's copies."""
+        """Apply one stored entry, its sealed values opened, to this instance's copies."""
         try:
-            raw = await self.service.read(self.store.opened_entry, seq, raw)  # account ids
             value = json.loads(raw)
             kind, body = value["type"], value["body"]
             closed = False

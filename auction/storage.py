@@ -520,10 +520,20 @@ OPENINGS = Table(
 )
 
 
+def _may_be_sealed(raw: bytes) -> bool:
+    """Whether an entry's bytes may hold sealed values or aliases (else it is read as is)."""
+    return b'"sealed"' in raw or b'"' + sealed.ALIAS_MARK.encode() in raw
+
+
 def read_openings(connection: Connection, begin: int, end: int) -> dict[int, dict[str, Any]]:
     """The openings of the sealed values of entries `[begin, end)` that have any."""
     if not inspect(connection).has_table("ledger_openings"):  # read-only, before version 6
         return {}
+    return select_openings(connection, begin, end)
+
+
+def select_openings(connection: Connection, begin: int, end: int) -> dict[int, dict[str, Any]]:
+    """`read_openings` where the table is known to exist (schema version 6 or later)."""
     rows = connection.execute(
         select(OPENINGS.c.seq, OPENINGS.c.openings)
         .where(OPENINGS.c.seq >= begin, OPENINGS.c.seq < end)
@@ -755,7 +765,7 @@ class _LedgerWriter:
             elif kind == EntryType.IDV:
                 if "sealed" in body:  # the account is sealed: read its opening back
                     assert self._connection is not None
-                    found = read_openings(self._connection, entry.seq, entry.seq + 1)
+                    found = select_openings(self._connection, entry.seq, entry.seq + 1)
                     body = sealed.open_body(kind, body, found.get(entry.seq), sealed.LinkBook())
                 self.book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
             elif kind == EntryType.LOT:
@@ -1005,6 +1015,8 @@ class Storage:
         )
         self._tiles_lock = threading.Lock()
         self._aliases: dict[str, str] = {}  # alias -> account, from link openings
+        self._openings_table: bool | None = None  # whether `ledger_openings` exists
+        self._links_loaded = False  # whether every stored link was read into `_aliases`
         #: The first key of this database schema's advisory locks (PostgreSQL; set on open).
         self.advisory_namespace = 0
         #: Bid signatures verified in this process (the writer's identity book and its copies
@@ -1626,22 +1638,38 @@ class Storage:
         ids in place of aliases, the signed request and the idv account back (for this
         server's own readers: cluster followers, the gateway's restart; not an entry to
         publish). An entry without sealed values or aliases comes back as is."""
-        if b'"sealed"' not in raw and b'"' + sealed.ALIAS_MARK.encode() not in raw:
-            return raw
+        return self.opened_entries(seq, [raw])[0]
+
+    def opened_entries(self, begin: int, raws: Sequence[bytes]) -> list[bytes]:
+        """`opened_entry` of entries `begin, begin + 1, ...` with one read of their openings."""
+        if not any(_may_be_sealed(raw) for raw in raws):
+            return list(raws)
+        with _translated("reading openings"), self._engine.connect() as connection:
+            found = self._openings(connection, begin, begin + len(raws))
+            for openings in found.values():  # links first: a later entry of the batch uses them
+                self._learn_links(openings)
+            return [
+                self._opened(connection, begin + i, raw, found.get(begin + i))
+                if _may_be_sealed(raw)
+                else raw
+                for i, raw in enumerate(raws)
+            ]
+
+    def _opened(
+        self, connection: Connection, seq: int, raw: bytes, found: dict[str, Any] | None
+    ) -> bytes:
         value = json.loads(raw)
         body = value["body"]
-        with _translated("reading openings"), self._engine.connect() as connection:
-            found = read_openings(connection, seq, seq + 1).get(seq)
-            names = sealed.bidders_of(body)
-            links = sealed.LinkBook()
-            lot = body.get("lot")
-            if isinstance(lot, str) and names:
-                for name in names:
-                    if name.startswith(sealed.ALIAS_MARK):
-                        account = self._alias_account(connection, name)
-                        if account is not None and sealed.LINK + name not in (found or {}):
-                            links.accounts.setdefault(lot, {})[name] = account
-                            links.aliases.setdefault(lot, {})[account] = name
+        names = sealed.bidders_of(body)
+        links = sealed.LinkBook()
+        lot = body.get("lot")
+        if isinstance(lot, str) and names:
+            for name in names:
+                if name.startswith(sealed.ALIAS_MARK):
+                    account = self._alias_account(connection, name)
+                    if account is not None and sealed.LINK + name not in (found or {}):
+                        links.accounts.setdefault(lot, {})[name] = account
+                        links.aliases.setdefault(lot, {})[account] = name
         try:
             value["body"] = sealed.open_body(value["type"], body, found, links)
         except sealed.SealError as exc:
@@ -1650,12 +1678,33 @@ class Storage:
 
     def ledger_entries_opened(self, begin: int, end: int) -> list[bytes]:
         """`ledger_entries` with each entry's sealed values opened (`opened_entry`)."""
-        raws = self.ledger_entries(begin, end)
-        return [self.opened_entry(begin + i, raw) for i, raw in enumerate(raws)]
+        return self.opened_entries(begin, self.ledger_entries(begin, end))
+
+    def _openings(self, connection: Connection, begin: int, end: int) -> dict[int, dict[str, Any]]:
+        """`read_openings`, asking the catalogue whether the table exists only once."""
+        if self._openings_table is None:
+            self._openings_table = inspect(connection).has_table("ledger_openings")
+        return select_openings(connection, begin, end) if self._openings_table else {}
+
+    def _learn_links(self, openings: Mapping[str, Any]) -> None:
+        """Remember the accounts behind the aliases that `openings` link."""
+        for name, item in openings.items():
+            if name.startswith(sealed.LINK) and isinstance(item, dict):
+                value = item.get("value")
+                if isinstance(value, dict) and isinstance(value.get("account"), str):
+                    self._aliases[name[len(sealed.LINK) :]] = value["account"]
 
     def _alias_account(self, connection: Connection, alias: str) -> str | None:
         """The account behind `alias` (from the link openings; remembered)."""
         known = self._aliases.get(alias)
+        if known is None and not self._links_loaded:  # once: every link stored so far
+            self._links_loaded = True
+            rows = connection.execute(
+                select(OPENINGS.c.openings).where(OPENINGS.c.openings.contains(f'"{sealed.LINK}'))
+            ).all()
+            for (text,) in rows:
+                self._learn_links(json.loads(text))
+            known = self._aliases.get(alias)
         if known is None:
             rows = connection.execute(
                 select(OPENINGS.c.openings).where(
@@ -1671,7 +1720,7 @@ class Storage:
     def ledger_openings(self, begin: int, end: int) -> dict[int, dict[str, Any]]:
         """The openings of the sealed values of entries `[begin, end)` (`auction.sealed`)."""
         with _translated("reading openings"), self._engine.connect() as connection:
-            return read_openings(connection, begin, end)
+            return self._openings(connection, begin, end)
 
     def ledger_receipt(self, seq: int, head: LedgerHead) -> tuple[bytes, bytes]:
         """Entry `seq` and its C2SP tlog-proof receipt against the checkpoint `head`

@@ -160,7 +160,7 @@ def check_ledger(database_url: str, sent: list[Sent], workdir: Path) -> dict[str
     """Every accepted ack stored as acknowledged, no bid twice, lots replay, audit passes."""
     with Storage.open(database_url, read_only=True) as store:
         size = store.ledger_size()
-        entries = [json.loads(raw) for raw in store.ledger_entries(0, size)]
+        entries = [json.loads(raw) for raw in store.ledger_entries_opened(0, size)]
         replayed = all(store.load_lot(lot) is not None for lot in LOTS)  # raises if diverged
     seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for entry in entries:

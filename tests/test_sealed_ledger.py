@@ -85,7 +85,7 @@ async def test_no_account_id_in_any_public_byte_and_the_openings_audit(
         paths += ["/log/policy", "/healthz"]
         for lot in LOTS:
             paths += [f"/api/lots/{lot}", f"/api/lots/{lot}/bids"]
-            paths += [p.replace("{lot_id}", lot) for p in PAGES]
+            paths += [p.replace("{lot_id}", lot).replace("{sale_id}", "some-sale") for p in PAGES]
         for path in paths:
             status, text, _ = await fetch(http, url + path)
             assert status == 200, path
