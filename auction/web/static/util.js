@@ -40,13 +40,15 @@ export function formatDuration(us) {
   return clock;
 }
 
-/** A server time (µs) in the lot's legal time zone, with the zone's name. */
+/** A server time (µs) in the lot's legal time zone, with the zone's name, as the server
+ *  writes it (`auction/words.py`): "8 Dec 2026, 01:12:49 (Asia/Shanghai)". */
 export function formatTime(us, timeZone = "UTC") {
   try {
-    return new Intl.DateTimeFormat("en-GB", {
+    const text = new Intl.DateTimeFormat("en-GB", {
       timeZone, year: "numeric", month: "short", day: "numeric",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
     }).format(new Date(us / 1000));
+    return `${text} (${timeZone})`;
   } catch {
     return new Date(us / 1000).toISOString();
   }
