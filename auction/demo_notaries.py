@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -44,6 +45,17 @@ DEMO_QUORUM = 2
 #: Seconds a notary process has to start, and to stop after SIGTERM before it is killed.
 NOTARY_START_TIMEOUT = 30.0
 NOTARY_STOP_TIMEOUT = 10.0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    """In the notary child before it runs: on Linux, be sent SIGTERM when the demo dies, even
+    by SIGKILL (a killed demo would otherwise leave its notaries running on their ports)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(slots=True)
@@ -146,6 +158,7 @@ async def _start_notary(notary: DemoNotary, log_url: str, policy: Path) -> None:
             stderr=log_file,
             env=dict(os.environ),
             start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
+            preexec_fn=_end_with_parent,
         )
     finally:
         log_file.close()
