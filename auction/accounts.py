@@ -6,8 +6,8 @@ Tables (SQLAlchemy Core, created idempotently in the same database as the lots a
 * `gavel_session`: bearer sessions (only the SHA-256 of the token is stored) with a role:
   `bidder`, `watcher`, `auctioneer`, `compliance`, `auditor`, `court` or `admin`, and an
   expiry;
-* (the compliance tables of identities are `auction.identity_schema`'s, made by the schema
-  migrations of `auction.storage`, and read and written by `auction.identity_records`);
+* (the compliance tables of identities are `auction.identity.schema`'s, made by the schema
+  migrations of `auction.storage`, and read and written by `auction.identity.records`);
 * `gavel_secret`: server secrets that must survive a restart (the bidder-code key, and the
   identity provider's key when there is no data directory).
 
@@ -152,7 +152,7 @@ class AccountStore:
 
     @property
     def engine(self) -> Engine:
-        """The connection pool (`auction.identity_records` shares it)."""
+        """The connection pool (`auction.identity.records` shares it)."""
         return self._engine
 
     def _run(self, what: str, function: Any) -> Any:

@@ -4,7 +4,7 @@
     gavel audit receipt FILE.tlog-proof --entry FILE.entry [--policy FILE] [--json]
     gavel audit compare A B [--evidence OUT] [--policy FILE] [--json]
     gavel audit stream RECORDING_DIR --ledger SOURCE [--lot ID] [--rendition NAME] [--json]
-    gavel audit evidence DIR [--json]          (a lot's evidence package: auction.evidence_cli)
+    gavel audit evidence DIR [--json]          (a lot's evidence package: auction.evidence.cli)
 
 ``SOURCE``, ``A`` and ``B`` are export directories (``gavel ledger export``) or ``http(s)://``
 URLs of a gavel server. ``RECORDING_DIR`` is one lot rendition's evidence recording
@@ -51,8 +51,8 @@ from .audit import (
     verify_receipt_files,
     write_evidence,
 )
-from .evidence_cli import add_audit_action as add_evidence_action
-from .evidence_cli import run_audit as run_evidence_audit
+from .evidence.cli import add_audit_action as add_evidence_action
+from .evidence.cli import run_audit as run_evidence_audit
 from .printable import printable
 
 __all__ = ["ProgressLine", "main", "register", "run"]

@@ -8,7 +8,7 @@
     gavel ledger export (--data DIR | --db URL | --url URL) --out OUT [--all-receipts] [--force]
     gavel evidence LOT (--data DIR | --db URL | --url URL) --out OUT [--with-recording]
 
-Without `--duration` the demo keeps a living catalogue (`auction.demo_living`: the schedule's
+Without `--duration` the demo keeps a living catalogue (`auction.demo.living`: the schedule's
 start, seed and speed in DIR/demo-schedule.json, continued on a restart; `--fresh` deletes DIR
 first) and serves until SIGINT or SIGTERM, then shuts down cleanly; with `--duration` alone it
 runs the short showcase catalogue that long (`--speed` with it: the living catalogue). Either
@@ -47,7 +47,8 @@ from .audit_cli import register as register_audit
 from .audit_cli import run as run_audit
 from .cluster import ClusterError, ClusterSettings
 from .config import ConfigError, subcommand_parser, with_config
-from .demo import (
+from .demo.living import wipe_demo_data
+from .demo.showcase import (
     DEMO_NOTARIES,
     DEMO_QUORUM,
     DemoError,
@@ -58,10 +59,9 @@ from .demo import (
     stop_notaries,
     summary,
 )
-from .demo_living import wipe_demo_data
 from .errors import GavelError
-from .evidence_cli import register as register_evidence
-from .evidence_cli import run as run_evidence
+from .evidence.cli import register as register_evidence
+from .evidence.cli import run as run_evidence
 from .gateway import BIDS_PER_SECOND
 from .ledger_export import ExportError, export_ledger, open_source
 from .logs import LOG_FORMATS, LOG_LEVELS, AccessLogger, configure

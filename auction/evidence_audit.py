@@ -1,4 +1,5 @@
-"""``gavel audit evidence DIR``: verify a lot's evidence package offline (:mod:`auction.evidence`).
+"""``gavel audit evidence DIR``: verify a lot's evidence package offline
+(:mod:`auction.evidence.package`).
 
 Seven numbered, fail-closed steps; the first failure names its step and the file at fault
 (``evidence failed at step 3 inclusion, entries/12.tlog-proof: ...``):
@@ -49,7 +50,7 @@ from chain import (
 )
 
 from .audit import AuditFailure
-from .evidence import (
+from .evidence.package import (
     CONSISTENCY_HEADER,
     EVIDENCE_VERSION,
     keys_text,

@@ -50,9 +50,9 @@ from .errors import (
     RefusedByRules,
     Unavailable,
 )
-from .identity import Attestation, IdentityProvider
-from .identity_desk import IdentityDesk
-from .identity_records import IdentityRecords, IdentityVersion
+from .identity.desk import IdentityDesk
+from .identity.provider import Attestation, IdentityProvider
+from .identity.records import IdentityRecords, IdentityVersion
 from .ledger import SignatureMemo, SignedRequest
 from .payments import Callback, CallbackInbox, PaymentError, PaymentProvider, PaymentReason
 from .protocol import (
@@ -245,7 +245,7 @@ class Gateway:
         #: gateway, which answers it (idempotency, limits, signature, ack) as its own.
         self.forward_bid: Callable[[str, BidRequest], Awaitable[dict[str, Any]]] | None = None
         #: The real-name check and the compliance records of identities (one person, one
-        #: account): `auction.identity_desk`.
+        #: account): `auction.identity.desk`.
         self.identities = IdentityDesk(
             record=service.record,
             records=IdentityRecords(accounts.engine),

@@ -48,7 +48,7 @@ from chain import (
 
 from .court import OrderError, check_order
 from .errors import GavelError, RefusedByRules
-from .identity import Attestation, IdentityError, verify_attestation
+from .identity.provider import Attestation, IdentityError, verify_attestation
 from .protocol import signed_bytes
 from .rules import (
     COMMAND_TYPES,
@@ -146,8 +146,9 @@ class SignedRequest:
 
 def idv_body(account: str, attestation: Mapping[str, Any]) -> dict[str, Any]:
     """The body of an `idv` entry: the account and the provider's attestation
-    (`auction.identity.Attestation.to_json()`: salted commitment, no personal data). Record it
-    with the identity provider's key as actor (`AuctionService.record(EntryType.IDV, ...)`)."""
+    (`auction.identity.provider.Attestation.to_json()`: salted commitment, no personal data).
+    Record it with the identity provider's key as actor
+    (`AuctionService.record(EntryType.IDV, ...)`)."""
     return {"v": BODY_VERSION, "account": account, "attestation": thaw(attestation)}
 
 
@@ -444,7 +445,8 @@ class IdentityBook:
             raise SignedBidError(
                 SignedBidError.NO_IDENTITY, f"account {command.bidder!r} has no idv entry"
             )
-        if ingress_us >= identity.expires_us:  # the rule of auction.identity.verify_attestation
+        # the rule of auction.identity.provider.verify_attestation
+        if ingress_us >= identity.expires_us:
             raise SignedBidError(
                 SignedBidError.EXPIRED,
                 f"the attestation of idv entry {identity.seq} expired before this bid",

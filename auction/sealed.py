@@ -35,6 +35,8 @@ from typing import Any, Final
 
 from chain import canonical_json
 
+from .errors import GavelError
+
 #: The domain-separation prefix of every commitment.
 COMMIT_PREFIX: Final = b"gavel/sealed/v1\n"
 #: The prefix of the HMAC input that derives a bidder's alias in a lot.
@@ -47,9 +49,11 @@ LINK: Final = "link:"
 NONCE_BYTES: Final = 32
 
 
-class SealError(Exception):
+class SealError(GavelError):
     """An opening is missing, malformed, or does not match its commitment. `name` is the
     sealed value concerned."""
+
+    code = "BAD_OPENING"
 
     def __init__(self, name: str, message: str) -> None:
         super().__init__(f"sealed value {name!r}: {message}")

@@ -92,9 +92,10 @@ from chain import (
 )
 from chain import store as ledger_store
 
-from . import lotfacts, sealed
+from . import sealed
+from .catalogue import facts as lotfacts
 from .errors import Conflict, GavelError, Unavailable
-from .identity_schema import migrate_identities
+from .identity.schema import migrate_identities
 from .ledger import (
     IdentityBook,
     SignatureMemo,
@@ -583,12 +584,12 @@ def _migrate_to_3(connection: Connection) -> None:
 
 def _migrate_to_4(connection: Connection) -> None:
     """Version 4: identity versions (append-only), document fingerprints, alerts and permits
-    (`auction.identity_schema`); the one-row-per-account identity table becomes version 1."""
+    (`auction.identity.schema`); the one-row-per-account identity table becomes version 1."""
     migrate_identities(connection)
 
 
 def _migrate_to_5(connection: Connection) -> None:
-    """Version 5: a lot's facts and documents (`auction.lotfacts`)."""
+    """Version 5: a lot's facts and documents (`auction.catalogue.facts`)."""
     lotfacts.create_tables(connection)
 
 

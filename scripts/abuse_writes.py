@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auction.identity import prc_check_character
+from auction.identity.provider import prc_check_character
 from auction.storage import SQLITE_FILE
 from auction.throttle import WriteLimits, account_entries
 

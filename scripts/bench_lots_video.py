@@ -148,8 +148,8 @@ def per_frame(frames: int) -> dict[str, Any]:
     """CPU time (of this thread: robust to other work on the machine) of one property lot's
     frame, step by step, as the server makes it: the presentation's pan-and-zoom picture,
     the burned-in state, the 360p VP8 encode."""
-    from auction.presentation import LotFacts, presentation_frames
-    from auction.video_sources import PRESENTATION_360P
+    from auction.video.presentation import LotFacts, presentation_frames
+    from auction.video.sources import PRESENTATION_360P
     from streaming.encoder import FrameProcessor
     from streaming.model import OverlayState, SlideshowSource
     from streaming.slideshow import SlideshowFrames

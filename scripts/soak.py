@@ -82,7 +82,7 @@ from typing import Any
 import aiohttp
 
 from auction.client import BidderClient
-from auction.demo import start_notaries, stop_notaries
+from auction.demo.showcase import start_notaries, stop_notaries
 from auction.storage import POLICY_FILE
 from streaming.loopback import loopback_only_ice
 

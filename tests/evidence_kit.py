@@ -22,7 +22,7 @@ from notary_log import (
     stop_notaries,
 )
 
-from auction.lotfacts import anchor_document
+from auction.catalogue.facts import anchor_document
 from auction.rules import SECOND
 from auction.service import AuctionService
 from auction.storage import POLICY_FILE, Storage

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from auction.accounts import Role
-from auction.identity import prc_check_character
+from auction.identity.provider import prc_check_character
 from auction.rules import SECOND, english_timed, judicial
 from auction.storage import Storage, system_clock
 from auction.throttle import WriteLimits

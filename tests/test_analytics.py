@@ -1,13 +1,13 @@
-"""The dashboard's pure core (`auction.analytics`) on hand-made histories: the funnel's steps
-and conversions, per sale once per bidder, floor bids left out, extensions, times in the lot's
-legal time zone, and the 24-hour timeliness of deposit decisions (rules C3)."""
+"""The dashboard's pure core (`auction.dashboard.analytics`) on hand-made histories: the
+funnel's steps and conversions, per sale once per bidder, floor bids left out, extensions,
+times in the lot's legal time zone, and the 24-hour timeliness of deposit decisions (rules C3)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from auction.analytics import (
+from auction.dashboard.analytics import (
     DAY_US,
     LotFacts,
     LotInputs,

@@ -18,8 +18,8 @@ from dashboard_kit import ledger_counts, run_sale
 from server_kit import add_lots, new_bidder, ready_bidder, running_server, wait_open
 
 from auction.accounts import Role
-from auction.analytics import TABLES
-from auction.plots import PLOTS
+from auction.dashboard.analytics import TABLES
+from auction.dashboard.plots import PLOTS
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -217,7 +217,7 @@ async def test_dashboard_is_for_staff_roles(tmp_path: Path, http: aiohttp.Client
 
 
 def test_unique_counter_is_bounded_and_daily() -> None:
-    from auction.visits import DAY_US, UniqueCounter
+    from auction.dashboard.visits import DAY_US, UniqueCounter
 
     counter = UniqueCounter(max_visitors=2)
     assert counter.first_today("lot", "visit", "a:1", 0)

@@ -17,8 +17,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import auction.web
 from auction.cli import main
-from auction.demo import Timeline, bidder_code, catalogue, format_money, synthetic_prc_id
-from auction.identity import check_prc_id
+from auction.demo.showcase import (
+    Timeline,
+    bidder_code,
+    catalogue,
+    format_money,
+    synthetic_prc_id,
+)
+from auction.identity.provider import check_prc_id
 from auction.rules import SECOND, Format, LotStatus
 from auction.storage import Storage
 from auction.web import SERVICE, Settings, create_app

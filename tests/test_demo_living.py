@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from auction.demo_living import PLAN_FILE, SchedulePlan, wipe_demo_data
-from auction.demo_notaries import DemoError
-from auction.listing import listing
+from auction.catalogue.listing import listing
+from auction.demo.living import PLAN_FILE, SchedulePlan, wipe_demo_data
+from auction.demo.notaries import DemoError
 from auction.service import LotView
 from auction.web import Settings, create_app
 

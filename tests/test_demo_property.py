@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from auction.demo_lots import property_lot
-from auction.demo_property import property_facts
-from auction.demo_schedule import Pace, court_lot, ring_lot
-from auction.lotfacts import check_facts, check_upload
+from auction.catalogue.facts import check_facts, check_upload
+from auction.demo.lots import property_lot
+from auction.demo.property import property_facts
+from auction.demo.schedule import Pace, court_lot, ring_lot
 from auction.words import money
 
 START = 1_800_000_000_000_000

@@ -1,4 +1,4 @@
-"""The demo's sales (`auction.demo_sales`) on the real server, run fast: made through the
+"""The demo's sales (`auction.demo.sales`) on the real server, run fast: made through the
 console's own code (`SaleDesk`), the failed flat relisted after its notice, the second auction
 failed and its fixed-price sale bought by the demo's buyer, and the ledger replayed."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 from server_kit import Server, running_server
 
-from auction.demo_sales import FAILS, FIRST_SALE, SECOND_LOT, follow_sales, seed_sales
+from auction.demo.sales import FAILS, FIRST_SALE, SECOND_LOT, follow_sales, seed_sales
 from auction.ledger import LedgerReplay
 from auction.rules import DAY
-from auction.sale_desk import SaleDesk
+from auction.sales.desk import SaleDesk
 from auction.web.sales import SALE_STORE
 from chain import parse_entry
 

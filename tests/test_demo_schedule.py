@@ -1,4 +1,4 @@
-"""The living demo's schedule (`auction.demo_schedule`): a pure function of time, table-tested."""
+"""The living demo's schedule (`auction.demo.schedule`): a pure function of time, table-tested."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from auction.demo_lots import property_lot, property_title
-from auction.demo_schedule import (
+from auction.demo.lots import property_lot, property_title
+from auction.demo.schedule import (
     MINUTE,
     SECOND,
     LotSpec,

@@ -25,8 +25,8 @@ import chain
 import notary
 import streaming
 from auction.errors import CODE_SPELLING, GavelError
-from auction.identity import IdentityReason
-from auction.identity_binding import Refusal
+from auction.identity.binding import Refusal
+from auction.identity.provider import IdentityReason
 from auction.ledger import SignedBidError
 from auction.payments import PaymentReason
 from auction.rules import RejectReason

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from auction.accounts import AccountUnavailable, KeyInUse, UnknownAccount
+from auction.catalogue.facts import BadFacts, FactsUnavailable, TooMany, UnknownDocument, WrongType
+from auction.catalogue.facts import TooLarge as FactsTooLarge
 from auction.errors import GavelError
-from auction.identity_records import DocumentInUse
-from auction.lotfacts import BadFacts, FactsUnavailable, TooMany, UnknownDocument, WrongType
-from auction.lotfacts import TooLarge as FactsTooLarge
+from auction.identity.records import DocumentInUse
 from auction.rules import CommandError, RejectReason
 from auction.service import LotExists, RequestRefused, ServiceClosed
 from auction.throttle import Throttled
-from auction.video_sources import MediaFileMissing, SourceChoiceError
+from auction.video.sources import MediaFileMissing, SourceChoiceError
 from auction.web.errors import error_body, error_from_status, http_status
 from auction.web.lot_input import InputError
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auction.identity import (
+from auction.identity.provider import (
     DocumentType,
     IdentityError,
     IdentityProvider,

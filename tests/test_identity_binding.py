@@ -9,16 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auction.identity import (
-    DocumentType,
-    IdentityError,
-    IdentityReason,
-    check_passport_mrz,
-    check_prc_id,
-    normalise_document,
-    prc_check_character,
-)
-from auction.identity_binding import (
+from auction.identity.binding import (
     Current,
     Permit,
     Refusal,
@@ -26,6 +17,15 @@ from auction.identity_binding import (
     fingerprint,
     reverification,
     stored_fingerprint,
+)
+from auction.identity.provider import (
+    DocumentType,
+    IdentityError,
+    IdentityReason,
+    check_passport_mrz,
+    check_prc_id,
+    normalise_document,
+    prc_check_character,
 )
 
 TODAY = dt.date(2026, 11, 25)

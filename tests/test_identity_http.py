@@ -35,9 +35,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy import inspect as sa_inspect
 
 from auction.accounts import AccountStore, Role
-from auction.identity import DocumentType
-from auction.identity_binding import fingerprint
-from auction.identity_records import FINGERPRINT_KEY_FILE, DocumentInUse, IdentityRecords
+from auction.identity.binding import fingerprint
+from auction.identity.provider import DocumentType
+from auction.identity.records import FINGERPRINT_KEY_FILE, DocumentInUse, IdentityRecords
 from auction.storage import SCHEMA_VERSION, Storage, database_url
 
 #: GB 11643-1999's own example (check character X), an adult.

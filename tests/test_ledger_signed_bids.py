@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from auction.identity import DocumentType, IdentityProvider, VerifiedDocument
+from auction.identity.provider import DocumentType, IdentityProvider, VerifiedDocument
 from auction.ledger import (
     IdentityBook,
     LedgerReplay,

@@ -1,5 +1,5 @@
-"""`auction.lotfacts`: sniffing and bounding uploads (pure), the `document` ledger body, and the
-facts store on SQLite and PostgreSQL (tables made by the storage's migration 4)."""
+"""`auction.catalogue.facts`: sniffing and bounding uploads (pure), the `document` ledger body,
+and the facts store on SQLite and PostgreSQL (tables made by the storage's migration 4)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from auction.demo_facts import facade, office_tower, parking_bay
-from auction.lotfacts import (
+from auction.catalogue.facts import (
     MAX_DOCUMENT_BYTES,
     MAX_PICTURE_BYTES,
     MAX_PICTURES,
@@ -29,6 +28,7 @@ from auction.lotfacts import (
     document_body,
     sniff,
 )
+from auction.demo.facts import facade, office_tower, parking_bay
 from auction.rules import SECOND, judicial
 from auction.storage import SCHEMA_VERSION, Storage
 
@@ -188,7 +188,7 @@ def test_the_store_keeps_facts_documents_and_counts(storage: Storage) -> None:
 
 
 def test_presence_counts_open_pages_within_the_window() -> None:
-    from auction.presence import WINDOW_US, Presence
+    from auction.catalogue.presence import WINDOW_US, Presence
 
     presence = Presence(max_visitors=3)
     a, b, c, d = (f"visitor-{n}-abcdefghij" for n in "abcd")

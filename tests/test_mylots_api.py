@@ -26,8 +26,8 @@ from server_kit import (
 )
 
 from auction.accounts import Role
+from auction.bidders.confirmation import chinese_uppercase
 from auction.client import BidderClient
-from auction.confirmation import chinese_uppercase
 from auction.rules import SECOND, english_timed, judicial
 
 LOT = "flat-7"

@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
-from auction.bidderbook import BidRecord, Document
-from auction.confirmation import SaleFacts, chinese_uppercase, confirmation_text, document_body
-from auction.mylots import format_money, format_time, summarize
+from auction.bidders.book import BidRecord, Document
+from auction.bidders.confirmation import (
+    SaleFacts,
+    chinese_uppercase,
+    confirmation_text,
+    document_body,
+)
+from auction.bidders.mylots import format_money, format_time, summarize
 from auction.rules import (
     HOUR,
     SECOND,

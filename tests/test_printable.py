@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from auction.demo import summary
+from auction.demo.showcase import summary
 from auction.printable import EscapeControls, printable
 from auction.rules import SECOND, english_timed
 from auction.storage import Storage

@@ -1,4 +1,4 @@
-"""The console's sale plan (`auction.sales`), pure: what is refused, the staggered closes of
+"""The console's sale plan (`auction.sales.sale`), pure: what is refused, the staggered closes of
 rules C12, a second auction, and a relisting below 70 % of the appraisal (lawful: the floor
 of a relisting is 80 % of the last start price, rules C10)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from auction.rules import DAY, MINUTE, SECOND, CloseLot, LotState, OpenLot, apply, plan_relist
-from auction.sales import SaleError, SalePlan, plan_rules
+from auction.sales.sale import SaleError, SalePlan, plan_rules
 
 NOW = 1_800_000_000 * SECOND
 

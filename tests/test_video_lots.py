@@ -24,11 +24,11 @@ from test_video_live import ledger_segments, running_server, video_settings
 from auction.accounts import Role
 from auction.cli import main as gavel
 from auction.ledger_export import StoreSource, export_ledger
-from auction.presentation import LotFacts, facts_of, kind_of, presentation_frames
 from auction.rules import SECOND, judicial
 from auction.service import AuctionService
 from auction.video import VIDEO
-from auction.video_sources import SourceChoiceError, parse_choice
+from auction.video.presentation import LotFacts, facts_of, kind_of, presentation_frames
+from auction.video.sources import SourceChoiceError, parse_choice
 from streaming.evidence import segment_files
 from streaming.loadtest import Viewer
 from streaming.model import SlideshowSource
@@ -392,9 +392,9 @@ async def test_a_console_camera_publishes_a_property_lot(tmp_path: Path) -> None
 
 
 async def test_a_lot_presentation_shows_its_stored_pictures(tmp_path: Path) -> None:
-    """The lot's facts and pictures (`auction.lotfacts`, entered from the console) are what
+    """The lot's facts and pictures (`auction.catalogue.facts`, entered from the console) are what
     its presentation is drawn from when it goes on air."""
-    from auction.lotfacts import check_upload
+    from auction.catalogue.facts import check_upload
     from auction.web.app import FACTS
 
     settings = video_settings(tmp_path / "data" / "recordings", lots="all")

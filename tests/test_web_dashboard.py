@@ -21,7 +21,7 @@ from test_dashboard import svg_with_axes
 from test_stream_support import CHROMIUM_ARGS, require_chromium
 
 from auction.accounts import Role
-from auction.analytics import TABLES
+from auction.dashboard.analytics import TABLES
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 TIMEOUT_MS = 20_000

@@ -20,7 +20,7 @@ from test_stream_support import CHROMIUM_ARGS, require_chromium
 from test_web_pages import ACCESSIBLE_NAMES
 
 from auction.accounts import Role
-from auction.identity import prc_check_character
+from auction.identity.provider import prc_check_character
 from auction.rules import SECOND, english_timed, judicial
 from auction.web import SERVICE, Settings, create_app
 from auction.web.app import GATEWAY

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_stream_support import CHROMIUM_ARGS, require_chromium
 from test_web_flows import Running, new_page, text_of, wait_text
 
-from auction.identity import prc_check_character
+from auction.identity.provider import prc_check_character
 from auction.rules import SECOND, english_timed
 from auction.web import Settings, create_app
 

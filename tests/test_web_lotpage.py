@@ -25,8 +25,8 @@ from test_web_pages import ACCESSIBLE_NAMES
 from test_words import ENGINE_NAME
 
 from auction.accounts import Role
-from auction.demo_facts import facade, floor_plan, office_tower, parking_bay
-from auction.lotfacts import MAX_DOCUMENT_BYTES
+from auction.catalogue.facts import MAX_DOCUMENT_BYTES
+from auction.demo.facts import facade, floor_plan, office_tower, parking_bay
 from auction.rules import (
     SECOND,
     DepositState,

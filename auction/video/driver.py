@@ -11,10 +11,8 @@ from collections.abc import Callable, Sequence
 from streaming.errors import SourceError
 from streaming.hub import StreamHub
 
-from ..presentation import LotFacts, facts_of
 from ..rules import Format
 from ..service import AuctionService, LotView, Subscription
-from ..video_sources import LotSources, SourceChoice, SourceChoiceError, default_choice
 from .director import (
     STREAMING_STATUSES,
     DeclareStream,
@@ -26,9 +24,11 @@ from .director import (
     recorded_rendition,
     streamable,
 )
+from .presentation import LotFacts, facts_of
 from .segments import LedgerEntries, read_segment_heads, set_aside_unanchored
 from .settings import VideoSettings
 from .sink import LedgerSegmentSink
+from .sources import LotSources, SourceChoice, SourceChoiceError, default_choice
 
 __all__ = ["LotVideo"]
 

@@ -11,9 +11,9 @@ from aiohttp import web
 from streaming.app import HUB, mount_streaming
 from streaming.hub import StreamHub
 
-from ..presentation import LotFacts, facts_of
 from ..service import AuctionService
 from .driver import LotVideo
+from .presentation import LotFacts, facts_of
 from .settings import VideoSettings
 from .sink import LedgerSegmentSink
 

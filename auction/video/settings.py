@@ -11,7 +11,7 @@ from streaming.model import Rendition, TestPatternSource
 from streaming.recorder import SegmentSink
 from streaming.settings import IceServer, StreamSettings
 
-from ..video_sources import PRESENTATION_360P
+from .sources import PRESENTATION_360P
 
 __all__ = ["VideoSettings", "largest_rendition"]
 
@@ -32,7 +32,7 @@ class VideoSettings:
     * `lots`: "all" streams every lot while it is open (a timed lot for its whole bidding
       window, a live sale's lot while in the ring); "live" only live sales' lots.
     * `presentation_renditions`: the encodes of every lot that is not a live sale's (360p at
-      15 fps); its default source is its presentation (`auction.video_sources`).
+      15 fps); its default source is its presentation (`auction.video.sources`).
     * `media_dir`: the video files the console may choose, and where uploads go (None:
       `media` beside `recordings_dir`); `max_upload_bytes`: the largest upload.
     * `record`: record every streaming lot's largest rendition as evidence (a property lot's

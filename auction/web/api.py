@@ -22,6 +22,7 @@ from aiohttp import web
 from chain import ChainError, parse_note
 
 from ..accounts import AccountStore, Role, Session
+from ..catalogue.listing import DEFAULT_RESULTS, MAX_RESULTS, listing
 from ..errors import (
     BadInput,
     Conflict,
@@ -33,7 +34,6 @@ from ..errors import (
     Unavailable,
 )
 from ..gateway import Gateway
-from ..listing import DEFAULT_RESULTS, MAX_RESULTS, listing
 from ..rules import (
     AcceptOnline,
     Authority,

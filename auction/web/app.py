@@ -49,12 +49,14 @@ from pathlib import Path
 from aiohttp import web
 
 from ..accounts import AccountStore, Role, Session
+from ..catalogue.facts import LotFactsStore
+from ..catalogue.presence import Presence
 from ..cluster import Cluster, ClusterSettings, add_cluster_routes
-from ..demo import Drivers, Timeline, catalogue, seed
-from ..demo_facts import seed_facts
-from ..demo_living import LivingCatalogue, load_plan
-from ..demo_property import seed_property
-from ..demo_schedule import LotSpec
+from ..demo.facts import seed_facts
+from ..demo.living import LivingCatalogue, load_plan
+from ..demo.property import seed_property
+from ..demo.schedule import LotSpec
+from ..demo.showcase import Drivers, Timeline, catalogue, seed
 from ..errors import GavelError, NotFound
 from ..gateway import (
     ATTESTATION_VALIDITY_US,
@@ -65,17 +67,15 @@ from ..gateway import (
     load_identity_keys,
 )
 from ..heap import HeapTrimmer
-from ..identity_records import fingerprint_key
+from ..identity.records import fingerprint_key
 from ..logs import request_context
-from ..lotfacts import LotFactsStore
 from ..payments import PaymentProvider
-from ..presence import Presence
-from ..presentation import LotFacts, facts_of
 from ..service import AuctionService
 from ..storage import HistoryRecord, Storage, system_clock
 from ..throttle import WriteLimits
 from ..video import VIDEO, VideoSettings, install_video
-from ..video_sources import stored_facts
+from ..video.presentation import LotFacts, facts_of
+from ..video.sources import stored_facts
 from .api import Components, NotaryBoard, add_api_routes
 from .court import add_court_routes
 from .dashboard import add_dashboard_routes
@@ -110,7 +110,7 @@ class Settings:
     bots: int = 5
     duration: float | None = None
     seed: int | None = None
-    #: The living catalogue's speed (`auction.demo_schedule.Pace.at`); the demo runs it unless
+    #: The living catalogue's speed (`auction.demo.schedule.Pace.at`); the demo runs it unless
     #: it runs the `duration` showcase without a speed.
     speed: float | None = None
     #: A tlog-policy to trust instead of the store's (`gavel demo`: the log key, its notaries
@@ -179,7 +179,7 @@ class Settings:
 
     @property
     def living(self) -> bool:
-        """Whether the demo keeps a living catalogue (`auction.demo_living`) rather than the
+        """Whether the demo keeps a living catalogue (`auction.demo.living`) rather than the
         short showcase of a `duration` run."""
         return self.demo and (self.duration is None or self.speed is not None)
 
@@ -362,7 +362,7 @@ def _components(request: web.Request) -> Components:
 
 
 def _demo_sales(app: web.Application) -> tuple[AuctionService, Gateway, set[str] | None]:
-    """What the living demo's sales need (`auction.demo_sales`): the bots leave its failing
+    """What the living demo's sales need (`auction.demo.sales`): the bots leave its failing
     lots alone."""
     drivers = app.get(DRIVERS)
     return app[SERVICE], app[GATEWAY], drivers.unwanted if drivers is not None else None
@@ -374,7 +374,7 @@ def _facts_parts(request: web.Request) -> FactsParts:
 
 
 async def _facts_context(app: web.Application) -> AsyncIterator[None]:
-    """A lot's facts and documents (`auction.lotfacts`); the demo's property lots get theirs
+    """A lot's facts and documents (`auction.catalogue.facts`); the demo's property lots get theirs
     (pictures drawn at start, announcements anchored in the ledger) on the first start."""
     store = LotFactsStore(app[STORE].engine())
     app[PRESENCE] = Presence()

@@ -9,7 +9,7 @@ sale, as JSON, CSV and SVG plots, for the auctioneer, compliance, auditor and ad
 Also the counters behind the funnel: `visit_counter` (a middleware counting unique visitors of
 a lot's page and API, and unique viewers of its stream) and the viewer sampler (a task that
 records every live lot's viewer count every `sample_s` seconds). The figures are computed by
-`auction.analytics` (pure) and drawn by `auction.plots`.
+`auction.dashboard.analytics` (pure) and drawn by `auction.dashboard.plots`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
-from ..analytics import TABLES, LotFacts, LotInputs, Table, dashboard
+from ..dashboard.analytics import TABLES, LotFacts, LotInputs, Table, dashboard
+from ..dashboard.plots import PER_LOT, PLOTS, plot
+from ..dashboard.visits import UniqueCounter, VisitStore, VisitStoreError
 from ..errors import NotAllowed, NotFound
 from ..payments import Hold
-from ..plots import PER_LOT, PLOTS, plot
-from ..visits import UniqueCounter, VisitStore, VisitStoreError
 from .api import Components, bearer_session
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The lot page's facts and documents over REST (docs/protocol.md §1.5), and the plain-words
-tables the pages use (an adapter over `auction.lotfacts` and `auction.words`).
+tables the pages use (an adapter over `auction.catalogue.facts` and `auction.words`).
 
 Reading: `GET /api/words`, `GET /api/facts` (a summary of every lot, for the catalogue),
 `GET /api/lots/{lot}/facts`, `POST /api/lots/{lot}/views` (the lot page counts a visit) and
@@ -18,9 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
-from ..errors import BadInput, NotFound, TimedOut
-from ..gateway import Gateway
-from ..lotfacts import (
+from ..catalogue.facts import (
     KINDS,
     MAX_DOCUMENT_BYTES,
     MAX_PICTURE_BYTES,
@@ -31,7 +29,9 @@ from ..lotfacts import (
     check_facts,
     check_upload,
 )
-from ..presence import VISITOR, Presence
+from ..catalogue.presence import VISITOR, Presence
+from ..errors import BadInput, NotFound, TimedOut
+from ..gateway import Gateway
 from ..rules import Fixed, LotRules
 from ..service import AuctionService
 from ..words import (

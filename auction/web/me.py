@@ -3,7 +3,7 @@
 `install_me(app, ...)` adds, beside the REST API of `auction.web.api`:
 
 * `GET /api/me/lots`, `GET /api/me/lots/{lot}`: the session's own lots with their state for
-  the bidder (`auction.mylots.summarize`), from the server's records, so any browser logged
+  the bidder (`auction.bidders.mylots.summarize`), from the server's records, so any browser logged
   into the account sees the same;
 * `GET /api/me/lots/{lot}/documents/{kind}`: a document made for the bidder (the sale
   confirmation), and `GET /api/console/lots/{lot}/documents/{kind}` for staff;
@@ -13,7 +13,7 @@
 * `POST /api/me/signin-code` (a new sign-in code for the account, shown once) and
   `POST /api/sessions` (a new session from that code: how a second browser logs in);
 * (the `/my` page is one of `auction.web.app.PAGES`);
-* a cleanup context that opens the bidder book (`auction.bidderbook`), has the gateway record
+* a cleanup context that opens the bidder book (`auction.bidders.book`), has the gateway record
   each bid's answer in it, and runs the `SaleClerk` that makes each sale's confirmation.
 """
 
@@ -29,11 +29,11 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import AccountError, AccountStore, Role, Session
-from ..bidderbook import BidderBook, BidRecord
-from ..confirmation import SaleClerk
+from ..bidders.book import BidderBook, BidRecord
+from ..bidders.confirmation import SaleClerk
+from ..bidders.mylots import by_lot, summarize
 from ..errors import BadInput, Conflict, GavelError, NotAllowed, NotAuthenticated, NotFound
 from ..gateway import Gateway
-from ..mylots import by_lot, summarize
 from ..protocol import BidRequest
 from ..service import AuctionService
 from ..storage import Storage

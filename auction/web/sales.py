@@ -1,4 +1,4 @@
-"""Sales and relisting over REST (docs/protocol.md §1; `auction.sales` does the work).
+"""Sales and relisting over REST (docs/protocol.md §1; `auction.sales.sale` does the work).
 
 Public (bidders):
 
@@ -10,7 +10,7 @@ Public (bidders):
 
 Console (auctioneer):
 
-* `POST /api/console/sales`: create a sale with its lots (`auction.sales.SalePlan`);
+* `POST /api/console/sales`: create a sale with its lots (`auction.sales.sale.SalePlan`);
 * `POST /api/console/sales/{sale}/notice` `{"text"}`: publish the notice;
 * `POST /api/console/sales/{sale}/actions` `{"action": "pause" | "resume" | "cancel" |
   "close", "reason"}`;
@@ -29,11 +29,11 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
-from ..demo_sales import run_demo_sales
+from ..demo.sales import run_demo_sales
 from ..errors import BadInput
 from ..gateway import Gateway
-from ..sale_desk import SaleDesk, sale_lots_json
-from ..sales import SalePlan, SaleRecord, SaleStore
+from ..sales.desk import SaleDesk, sale_lots_json
+from ..sales.sale import SalePlan, SaleRecord, SaleStore
 from ..service import AuctionService, ServiceClosed
 from .api import Components, bearer_session
 from .bodies import read_json_body
@@ -168,7 +168,7 @@ def add_sale_routes(
     """Register the sale routes; the store opens on the auction's database (`engine(app)`:
     the accounts' pool, as for the staff sessions) once the service runs. `demo`: the running
     service, gateway and the bots' set of lots to leave alone, for the demo's sales
-    (`auction.demo_sales`: made on the first start, followed by a clerk task)."""
+    (`auction.demo.sales`: made on the first start, followed by a clerk task)."""
     api = _Sales(parts)
     app.router.add_get("/api/sales", api.list)
     app.router.add_get("/api/sales/{sale}", api.show)

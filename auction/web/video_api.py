@@ -39,7 +39,7 @@ from ..errors import (
     WrongMediaType,
 )
 from ..video import StaffCheck, Video
-from ..video_sources import (
+from ..video.sources import (
     MEDIA_SUFFIXES,
     SOURCE_KINDS,
     media_files,

@@ -13,7 +13,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from auction.identity import prc_check_character
+from auction.identity.provider import prc_check_character
 
 
 class SetupError(RuntimeError):

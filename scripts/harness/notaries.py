@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from auction.demo import DEMO_QUORUM, DemoNotary, prepare_notaries
+from auction.demo.showcase import DEMO_QUORUM, DemoNotary, prepare_notaries
 from auction.storage import POLICY_FILE, Storage
 
 from .processes import ChildProcess, gavel_command

@@ -8,7 +8,7 @@ import { api, ApiError, errorWords } from "./api.js";
 import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { byId, el, formatTime } from "./util.js";
 
-const HEARTBEAT_MS = 20_000; // auction/presence.py HEARTBEAT_S
+const HEARTBEAT_MS = 20_000; // auction/catalogue/presence.py HEARTBEAT_S
 
 export const KIND_WORDS = {
   picture: "Picture",
