@@ -202,7 +202,7 @@ export async function checkOnce() {
       await verifyConsistency(older.size, newer.size, parsed.proof, fromBase64(older.root), fromBase64(newer.root));
     } catch (error) {
       if (!(error instanceof ProofFailure)) throw error;
-      reason = `the log's consistency proof from ${entries(older.size)} to ${entries(newer.size)} `
+      reason = `the ledger's consistency proof from ${entries(older.size)} to ${entries(newer.size)} `
         + `does not verify (${error.message})`;
     }
   }
