@@ -189,6 +189,7 @@ async def test_a_forked_log_is_caught_and_consistent_growth_is_not(tmp_path: Pat
                 await auditor.goto(f"{forked.url}/auditor")
                 await witness_state(auditor, "fork")
                 assert await auditor.is_visible("#witness-banner")
+                await shot(auditor, "witness-fork-auditor.png")
                 policy = parse_policy(
                     await forked.service.read(forked.service.ledger.ledger_policy)
                 )

@@ -245,7 +245,7 @@ function renderFork(banner, evidence) {
         + "The auction's records cannot be taken on trust until this is explained.",
     }),
     el("p", {
-      text: "Bidding still works on this page. Keep the evidence and send it to the auction house's "
+      text: "Nothing on this page is blocked by this warning: bids are taken as before. Keep the evidence and send it to the auction house's "
         + "auditor or to the court: it holds both signed checkpoints and the proof the ledger served.",
     }),
     el("p", {}, evidenceLink(evidence)),
