@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,12 +26,14 @@ import pytest
 from aiohttp import web
 from server_kit import Server, unrecorded_video
 from test_stream_support import CHROMIUM_ARGS, require_chromium
+from test_web_pages import _static_server, js
 
+from auction.evidence import consistency_text
 from auction.rules import SECOND, english_timed
 from auction.throttle import WriteLimits
 from auction.web import Settings, create_app
 from auction.web.limits import GuardedRunner
-from chain import ProofError, parse_policy, verify_consistency
+from chain import MemoryTree, ProofError, parse_policy, verify_consistency
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
@@ -209,3 +212,113 @@ async def test_a_forked_log_is_caught_and_consistent_growth_is_not(tmp_path: Pat
     with pytest.raises(ProofError):
         verify_consistency(grown, forked_size, proof, earlier.root, later.root)
     assert errors == []
+
+
+# ------------------------------------------------------------------------------------------
+# witness.js's RFC 9162 consistency check against chain's proofs, in the browser.
+
+CHECK_ALL = """
+const b = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+const outcomes = [];
+for (const [size1, size2, proof, root1, root2] of arg) {
+  try {
+    await m.verifyConsistency(size1, size2, proof.map(b), b(root1), b(root2));
+    outcomes.push("ok");
+  } catch (error) {
+    outcomes.push(error.message || "failed");
+  }
+}
+return outcomes;
+"""
+
+
+LEAVES = 40
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+async def static_tab() -> AsyncIterator[Any]:
+    """A page of a server with only the static files (no API, no ledger)."""
+    executable = require_chromium()
+    from playwright.async_api import async_playwright
+
+    runner, base = await _static_server()
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                tab = await browser.new_page()
+                errors: list[str] = []
+                tab.on("pageerror", lambda error: errors.append(str(error)))
+                await tab.goto(base + "/")
+                yield tab
+                assert errors == []
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_browser_checks_consistency_proofs_like_chain(static_tab: Any) -> None:
+    tree = MemoryTree()
+    for i in range(LEAVES):
+        tree.append(f"entry {i}".encode())
+    good, bad = [], []
+    other = hashlib.sha256(b"the root of another tree").digest()
+    for size1 in range(1, LEAVES + 1):
+        for size2 in range(size1, LEAVES + 1):
+            proof = tree.consistency_proof(size1, size2) if size1 < size2 else []
+            root1, root2 = tree.root_at(size1), tree.root_at(size2)
+            verify_consistency(size1, size2, proof, root1, root2)
+            good.append([size1, size2, [_b64(h) for h in proof], _b64(root1), _b64(root2)])
+            if size1 == size2:
+                bad.append([size1, size2, [], _b64(root1), _b64(other)])
+                continue
+            flipped = [bytearray(h) for h in proof]
+            flipped[(size1 + size2) % len(proof)][size2 % 32] ^= 1 << (size1 % 8)
+            for wrong in (
+                [bytes(h) for h in flipped],  # one flipped bit
+                proof[:-1],  # truncated
+                [*proof, proof[0]],  # extended
+            ):
+                bad.append([size1, size2, [_b64(h) for h in wrong], _b64(root1), _b64(root2)])
+            # The right proof against another old root, or another new root.
+            bad.append([size1, size2, [_b64(h) for h in proof], _b64(other), _b64(root2)])
+            bad.append([size1, size2, [_b64(h) for h in proof], _b64(root1), _b64(other)])
+    assert await js(static_tab, "witness.js", CHECK_ALL, good) == ["ok"] * len(good)
+    outcomes = await js(static_tab, "witness.js", CHECK_ALL, bad)
+    assert len(outcomes) == len(bad) and "ok" not in outcomes
+    for case, outcome in zip(bad, outcomes, strict=True):  # chain agrees: none verifies
+        with pytest.raises(ProofError):
+            verify_consistency(
+                case[0],
+                case[1],
+                [base64.b64decode(h) for h in case[2]],
+                base64.b64decode(case[3]),
+                base64.b64decode(case[4]),
+            )
+        assert outcome  # a reason in words
+
+
+async def test_the_browser_reads_the_served_proof_form(static_tab: Any) -> None:
+    text = consistency_text(3, 9, [bytes(range(32)), b"\x07" * 32])
+    parsed = await js(
+        static_tab,
+        "witness.js",
+        "const p = m.parseConsistency(arg); return [p.old, p.new, p.proof.length];",
+        text,
+    )
+    assert parsed == [3, 9, 2]
+    for broken in (text.replace("old 3", "old 03"), text[:-1], "gavel/consistency/v2\n"):
+        refused = await js(
+            static_tab,
+            "witness.js",
+            "try { m.parseConsistency(arg); return null; } catch (e) { return e.message; }",
+            broken,
+        )
+        assert refused, broken
