@@ -83,6 +83,7 @@ from .errors import error_response
 from .evidence import add_evidence_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
+from .log_proof import add_log_proof_routes
 from .me import install_me
 from .metrics import ServerMetrics, add_metrics_route, serve_admin
 from .openapi import add_openapi_route
@@ -307,6 +308,7 @@ def create_app(settings: Settings) -> web.Application:
     add_metrics_route(app, lambda request: request.app[METRICS], _log_session)
     add_openapi_route(app)
     add_log_routes(app, _service, _log_session)
+    add_log_proof_routes(app, _service)
     install_me(app, service=SERVICE, store=STORE, accounts=ACCOUNTS, gateway=GATEWAY)
     app.middlewares.insert(0, request_context)  # outermost: every log line of a request
     return app

@@ -5,6 +5,7 @@
 import { api, errorWords } from "./api.js";
 import { describeResult, verifyCheckpoint, verifyReceipt, verifyServedReceipt } from "./receipt.js";
 import { byId, el, say } from "./util.js";
+import { startWitness } from "./witness.js";
 
 let policyText = null;
 
@@ -118,6 +119,7 @@ async function verifyUpload(event) {
   }
 }
 
-byId("refresh").addEventListener("click", refresh);
+const witness = startWitness({ banner: byId("witness-banner"), status: byId("witness-status"), intervalMs: 60_000 });
+byId("refresh").addEventListener("click", () => Promise.all([refresh(), witness.check()]));
 byId("verify-form").addEventListener("submit", verifyUpload);
 refresh();

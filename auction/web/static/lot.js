@@ -15,6 +15,7 @@ import {
   overdueWords, say, serverNowOf, statusWords,
 } from "./util.js";
 import { loadWords } from "./words.js";
+import { startWitness } from "./witness.js";
 import { GavelSocket, ServerClock } from "./ws.js";
 import { mountMine } from "./mine.js";
 
@@ -554,6 +555,7 @@ async function start() {
     state.terms = facts ? facts.terms : null;
   });
   byId("cancel-button").addEventListener("click", cancelConfirm);
+  startWitness({ banner: byId("witness-banner"), status: byId("witness-status") });
 
   try {
     state.identity = await loadIdentity();
