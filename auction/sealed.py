@@ -46,6 +46,7 @@ BIDDER_FIELDS: Final = frozenset({"bidder", "winner", "leader", "agent_for", "on
 #: Aliases start with this; a floor bidder (`floor:<paddle>`) is no account and stays as is.
 ALIAS_MARK: Final = "b-"
 LINK: Final = "link:"
+STAFF_MARK: Final = "s-"
 NONCE_BYTES: Final = 32
 
 
@@ -102,6 +103,14 @@ def alias(key: bytes, lot: str, account: str) -> str:
     """Bidder `account`'s alias in lot `lot`: stable within the lot, unlinkable across lots."""
     mac = hmac.new(key, ALIAS_PREFIX + f"{lot}\n{account}".encode(), hashlib.sha256).digest()
     return ALIAS_MARK + base64.b32encode(mac[:15]).decode("ascii").lower()
+
+
+def staff_alias(key: bytes, account: str) -> str:
+    """A staff member's name on public entries (who acted for the house): stable, so one
+    person's actions are seen together, but not their account id; the server (and an
+    auditor it shows its staff list) recomputes it from the account."""
+    mac = hmac.new(key, ALIAS_PREFIX + f"staff\n{account}".encode(), hashlib.sha256).digest()
+    return STAFF_MARK + base64.b32encode(mac[:15]).decode("ascii").lower()
 
 
 def _rename(value: Any, names: Mapping[str, str]) -> Any:

@@ -157,7 +157,7 @@ async def test_nothing_leaks_before_the_close_and_sealed_entries_open_after(
         public: dict[str, str] = {}
         paths = ["/api/lots", "/api/lots/watch", "/api/lots/watch/bids", "/api/auditor"]
         paths += ["/log/checkpoint", "/log/checkpoints", "/log/policy", "/healthz"]
-        paths += [p.replace("{lot_id}", "watch") for p in PAGES]
+        paths += [p.replace("{lot_id}", "watch").replace("{sale_id}", "some-sale") for p in PAGES]
         paths += [f"/static/{name}" for name in ("lot.js", "api.js", "ws.js", "receipt.js")]
         for path in paths:
             status, text, _ = await fetch(http, url + path)
@@ -258,7 +258,7 @@ async def test_nothing_leaks_before_the_close_and_sealed_entries_open_after(
 async def test_security_headers(tmp_path: Path, http: aiohttp.ClientSession) -> None:
     async with running_server(tmp_path) as server:
         bidder = await new_bidder(http, server.url)
-        for path in [p.replace("{lot_id}", "x") for p in PAGES]:
+        for path in [p.replace("{lot_id}", "x").replace("{sale_id}", "x") for p in PAGES]:
             status, _, headers = await fetch(http, server.url + path)
             assert status == 200 and headers["Content-Type"].startswith("text/html")
             policy = headers["Content-Security-Policy"]

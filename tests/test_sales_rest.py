@@ -211,6 +211,9 @@ async def test_a_sale_runs_and_its_failed_lot_is_relisted_then_sold_at_a_fixed_p
             "relisted",
         ]
         assert actions[-1]["format"] == "FIXED_PRICE_SALE"
+        # who acted is named by a staff alias, never by an account id
+        staff = {a["by"] for a in actions}
+        assert staff and all(by.startswith("s-") for by in staff), staff
         replay = LedgerReplay()
         for raw in server.entries():
             entry = parse_entry(raw)

@@ -28,7 +28,7 @@ from server_kit import Server, unrecorded_video
 from test_stream_support import CHROMIUM_ARGS, require_chromium
 from test_web_pages import _static_server, js
 
-from auction.evidence import consistency_text
+from auction.evidence.package import consistency_text
 from auction.rules import SECOND, english_timed
 from auction.throttle import WriteLimits
 from auction.web import Settings, create_app

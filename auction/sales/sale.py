@@ -8,7 +8,8 @@ Three layers:
 * pure: `SalePlan.parse(body)` checks what the console sent (typed `SaleError`), `plan_rules`
   turns it into each lot's rules with the ends staggered (`auction.rules.stagger`);
   `action_body` is the ledger body of a sale action (no personal data: ids, amounts, times,
-  the staff account id that acted, and the reason the staff member typed);
+  the staff alias of who acted (`auction.sealed.staff_alias`, not the account id), and the
+  reason the staff member typed);
 * `SaleStore`: the tables `gavel_sale` and `gavel_relist` on the auction's database (SQLite or
   PostgreSQL; created if missing, like the staff sessions table); blocking;
 * `auction.sales.desk.SaleDesk`: the actions, each through the service (lots' commands are
@@ -16,7 +17,7 @@ Three layers:
   ledger entry per sale action, house-signed:
 
       {"v": 1, "kind": "sale_action", "sale": "s-1", "action": "created" | "notice" | "paused"
-       | "resumed" | "cancelled" | "closed" | "relisted", "by": "<staff account id>", ...}
+       | "resumed" | "cancelled" | "closed" | "relisted", "by": "<staff alias s-...>", ...}
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from chain import MAX_TREE_SIZE
 
-from ..evidence import consistency_text
+from ..evidence.package import consistency_text
 from ..service import AuctionService
 from ..storage import StorageError
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import sealed
 from ..accounts import Role
 from ..demo.sales import run_demo_sales
 from ..errors import BadInput
@@ -72,8 +73,14 @@ class _Sales:
         return SaleDesk(service, request.app[SALE_STORE]), service
 
     async def _staff(self, request: web.Request) -> str:
-        session = await bearer_session(request, self._parts(request), Role.AUCTIONEER)
-        return session.account
+        """The signed-in auctioneer as sale records and ledger entries name them: their staff
+        alias (`auction.sealed.staff_alias`), never the account id, on a ledger that has one."""
+        parts = self._parts(request)
+        session = await bearer_session(request, parts, Role.AUCTIONEER)
+        key = getattr(getattr(parts.service.ledger, "house", None), "alias_key", None)
+        return (
+            sealed.staff_alias(key, session.account) if isinstance(key, bytes) else session.account
+        )
 
     async def _sale_json(self, desk: SaleDesk, record: SaleRecord) -> dict[str, Any]:
         views = desk.lots_of(record.sale_id)
