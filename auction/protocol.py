@@ -22,10 +22,17 @@ from .bidding.protocol import (
     time_reply,
 )
 from .bidding.rate_limit import TokenBucket
-from .bidding.signed_bid import BID_REQUEST_PREFIX, BidRequest, signed_bytes, verify_bid_signature
+from .bidding.signed_bid import (
+    BID_REQUEST_PREFIX,
+    BidRequest,
+    SignedBid,
+    signed_bytes,
+    verify_bid_signature,
+)
 
 __all__ = [
     "BID_REQUEST_PREFIX",
+    "SignedBid",
     "BidRequest",
     "CLOSE_ABUSE",
     "CLOSE_NORMAL",

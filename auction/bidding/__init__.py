@@ -2,6 +2,7 @@
 and the gateway (`auction.bidding.gateway`, not imported here: it needs the service).
 """
 
+from .ack import engine_ack, refused_ack, unavailable_ack
 from .idempotency import IdempotencyIndex
 from .protocol import (
     CLOSE_ABUSE,
@@ -24,10 +25,24 @@ from .protocol import (
     time_reply,
 )
 from .rate_limit import TokenBucket
-from .signed_bid import BID_REQUEST_PREFIX, BidRequest, signed_bytes, verify_bid_signature
+from .signed_bid import (
+    BID_REQUEST_PREFIX,
+    REQUEST_FIELDS,
+    BidMalformed,
+    BidRequest,
+    SignedBid,
+    signed_bytes,
+    verify_bid_signature,
+)
 
 __all__ = [
     "BID_REQUEST_PREFIX",
+    "BidMalformed",
+    "REQUEST_FIELDS",
+    "SignedBid",
+    "engine_ack",
+    "refused_ack",
+    "unavailable_ack",
     "BidRequest",
     "CLOSE_ABUSE",
     "CLOSE_NORMAL",

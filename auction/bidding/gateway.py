@@ -11,7 +11,7 @@
 * deposits (`freeze_deposit`, rules C3) through the payment provider, whose callbacks arrive
   asynchronously, are deduplicated (`payments.CallbackInbox`) and become `DepositFrozen`;
 * bids (`bid`, docs/protocol.md §2.4): rate limit, signature check, idempotency, the verified
-  identity precondition, then `service.submit(..., request=SignedRequest(...))`; the ack is
+  identity precondition, then `service.submit_logged(..., request=bid)`; the ack is
   built only after that returns, i.e. after the entry is durable.
 
 Failures that end a request are `auction.errors.GavelError`s carrying a stable code;
@@ -21,15 +21,11 @@ bid refusals are never exceptions but `rejected` acks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..accounts import AccountStore, Role, Session
 from ..errors import (
@@ -45,19 +41,14 @@ from ..errors import (
 from ..identity.desk import IdentityDesk
 from ..identity.provider import Attestation, IdentityProvider
 from ..identity.records import IdentityRecords, IdentityVersion
-from ..ledger import SignatureMemo, SignedRequest
 from ..payments import Callback, CallbackInbox, PaymentError, PaymentProvider, PaymentReason
 from ..rules import (
-    BidAccepted,
-    BidPending,
     DepositFrozen,
     DepositPending,
     DepositState,
-    MaxSet,
-    PlaceBid,
     RegisterBidder,
     RulesError,
-    SetMax,
+    decode,
     rejection,
 )
 from ..rules.common import REGISTRATION_OPEN
@@ -65,6 +56,7 @@ from ..service import AuctionService, RequestRefused, ServiceError
 from ..storage import StorageError
 from ..throttle import EntryBudget, account_entries
 from ..words import refusal_for
+from .ack import engine_ack, refused_ack
 from .idempotency import IdempotencyIndex
 from .identity_keys import IdentityKeys
 from .rate_limit import TokenBucket
@@ -75,7 +67,7 @@ from .registration import (
     refuse_deposit,
     refuse_registration,
 )
-from .signed_bid import BidRequest, signed_bytes, verify_bid_signature
+from .signed_bid import BidMalformed, SignedBid
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +100,7 @@ def _no_notify(account: str, message: dict[str, Any]) -> None:
     return None
 
 
-def _no_answer(account: str, request: BidRequest, ack: dict[str, Any]) -> None:
+def _no_answer(account: str, bid: SignedBid, ack: dict[str, Any]) -> None:
     return None
 
 
@@ -129,11 +121,9 @@ class Gateway:
         bids_per_second: int = BIDS_PER_SECOND,
         callback_delay: float = CALLBACK_DELAY,
         idempotency_grace_s: float = IDEMPOTENCY_GRACE_S,
-        signatures: SignatureMemo | None = None,
         entries_per_account_hour: int | None = None,
     ) -> None:
         self._service = service
-        self._signatures = signatures
         self._accounts = accounts
         self._identity = identity
         self._payments = payments
@@ -155,10 +145,10 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self.notify: Notify = _no_notify
         #: Told every bid's answer that reached the lot (`auction.web.me` remembers it).
-        self.answered: Callable[[str, BidRequest, dict[str, Any]], None] = _no_answer
+        self.answered: Callable[[str, SignedBid, dict[str, Any]], None] = _no_answer
         #: Clustered: sends a bid for a lot another instance writes to that instance's
         #: gateway, which answers it (idempotency, limits, signature, ack) as its own.
-        self.forward_bid: Callable[[str, BidRequest], Awaitable[dict[str, Any]]] | None = None
+        self.forward_bid: Callable[[str, SignedBid], Awaitable[dict[str, Any]]] | None = None
         #: The real-name check and the compliance records of identities (one person, one
         #: account): `auction.identity.desk`.
         self.identities = IdentityDesk(
@@ -468,69 +458,48 @@ class Gateway:
             request = body.get("request") if isinstance(body, dict) else None
             if not isinstance(request, dict):
                 continue
-            payload = request["payload"]
-            view = self._service.view(payload["lot"])
+            try:
+                bid = SignedBid.from_json(request)
+                events = tuple(decode(event) for event in body.get("events") or ())
+            except (BidMalformed, RulesError, TypeError):
+                continue  # the ledger's checks refuse such an entry; nothing to answer
+            view = self._service.view(bid.lot)
             closed = None if view is None else view.closed_at
             if closed is not None and self.now() - closed > self._grace_s * 1_000_000:
                 continue  # closed long ago: its keys would have been forgotten by now
-            bid = BidRequest(
-                lot=payload["lot"],
-                kind=payload["kind"],
-                amount=payload["amount"],
-                currency=payload["currency"],
-                idempotency_key=payload["idempotency_key"],
-                signature=base64.b64decode(request["sig"]),
-            )
-            events = body.get("events") or []
-            accepted = any(e.get("type") in ("BidAccepted", "MaxSet") for e in events)
-            held = next((e for e in events if e.get("type") == "BidPending"), None)
-            reason = message = None
-            refusal = next((e for e in events if e.get("type") == "Rejected"), None)
-            if not accepted and refusal is not None:
-                reason = str(refusal.get("reason"))
-                message = str(refusal.get("detail") or reason)
-            result = "accepted" if accepted else "held" if held is not None else "rejected"
-            ack = self._ack(payload["account"], bid, result, reason, message, entry["seq"])
-            if held is not None:
-                ack["bid_seq"] = held.get("seq")
-            self._index.remember(payload["account"], bid, ack)
+            ack = engine_ack(bid, events, entry["seq"], self._service.state(bid.lot))
+            self._index.remember(bid.account, bid, ack)
             learnt += 1
         return learnt
 
-    async def bid(
-        self, account: str, request: BidRequest, *, forward: bool = True
-    ) -> dict[str, Any]:
-        """Answer one signed bid with exactly one ack (a dict ready to send). Clustered, a bid
-        for a lot another instance writes is answered by that instance (`forward_bid`)."""
+    async def bid(self, account: str, bid: SignedBid, *, forward: bool = True) -> dict[str, Any]:
+        """Answer one signed bid, sent by `account` (the session's), with exactly one ack (a
+        dict ready to send). Clustered, a bid for a lot another instance writes is answered by
+        that instance (`forward_bid`)."""
+        bid = bid.by(account)
         if (
             forward
             and self.forward_bid is not None
             and self._service.clustered
-            and self._service.view(request.lot) is not None
-            and not self._service.leads(request.lot)
+            and self._service.view(bid.lot) is not None
+            and not self._service.leads(bid.lot)
         ):
-            return await self.forward_bid(account, request)
+            return await self.forward_bid(account, bid)
         now = self._clock()
-        status, earlier = self._index.check(account, request)
+        status, earlier = self._index.check(account, bid)
         if status != "resend":  # a resend of a known request is answered, never limited
             bucket = self._buckets.get(account)
             if bucket is None:
                 bucket = self._buckets[account] = TokenBucket(self._rate, self._rate, now)
             if not bucket.take(now):
-                return self._refused(account, request, "RATE_LIMITED", "too many bids; slow down")
+                return self._refused(bid, "RATE_LIMITED")
         key = await self.bidder_key(account)
-        if key is None or not self._signed_by(request, account, key.public_key):
-            return self._refused(
-                account, request, "BAD_SIGNATURE", "the signature does not match your key"
-            )
-        slot = (account, request.lot, request.idempotency_key)
+        verified = None if key is None else bid.verified_by(key.public_key)
+        if key is None or verified is None:
+            return self._refused(bid, "BAD_SIGNATURE")
+        slot = (account, bid.lot, bid.idempotency_key)
         if status == "conflict":
-            return self._refused(
-                account,
-                request,
-                "IDEMPOTENCY_CONFLICT",
-                "this idempotency key was used for a different bid",
-            )
+            return self._refused(bid, "IDEMPOTENCY_CONFLICT")
         if status == "resend":
             if earlier is not None:
                 return earlier
@@ -538,118 +507,40 @@ class Gateway:
             if pending is not None:
                 return await asyncio.shield(pending)
         if key.verified_until_us is None or key.verified_until_us <= now:
-            return self._refused(
-                account, request, "NOT_VERIFIED", "verify your identity before bidding"
-            )
-        self._index.reserve(account, request)
+            return self._refused(bid, "NOT_VERIFIED")
+        self._index.reserve(account, bid)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._in_flight[slot] = future
         try:
-            ack = await self._place(account, request)
+            ack = await self._place(verified)
         except BaseException as exc:
-            self._index.forget(account, request)
+            self._index.forget(account, bid)
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # retrieved: a waiting resend re-raises its own copy
             raise
         finally:
             self._in_flight.pop(slot, None)
-        self._index.complete(account, request, ack)
+        self._index.complete(account, bid, ack)
         future.set_result(ack)
-        self.answered(account, request, ack)
+        self.answered(account, bid, ack)
         return ack
 
-    def _signed_by(self, request: BidRequest, account: str, public_key: bytes) -> bool:
-        """`verify_bid_signature`, through the store's memo when there is one (the service
-        and the ledger writer then find this signature verified)."""
-        if self._signatures is None or len(request.signature) != 64:
-            return verify_bid_signature(request, account, public_key)
+    async def _place(self, bid: SignedBid) -> dict[str, Any]:
+        """Submit a verified bid; its ack once its entry is durable."""
         try:
-            key = Ed25519PublicKey.from_public_bytes(public_key)
-            message = signed_bytes(request.signed_payload(account))
-            self._signatures.verify(key, public_key, request.signature, message)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
-
-    async def _place(self, account: str, request: BidRequest) -> dict[str, Any]:
-        payload = request.signed_payload(account)
-        signed = SignedRequest(payload, base64.b64encode(request.signature).decode("ascii"))
-        command: PlaceBid | SetMax
-        try:
-            if request.kind == "max":
-                command = SetMax(account, request.amount, request.currency, request.idempotency_key)
-            else:
-                command = PlaceBid(
-                    account, request.amount, request.currency, request.idempotency_key
-                )
-        except RulesError as exc:
-            return self._refused(account, request, "INVALID_AMOUNT", str(exc))
-        try:
-            events, entry = await self._service.submit_logged(request.lot, command, request=signed)
-        except RulesError as exc:
-            return self._refused(account, request, "INVALID_AMOUNT", str(exc))
+            events, entry = await self._service.submit_logged(bid.lot, bid.command(), request=bid)
+        except RulesError:
+            return self._refused(bid, "INVALID_AMOUNT")
         except RequestRefused as exc:  # checked before logging: nothing was written
-            return self._refused(account, request, exc.reason, exc.message)
+            return self._refused(bid, exc.reason)
         except (ServiceError, StorageError) as exc:
             raise Unavailable("the bid could not be stored") from exc
         # Rules C18: `submit` returned, so the bid's entry is durable; only now the ack.
-        refusal = rejection(events)
-        if refusal is not None:
-            return self._ack(
-                account, request, "rejected", refusal.reason.value, refusal.detail, entry
-            )
-        accepted = any(isinstance(event, BidAccepted | MaxSet) for event in events)
-        if not accepted:
-            held = next((e for e in events if isinstance(e, BidPending)), None)
-            if held is not None:  # rules C14.1: with the auctioneer, not refused
-                ack = self._ack(account, request, "held", None, None, entry)
-                ack["bid_seq"] = held.seq
-                return ack
-        result = "accepted" if accepted else "rejected"
-        return self._ack(account, request, result, None, None, entry)
+        return engine_ack(bid, events, entry, self._service.state(bid.lot))
 
-    def _refused(
-        self, account: str, request: BidRequest, reason: str, message: str
-    ) -> dict[str, Any]:
-        return self._ack(account, request, "rejected", reason, message)
-
-    def _ack(
-        self,
-        account: str,
-        request: BidRequest,
-        result: str,
-        reason: str | None,
-        message: str | None,
-        entry: int | None = None,
-    ) -> dict[str, Any]:
-        """The ack of a bid. A refusal's `message` is `auction.words`' sentence for `reason`
-        with the lot's numbers now; the engine's own detail (`message`) is not shown."""
-        ack: dict[str, Any] = {
-            "type": "ack",
-            "idempotency_key": request.idempotency_key,
-            "lot": request.lot,
-            "result": result,
-        }
-        if entry is not None:  # the bid's ledger entry: what its receipt proves
-            ack["entry"] = entry
-        view = self._service.view(request.lot)
-        state = self._service.state(request.lot)
-        if reason is not None:
-            ack["reason"] = reason
-            ack["message"] = refusal_for(reason, state)  # plain words with the numbers
-        if view is not None and state is not None:
-            ack |= {
-                "seq": view.seq,
-                "cur": view.price,
-                "min_next": view.min_next,
-                "end_us": view.end,
-                "leader_is_you": state.leader == account,
-            }
-        else:
-            ack |= {"seq": None, "cur": None, "min_next": None, "end_us": None}
-            ack["leader_is_you"] = False
-        return ack
+    def _refused(self, bid: SignedBid, reason: str) -> dict[str, Any]:
+        return refused_ack(bid, reason, self._service.state(bid.lot))
 
     async def _submit(self, lot: str, command: Any) -> tuple[Any, ...]:
         try:

@@ -13,13 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..errors import (
-    BadInput,
-)
-from ..rules import (
-    MAX_AMOUNT,
-)
-from .signed_bid import _CURRENCY, BidRequest
+from ..errors import BadInput
+from .signed_bid import BidMalformed, SignedBid
 
 VERSION: Final = 1
 
@@ -76,7 +71,7 @@ class Ping:
     pass
 
 
-ClientMessage = Hello | TimeRequest | Subscribe | Unsubscribe | Ping | BidRequest
+ClientMessage = Hello | TimeRequest | Subscribe | Unsubscribe | Ping | SignedBid
 
 
 def _field(message: dict[str, Any], name: str, kind: type, *, optional: bool = False) -> Any:
@@ -136,27 +131,19 @@ def parse_client_message(frame: str | bytes) -> ClientMessage:
     if kind == "ping":
         return Ping()
     if kind == "bid":
-        bid_kind = _field(message, "kind", str)
-        if bid_kind not in ("bid", "max"):
-            raise ProtocolViolation(CLOSE_PROTOCOL, "'kind' must be 'bid' or 'max'")
+        fields = {name: _field(message, name, str) for name in ("lot", "kind", "currency")}
         amount = _field(message, "amount", int)
-        if not 0 < amount <= MAX_AMOUNT:
-            raise ProtocolViolation(CLOSE_PROTOCOL, "'amount' must be positive minor units")
-        currency = _field(message, "currency", str)
-        if not _CURRENCY.fullmatch(currency):
-            raise ProtocolViolation(CLOSE_PROTOCOL, "'currency' must be an ISO 4217 code")
+        idempotency_key = _field(message, "idempotency_key", str)
         try:
             signature = base64.b64decode(_field(message, "sig", str), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ProtocolViolation(CLOSE_PROTOCOL, "'sig' must be base64") from exc
-        return BidRequest(
-            lot=_short_text(message, "lot"),
-            kind=bid_kind,
-            amount=amount,
-            currency=currency,
-            idempotency_key=_short_text(message, "idempotency_key"),
-            signature=signature,
-        )
+        try:
+            return SignedBid(
+                amount=amount, idempotency_key=idempotency_key, signature=signature, **fields
+            )
+        except BidMalformed as exc:  # the terms are checked once, by the value
+            raise ProtocolViolation(CLOSE_PROTOCOL, exc.message) from exc
     raise ProtocolViolation(CLOSE_PROTOCOL, f"unknown message type {kind!r}")
 
 

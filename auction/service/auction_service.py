@@ -18,7 +18,8 @@ from notary.client import (
     notaries_from_policy,
 )
 
-from ..ledger import IdentityBook, SignedBidError, SignedRequest
+from ..bidding.signed_bid import SignedBid
+from ..ledger import IdentityBook, SignedBidError
 from ..rules import (
     COMMAND_TYPES,
     CommandError,
@@ -53,9 +54,7 @@ READ_THREADS = 2
 
 #: Sends a command for a lot another instance writes there: `(lot, command, request)` to
 #: `(events, entry seq)`, like `AuctionService.submit_logged`.
-Forwarder = Callable[
-    [str, Any, "SignedRequest | None"], Awaitable[tuple[tuple[Any, ...], int | None]]
-]
+Forwarder = Callable[[str, Any, "SignedBid | None"], Awaitable[tuple[tuple[Any, ...], int | None]]]
 
 #: A closed lot with nothing left to do leaves memory this long after its close (seconds).
 DORMANT_AFTER_S = 600.0
@@ -295,7 +294,7 @@ class AuctionService:
         return actor.view
 
     async def submit(
-        self, lot_id: str, command: Any, *, request: SignedRequest | None = None
+        self, lot_id: str, command: Any, *, request: SignedBid | None = None
     ) -> tuple[Any, ...]:
         """Apply `command` to lot `lot_id` at the current server time and return the engine's
         events once they are durably stored.
@@ -316,7 +315,7 @@ class AuctionService:
         lot_id: str,
         command: Any,
         *,
-        request: SignedRequest | None = None,
+        request: SignedBid | None = None,
         forward: bool = True,
         order: Mapping[str, Any] | None = None,
     ) -> tuple[tuple[Any, ...], int | None]:
@@ -329,8 +328,8 @@ class AuctionService:
         (raises `NotWriter` with `forward=False`, or without a forwarder)."""
         if type(command) not in COMMAND_TYPES:
             raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {command!r}")
-        if request is not None and not isinstance(request, SignedRequest):
-            raise RequestRefused(SignedBidError.MALFORMED, "request must be a SignedRequest")
+        if request is not None and not isinstance(request, SignedBid):
+            raise RequestRefused(SignedBidError.MALFORMED, "request must be a SignedBid")
         self._check_running()
         actor = self._actors.get(lot_id)
         if actor is None and lot_id in self._dormant:
@@ -621,7 +620,7 @@ class AuctionService:
         self._identities = book
 
     def _check_request(
-        self, lot_id: str, command: Any, request: SignedRequest | None, ingress: int
+        self, lot_id: str, command: Any, request: SignedBid | None, ingress: int
     ) -> None:
         try:
             self._identities.check(lot_id, command, request, ingress)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ledger import SignedRequest
+from ..bidding.signed_bid import SignedBid
 from ..rules import (
     BidAccepted,
     CloseLot,
@@ -37,7 +37,7 @@ class _Queued:
     command: Any
     future: asyncio.Future[tuple[Any, ...]] | None
     timer_deadline: int | None = None
-    request: SignedRequest | None = None
+    request: SignedBid | None = None
     order: Mapping[str, Any] | None = None  # who gave a court order (auction.court)
     #: Filled in once stored: the ledger seq of the command's entry (None if not reported).
     entry: list[int | None] = field(default_factory=lambda: [None])
@@ -45,7 +45,7 @@ class _Queued:
 
 #: Checks a command to a lot and its signed request at its ingress time; raises
 #: `RequestRefused`.
-RequestCheck = Callable[[str, Any, SignedRequest | None, int], None]
+RequestCheck = Callable[[str, Any, SignedBid | None, int], None]
 
 Publish = Callable[[LotUpdate], None]
 
@@ -149,7 +149,7 @@ class LotActor:
         self._schedule()
 
     def submit(
-        self, command: Any, request: SignedRequest | None = None
+        self, command: Any, request: SignedBid | None = None
     ) -> asyncio.Future[tuple[Any, ...]]:
         """Stamp `command` with the ingress time and queue it; await the future for the events,
         which resolves only after the command is stored. Raises `ServiceClosed` when stopping.
@@ -163,7 +163,7 @@ class LotActor:
     async def submit_logged(
         self,
         command: Any,
-        request: SignedRequest | None = None,
+        request: SignedBid | None = None,
         order: Mapping[str, Any] | None = None,
     ) -> tuple[tuple[Any, ...], int | None]:
         """`submit`, then also the ledger seq of the command's entry once it is stored (None
@@ -195,7 +195,7 @@ class LotActor:
         command: Any,
         future: asyncio.Future[Any] | None,
         deadline: int | None,
-        request: SignedRequest | None = None,
+        request: SignedBid | None = None,
         order: Mapping[str, Any] | None = None,
     ) -> _Queued:
         # Rules: ingress time is the server time at receipt; never earlier than the previous
