@@ -19,7 +19,7 @@ from notary.client import (
 )
 
 from ..bidding.signed_bid import SignedBid
-from ..ledger import IdentityBook, SignedBidError
+from ..ledger import SignedBidError
 from ..rules import (
     COMMAND_TYPES,
     CommandError,
@@ -43,6 +43,7 @@ from .errors import LotExists, NotWriter, RequestRefused, ServiceClosed, Service
 from .group_commit import GroupCommitter
 from .lot_actor import NO_JOURNAL, LotActor
 from .ports import IdentityStore, LedgerStore, Store
+from .signed_bids import BidGate
 from .views import ACTIVE_STATUSES, LotUpdate, LotView, Subscription
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class AuctionService:
         self._checkpointer: Checkpointer | None = None
         self._running = False
         self._store_closed = False
-        self._identities = IdentityBook()
+        self._bids = BidGate()
 
     async def __aenter__(self) -> AuctionService:
         await self.start()
@@ -199,7 +200,7 @@ class AuctionService:
         try:
             lots = await self._blocking(self._store.load)
             if isinstance(self._store, IdentityStore):
-                self._identities = await self._blocking(self._store.identity_book)
+                self._bids.replace(await self._blocking(self._store.identity_book))
             published = None
             policy: Policy | None = None
             if self._ledger is not None:
@@ -369,7 +370,8 @@ class AuctionService:
         if len(seqs) != 1:
             raise ServiceError("the store keeps no ledger: the entry's seq is unknown")
         if record.entry_type in (EntryType.KEY, EntryType.IDV):
-            self._learn(seqs[0], record, signer)
+            kid = signer.vkey if signer is not None else None
+            self._bids.learn(seqs[0], record.entry_type, record.time_us, record.body, kid)
         return seqs[0]
 
     async def add_actor_key(self, vkey: str, role: str) -> int:
@@ -470,18 +472,7 @@ class AuctionService:
 
     def learn(self, seq: int, entry_type: str, time_us: int, body: Any, kid: str) -> None:
         """A `key` or `idv` entry another instance stored: the identity book learns it."""
-        book = self._identities.copy()
-        try:
-            if entry_type == EntryType.KEY:
-                book.key(body)
-            elif entry_type == EntryType.IDV:
-                book.idv(seq, time_us, body, kid)
-            else:
-                return
-        except SignedBidError as exc:
-            logger.error("ledger entry %d does not update the identity book: %s", seq, exc)
-            return
-        self._identities = book
+        self._bids.learn(seq, entry_type, time_us, body, kid)
 
     def ledger_grew(self, closed: bool) -> None:
         """Entries were stored (by another instance): a checkpoint is due."""
@@ -502,7 +493,7 @@ class AuctionService:
             clock=self._clock,
             publish=self._publish,
             max_batch=self._max_batch,
-            check=self._check_request,
+            check=self._bids.check,
         )
         self._actors[lot.lot_id] = actor
         self._order.setdefault(lot.lot_id)
@@ -604,29 +595,6 @@ class AuctionService:
 
     # -- internals --
 
-    def _learn(self, seq: int, record: LedgerRecord, signer: Ed25519Signer | None) -> None:
-        """Apply a stored `key` / `idv` entry to the service's identity book (the store
-        checked it already; a key seen before changes nothing)."""
-        book = self._identities.copy()
-        try:
-            if record.entry_type is EntryType.KEY:
-                book.key(record.body)
-            else:
-                kid = signer.vkey if signer is not None else None
-                book.idv(seq, record.time_us, record.body, kid)
-        except SignedBidError as exc:  # the store refuses what the book refuses
-            logger.error("ledger entry %d does not update the identity book: %s", seq, exc)
-            return
-        self._identities = book
-
-    def _check_request(
-        self, lot_id: str, command: Any, request: SignedBid | None, ingress: int
-    ) -> None:
-        try:
-            self._identities.check(lot_id, command, request, ingress)
-        except SignedBidError as exc:
-            raise RequestRefused(exc.reason, exc.message) from exc
-
     def _start_actor(self, lot: StoredLot) -> LotActor:
         assert self._writer is not None
         actor = LotActor(
@@ -635,7 +603,7 @@ class AuctionService:
             clock=self._clock,
             publish=self._publish,
             max_batch=self._max_batch,
-            check=self._check_request,
+            check=self._bids.check,
         )
         self._actors[lot.lot_id] = actor
         self._order.setdefault(lot.lot_id)
