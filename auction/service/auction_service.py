@@ -39,6 +39,7 @@ from ..storage import (
     system_clock,
 )
 from .checkpointer import CHECKPOINT_DELAY, NOTARY_RETRY, NOTARY_TIMEOUT, Checkpointer
+from .cluster_role import ClusterRole
 from .errors import LotExists, NotWriter, RequestRefused, ServiceClosed, ServiceError
 from .group_commit import GroupCommitter
 from .lot_actor import NO_JOURNAL, LotActor
@@ -61,7 +62,7 @@ Forwarder = Callable[[str, Any, "SignedBid | None"], Awaitable[tuple[tuple[Any, 
 DORMANT_AFTER_S = 600.0
 
 
-class AuctionService:
+class AuctionService(ClusterRole):
     """Every lot, each with its own actor, over one store.
 
     Use as `async with AuctionService(store) as service:` (or `await start()` / `await stop()`).
@@ -386,98 +387,6 @@ class AuctionService:
         if self._hold_checkpoints and checkpointer is not None and self._running:
             self._hold_checkpoints = False
             checkpointer.start()
-
-    # -- several instances (auction.cluster) --
-
-    @property
-    def clustered(self) -> bool:
-        return self._clustered
-
-    def leads(self, lot_id: str) -> bool:
-        """Whether this instance writes `lot_id` (always, for a single server)."""
-        actor = self._actors.get(lot_id)
-        return actor is not None and (actor.leading or not self._clustered)
-
-    def led(self) -> list[str]:
-        """The lots this instance writes now."""
-        return [lot_id for lot_id, actor in self._actors.items() if actor.leading]
-
-    async def lead(self, lot_id: str) -> LotView | None:
-        """Start writing `lot_id` (this instance was given it: `auction.cluster`): from the
-        follower copy when it has every stored command of the lot, else rebuilt from its
-        stored history; the actor and timer replace the follower copy. None if the lot is
-        not stored."""
-        self._check_running()
-        current = self._actors.get(lot_id)
-        if current is not None and current.leading:
-            return current.view
-        lot: StoredLot | None = None
-        count = getattr(self._store, "lot_commands", None)
-        if current is not None and count is not None:
-            # The follower copy applied every command the ledger has of the lot so far (the
-            # caller caught up after the previous writer was fenced out): when it holds as
-            # many as are stored, it is the lot as stored, and the takeover reads no history.
-            if await self.read(count, lot_id) == current.commands:
-                lot = current.stored
-        if lot is None:
-            lot = await self.read(self._load_lot, lot_id)
-        if lot is None:
-            return None
-        self._check_running()
-        current = self._actors.get(lot_id)
-        if current is not None and current.leading:
-            return current.view
-        actor = self._start_actor(lot)
-        self._publish(LotUpdate(lot_id, actor.view, ()))
-        return actor.view
-
-    async def step_down(self, lot_id: str) -> None:
-        """Stop writing `lot_id` (it was lost, or this instance stops): the actor stores what
-        it had queued (fenced writes fail), then a follower copy replaces it."""
-        actor = self._actors.get(lot_id)
-        if actor is None or not actor.leading:
-            return
-        await actor.stop(self._stop_timeout)
-        if self._actors.get(lot_id) is actor:
-            self._follow_lot(actor.stored)
-
-    async def adopt(self, lot_id: str) -> LotView | None:
-        """A lot another instance added: load it and follow it."""
-        if lot_id in self._actors:
-            return self._actors[lot_id].view
-        lot = await self.read(self._load_lot, lot_id)
-        if lot is None or lot_id in self._actors or not self._running:
-            return None
-        actor = self._follow_lot(lot)
-        self._publish(LotUpdate(lot_id, actor.view, ()))
-        return actor.view
-
-    async def reload(self, lot_id: str) -> None:
-        """Re-load a follower copy from the database (it missed commands)."""
-        actor = self._actors.get(lot_id)
-        if actor is None or actor.leading:
-            return
-        lot = await self.read(self._load_lot, lot_id)
-        if lot is not None and self._actors.get(lot_id) is actor:
-            self._follow_lot(lot)
-            self._publish(LotUpdate(lot_id, self._actors[lot_id].view, ()))
-
-    def follow(self, lot_id: str, n: int, ingress: int, command: Any) -> bool | None:
-        """Apply a command another instance stored to the follower copy (`LotActor.follow`);
-        False for an unknown lot or one this instance writes."""
-        actor = self._actors.get(lot_id)
-        if actor is None:
-            return False
-        return actor.follow(n, ingress, command)
-
-    def learn(self, seq: int, entry_type: str, time_us: int, body: Any, kid: str) -> None:
-        """A `key` or `idv` entry another instance stored: the identity book learns it."""
-        self._bids.learn(seq, entry_type, time_us, body, kid)
-
-    def ledger_grew(self, closed: bool) -> None:
-        """Entries were stored (by another instance): a checkpoint is due."""
-        if self._checkpointer is not None:
-            self._checkpointer.notify(urgent=closed)
 
     def _load_lot(self, lot_id: str) -> StoredLot | None:
         load = getattr(self._store, "load_lot", None)
