@@ -15,7 +15,7 @@ from ..storage import (
 )
 from .errors import ServiceClosed
 from .ports import Store
-from .tasks import STOP, Stop
+from .tasks import STOP, Stop, take_batch
 
 
 class GroupCommitter:
@@ -72,20 +72,10 @@ class GroupCommitter:
         return await future
 
     async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            item = await self._queue.get()
-            if isinstance(item, Stop):
+        while True:
+            batch, stopping = await take_batch(self._queue, self._max_rows, _rows)
+            if not batch:
                 return
-            batch = [item]
-            rows = len(item[0])
-            while rows < self._max_rows and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if isinstance(more, Stop):
-                    stopping = True
-                    break
-                batch.append(more)
-                rows += len(more[0])
             try:
                 await self._commit(batch)
             except (LedgerEntryRefused, LotFenced):  # nothing written: only the one at fault fails
@@ -93,7 +83,9 @@ class GroupCommitter:
                     with contextlib.suppress(Exception):  # its waiter has the error
                         await self._commit([waiting])
             except Exception:  # every waiter has the error; go on with the next batch
-                continue
+                pass
+            if stopping:
+                return
 
     async def _commit(
         self,
@@ -126,3 +118,7 @@ class GroupCommitter:
             offset += len(waiting)
             if not future.done():
                 future.set_result(mine)
+
+
+def _rows(item: tuple[Sequence[HistoryRecord | LedgerRecord], Any]) -> int:
+    return len(item[0])

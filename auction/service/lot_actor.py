@@ -27,7 +27,7 @@ from ..storage import (
 )
 from .errors import NotWriter, RequestRefused, ServiceClosed
 from .ports import Journal
-from .tasks import STOP, Stop, fail, finish
+from .tasks import STOP, Stop, fail, finish, take_batch
 from .views import LotUpdate, LotView, public_events
 
 
@@ -207,21 +207,14 @@ class LotActor:
         return item
 
     async def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            item = await self._queue.get()
-            if isinstance(item, Stop):
+        while True:
+            batch, stopping = await take_batch(self._queue, self._max_batch, _one)
+            if batch:
+                self._in_flight = batch
+                await self._process(batch)
+                self._in_flight = []
+            if stopping:
                 return
-            batch = [item]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if isinstance(more, Stop):
-                    stopping = True
-                    break
-                batch.append(more)
-            self._in_flight = batch
-            await self._process(batch)
-            self._in_flight = []
 
     async def _process(self, batch: list[_Queued]) -> None:
         state, n, bids = self._state, self._n, self._bids
@@ -341,3 +334,7 @@ class NoJournal:
 
 
 NO_JOURNAL = NoJournal()
+
+
+def _one(item: _Queued) -> int:
+    return 1

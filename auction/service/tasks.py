@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Stop:
@@ -31,3 +34,22 @@ async def finish(task: asyncio.Task[Any], timeout: float) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def take_batch(
+    queue: asyncio.Queue[T | Stop], limit: int, size: Callable[[T], int]
+) -> tuple[list[T], bool]:
+    """Wait for the next item, then take whatever else is queued, up to `limit` (each item
+    counting `size(item)`). Returns the batch and whether `STOP` was reached: the owner handles
+    the batch, then finishes."""
+    first = await queue.get()
+    if isinstance(first, Stop):
+        return [], True
+    batch, taken = [first], size(first)
+    while taken < limit and not queue.empty():
+        more = queue.get_nowait()
+        if isinstance(more, Stop):
+            return batch, True
+        batch.append(more)
+        taken += size(more)
+    return batch, False
