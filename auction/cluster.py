@@ -58,7 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from chain import EntryType, parse_time
 
-from .bidding.signed_bid import SignedBid
+from .bidding.signed_bid import BidMalformed, SignedBid
 from .errors import Conflict, GavelError, Malformed, NotAllowed, Unavailable
 from .ledger import SignedBidError
 from .rules import CommandError, RejectReason, RulesError, decode, encode
@@ -987,7 +987,7 @@ class Cluster:
             raw = body.get("request")
             if raw is not None:
                 signed = SignedBid.from_json(raw)
-        except (RulesError, ValueError, KeyError, TypeError) as exc:
+        except (RulesError, BidMalformed, KeyError, TypeError) as exc:
             raise Malformed(f"not a command: {exc}") from exc
         try:
             events, entry = await self.service.submit_logged(
@@ -1020,7 +1020,7 @@ class Cluster:
                 idempotency_key=str(bid["idempotency_key"]),
                 signature=base64.b64decode(str(bid["signature"]), validate=True),
             )
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, binascii.Error, BidMalformed) as exc:
             raise Malformed(f"not a bid: {exc}") from exc
         if not self.service.leads(parsed.lot):
             raise Conflict(f"this instance does not write lot {parsed.lot!r}", code="NOT_WRITER")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chain import canonical_json
 
+from ..errors import Malformed
 from ..rules import MAX_AMOUNT, PlaceBid, SetMax
 
 BID_REQUEST_PREFIX: Final = b"gavel/bid-request/v1\n"
@@ -36,13 +37,12 @@ _KINDS: Final = ("bid", "max")
 _TEXT_LIMIT: Final = 128
 
 
-class BidMalformed(ValueError):
+class BidMalformed(Malformed):
     """The terms of a bid break docs/protocol.md §2.4 (`shape`: the recorded request is not a
     `{payload, sig}` object with exactly the request's fields and a 64-byte signature)."""
 
     def __init__(self, message: str, *, shape: bool = False) -> None:
         super().__init__(message)
-        self.message = message
         self.shape = shape
 
 
