@@ -256,15 +256,12 @@ class _Identity:
 class SignatureMemo:
     """Ed25519 signatures this process has verified already (bounded, thread-safe).
 
-    One bid's signature is checked where it enters (the gateway), where it reaches its lot
-    (the service) and where its entry is written (the ledger writer): with one memo shared by
-    them (the store owns it; `IdentityBook.copy` keeps it), the curve arithmetic runs once.
-    Only successes are kept, keyed by a hash of key, signature and message together.
-
-    The three checks of one bid are milliseconds apart, so the memo needs to hold only the
-    bids in flight: 8,192 covers over 4 s at the fastest rate measured (~1,700 bids/s,
-    BENCHMARKS.md) in ~1.1 MiB (~140 bytes an entry). It held 65,536 before: ~8.7 MiB, which
-    a server at 20 bids/s took 55 minutes to fill (RELIABILITY.md §6)."""
+    A bid verified where it entered (`SignedBid.verified_by`, the gateway) is not verified
+    again by the identity books; a bid submitted without that (a test, a forwarded command)
+    is checked by the service and by the ledger writer: with one memo shared by them (the
+    store owns it; `IdentityBook.copy` keeps it), the curve arithmetic runs once. Only
+    successes are kept, keyed by a hash of key, signature and message together. The checks
+    of one bid are milliseconds apart: 8,192 entries (~1.1 MiB) hold the bids in flight."""
 
     def __init__(self, capacity: int = 8192) -> None:
         self._capacity = capacity
