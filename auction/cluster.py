@@ -58,9 +58,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from chain import EntryType, parse_time
 
+from .bidding.signed_bid import BidMalformed, SignedBid
 from .errors import Conflict, GavelError, Malformed, NotAllowed, Unavailable
-from .ledger import SignedBidError, SignedRequest
-from .protocol import BidRequest
+from .ledger import SignedBidError
 from .rules import CommandError, RejectReason, RulesError, decode, encode
 from .service import AuctionService, NotWriter, RequestRefused, ServiceError
 from .storage import (
@@ -858,7 +858,7 @@ class Cluster:
             return status, answer if isinstance(answer, dict) else {}
 
     async def _forward_command(
-        self, lot_id: str, command: Any, request: SignedRequest | None
+        self, lot_id: str, command: Any, request: SignedBid | None
     ) -> tuple[tuple[Any, ...], int | None]:
         body: dict[str, Any] = {
             "lot": lot_id,
@@ -882,7 +882,7 @@ class Cluster:
             raise CommandError(RejectReason.NOT_PERMITTED, message)
         raise ServiceError(f"the instance writing lot {lot_id!r} answered {status} {code}")
 
-    async def _forward_bid(self, account: str, bid: BidRequest) -> dict[str, Any]:
+    async def _forward_bid(self, account: str, bid: SignedBid) -> dict[str, Any]:
         from .web.errors import error_from_status
 
         body: dict[str, Any] = {
@@ -981,13 +981,13 @@ class Cluster:
             raise Malformed("lot is a string")
         if not self.service.leads(lot_id):
             raise Conflict(f"this instance does not write lot {lot_id!r}", code="NOT_WRITER")
-        signed: SignedRequest | None = None
+        signed: SignedBid | None = None
         try:
             command = decode(body.get("command"))
             raw = body.get("request")
             if raw is not None:
-                signed = SignedRequest(raw["payload"], raw["sig"])
-        except (RulesError, SignedBidError, KeyError, TypeError) as exc:
+                signed = SignedBid.from_json(raw)
+        except (RulesError, BidMalformed, KeyError, TypeError) as exc:
             raise Malformed(f"not a command: {exc}") from exc
         try:
             events, entry = await self.service.submit_logged(
@@ -1012,7 +1012,7 @@ class Cluster:
         if not isinstance(account, str) or not isinstance(bid, dict):
             raise Malformed("account and bid are required")
         try:
-            parsed = BidRequest(
+            parsed = SignedBid(
                 lot=str(bid["lot"]),
                 kind=str(bid["kind"]),
                 amount=int(bid["amount"]),
@@ -1020,7 +1020,7 @@ class Cluster:
                 idempotency_key=str(bid["idempotency_key"]),
                 signature=base64.b64decode(str(bid["signature"]), validate=True),
             )
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, binascii.Error, BidMalformed) as exc:
             raise Malformed(f"not a bid: {exc}") from exc
         if not self.service.leads(parsed.lot):
             raise Conflict(f"this instance does not write lot {parsed.lot!r}", code="NOT_WRITER")

@@ -46,10 +46,10 @@ from chain import (
     parse_vkey,
 )
 
+from .bidding.signed_bid import BidMalformed, SignedBid
 from .court import OrderError, check_order
 from .errors import GavelError, RefusedByRules
 from .identity.provider import Attestation, IdentityError, verify_attestation
-from .protocol import signed_bytes
 from .rules import (
     COMMAND_TYPES,
     BidAccepted,
@@ -70,11 +70,6 @@ BODY_VERSION = 1
 
 #: The role of a `key` entry whose key signs `idv` entries (an identity provider).
 IDV_ROLE: Final = "idv"
-
-#: The fields of a signed bid request (docs/protocol.md §2.4).
-REQUEST_FIELDS: Final = frozenset(
-    {"account", "amount", "currency", "idempotency_key", "kind", "lot"}
-)
 
 _BID_COMMANDS = (
     c.PlaceBid,
@@ -123,25 +118,6 @@ class SignedBidError(RefusedByRules):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
-    """A bidder's signed bid request: `payload` is the object of docs/protocol.md §2.4 (account,
-    amount, currency, idempotency_key, kind "bid"|"max", lot); `sig` the base64 Ed25519
-    signature over `b"gavel/bid-request/v1\n" + RFC8785(payload)`. Pass it to
-    `AuctionService.submit(..., request=...)`; it is written into the bid's entry body."""
-
-    payload: Mapping[str, Any]
-    sig: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.payload, Mapping) or not isinstance(self.sig, str):
-            raise SignedBidError(SignedBidError.MALFORMED, "a request is a payload and a sig")
-
-    def to_json(self) -> dict[str, Any]:
-        """The `request` member of the bid entry body."""
-        return {"payload": thaw(self.payload), "sig": self.sig}
 
 
 def idv_body(account: str, attestation: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,7 +178,7 @@ def command_body(
     ingress_us: int,
     command: Any,
     events: tuple[Any, ...],
-    request: SignedRequest | None = None,
+    request: SignedBid | None = None,
     order: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One command applied to lot `lot_id` as its `n`-th command, with the engine's answer
@@ -280,15 +256,12 @@ class _Identity:
 class SignatureMemo:
     """Ed25519 signatures this process has verified already (bounded, thread-safe).
 
-    One bid's signature is checked where it enters (the gateway), where it reaches its lot
-    (the service) and where its entry is written (the ledger writer): with one memo shared by
-    them (the store owns it; `IdentityBook.copy` keeps it), the curve arithmetic runs once.
-    Only successes are kept, keyed by a hash of key, signature and message together.
-
-    The three checks of one bid are milliseconds apart, so the memo needs to hold only the
-    bids in flight: 8,192 covers over 4 s at the fastest rate measured (~1,700 bids/s,
-    BENCHMARKS.md) in ~1.1 MiB (~140 bytes an entry). It held 65,536 before: ~8.7 MiB, which
-    a server at 20 bids/s took 55 minutes to fill (RELIABILITY.md §6)."""
+    A bid verified where it entered (`SignedBid.verified_by`, the gateway) is not verified
+    again by the identity books; a bid submitted without that (a test, a forwarded command)
+    is checked by the service and by the ledger writer: with one memo shared by them (the
+    store owns it; `IdentityBook.copy` keeps it), the curve arithmetic runs once. Only
+    successes are kept, keyed by a hash of key, signature and message together. The checks
+    of one bid are milliseconds apart: 8,192 entries (~1.1 MiB) hold the bids in flight."""
 
     def __init__(self, capacity: int = 8192) -> None:
         self._capacity = capacity
@@ -313,9 +286,6 @@ class SignatureMemo:
             self._seen[token] = None
             if len(self._seen) > self._capacity:
                 self._seen.popitem(last=False)
-
-
-_BID_KINDS: Final = {c.PlaceBid: "bid", c.SetMax: "max"}
 
 
 @dataclass
@@ -405,13 +375,10 @@ class IdentityBook:
         return account
 
     def check(self, lot_id: str, command: Any, request: Any, ingress_us: int) -> bool:
-        """Whether `command` to lot `lot_id` with its recorded `request` (the body's `request`
-        member or a `SignedRequest`, None if absent) may be applied at `ingress_us`. Returns
-        True when a bidder's signature was verified. Raises `SignedBidError`."""
-        if isinstance(request, SignedRequest):
-            request = request.to_json()
-        kind = _BID_KINDS.get(type(command))
-        if kind is None:
+        """Whether `command` to lot `lot_id` with its recorded `request` (a `SignedBid`, or the
+        body's `request` member, None if absent) may be applied at `ingress_us`. Returns True
+        when a bidder's signature was verified. Raises `SignedBidError`."""
+        if not isinstance(command, c.PlaceBid | c.SetMax):
             if request is not None:
                 raise SignedBidError(SignedBidError.NOT_A_BID, "only bids carry a request")
             if (
@@ -429,16 +396,8 @@ class IdentityBook:
             if self.signed_bids:
                 raise SignedBidError(SignedBidError.NO_REQUEST, "this log requires signed bids")
             return False
-        payload, signature = _request_parts(request)
-        expected = {
-            "account": command.bidder,
-            "amount": command.amount,
-            "currency": command.currency,
-            "idempotency_key": command.idempotency_key,
-            "kind": kind,
-            "lot": lot_id,
-        }
-        if payload != expected or type(payload["amount"]) is not int:
+        bid = request if isinstance(request, SignedBid) else _recorded_bid(request)
+        if not bid.matches(lot_id, command):
             raise SignedBidError(SignedBidError.MISMATCH, "the signed request is not this command")
         identity = self.accounts.get(command.bidder)
         if identity is None:
@@ -451,19 +410,33 @@ class IdentityBook:
                 SignedBidError.EXPIRED,
                 f"the attestation of idv entry {identity.seq} expired before this bid",
             )
+        if bid.verified_key == identity.raw_key:  # verified where it entered: once per bid
+            return True
         try:
             if self.memo is not None:
                 self.memo.verify(
-                    identity.subject_key, identity.raw_key, signature, signed_bytes(payload)
+                    identity.subject_key, identity.raw_key, bid.signature, bid.signed_bytes()
                 )
             else:
-                identity.subject_key.verify(signature, signed_bytes(payload))
+                identity.subject_key.verify(bid.signature, bid.signed_bytes())
         except InvalidSignature as exc:
             raise SignedBidError(
                 SignedBidError.BAD_SIGNATURE,
                 f"the request is not signed by the key of idv entry {identity.seq}",
             ) from exc
         return True
+
+
+def _recorded_bid(request: Any) -> SignedBid:
+    """The bid of a recorded request: a wrong shape is MALFORMED, terms no bid can have are
+    not the command's (MISMATCH)."""
+    try:
+        return SignedBid.from_json(request)
+    except BidMalformed as exc:
+        reason = SignedBidError.MALFORMED if exc.shape else SignedBidError.MISMATCH
+        raise SignedBidError(reason, exc.message) from exc
+    except TypeError as exc:  # a recorded field of a type the value cannot hold
+        raise SignedBidError(SignedBidError.MISMATCH, str(exc)) from exc
 
 
 def _base64(value: Any, size: int) -> bytes:
@@ -489,20 +462,6 @@ def _attestation(value: Any) -> Attestation:
     ):
         raise SignedBidError(SignedBidError.MALFORMED, "attestation fields of the wrong type")
     return Attestation(**{name: value[name] for name in (*texts, *times)})
-
-
-def _request_parts(request: Any) -> tuple[dict[str, Any], bytes]:
-    """The payload and raw signature of a recorded request, strictly shaped."""
-    if not isinstance(request, Mapping) or set(request) != {"payload", "sig"}:
-        raise SignedBidError(SignedBidError.MALFORMED, "a request is {payload, sig}")
-    payload = request["payload"]
-    if not isinstance(payload, Mapping) or set(payload) != REQUEST_FIELDS:
-        raise SignedBidError(SignedBidError.MALFORMED, "the request payload has wrong fields")
-    try:
-        signature = _base64(request["sig"], 64)
-    except ValueError as exc:
-        raise SignedBidError(SignedBidError.MALFORMED, "the request sig is not 64 bytes") from exc
-    return dict(payload), signature
 
 
 @dataclass

@@ -93,6 +93,7 @@ from chain import (
 from chain import store as ledger_store
 
 from . import sealed
+from .bidding.signed_bid import SignedBid
 from .catalogue import facts as lotfacts
 from .errors import Conflict, GavelError, Unavailable
 from .identity.schema import migrate_identities
@@ -100,7 +101,6 @@ from .ledger import (
     IdentityBook,
     SignatureMemo,
     SignedBidError,
-    SignedRequest,
     command_body,
     confirmation_document,
     entry_type_for,
@@ -306,7 +306,7 @@ class HistoryRecord:
     command: Any
     events: tuple[Any, ...]
     accepted: bool
-    request: SignedRequest | None = None  # a signed bid's request: in the ledger entry only
+    request: SignedBid | None = None  # a signed bid's request: in the ledger entry only
     order: Mapping[str, Any] | None = None  # who gave a court order: in the ledger entry only
 
     @classmethod
@@ -317,7 +317,7 @@ class HistoryRecord:
         ingress_us: int,
         command: Any,
         events: tuple[Any, ...],
-        request: SignedRequest | None = None,
+        request: SignedBid | None = None,
         order: Mapping[str, Any] | None = None,
     ) -> HistoryRecord:
         """Build the record of one `apply(...)`; `accepted` is derived from the events."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -23,18 +24,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from auction.bidding.signed_bid import BidMalformed, SignedBid, signed_bytes
 from auction.identity.provider import DocumentType, IdentityProvider, VerifiedDocument
 from auction.ledger import (
     IdentityBook,
     LedgerReplay,
     ReplayError,
     SignedBidError,
-    SignedRequest,
     command_body,
     entry_type_for,
     idv_body,
 )
-from auction.protocol import signed_bytes
 from auction.rules import (
     SECOND,
     LotStatus,
@@ -95,24 +95,17 @@ class Bidder:
         lot: str = LOT,
         currency: str = "USD",
         signer: Ed25519PrivateKey | None = None,
-    ) -> SignedRequest:
-        payload = {
-            "account": self.account,
-            "amount": amount,
-            "currency": currency,
-            "idempotency_key": key,
-            "kind": kind,
-            "lot": lot,
-        }
-        signature = (signer or self.key).sign(signed_bytes(payload))
-        return SignedRequest(payload, base64.b64encode(signature).decode())
+    ) -> SignedBid:
+        unsigned = SignedBid(lot, kind, amount, currency, key, b"", self.account)
+        signature = (signer or self.key).sign(unsigned.signed_bytes())
+        return dataclasses.replace(unsigned, signature=signature)
 
-    def bid(self, amount: int, key: str, **options: Any) -> tuple[PlaceBid, SignedRequest]:
+    def bid(self, amount: int, key: str, **options: Any) -> tuple[PlaceBid, SignedBid]:
         return PlaceBid(self.account, amount, "USD", key), self.request(
             "bid", amount, key, **options
         )
 
-    def max(self, amount: int, key: str) -> tuple[SetMax, SignedRequest]:
+    def max(self, amount: int, key: str) -> tuple[SetMax, SignedBid]:
         return SetMax(self.account, amount, "USD", key), self.request("max", amount, key)
 
 
@@ -215,7 +208,7 @@ async def build_signed_log(data: Path) -> SignedLog:
                 LOT, RegisterBidder(bidder.account, f"C0{index}-{bidder.label}", True)
             )
             assert not isinstance(events[0], Rejected), events
-        signed: list[tuple[Any, SignedRequest]] = [
+        signed: list[tuple[Any, SignedBid]] = [
             alice.bid(10_000, "a-1"),
             bob.max(20_000, "b-1"),
             alice.bid(12_000, "a-2"),  # outbid at once by bob's proxy
@@ -321,7 +314,7 @@ def tamper(log: SignedLog, name: str, change: Callable[[dict[str, Any]], None]) 
     return rechained(parsed)
 
 
-def forge(log: SignedLog, command: Any, ingress: int, request: SignedRequest | None) -> list[bytes]:
+def forge(log: SignedLog, command: Any, ingress: int, request: SignedBid | None) -> list[bytes]:
     """The log with one more command entry for the lot, its events computed by the engine, at
     `ingress`, signed by the house key: consistent in every way but the signed-bid rules."""
     replay = replay_all(log.entries)
@@ -432,7 +425,7 @@ async def test_the_service_refuses_bad_requests_and_logs_nothing(tmp_path: Path)
         assert refused.value.reason == SignedBidError.NO_IDENTITY
         await service.submit(LOT, RegisterBidder(alice.account, "C01-a", True))
         size = store.ledger_size()
-        cases: list[tuple[Any, SignedRequest | None, str]] = [
+        cases: list[tuple[Any, SignedBid | None, str]] = [
             (PlaceBid(alice.account, 10_000, "USD", "k1"), None, SignedBidError.NO_REQUEST),
             (*alice.bid(10_000, "k2", signer=mallory.key), SignedBidError.BAD_SIGNATURE),
             (
@@ -560,16 +553,16 @@ def test_the_identity_book_is_strict() -> None:
     with pytest.raises(SignedBidError):  # a request on a registration
         book.check(LOT, RegisterBidder(alice.account, "C1", True), request, T0)
     malformed = [
-        {"payload": request.payload},
-        {"payload": dict(request.payload, extra=1), "sig": request.sig},
-        {"payload": request.payload, "sig": "not base64!"},
-        {"payload": dict(request.payload, amount=10_000.0), "sig": request.sig},
+        {"payload": request.payload()},
+        {"payload": dict(request.payload(), extra=1), "sig": request.to_json()["sig"]},
+        {"payload": request.payload(), "sig": "not base64!"},
+        {"payload": dict(request.payload(), amount=10_000.0), "sig": request.to_json()["sig"]},
     ]
     for bad in malformed:
         with pytest.raises(SignedBidError):
             book.check(LOT, command, bad, T0 + 1)
-    with pytest.raises(SignedBidError):
-        SignedRequest([], "x")  # type: ignore[arg-type]
+    with pytest.raises(BidMalformed):
+        SignedBid.from_json({"payload": [], "sig": "x"})
     book.key({"v": 1, "vkey": "x", "revoke": [idp_signer.vkey]})  # revoked: no provider now
     with pytest.raises(SignedBidError):
         book.idv(6, T0, body, idp_signer.vkey)

@@ -10,6 +10,7 @@ clerk takes a live lot through the ring (rules C14). Every command goes through
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import secrets
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ..bidding.signed_bid import SignedBid
 from ..errors import GavelError
 from ..gateway import Gateway
 from ..identity.provider import prc_check_character
-from ..protocol import BidRequest, signed_bytes
 from ..rules import (
     SECOND,
     AcceptOnline,
@@ -344,22 +345,9 @@ class Drivers:
                     break
                 amount = higher
         key = f"{bot.name}:{view.lot_id}:{bot.bids}:{bot.rng.getrandbits(32):08x}"
-        payload = {
-            "account": bot.account,
-            "amount": amount,
-            "currency": rules.currency,
-            "idempotency_key": key,
-            "kind": kind,
-            "lot": view.lot_id,
-        }
-        request = BidRequest(
-            lot=view.lot_id,
-            kind=kind,
-            amount=amount,
-            currency=rules.currency,
-            idempotency_key=key,
-            signature=bot.key.sign(signed_bytes(payload)),  # as a browser signs it
-        )
+        unsigned = SignedBid(view.lot_id, kind, amount, rules.currency, key, b"", bot.account)
+        signature = bot.key.sign(unsigned.signed_bytes())  # as a browser signs it
+        request = dataclasses.replace(unsigned, signature=signature)
         ack = await self._gateway.bid(bot.account, request)
         if ack["result"] == "accepted":
             bot.bids += 1

@@ -482,7 +482,6 @@ async def _gateway_context(app: web.Application) -> AsyncIterator[None]:
         clock=settings.clock,
         bids_per_second=settings.bids_per_second,
         idempotency_grace_s=settings.idempotency_grace_s,
-        signatures=app[STORE].signatures,
         entries_per_account_hour=settings.write_limits.entries_per_account_hour,
     )
     # Idempotency survives a restart: the newest signed bids and their answers, from the log;

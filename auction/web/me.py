@@ -32,9 +32,9 @@ from ..accounts import AccountError, AccountStore, Role, Session
 from ..bidders.book import BidderBook, BidRecord
 from ..bidders.confirmation import SaleClerk
 from ..bidders.mylots import by_lot, summarize
+from ..bidding.signed_bid import SignedBid
 from ..errors import BadInput, Conflict, GavelError, NotAllowed, NotAuthenticated, NotFound
 from ..gateway import Gateway
-from ..protocol import BidRequest
 from ..service import AuctionService
 from ..storage import Storage
 from .api import bearer_session
@@ -75,7 +75,7 @@ def install_me(
         app[BOOK] = book
         the_gateway = app[gateway]
 
-        def answered(account: str, request: BidRequest, ack: dict[str, Any]) -> None:
+        def answered(account: str, request: SignedBid, ack: dict[str, Any]) -> None:
             record = BidRecord(
                 lot=request.lot,
                 idempotency_key=request.idempotency_key,

@@ -36,6 +36,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..accounts import Role
+from ..bidding.ack import unavailable_ack
 from ..errors import GavelError
 from ..gateway import Gateway
 from ..logs import LOT
@@ -47,10 +48,10 @@ from ..protocol import (
     CLOSE_VERSION,
     MAX_FRAME_BYTES,
     VERSION,
-    BidRequest,
     Hello,
     Ping,
     ProtocolViolation,
+    SignedBid,
     Subscribe,
     TimeRequest,
     Unsubscribe,
@@ -487,7 +488,7 @@ class Hub:
             self._subscribe(connection, message)
         elif isinstance(message, Unsubscribe):
             connection.drop(message.lot)
-        elif isinstance(message, BidRequest):
+        elif isinstance(message, SignedBid):
             if connection.account is None or connection.role is not Role.BIDDER:
                 raise ProtocolViolation(CLOSE_UNAUTHORIZED, "bidding needs a bidder's session")
             self._spawn_bid(connection, connection.account, message)
@@ -521,7 +522,7 @@ class Hub:
             }
         )
 
-    def _spawn_bid(self, connection: Connection, account: str, request: BidRequest) -> None:
+    def _spawn_bid(self, connection: Connection, account: str, request: SignedBid) -> None:
         session_key = connection.session_key
         assert session_key is not None
 
@@ -531,14 +532,7 @@ class Hub:
             try:
                 ack = await self._gateway.bid(account, request)
             except GavelError as exc:
-                ack = {
-                    "type": "ack",
-                    "idempotency_key": request.idempotency_key,
-                    "lot": request.lot,
-                    "result": "rejected",
-                    "reason": exc.code,
-                    "message": exc.message,
-                }
+                ack = unavailable_ack(request, exc.code, exc.message)
             target = self._by_session.get(session_key, connection)
             target.send(ack)
             if self.on_bid is not None:

@@ -1,0 +1,69 @@
+"""The bidder's path into the auction: protocol messages, the signed bid, limits, the ack,
+and the gateway (`auction.bidding.gateway`, not imported here: it needs the service).
+"""
+
+from .ack import engine_ack, refused_ack, unavailable_ack
+from .idempotency import IdempotencyIndex
+from .protocol import (
+    CLOSE_ABUSE,
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL,
+    CLOSE_REPLACED,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    CLOSE_VERSION,
+    MAX_FRAME_BYTES,
+    VERSION,
+    ClientMessage,
+    Hello,
+    Ping,
+    ProtocolViolation,
+    Subscribe,
+    TimeRequest,
+    Unsubscribe,
+    parse_client_message,
+    time_reply,
+)
+from .rate_limit import TokenBucket
+from .signed_bid import (
+    BID_REQUEST_PREFIX,
+    REQUEST_FIELDS,
+    BidMalformed,
+    BidRequest,
+    SignedBid,
+    signed_bytes,
+    verify_bid_signature,
+)
+
+__all__ = [
+    "BID_REQUEST_PREFIX",
+    "BidMalformed",
+    "REQUEST_FIELDS",
+    "SignedBid",
+    "engine_ack",
+    "refused_ack",
+    "unavailable_ack",
+    "BidRequest",
+    "CLOSE_ABUSE",
+    "CLOSE_NORMAL",
+    "CLOSE_PROTOCOL",
+    "CLOSE_REPLACED",
+    "CLOSE_TOO_BIG",
+    "CLOSE_UNAUTHORIZED",
+    "CLOSE_VERSION",
+    "ClientMessage",
+    "Hello",
+    "IdempotencyIndex",
+    "MAX_FRAME_BYTES",
+    "Ping",
+    "ProtocolViolation",
+    "Subscribe",
+    "TimeRequest",
+    "TokenBucket",
+    "Unsubscribe",
+    "VERSION",
+    "parse_client_message",
+    "signed_bytes",
+    "time_reply",
+    "verify_bid_signature",
+]
