@@ -28,21 +28,26 @@ from aiohttp import web
 
 from chain import MAX_TREE_SIZE
 
+from ..errors import Malformed, NotFound
 from ..evidence.package import consistency_text
 from ..service import AuctionService
 from ..storage import StorageError
+from .errors import http_status
 
 _SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-class ProofRequestError(Exception):
-    """A request this route refuses: `status` (400 or 404) and a sentence saying why."""
+class ProofRequestError(Malformed):
+    """A proof request this route cannot read (400), with a sentence saying why."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    code = "BAD_PROOF_REQUEST"
+
+
+class NoSuchCheckpoint(NotFound):
+    """The `to` size is not a published checkpoint's, or the server keeps no ledger (404)."""
+
+    code = "UNKNOWN_CHECKPOINT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +66,14 @@ def parse_consistency_query(query: Mapping[str, str]) -> ConsistencyRequest:
     for name in ("from", "to"):
         text = query.get(name)
         if text is None:
-            raise ProofRequestError(400, f"give both tree sizes: ?from=N&to=M ({name} is missing)")
+            raise ProofRequestError(f"give both tree sizes: ?from=N&to=M ({name} is missing)")
         if not _SIZE.fullmatch(text) or int(text) > MAX_TREE_SIZE:
-            raise ProofRequestError(400, f"{name} must be a tree size in decimal digits")
+            raise ProofRequestError(f"{name} must be a tree size in decimal digits")
         sizes.append(int(text))
     old, new = sizes
     if old > new:
         raise ProofRequestError(
-            400, f"from ({old}) is larger than to ({new}): a log only grows, ask the other way"
+            f"from ({old}) is larger than to ({new}): a log only grows, ask the other way"
         )
     return ConsistencyRequest(old, new)
 
@@ -83,14 +88,14 @@ def add_log_proof_routes(
         try:
             wanted = parse_consistency_query(request.query)
             if service.ledger is None:
-                raise ProofRequestError(404, "this server keeps no ledger")
+                raise NoSuchCheckpoint("this server keeps no ledger")
             note = await service.read(service.ledger.checkpoint_note, wanted.new)
             if note is None:
-                raise ProofRequestError(
-                    404, f"no published checkpoint of size {wanted.new}: see /log/checkpoints"
+                raise NoSuchCheckpoint(
+                    f"no published checkpoint of size {wanted.new}: see /log/checkpoints"
                 )
-        except ProofRequestError as exc:
-            return _text(exc.message + "\n", "no-store", exc.status)
+        except (ProofRequestError, NoSuchCheckpoint) as exc:
+            return _text(exc.message + "\n", "no-store", http_status(exc))
         try:
             # RFC 9162 2.1.4.1; empty from 0 or between equal sizes (C2SP tlog-witness).
             proof = await service.read(
