@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from auction.rules import SECOND, RegisterBidder, english_timed
 from auction.service import AuctionService
 from auction.storage import Storage
+from auction.web.errors import http_status
 from auction.web.log import add_log_routes
 from auction.web.log_proof import (
     ConsistencyRequest,
@@ -140,4 +141,4 @@ def test_the_query_parser_alone() -> None:
     assert parse_consistency_query({"from": "7", "to": "300"}) == ConsistencyRequest(7, 300)
     with pytest.raises(ProofRequestError) as caught:
         parse_consistency_query({"from": "3", "to": "2"})
-    assert caught.value.status == 400
+    assert http_status(caught.value) == 400

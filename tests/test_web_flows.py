@@ -310,7 +310,7 @@ async def test_console_drives_a_live_lot_to_the_hammer(running: Running) -> None
     await page.get_by_label("Preset").select_option("LIVE_AUCTIONEER")
     await page.get_by_label("Title", exact=True).fill("Still life with quinces")
     await page.get_by_label(re.compile("^Lot id")).fill("painting-7")
-    await page.get_by_label("Currency").select_option("USD")
+    await page.get_by_label("Currency", exact=True).select_option("USD")
     await page.get_by_label("Start price").fill("5000")
     await page.get_by_label("Starts in (minutes)").fill("0")
     await page.get_by_role("button", name="Create lot").click()
