@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import shutil
 import signal
@@ -42,7 +43,14 @@ from .chaos_records import (
     cosigners,
     read_export,
 )
-from .chaos_setup import Bidder, create_lots, expect_json, make_chaos_bidder, wait_ready
+from .chaos_setup import (
+    Bidder,
+    auditor_session,
+    create_lots,
+    expect_json,
+    make_chaos_bidder,
+    wait_ready,
+)
 from .harness.notaries import NOTARY_READY, NotaryProxy, notary_process, prepare
 from .harness.processes import ROOT, TOKEN_LINE, ChildProcess, GavelServer, StartError, free_port
 
@@ -76,6 +84,7 @@ class Chaos:
         self.lots: list[str] = []
         self.bidders: list[Bidder] = []
         self.token = ""
+        self.auditor = ""  # an auditor session: the exports carry the openings
         self.published_max = 0  # the largest checkpoint seen published so far
         self.checked_upto = 0  # acked bids before this index have been checked
         self.checks = 0
@@ -90,6 +99,7 @@ class Chaos:
         await asyncio.gather(*(self._start(n, NOTARY_READY) for n in self.notaries))
         await self.start_server()
         self.lots = await create_lots(http, self.url, self.token, self.args.lots)
+        self.auditor = await auditor_session(http, self.url, self.token)
         self.bidders = [
             await make_chaos_bidder(http, self.url, n, self.lots) for n in range(self.args.bidders)
         ]
@@ -357,7 +367,8 @@ class Chaos:
         shutil.rmtree(out, ignore_errors=True)
         export = await _run(
             [sys.executable, "-m", "auction.cli", "ledger", "export", "--url", self.url,
-             "--out", str(out)]
+             "--out", str(out)],
+            env={**os.environ, "GAVEL_TOKEN": self.auditor},
         )  # fmt: skip
         if export[0] != 0:
             self.figures.violate(f"ledger export failed: {export[1][-500:]}")
@@ -499,9 +510,13 @@ class Chaos:
             await self.check_ledger(http, audit=True, final=True)
 
 
-async def _run(command: list[str]) -> tuple[int, str]:
+async def _run(command: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await process.communicate()
     return int(process.returncode or 0), output.decode("utf-8", "replace")
