@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -43,14 +44,7 @@ from .chaos_records import (
     cosigners,
     read_export,
 )
-from .chaos_setup import (
-    Bidder,
-    auditor_session,
-    create_lots,
-    expect_json,
-    make_chaos_bidder,
-    wait_ready,
-)
+from .chaos_setup import Bidder, create_lots, expect_json, make_chaos_bidder, wait_ready
 from .harness.notaries import NOTARY_READY, NotaryProxy, notary_process, prepare
 from .harness.processes import ROOT, TOKEN_LINE, ChildProcess, GavelServer, StartError, free_port
 
@@ -99,13 +93,25 @@ class Chaos:
         await asyncio.gather(*(self._start(n, NOTARY_READY) for n in self.notaries))
         await self.start_server()
         self.lots = await create_lots(http, self.url, self.token, self.args.lots)
-        self.auditor = await auditor_session(http, self.url, self.token)
+        self.auditor = await self.auditor_session()
         self.bidders = [
             await make_chaos_bidder(http, self.url, n, self.lots) for n in range(self.args.bidders)
         ]
         await wait_ready(http, self.url, self.bidders, self.lots)
         for bidder in self.bidders:
             bidder.min_next = {lot: START_PRICE for lot in self.lots}
+
+    async def auditor_session(self) -> str:
+        """A new auditor session (`gavel staff --role auditor`) for the exports: with it they
+        carry the openings of the ledger's sealed values, so bids are checked by account."""
+        code, output = await _run(
+            [sys.executable, "-m", "auction.cli", "staff", "--data", str(self.data),
+             "--role", "auditor"]
+        )  # fmt: skip
+        match = re.search(r"^token (\S+)$", output, re.MULTILINE)
+        if code != 0 or match is None:
+            raise ChaosError(f"gavel staff --role auditor failed: {output[-500:]}")
+        return match.group(1)
 
     def _write_policy(self) -> None:
         """Notary keys and `DATA/policy` as `gavel demo` makes them, except that each notary's

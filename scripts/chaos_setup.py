@@ -46,15 +46,6 @@ async def create_lots(http: aiohttp.ClientSession, url: str, token: str, count: 
     return lots
 
 
-async def auditor_session(http: aiohttp.ClientSession, url: str, token: str) -> str:
-    """A new auditor session's token (made by the admin session `token`): exports read the
-    openings of the ledger's sealed values with it, so that bids can be checked by account."""
-    headers = {"Authorization": f"Bearer {token}"}
-    body = {"role": "auditor", "label": "crash-recovery export"}
-    async with http.post(f"{url}/api/staff/sessions", json=body, headers=headers) as response:
-        return str((await expect_json(response, 201, "auditor session"))["token"])
-
-
 @dataclass
 class Bidder:
     index: int
