@@ -38,6 +38,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auction.identity.provider import prc_check_character
+from auction.sealed import LinkBook, open_body
 from auction.storage import SQLITE_FILE
 from auction.throttle import WriteLimits, account_entries
 
@@ -46,6 +47,8 @@ from .harness.machine import machine
 from .harness.processes import ROOT, GavelServer
 
 LOTS = ("abuse-flat", "abuse-watch")
+#: The entry types whose bodies may hold sealed values or bidder aliases (auction.sealed).
+SEALING_TYPES = frozenset({"idv", "bid", "registration", "deposit", "lot_state"})
 
 
 def start_server(data: Path, limited: bool, root: Path = ROOT) -> GavelServer:
@@ -163,13 +166,28 @@ class Abuser:
 
 def ledger_entries(data: Path, start: int = 0) -> list[bytes]:
     """The ledger's entries from `start`, read with SQLite itself (read-only), so that the
-    database of another checkout's server (`--before`, any schema version) reads too."""
+    database of another checkout's server (`--before`, any schema version) reads too. Their
+    sealed values are opened (`ledger_openings`, each opening checked against its commitment,
+    from the first entry on: the links of the lots' aliases), so that the entries name the
+    accounts behind the per-lot aliases and the identity checks their accounts."""
     uri = f"file:{data / SQLITE_FILE}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-        rows = db.execute(
-            "SELECT data FROM ledger_entries WHERE seq >= ? ORDER BY seq", (start,)
-        ).fetchall()
-    return [bytes(row[0]) for row in rows]
+        rows = db.execute("SELECT data FROM ledger_entries ORDER BY seq").fetchall()
+        sealed = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_openings'"
+        ).fetchone()
+        found = db.execute("SELECT seq, openings FROM ledger_openings").fetchall() if sealed else []
+    openings = {int(seq): json.loads(text) for seq, text in found}
+    links = LinkBook()
+    entries = []
+    for seq, (raw,) in enumerate(rows):
+        entry = json.loads(bytes(raw))
+        if entry.get("type") in SEALING_TYPES and isinstance(entry.get("body"), dict):
+            entry["body"] = open_body(entry["type"], entry["body"], openings.get(seq), links)
+        entries.append(
+            json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        )
+    return entries[start:]
 
 
 def ledger_growth(data: Path, start: int, seconds: float) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from typing import Any
 
 import websockets
 
+from auction.audit import DirectorySource, SourceError
 from auction.client import ClientError
+from auction.sealed import LinkBook, SealError, open_body
 from chain.checkpoint import parse_checkpoint_text
 from chain.errors import ChainError
 from chain.note import parse_note
@@ -36,6 +38,8 @@ MOMENT_TIMEOUT = 5.0
 MAX_SHOWN = 40
 
 SERVER_ERRORS = (ClientError, websockets.WebSocketException, OSError, TimeoutError)
+#: The entry types whose bodies may hold sealed values or bidder aliases (auction.sealed).
+SEALING_TYPES = frozenset({"idv", "bid", "registration", "deposit", "lot_state"})
 
 
 class ChaosError(Exception):
@@ -100,18 +104,28 @@ class LedgerBid:
 
 
 def read_export(out: Path) -> tuple[int, dict[int, LedgerBid], int]:
-    """The checkpoint size, every signed bid entry by seq, and the number of entries."""
+    """The checkpoint size, every signed bid entry by seq, and the number of entries. The
+    export's entries name bidders by per-lot aliases and seal the signed requests: each one
+    is opened with the export's `openings.json`, every opening checked against its
+    commitment (as the auditor does); one that does not open is an error."""
     note = (out / "checkpoint").read_bytes()
     size = parse_checkpoint_text(parse_note(note).text).size
+    openings = DirectorySource(out)
+    links = LinkBook()
     bids: dict[int, LedgerBid] = {}
     for bundle in entry_bundles_for_size(size):
         entries = parse_entry_bundle(bundle, (out / bundle.path).read_bytes())
         for seq, raw in enumerate(entries, start=bundle.leaf_begin):
             entry = json.loads(raw)
             body = entry.get("body", {})
-            request = body.get("request") if isinstance(body, dict) else None
             if entry.get("seq") != seq:
                 raise ChaosError(f"entry {seq} says it is {entry.get('seq')}")
+            if isinstance(body, dict) and entry.get("type") in SEALING_TYPES:
+                try:
+                    body = open_body(entry["type"], body, openings.openings(seq), links)
+                except (SealError, SourceError) as exc:
+                    raise ChaosError(f"entry {seq} does not open: {exc}") from exc
+            request = body.get("request") if isinstance(body, dict) else None
             if not isinstance(request, dict):
                 continue
             payload = request["payload"]

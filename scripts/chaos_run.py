@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -76,6 +78,7 @@ class Chaos:
         self.lots: list[str] = []
         self.bidders: list[Bidder] = []
         self.token = ""
+        self.auditor = ""  # an auditor session: the exports carry the openings
         self.published_max = 0  # the largest checkpoint seen published so far
         self.checked_upto = 0  # acked bids before this index have been checked
         self.checks = 0
@@ -90,12 +93,25 @@ class Chaos:
         await asyncio.gather(*(self._start(n, NOTARY_READY) for n in self.notaries))
         await self.start_server()
         self.lots = await create_lots(http, self.url, self.token, self.args.lots)
+        self.auditor = await self.auditor_session()
         self.bidders = [
             await make_chaos_bidder(http, self.url, n, self.lots) for n in range(self.args.bidders)
         ]
         await wait_ready(http, self.url, self.bidders, self.lots)
         for bidder in self.bidders:
             bidder.min_next = {lot: START_PRICE for lot in self.lots}
+
+    async def auditor_session(self) -> str:
+        """A new auditor session (`gavel staff --role auditor`) for the exports: with it they
+        carry the openings of the ledger's sealed values, so bids are checked by account."""
+        code, output = await _run(
+            [sys.executable, "-m", "auction.cli", "staff", "--data", str(self.data),
+             "--role", "auditor"]
+        )  # fmt: skip
+        match = re.search(r"^token (\S+)$", output, re.MULTILINE)
+        if code != 0 or match is None:
+            raise ChaosError(f"gavel staff --role auditor failed: {output[-500:]}")
+        return match.group(1)
 
     def _write_policy(self) -> None:
         """Notary keys and `DATA/policy` as `gavel demo` makes them, except that each notary's
@@ -357,7 +373,8 @@ class Chaos:
         shutil.rmtree(out, ignore_errors=True)
         export = await _run(
             [sys.executable, "-m", "auction.cli", "ledger", "export", "--url", self.url,
-             "--out", str(out)]
+             "--out", str(out)],
+            env={**os.environ, "GAVEL_TOKEN": self.auditor},
         )  # fmt: skip
         if export[0] != 0:
             self.figures.violate(f"ledger export failed: {export[1][-500:]}")
@@ -499,9 +516,13 @@ class Chaos:
             await self.check_ledger(http, audit=True, final=True)
 
 
-async def _run(command: list[str]) -> tuple[int, str]:
+async def _run(command: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await process.communicate()
     return int(process.returncode or 0), output.decode("utf-8", "replace")

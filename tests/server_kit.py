@@ -89,8 +89,16 @@ class Server:
         with Storage.open(self.data, read_only=True) as store:
             return store.ledger_entries(0, store.ledger_size())
 
+    def opened_entries(self) -> list[bytes]:
+        """`entries` with their sealed values opened (account ids in place of the per-lot
+        aliases, the signed requests and identity accounts back), as the server's own readers
+        see them: not the bytes the log publishes."""
+        with Storage.open(self.data, read_only=True) as store:
+            return store.ledger_entries_opened(0, store.ledger_size())
+
     def entry_json(self) -> list[dict[str, Any]]:
-        return [parse_entry(item).to_json() for item in self.entries()]
+        """Every ledger entry as JSON, sealed values opened (`opened_entries`)."""
+        return [parse_entry(item).to_json() for item in self.opened_entries()]
 
 
 def unrecorded_video(data: Path) -> VideoSettings:

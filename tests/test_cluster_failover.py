@@ -197,7 +197,7 @@ async def test_the_writer_killed_during_bidding_is_replaced(
 
         with Storage.open(postgres_url, read_only=True) as store:
             size = store.ledger_size()
-            entries = [json.loads(raw) for raw in store.ledger_entries(0, size)]
+            entries = [json.loads(raw) for raw in store.ledger_entries_opened(0, size)]
             stored = {lot: store.load_lot(lot) for lot in LOTS}  # replays and checks events
         bids: dict[tuple[str, str, str], list[int]] = {}
         accepted_entries: dict[int, Any] = {}
@@ -413,7 +413,9 @@ async def test_an_instance_that_loses_its_database_session_stops_writing(
                 assert after[lot][1] > before[lot][1], (lot, before, after)  # taken again
         await wait_same([a, b])
         with Storage.open(postgres_url, read_only=True) as store:
-            entries = [json.loads(raw) for raw in store.ledger_entries(0, store.ledger_size())]
+            entries = [
+                json.loads(raw) for raw in store.ledger_entries_opened(0, store.ledger_size())
+            ]
             stored = {lot: store.load_lot(lot) for lot in LOTS}
         keys = [
             (

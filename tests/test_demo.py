@@ -221,7 +221,7 @@ async def test_gavel_demo_runs_headless_and_leaves_its_events(tmp_path: Path) ->
 
     # the bots are real accounts: every bid is signed, every bidder verified (signed_bids log)
     with Storage.open(data, read_only=True) as store:
-        entries = [json.loads(raw) for raw in store.ledger_entries(0, store.ledger_size())]
+        entries = [json.loads(raw) for raw in store.ledger_entries_opened(0, store.ledger_size())]
     assert entries[0]["type"] == "house" and entries[0]["body"]["signed_bids"] is True
     bids = [e for e in entries if e["type"] == "bid" and e["body"].get("request")]
     assert len(bids) > 10

@@ -121,7 +121,7 @@ async def nothing_lost(run: Bidding, target: str | Path) -> int:
 
     def read_back() -> tuple[list[bytes], dict[str, Any]]:
         with Storage.open(target, read_only=True) as store:
-            entries = store.ledger_entries(0, store.ledger_size())
+            entries = store.ledger_entries_opened(0, store.ledger_size())  # requests opened
             lots = {lot.lot_id: lot.state for lot in store.load()}  # replayed, checked
         return entries, lots
 

@@ -97,10 +97,10 @@ def refused(answer: Any, code: str) -> str:
 
 async def idv_accounts(server: Server) -> list[str]:
     """The accounts of the ledger's `idv` entries, in order (read through the service: the
-    same on SQLite and PostgreSQL)."""
+    same on SQLite and PostgreSQL; the accounts are sealed on the ledger: opened here)."""
     ledger = server.service.ledger
     size = await server.ledger_size()
-    entries = await server.service.read(ledger.ledger_entries, 0, size)
+    entries = await server.service.read(ledger.ledger_entries_opened, 0, size)
     return [
         entry["body"]["account"] for entry in map(json.loads, entries) if entry["type"] == "idv"
     ]

@@ -77,7 +77,22 @@ def body_of(entry: Entry) -> dict[str, Any]:
 
 
 def entries_of(store: Storage) -> list[Entry]:
+    """The stored entries as published: bidders by their per-lot aliases, values sealed."""
     return [parse_entry(data) for data in store.ledger_entries(0, store.ledger_size())]
+
+
+def opened_of(store: Storage) -> list[Entry]:
+    """The stored entries with their sealed values opened (account ids, signed requests)."""
+    return [parse_entry(data) for data in store.ledger_entries_opened(0, store.ledger_size())]
+
+
+def replay_of(store: Storage, entries: list[Entry]) -> LedgerReplay:
+    """`entries` replayed as the auditor does: each sealed value opened with the stored
+    openings and checked against its commitment."""
+    replay = LedgerReplay(openings=store.ledger_openings(0, len(entries)).get)
+    for entry in entries:
+        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
+    return replay
 
 
 def check_chain(entries: Sequence[Entry]) -> None:
@@ -111,14 +126,14 @@ async def test_every_command_is_one_entry_and_the_ledger_replays(
         states = {s.lot_id: service.state(s.lot_id) for s in lot_scenarios}
     with Storage.open(target) as store:
         entries = entries_of(store)
+        opened = opened_of(store)
+        replay = replay_of(store, entries)
         histories = {s.lot_id: store.history(s.lot_id) for s in lot_scenarios}
         head = store.published_checkpoint()
     check_chain(entries)
     assert head is not None and head.size == len(entries)  # the final checkpoint covers all
 
-    commands = [
-        e for e in entries if e.type not in (EntryType.HOUSE, EntryType.LOT, EntryType.SALE)
-    ]
+    commands = [e for e in opened if e.type not in (EntryType.HOUSE, EntryType.LOT, EntryType.SALE)]
     records = [record for rows in histories.values() for record in rows]
     assert len(commands) == len(records)  # exactly one entry per stored command
     by_lot_n = {(str(e.body["lot"]), e.body["n"]): e for e in commands}
@@ -135,9 +150,6 @@ async def test_every_command_is_one_entry_and_the_ledger_replays(
     ]
     assert any(not e.body["accepted"] for e in commands)  # rejected commands are evidence too
 
-    replay = LedgerReplay()
-    for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert replay.unsold_closures() == []
     for lot_id, state in states.items():
         assert replay.lots[lot_id].state == state  # the ledger alone rebuilds every lot
@@ -283,6 +295,7 @@ async def test_restart_resumes_and_extends_the_tree_consistently(
     with Storage.open(target) as store:
         after = store.published_checkpoint()
         entries = entries_of(store)
+        replay = replay_of(store, entries)
         sizes = store.checkpoint_sizes()
         engine = store._engine  # proofs straight from the stored tree
         with engine.connect() as connection:
@@ -292,9 +305,6 @@ async def test_restart_resumes_and_extends_the_tree_consistently(
     check_chain(entries)  # the first entry after the restart chains to the last one before
     verify_consistency(before.size, after.size, proof, before.root, after.root)
     assert before.size in sizes and after.size in sizes and sizes == sorted(set(sizes))
-    replay = LedgerReplay()
-    for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     assert set(replay.lots) == {s.lot_id for s in lot_scenarios}
     for lot_id, state in states.items():
         assert replay.lots[lot_id].state == state
@@ -404,6 +414,7 @@ def test_a_database_from_before_the_ledger_gets_its_history_logged(
         with engine.begin() as connection:
             ledger_store.LEDGER_METADATA.drop_all(connection)
             connection.exec_driver_sql("DROP TABLE ledger_house")
+            connection.exec_driver_sql("DROP TABLE ledger_openings")
             connection.exec_driver_sql("DROP TABLE lot_owners")
             connection.exec_driver_sql("DROP TABLE cluster_instances")
             connection.exec_driver_sql("DELETE FROM schema_version WHERE version >= 2")
@@ -413,14 +424,12 @@ def test_a_database_from_before_the_ledger_gets_its_history_logged(
 
     with Storage.open(data) as store:  # migrates, makes a key, logs the older data
         entries = entries_of(store)
+        replay = replay_of(store, entries)
         history_rows = sum(len(store.history(s.lot_id)) for s in lot_scenarios)
     check_chain(entries)
     kinds = [e.type for e in entries]
     assert kinds.count(EntryType.LOT) == len(lot_scenarios)
     assert len(entries) == 1 + len(lot_scenarios) + history_rows + kinds.count(EntryType.SALE)
-    replay = LedgerReplay()
-    for entry in entries:
-        replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
     for scenario in lot_scenarios:
         assert replay.lots[scenario.lot_id].state == scenario.final_state()
     assert replay.unsold_closures() == []
