@@ -45,6 +45,11 @@ DAY_US = 24 * 3600 * 1_000_000
 #: Rules C3: a release or transfer the provider must have carried out within 24 hours.
 RELEASE_WITHIN_US = DAY_US
 
+#: The dashboard's plots (`auction.dashboard.plots` draws them; matplotlib loads on first use).
+PLOTS = ("funnel", "bids", "bidders", "watchers", "hammer", "deposits")
+#: Plots drawn for one lot (`?lot=`); the others cover every lot.
+PER_LOT = frozenset({"funnel", "bids", "bidders", "watchers"})
+
 FUNNEL_STEPS = ("visitors", "watchers", "registered", "verified", "deposit", "bid", "won")
 STEP_WORDS = {
     "visitors": "Visited the lot",

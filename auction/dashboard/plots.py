@@ -25,11 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..video import CURRENCY_DIGITS  # noqa: E402
-from .analytics import FUNNEL_STEPS, STEP_WORDS, Table  # noqa: E402
-
-PLOTS = ("funnel", "bids", "bidders", "watchers", "hammer", "deposits")
-#: Plots drawn for one lot (`?lot=`); the others cover every lot.
-PER_LOT = frozenset({"funnel", "bids", "bidders", "watchers"})
+from .analytics import FUNNEL_STEPS, PER_LOT, PLOTS, STEP_WORDS, Table  # noqa: E402
 
 _SIZE = (7.0, 3.6)
 _COLOURS = ("#1f5f8b", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#7f8c8d")

@@ -27,7 +27,6 @@ from aiohttp import web
 
 from ..accounts import Role
 from ..dashboard.analytics import TABLES, LotFacts, LotInputs, Table, dashboard
-from ..dashboard.plots import PER_LOT, PLOTS, plot
 from ..dashboard.visits import UniqueCounter, VisitStore, VisitStoreError
 from ..errors import NotAllowed, NotFound
 from ..payments import Hold
@@ -214,6 +213,8 @@ class _Dashboard:
             if view is None:
                 raise NotFound("this plot needs ?lot= naming an existing lot", code="UNKNOWN_LOT")
             zone, currency = view.legal_timezone, view.currency
+        from ..dashboard.plots import plot  # matplotlib is loaded by the first plot only
+
         body = await asyncio.to_thread(plot, name, tables, lot, zone, currency)
         return web.Response(body=body, content_type="image/svg+xml", headers=_NO_STORE)
 
