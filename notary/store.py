@@ -374,6 +374,14 @@ class NotaryStore:
     def root_at(self, size: int) -> bytes:
         """The root of the mirrored tree at ``size`` (at most the mirror's size)."""
         tree = CompactRange()
+        for digest in self._leaf_hashes(size):
+            tree.append(digest)
+        return tree.root()
+
+    def _leaf_hashes(self, size: int) -> Iterator[bytes]:
+        """The leaf hashes of mirrored entries ``0 .. size - 1`` in order, read in pages.
+
+        Raises :class:`NotaryStateError` if an entry is missing or the mirror is shorter."""
         position = 0
         while position < size:
             rows = self._query(
@@ -385,29 +393,19 @@ class NotaryStore:
             for seq, digest in rows:
                 if seq != position:
                     raise NotaryStateError(f"mirror is missing entry {position}")
-                tree.append(_blob(digest))
+                yield _blob(digest)
                 position += 1
         if position != size:
             raise NotaryStateError(f"mirror holds {position} entries, not {size}")
-        return tree.root()
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """The RFC 9162 consistency proof from ``size1`` to ``size2`` over the mirror (for
         evidence: it shows which tree the notary co-signed)."""
         nodes: dict[tuple[int, int], bytes] = {}
         tree = CompactRange()
-        position = 0
-        while position < size2:
-            rows = self._query(
-                "SELECT seq, leaf_hash FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?",
-                (position, min(8192, size2 - position)),
-            )
-            if not rows:
-                raise NotaryStateError(f"mirror holds {position} entries, not {size2}")
-            for _, digest in rows:
-                for node, value in tree.append(_blob(digest)):
-                    nodes[(node.level, node.index)] = value
-                position += 1
+        for digest in self._leaf_hashes(size2):
+            for node, value in tree.append(digest):
+                nodes[(node.level, node.index)] = value
 
         def read(level: int, index: int) -> bytes:
             try:

@@ -142,14 +142,13 @@ class OpenLot:
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceBid:
-    """A bid of exactly `amount` (a "flat" bid). Live mode: an online bid at the ask."""
+class _Offer:
+    """What a flat bid and a proxy maximum both carry, checked the same way."""
 
     bidder: str
     amount: int
     currency: str
     idempotency_key: str = ""
-    confirm_jump: bool = False  # rules C8 pre-submission safeguard for large jumps
 
     def __post_init__(self) -> None:
         check_id(self.bidder, "bidder")
@@ -159,19 +158,15 @@ class PlaceBid:
 
 
 @dataclass(frozen=True, slots=True)
-class SetMax:
+class PlaceBid(_Offer):
+    """A bid of exactly `amount` (a "flat" bid). Live mode: an online bid at the ask."""
+
+    confirm_jump: bool = False  # rules C8 pre-submission safeguard for large jumps
+
+
+@dataclass(frozen=True, slots=True)
+class SetMax(_Offer):
     """Rules C5: set (or change) a proxy maximum. Live mode: an absentee/commission bid."""
-
-    bidder: str
-    amount: int
-    currency: str
-    idempotency_key: str = ""
-
-    def __post_init__(self) -> None:
-        check_id(self.bidder, "bidder")
-        check_amount(self.amount)
-        _currency(self.currency)
-        _text(self.idempotency_key, "idempotency key", 128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +196,8 @@ class VoidBid:
 
 
 @dataclass(frozen=True, slots=True)
-class Pause:
-    """Rules C11: 暂缓. `by=PLATFORM` is the automatic pause on a fault (notifies the court)."""
+class _CourtAction:
+    """A court (or platform) action on the lot: a reason, who acts, and the legal basis."""
 
     reason: str
     by: Authority = Authority.COURT
@@ -213,15 +208,13 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
-class Suspend:
+class Pause(_CourtAction):
+    """Rules C11: 暂缓. `by=PLATFORM` is the automatic pause on a fault (notifies the court)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend(_CourtAction):
     """Rules C11: 中止."""
-
-    reason: str
-    by: Authority = Authority.COURT
-    basis: str = ""
-
-    def __post_init__(self) -> None:
-        _text(self.reason, "reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +230,8 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancel(_CourtAction):
     """Rules C11: 撤回/撤销; releases every deposit within 24 h."""
-
-    reason: str
-    by: Authority = Authority.COURT
-    basis: str = ""
-
-    def __post_init__(self) -> None:
-        _text(self.reason, "reason")
 
 
 @dataclass(frozen=True, slots=True)

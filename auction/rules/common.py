@@ -54,6 +54,17 @@ def bidder_may_bid(state: LotState, bidder_id: str) -> tuple[RejectReason, str] 
     return None
 
 
+def refuse_bidder(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Outcome | None:
+    """The lot's currency and rules C4 test 2 for a bid or maximum: the rejection, or None."""
+    if cmd.currency != state.rules.currency:
+        detail = f"this lot is in {state.rules.currency}"
+        return reject(state, cmd, now, RejectReason.WRONG_CURRENCY, detail, cmd.bidder)
+    refusal = bidder_may_bid(state, cmd.bidder)
+    if refusal is not None:
+        return reject(state, cmd, now, refusal[0], refusal[1], cmd.bidder)
+    return None
+
+
 def register(state: LotState, cmd: c.RegisterBidder, now: int) -> Outcome:
     rules = state.rules
     if state.status not in REGISTRATION_OPEN:

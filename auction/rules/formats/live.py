@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from .. import commands as c
-from ..common import Handler, Outcome, bidder_may_bid, seal, settle_deposits
+from ..common import Handler, Outcome, refuse_bidder, seal, settle_deposits
 from ..errors import RejectReason
 from ..events import (
     AskChanged,
@@ -96,12 +96,9 @@ def online_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
     if halted is not None:
         return halted
     assert state.live is not None
-    if cmd.currency != state.rules.currency:
-        detail = f"this lot is in {state.rules.currency}"
-        return reject(state, cmd, now, RejectReason.WRONG_CURRENCY, detail, cmd.bidder)
-    refusal = bidder_may_bid(state, cmd.bidder)
-    if refusal is not None:
-        return reject(state, cmd, now, refusal[0], refusal[1], cmd.bidder)
+    refused = refuse_bidder(state, cmd, now)
+    if refused is not None:
+        return refused
     if cmd.bidder == state.leader:
         return reject(state, cmd, now, RejectReason.SELF_OUTBID, "you are leading", cmd.bidder)
     ask = state.live.ask
@@ -178,12 +175,9 @@ def absentee_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
     """Rules C14.2: absentee / commission maxima, executed by the engine against the room."""
     if state.status not in (LotStatus.SCHEDULED, LotStatus.OPEN):
         return reject(state, cmd, now, RejectReason.NOT_OPEN, "the lot is not taking bids")
-    if cmd.currency != state.rules.currency:
-        detail = f"this lot is in {state.rules.currency}"
-        return reject(state, cmd, now, RejectReason.WRONG_CURRENCY, detail, cmd.bidder)
-    refusal = bidder_may_bid(state, cmd.bidder)
-    if refusal is not None:
-        return reject(state, cmd, now, refusal[0], refusal[1], cmd.bidder)
+    refused = refuse_bidder(state, cmd, now)
+    if refused is not None:
+        return refused
     bidder = state.bidders[cmd.bidder]
     floor = state.price if state.price is not None else state.rules.start_price - 1
     if cmd.amount <= floor or (bidder.max is not None and cmd.amount <= bidder.max.amount):
@@ -379,18 +373,20 @@ def undo_last_bid(state: LotState, cmd: c.UndoLastBid, now: int) -> Outcome:
     return new.evolve(seq=out.seq), tuple(out.events)
 
 
+def _awaiting_next(state: LotState) -> bool:
+    """Hammered or passed, and the clerk has not moved on to the next lot yet."""
+    return (
+        state.live is not None
+        and not state.live.finalized
+        and state.status in (LotStatus.SOLD, LotStatus.FAILED)
+    )
+
+
 def reopen(state: LotState, cmd: c.Reopen, now: int) -> Outcome:
     """Rules C14: reopen a hammered or passed lot, only before the clerk moves on."""
-    if (
-        state.live is None
-        or state.live.finalized
-        or state.status
-        not in (
-            LotStatus.SOLD,
-            LotStatus.FAILED,
-        )
-    ):
+    if not _awaiting_next(state):
         return reject(state, cmd, now, RejectReason.ILLEGAL_STATE, "nothing to reopen")
+    assert state.live is not None
     out = Emitter(state, now)
     out.emit(LotReopened, reason=cmd.reason)
     live = dataclasses.replace(state.live, phase=LivePhase.IN_RING, fair_warning_at=None)
@@ -407,16 +403,9 @@ def reopen(state: LotState, cmd: c.Reopen, now: int) -> Outcome:
 
 
 def next_lot(state: LotState, cmd: c.NextLot, now: int) -> Outcome:
-    if (
-        state.live is None
-        or state.live.finalized
-        or state.status
-        not in (
-            LotStatus.SOLD,
-            LotStatus.FAILED,
-        )
-    ):
+    if not _awaiting_next(state):
         return reject(state, cmd, now, RejectReason.ILLEGAL_STATE, "hammer or pass the lot first")
+    assert state.live is not None
     out = Emitter(state, now)
     out.emit(LotFinalized)
     winner = state.leader if state.status is LotStatus.SOLD else None

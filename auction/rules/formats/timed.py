@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from .. import commands as c
-from ..common import Handler, Outcome, bidder_may_bid, seal
+from ..common import Handler, Outcome, refuse_bidder, seal
 from ..config import Retraction, Scope, SoftCloseTrigger
 from ..errors import RejectReason
 from ..events import (
@@ -56,13 +56,7 @@ def bid_gate(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Outcome |
         return reject(
             state, cmd, now, RejectReason.LATE, "received at or after the end", cmd.bidder
         )
-    if cmd.currency != state.rules.currency:
-        detail = f"this lot is in {state.rules.currency}"
-        return reject(state, cmd, now, RejectReason.WRONG_CURRENCY, detail, cmd.bidder)
-    refusal = bidder_may_bid(state, cmd.bidder)
-    if refusal is not None:
-        return reject(state, cmd, now, refusal[0], refusal[1], cmd.bidder)
-    return None
+    return refuse_bidder(state, cmd, now)
 
 
 def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
