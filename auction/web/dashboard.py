@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Role
-from ..dashboard.analytics import TABLES, LotFacts, LotInputs, Table, dashboard
+from ..dashboard.analytics import PER_LOT, PLOTS, TABLES, LotFacts, LotInputs, Table, dashboard
 from ..dashboard.visits import UniqueCounter, VisitStore, VisitStoreError
 from ..errors import NotAllowed, NotFound
 from ..payments import Hold
