@@ -356,15 +356,21 @@ async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.cluster is not None
     secret = await asyncio.to_thread(app[ACCOUNTS].secret, "cluster")
+    store, service, gateway = app[STORE], app[SERVICE], app[GATEWAY]
     cluster = Cluster(
-        app[SERVICE],
-        app[STORE],
+        service,
+        store,
         settings.cluster,
         secret,
         applied=app[LOADED_AT],
         clock=settings.clock,
+        gateway=gateway,
     )
-    cluster.gateway = app[GATEWAY]
+    store.fence = cluster.fence  # every write of lot history checks the fencing tokens
+    store.on_entries = cluster.entries_stored  # to Redis and this instance's copies
+    service.forwarder = cluster.forward_command  # a lot another instance writes
+    service.signs_checkpoints = lambda: cluster.signer
+    gateway.forward_bid = cluster.forward_bid
     await cluster.start()
     app[CLUSTER] = cluster
     yield
