@@ -8,7 +8,8 @@ signatures, times, and replays the auction rules with the server's engine.
 
 This package root re-exports the pure core (:mod:`notary.core`) and the exception tree
 (:mod:`notary.errors`) only; the adapters are imported explicitly: :mod:`notary.store`
-(SQLite), :mod:`notary.server` (aiohttp app), :mod:`notary.client` (what the log calls),
+(SQLite), :mod:`notary.server` (aiohttp app) with :mod:`notary.node` (the node it serves) and
+:mod:`notary.logsource` (reading the log), :mod:`notary.client` (what the log calls),
 :mod:`notary.cli` (operator commands).
 """
 

@@ -35,7 +35,8 @@ from .server import METRICS_PORT, NODE, Settings, create_app
 __all__ = ["register", "run"]
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 for a free one (shared with `gavel`)."""
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("must be 0..65535 (0 picks a free port)")
@@ -88,7 +89,7 @@ def register(subparsers: Any) -> None:
     serve = commands.add_parser("serve", help="serve add-checkpoint until SIGINT or SIGTERM")
     serve.add_argument("--dir", **directory)
     serve.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
-    serve.add_argument("--port", type=_port, default=0, help="port; 0 picks a free one")
+    serve.add_argument("--port", type=port_number, default=0, help="port; 0 picks a free one")
     serve.add_argument("--log", required=True, metavar="URL", help="the log's base URL")
     serve.add_argument(
         "--policy", type=Path, required=True, metavar="FILE", help="the tlog-policy file"
@@ -131,7 +132,7 @@ def register(subparsers: Any) -> None:
 
     serve.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port_number,
         metavar="PORT",
         help="serve GET /metrics (Prometheus) on this admin port; default: not served",
     )
@@ -204,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     stop = asyncio.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         app = create_app(settings)
         runner = web.AppRunner(app, handle_signals=False)
         try:
@@ -235,7 +236,8 @@ async def serve(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set `stop` on SIGINT or SIGTERM while inside the block (shared with `gavel`)."""
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:

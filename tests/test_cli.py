@@ -219,7 +219,7 @@ def test_malformed_requests_do_not_fill_the_log() -> None:
 
     from aiohttp.http_exceptions import BadHttpMessage
 
-    from auction.cli import _drop_malformed_requests
+    from auction.cli.gavel import _drop_malformed_requests
 
     def record(error: BaseException) -> logging.LogRecord:
         try:

@@ -28,7 +28,7 @@ from auction.identity.provider import check_prc_id
 from auction.rules import SECOND, Format, LotStatus
 from auction.storage import Storage
 from auction.web import SERVICE, Settings, create_app
-from auction.web.app import CONTENT_TYPES, PAGES
+from auction.web.pages import CONTENT_TYPES, PAGES
 
 PRIVATE_KEYS = {"leader", "bidder", "winner", "bidders", "reserve", "max", "runner_up"}
 

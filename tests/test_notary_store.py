@@ -94,7 +94,7 @@ def test_unauthenticated_refusals_are_capped(tmp_path: Path) -> None:
 
 
 async def test_the_tile_reader(tmp_path: Path) -> None:
-    from notary.server import HttpLog
+    from notary.logsource import HttpLog
 
     log = SimulatedLog()
     log.grow(700)

@@ -21,8 +21,8 @@ from server_kit import Server, add_lots, new_bidder, running_server, wait_open
 from auction.accounts import Role
 from auction.cluster import ClusterSettings
 from auction.web import Settings, create_app
-from auction.web.app import PAGES
 from auction.web.openapi import OPENAPI_PATH, openapi_document
+from auction.web.pages import PAGES
 
 REPO = Path(__file__).resolve().parent.parent
 #: Not REST: the pages, their static files, the video player's files and the websocket

@@ -34,7 +34,7 @@ from server_kit import (
 from auction.accounts import Role
 from auction.client import BidderClient, ws_url
 from auction.gateway import IDP_KEY_FILE
-from auction.web.app import PAGES
+from auction.web.pages import PAGES
 from chain import TILE_WIDTH, CosignatureSigner, EntryBundle
 from notary.readauth import read_authorization
 

@@ -31,7 +31,7 @@ from auction.audit import AuditError, AuditStep, DirectorySource, verify_ledger
 from auction.ledger import LedgerReplay, ReplayError, command_body, lot_body
 from auction.ledger_export import OPENINGS_FILE, StoreSource, export_ledger
 from auction.rules import SECOND, LotState, RegisterBidder, apply, english_timed
-from auction.web.app import PAGES
+from auction.web.pages import PAGES
 from chain import TILE_WIDTH, EntryBundle
 
 LOTS = ("watch", "watch2")

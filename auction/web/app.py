@@ -19,7 +19,8 @@ It wires, each as one `cleanup_ctx` (opened in order, closed in reverse) under t
 6. the heap trimmer (`auction.heap`: the C allocator's free memory given back every
    `settings.heap_trim_s` seconds).
 
-Routes: the pages of `auction/web/static/` (`/`, `/lot/{lot_id}`, `/register`, `/console`,
+Routes: the pages of `auction/web/static/` (`auction.web.pages`:
+`/`, `/lot/{lot_id}`, `/register`, `/console`,
 `/console/dashboard`, `/console/staff`, `/auditor`, and every file at `/static/{name}`), the
 REST API (`auction.web.api`), the staff dashboard (`auction.web.dashboard`, with its visit
 counter and viewer sampler) and staff sessions (`auction.web.staff`), `/ws`, `GET /healthz`,
@@ -27,11 +28,8 @@ counter and viewer sampler) and staff sessions (`auction.web.staff`), `/ws`, `GE
 REST route, `auction.web.openapi`), and the ledger's read API under `/log/`
 (`auction.web.log`). Every request gets an id for the log (`auction.logs.request_context`).
 
-Every response carries the security headers of `security_headers` (docs/protocol.md §5): a
-Content-Security-Policy (pages: only this origin's scripts, styles, images and connections, no
-inline script, no framing; everything else: nothing at all), `X-Content-Type-Options: nosniff`,
-`Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`; and a response to a request that
-carried credentials (`Authorization`) is `Cache-Control: no-store`.
+Every response carries the security headers of `auction.web.security` (docs/protocol.md §5).
+The settings are `auction.web.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -39,11 +37,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -51,35 +46,26 @@ from aiohttp import web
 from ..accounts import AccountStore, Role, Session
 from ..catalogue.facts import LotFactsStore
 from ..catalogue.presence import Presence
-from ..cluster import Cluster, ClusterSettings, add_cluster_routes
+from ..cluster import Cluster, add_cluster_routes
 from ..demo.facts import seed_facts
 from ..demo.living import LivingCatalogue, load_plan
 from ..demo.property import seed_property
 from ..demo.schedule import LotSpec
-from ..demo.showcase import Drivers, Timeline, catalogue, seed
-from ..errors import GavelError, NotFound
-from ..gateway import (
-    ATTESTATION_VALIDITY_US,
-    BIDS_PER_SECOND,
-    IDEMPOTENCY_GRACE_S,
-    Gateway,
-    identity_seed,
-    load_identity_keys,
-)
+from ..demo.showcase import Drivers, catalogue, seed
+from ..errors import GavelError
+from ..gateway import Gateway, identity_seed, load_identity_keys
 from ..heap import HeapTrimmer
 from ..identity.records import fingerprint_key
 from ..logs import request_context
 from ..payments import PaymentProvider
 from ..service import AuctionService
-from ..storage import HistoryRecord, Storage, system_clock
-from ..throttle import WriteLimits
-from ..video import VIDEO, VideoSettings, install_video
+from ..storage import HistoryRecord, Storage
+from ..video import VIDEO, install_video
 from ..video.presentation import LotFacts, facts_of
 from ..video.sources import stored_facts
 from .api import Components, NotaryBoard, add_api_routes
 from .court import add_court_routes
 from .dashboard import add_dashboard_routes
-from .errors import error_response
 from .evidence import add_evidence_routes
 from .facts import FactsParts, add_facts_routes
 from .log import add_log_routes
@@ -87,102 +73,17 @@ from .log_proof import add_log_proof_routes
 from .me import install_me
 from .metrics import ServerMetrics, add_metrics_route, serve_admin
 from .openapi import add_openapi_route
+from .pages import add_pages
 from .ring import add_ring_routes
 from .sales import add_sale_routes
+from .security import security_headers
+from .settings import Settings
 from .staff import add_staff_routes
 from .throttle import write_limits_middleware
 from .video_api import add_video_console_routes
-from .ws import MAX_CONNECTIONS_PER_ADDRESS, Hub
+from .ws import Hub
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything `create_app` needs. `database_url` (`postgresql://...`) wins over `data_dir`
-    (SQLite in `data_dir/gavel.db`). `duration` compresses the demo's timeline into a run of
-    that many seconds; `None` serves until stopped. `demo`: seed the demo's lots on the first
-    start and run its bots and clerks (`gavel serve` runs without)."""
-
-    data_dir: Path = Path("gavel-data")
-    database_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8080
-    bots: int = 5
-    duration: float | None = None
-    seed: int | None = None
-    #: The living catalogue's speed (`auction.demo.schedule.Pace.at`); the demo runs it unless
-    #: it runs the `duration` showcase without a speed.
-    speed: float | None = None
-    #: A tlog-policy to trust instead of the store's (`gavel demo`: the log key, its notaries
-    #: and the quorum); with notaries, checkpoints are published only once co-signed.
-    policy: bytes | None = None
-    #: A new log requires every bid to carry its bidder's signed request (ledger spec).
-    signed_bids: bool = True
-    demo: bool = True
-    #: The server clock (UTC µs); tests inject one to move time.
-    clock: Callable[[], int] = system_clock
-    attestation_validity_us: int = ATTESTATION_VALIDITY_US
-    heartbeat_s: float = 15.0
-    #: Bids each account may send per second (token bucket, burst of the same size).
-    bids_per_second: int = BIDS_PER_SECOND
-    #: How long after a lot closes its bids' idempotency keys are still answered (seconds).
-    idempotency_grace_s: float = IDEMPOTENCY_GRACE_S
-    #: Websocket connections one client address may hold at once.
-    connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
-    #: Rates of account creation, identity checks, registrations and deposits per address and
-    #: per session, and the bound on an account's non-bid ledger entries an hour
-    #: (`auction.throttle`, docs/protocol.md §1.1); `WriteLimits.off()`: none.
-    write_limits: WriteLimits = WriteLimits()
-    #: Live video (`auction.video`); None: the defaults, recordings in `data_dir/recordings`,
-    #: the console's video files in `data_dir/media`, ICE limited to loopback when the server
-    #: listens on a loopback address.
-    video: VideoSettings | None = None
-    #: One of several instances on one PostgreSQL database (`auction.cluster`); None: the
-    #: only server.
-    cluster: ClusterSettings | None = None
-    #: Hold the checkpoints until `AuctionService.release_checkpoints()` (the CLI releases them
-    #: once the server listens: its notaries read the entries from it before co-signing).
-    hold_checkpoints: bool = False
-    #: Every this many seconds, give the C allocator's free memory back to the system
-    #: (`auction.heap`; glibc's malloc_trim); 0: never.
-    heap_trim_s: float = 60.0
-    #: Every this many seconds, record each live lot's viewer count for the staff dashboard
-    #: (`auction.web.dashboard`); 0: never.
-    viewer_sample_s: float = 10.0
-    #: A separate admin address serving `GET /metrics` without a token (`auction.web.metrics`);
-    #: None: none (`/metrics` on the main address is for admin and auditor sessions only).
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-
-    @property
-    def video_settings(self) -> VideoSettings:
-        if self.video is not None:
-            return self.video
-        loopback = self.host in ("127.0.0.1", "::1", "localhost")
-        recordings = Path(self.data_dir) / "recordings"
-        if self.cluster is not None:  # each instance records the lots it writes
-            recordings = recordings / self.cluster.instance
-        return VideoSettings(
-            recordings_dir=recordings,
-            media_dir=Path(self.data_dir) / "media",  # the console's video files
-            loopback_only=loopback,
-        )
-
-    @property
-    def storage_target(self) -> str | os.PathLike[str]:
-        """What to hand to `Storage.open`."""
-        return self.database_url or self.data_dir
-
-    @property
-    def timeline(self) -> Timeline:
-        return Timeline.for_duration(self.duration)
-
-    @property
-    def living(self) -> bool:
-        """Whether the demo keeps a living catalogue (`auction.demo.living`) rather than the
-        short showcase of a `duration` run."""
-        return self.demo and (self.duration is None or self.speed is not None)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -205,27 +106,6 @@ PRESENCE = web.AppKey("presence", Presence)
 METRICS = web.AppKey("metrics", ServerMetrics)
 #: The port of the admin address serving `/metrics`, once it listens.
 METRICS_PORT = web.AppKey("metrics_port", int)
-
-#: Pages: path → file in `auction/web/static/` (docs/protocol.md, the web client).
-PAGES = {
-    "/": "index.html",
-    "/lot/{lot_id}": "lot.html",
-    "/register": "register.html",
-    "/console": "console.html",
-    "/auditor": "auditor.html",
-    "/my": "my.html",
-    "/console/dashboard": "dashboard.html",
-    "/console/staff": "staff.html",
-    "/sale/{sale_id}": "sale.html",
-}
-
-CONTENT_TYPES = {
-    ".js": "text/javascript",
-    ".css": "text/css",
-    ".html": "text/html",
-    ".svg": "image/svg+xml",
-    ".json": "application/json",
-}
 
 
 def _auctioneer(app: web.Application) -> Callable[[str], Awaitable[bool | None]]:
@@ -286,7 +166,7 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(_heap_context)
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(security_headers)
-    _add_pages(app)
+    add_pages(app)
     add_api_routes(app, _components)  # its JSON error middleware answers `Throttled` too
     app.middlewares.append(write_limits_middleware(settings.write_limits, settings.clock))
     add_ring_routes(app, _components)
@@ -312,34 +192,6 @@ def create_app(settings: Settings) -> web.Application:
     install_me(app, service=SERVICE, store=STORE, accounts=ACCOUNTS, gateway=GATEWAY)
     app.middlewares.insert(0, request_context)  # outermost: every log line of a request
     return app
-
-
-#: The pages' policy: this origin only, no inline or evaluated script, no plugins, no framing.
-PAGE_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self' blob:; connect-src 'self'{ws}; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-#: Everything that is not a page (JSON, text, tiles, video) may load nothing.
-DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
-_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
-
-
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """The headers every response carries (docs/protocol.md §5)."""
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if response.content_type == "text/html":
-        host = request.host
-        ws = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
-        headers["Content-Security-Policy"] = PAGE_POLICY.format(ws=ws)
-    else:
-        headers.setdefault("Content-Security-Policy", DATA_POLICY)
-    if "Authorization" in request.headers:
-        headers["Cache-Control"] = "no-store"
 
 
 async def _log_session(request: web.Request, token: str) -> Session | None:
@@ -388,34 +240,6 @@ async def _facts_context(app: web.Application) -> AsyncIterator[None]:
 
 async def _websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[HUB].handle(request)
-
-
-def _add_pages(app: web.Application) -> None:
-    static = resources.files(__package__).joinpath("static")
-
-    async def read(name: str) -> web.Response:
-        suffix = Path(name).suffix
-        kind = CONTENT_TYPES.get(suffix)
-        entry = static.joinpath(name)
-        if kind is None or "/" in name or name.startswith(".") or not entry.is_file():
-            return error_response(NotFound("no such page"))
-        body = await asyncio.to_thread(entry.read_bytes)
-        headers = {"Cache-Control": "no-cache"}
-        return web.Response(body=body, content_type=kind, charset="utf-8", headers=headers)
-
-    def page(name: str) -> Callable[[web.Request], object]:
-        async def handler(request: web.Request) -> web.Response:
-            return await read(name)
-
-        return handler
-
-    for path, name in PAGES.items():
-        app.router.add_get(path, page(name))  # type: ignore[arg-type]
-
-    async def static_file(request: web.Request) -> web.Response:
-        return await read(request.match_info["name"])
-
-    app.router.add_get("/static/{name}", static_file)
 
 
 async def _service_context(app: web.Application) -> AsyncIterator[None]:
@@ -532,15 +356,21 @@ async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.cluster is not None
     secret = await asyncio.to_thread(app[ACCOUNTS].secret, "cluster")
+    store, service, gateway = app[STORE], app[SERVICE], app[GATEWAY]
     cluster = Cluster(
-        app[SERVICE],
-        app[STORE],
+        service,
+        store,
         settings.cluster,
         secret,
         applied=app[LOADED_AT],
         clock=settings.clock,
+        gateway=gateway,
     )
-    cluster.gateway = app[GATEWAY]
+    store.fence = cluster.fence  # every write of lot history checks the fencing tokens
+    store.on_entries = cluster.entries_stored  # to Redis and this instance's copies
+    service.forwarder = cluster.forward_command  # a lot another instance writes
+    service.signs_checkpoints = lambda: cluster.signer
+    gateway.forward_bid = cluster.forward_bid
     await cluster.start()
     app[CLUSTER] = cluster
     yield

@@ -12,7 +12,7 @@
   middleware, before the deposit route runs);
 * `POST /api/me/signin-code` (a new sign-in code for the account, shown once) and
   `POST /api/sessions` (a new session from that code: how a second browser logs in);
-* (the `/my` page is one of `auction.web.app.PAGES`);
+* (the `/my` page is one of `auction.web.pages.PAGES`);
 * a cleanup context that opens the bidder book (`auction.bidders.book`), has the gateway record
   each bid's answer in it, and runs the `SaleClerk` that makes each sale's confirmation.
 """
