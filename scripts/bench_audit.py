@@ -3,7 +3,7 @@
 
 Builds a realistic export (interleaved English lots: registrations, bids, proxy maxima, a pause,
 closes and sales; every entry's actor signed by the house key; a checkpoint every K entries) in a
-temporary directory with `tests/ledger_builder.py`, then verifies it with every step (all
+temporary directory with `tests/support/ledger_kit.py`, then verifies it with every step (all
 signatures checked, rules replayed) twice: in-process (`workers=0`) and with worker processes
 (`workers=W`, default one per core). Prints entries/s, wall seconds and CPU seconds (this process
 plus its workers: on a shared machine wall time varies, CPU time much less).
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from auction.audit import AuditStep, DirectorySource, verify_ledger
-from tests.ledger_builder import bulk_ledger
+from tests.support.ledger_kit import bulk_ledger
 
 
 def build(directory: Path, entries: int, every: int) -> dict[str, Any]:

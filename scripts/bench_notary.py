@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Notary throughput: add-checkpoint requests per second against one ``gavel notary serve``.
 
-Builds a realistic log in memory with ``tests/notary_log.py`` (English lots: registrations,
+Builds a realistic log in memory with ``tests/support/notary_kit.py`` (English lots: registrations,
 opening, bids at the minimum, proxy maxima, refused low bids, closes, sales; every actor signed
 by the house key), serves its tiles from this process on 127.0.0.1, starts a notary process, and
 measures over HTTP:
@@ -50,7 +50,7 @@ from notary.core import (
     parse_add_checkpoint,
     verify_actor_checks,
 )
-from tests.notary_log import LogServer, NotaryProcess, SimulatedLog
+from tests.support.notary_kit import LogServer, NotaryProcess, SimulatedLog
 
 GOAL_REQUESTS = 300
 GOAL_ENTRIES = 10_000

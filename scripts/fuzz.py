@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run the parser fuzzers of ``tests/test_fuzz_*.py`` for long: ``N`` cases or ``M`` minutes each.
+"""Run the parser fuzzers of ``tests/fuzz/`` for long: ``N`` cases or ``M`` minutes each.
 
 The tests run every fuzzer for a few hundred cases (CI); this script runs the very same
 strategies and checks (each module's ``FUZZERS``, and ``CONTEXT_FUZZERS`` that need a running
@@ -53,10 +53,12 @@ Pair = tuple[Any, Callable[[Any], None]]
 
 
 def _import_paths() -> None:
-    # The fuzzers live in the test modules, which import their helpers (``test_fuzz_mutations``,
-    # ``server_kit``, ...) by bare name, as pytest runs them: tests/ goes last on the path, so
-    # that ``chain`` stays the package (run as ``python -m scripts.fuzz``, the root is first).
-    sys.path.append(str(ROOT / "tests"))
+    # The fuzzers live in the test modules of tests/fuzz, which import their helpers
+    # (``fuzz_kit``, ``server_kit``, ... in tests/support) by bare name, as pytest runs them:
+    # both directories go last on the path, so that ``chain`` stays the package
+    # (run as ``python -m scripts.fuzz``, the root is first).
+    sys.path.append(str(ROOT / "tests" / "support"))
+    sys.path.append(str(ROOT / "tests" / "fuzz"))
 
 
 def discover(only: str | None) -> dict[str, Callable[[], AbstractContextManager[Pair]]]:

@@ -50,6 +50,9 @@ from auction.rules import (
     live_auctioneer,
 )
 
+# Fixtures of tests/support that test modules use by name, without importing them.
+pytest_plugins = ["privacy_kit", "web_kit", "wiring_kit"]
+
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
 POSTGRES_ADMIN_URL = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/test"

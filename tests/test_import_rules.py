@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from repo_kit import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 FORBIDDEN_IN_PURE = {
     "asyncio",
     "aiohttp",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import rfc8785
-from chain_support import BASE_TIME_US, FUZZ, PROPERTY, actor_key, make_entries
+from chain_kit import BASE_TIME_US, FUZZ, PROPERTY, actor_key, make_entries
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st

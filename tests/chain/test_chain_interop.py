@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chain_support import ORIGIN, log_signer, make_entries, notary_signers
+from chain_kit import ORIGIN, log_signer, make_entries, notary_signers
 
 from chain import (
     Checkpoint,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from chain_support import PROPERTY
+from chain_kit import PROPERTY
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from oracle import mth, path, proof
+from oracle_kit import mth, path, proof
 
 from chain import (
     EMPTY_ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from chain_support import FUZZ, ORIGIN, PROPERTY, log_signer, notary_signers, seed
+from chain_kit import FUZZ, ORIGIN, PROPERTY, log_signer, notary_signers, seed
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st

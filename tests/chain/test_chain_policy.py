@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chain_support import FUZZ, ORIGIN, PROPERTY, log_signer, seed
+from chain_kit import FUZZ, ORIGIN, PROPERTY, log_signer, seed
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from chain_support import (
+from chain_kit import (
     FUZZ,
     ORIGIN,
     PROPERTY,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from chain_support import FUZZ, PROPERTY
+from chain_kit import FUZZ, PROPERTY
 from hypothesis import given
 from hypothesis import strategies as st
-from oracle import mth
+from oracle_kit import mth
 
 from chain import (
     ChainError,

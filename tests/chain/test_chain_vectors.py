@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oracle import mth, path, proof
+from oracle_kit import mth, path, proof
 from script_kit import load_script
 
 from chain import ProofError, leaf_hash, verify_consistency, verify_inclusion
