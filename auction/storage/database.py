@@ -8,7 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlmodel import create_engine
 
 from .errors import StorageUnavailable
 
@@ -52,6 +55,28 @@ def database_url(target: str | os.PathLike[str]) -> str:
     except OSError as exc:
         raise StorageUnavailable(f"cannot create data directory {directory}: {exc}") from exc
     return f"sqlite:///{directory.resolve() / SQLITE_FILE}"
+
+
+def connect(target: str | os.PathLike[str]) -> Engine:
+    """An engine for a data directory or a database URL (`database_url`): SQLite with the
+    durability settings of `_configure_sqlite`, PostgreSQL through psycopg 3. The caller
+    disposes of it."""
+    url = database_url(target)
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise StorageUnavailable(f"not a database URL: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1e3},
+        )
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    raise StorageUnavailable(f"unsupported database: {parsed.get_backend_name()}")
 
 
 def _data_directory(target: str | os.PathLike[str]) -> Path | None:

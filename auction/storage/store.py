@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
-from sqlmodel import create_engine
-
 from .base import Clock, system_clock
 from .catalogue import _Catalogue
 from .checkpoints import _Checkpoints
-from .database import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    _begin_sqlite,
-    _check_exists,
-    _configure_sqlite,
-    _data_directory,
-    database_url,
-)
-from .errors import StorageUnavailable
+from .database import _check_exists, _data_directory, connect
 from .history import _History
 from .ledger_reads import _LedgerReads
 from .openings import _Openings
@@ -59,22 +46,7 @@ class Storage(_Startup, _Catalogue, _History, _Checkpoints, _Openings, _LedgerRe
         """
         if read_only:
             _check_exists(target)
-        url = database_url(target)
-        try:
-            parsed = make_url(url)
-        except sa_exc.ArgumentError as exc:
-            raise StorageUnavailable(f"not a database URL: {exc}") from exc
-        if parsed.get_backend_name() == "sqlite":
-            engine = create_engine(
-                parsed,
-                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1e3},
-            )
-            event.listen(engine, "connect", _configure_sqlite)
-            event.listen(engine, "begin", _begin_sqlite)
-        elif parsed.get_backend_name() == "postgresql":
-            engine = create_engine(parsed, pool_pre_ping=True)
-        else:
-            raise StorageUnavailable(f"unsupported database: {parsed.get_backend_name()}")
+        engine = connect(target)
         store = cls(engine, clock=clock)
         store._directory = _data_directory(target)
         try:
