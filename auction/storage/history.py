@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from .base import _StoreCore
 from .errors import CorruptHistory, StorageError, StorageUnavailable, _translated
 from .house import _house_entry
 from .records import Counts, HistoryRecord, LedgerHead, LedgerRecord, StoredLot
-from .replay import _decode_rules, _decode_value, _Replay
+from .replay import _decode_value, _replay_lot
 from .schema import _DEPOSITS, _HISTORY, _LOTS, _REGISTRATIONS, _SALES
 from .writer import _LedgerWriter, _Pending
 
@@ -169,31 +170,20 @@ class _History(_StoreCore):
                 .select_from(_LOTS.outerjoin(_SALES, _LOTS.c.sale_id == _SALES.c.sale_id))
                 .order_by(_LOTS.c.created_at, _LOTS.c.lot_id)
             ).all()
-            replays = {row.lot_id: _Replay(row.lot_id, _decode_rules(row)) for row in catalogue}
+            lots = {row.lot_id: row for row in catalogue}
+            replayed: dict[str, StoredLot] = {}
             history = connection.execution_options(yield_per=2000).execute(
                 select(_HISTORY).order_by(_HISTORY.c.lot_id, _HISTORY.c.n)
             )
             with contextlib.closing(history):  # a server-side cursor, even when replay fails
-                for row in history:
-                    replay = replays.get(row.lot_id)
-                    if replay is None:
+                for lot_id, group in itertools.groupby(history, key=lambda row: row.lot_id):
+                    rows = list(group)
+                    lot = lots.get(lot_id)
+                    if lot is None:
                         detail = "history of a lot that is not stored"
-                        raise CorruptHistory(row.lot_id, row.n, detail)
-                    replay.feed(row)
-        return [
-            StoredLot(
-                lot_id=row.lot_id,
-                sale_id=row.sale_id,
-                sale_title=row.sale_title,
-                title=row.title,
-                rules=replays[row.lot_id].rules,
-                created_at=row.created_at,
-                state=replays[row.lot_id].state,
-                commands=replays[row.lot_id].commands,
-                bids=replays[row.lot_id].bids,
-            )
-            for row in catalogue
-        ]
+                        raise CorruptHistory(lot_id, rows[0].n, detail)
+                    replayed[lot_id] = _replay_lot(lot, rows)
+            return [replayed.get(row.lot_id) or _replay_lot(row, ()) for row in catalogue]
 
     def load_lot(self, lot_id: str) -> StoredLot | None:
         """One lot rebuilt by replaying its stored commands (the checks of `load`); None if
@@ -206,22 +196,10 @@ class _History(_StoreCore):
             ).first()
             if row is None:
                 return None
-            replay = _Replay(lot_id, _decode_rules(row))
-            for item in connection.execute(
+            history = connection.execute(
                 select(_HISTORY).where(_HISTORY.c.lot_id == lot_id).order_by(_HISTORY.c.n)
-            ):
-                replay.feed(item)
-        return StoredLot(
-            lot_id=row.lot_id,
-            sale_id=row.sale_id,
-            sale_title=row.sale_title,
-            title=row.title,
-            rules=replay.rules,
-            created_at=row.created_at,
-            state=replay.state,
-            commands=replay.commands,
-            bids=replay.bids,
-        )
+            )
+            return _replay_lot(row, history.all())
 
     def lot_commands(self, lot_id: str) -> int:
         """How many commands of `lot_id` are stored (its next history row's `n`)."""

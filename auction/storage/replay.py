@@ -5,12 +5,21 @@ checking numbering and events as it goes (fails closed: `CorruptHistory`,
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..rules import BidAccepted, LotRules, LotState, Rejected, RulesError, apply, decode, encode
+from ..rules import (
+    BidAccepted,
+    LotRules,
+    LotState,
+    Rejected,
+    RulesError,
+    decode,
+    encode,
+    replay_steps,
+)
 from .errors import CorruptHistory, HistoryDiverged
+from .records import StoredLot
 
 
 def _decode_rules(row: Any) -> LotRules:
@@ -27,33 +36,46 @@ def _decode_value(lot_id: str, n: int | None, data: Any) -> Any:
         raise CorruptHistory(lot_id, n, f"cannot decode {str(data)[:80]}: {exc}") from exc
 
 
-@dataclass(slots=True)
-class _Replay:
-    """Rebuilds one lot from its rows, checking numbering and events as it goes."""
+def _replay_lot(lot: Any, rows: Sequence[Any]) -> StoredLot:
+    """Rebuild the lot of catalogue row `lot` (a lots row with its sale's `sale_title`) from
+    its history rows, in order of `n`, through the rules engine's replay.
 
-    lot_id: str
-    rules: LotRules
-    state: LotState = dataclasses.field(init=False)
-    commands: int = 0
-    bids: int = 0
+    Fails closed: `CorruptHistory` for an unreadable row, a gap in `n` or a command the engine
+    refuses to apply; `HistoryDiverged` when the engine gives other events than the stored
+    ones. The caller serves the returned state and continues the lot's numbering at
+    `commands`."""
+    lot_id: str = lot.lot_id
+    rules = _decode_rules(lot)
+    state = LotState.create(lot_id, rules)
+    steps = replay_steps(state, _commands(lot_id, rows))
+    bids = 0
+    row: Any = None
+    try:
+        for row, (after, events) in zip(rows, steps, strict=True):
+            expected = encode(events)
+            accepted = not (len(events) == 1 and isinstance(events[0], Rejected))
+            if expected != row.events or accepted != row.accepted:
+                raise HistoryDiverged(lot_id, row.n, expected, row.events)
+            bids += sum(isinstance(item, BidAccepted) for item in events)
+            state = after
+    except RulesError as exc:
+        raise CorruptHistory(lot_id, row.n, f"the engine refused to replay: {exc}") from exc
+    return StoredLot(
+        lot_id=lot_id,
+        sale_id=lot.sale_id,
+        sale_title=lot.sale_title,
+        title=lot.title,
+        rules=rules,
+        created_at=lot.created_at,
+        state=state,
+        commands=len(rows),
+        bids=bids,
+    )
 
-    def __post_init__(self) -> None:
-        self.state = LotState.create(self.lot_id, self.rules)
 
-    def feed(self, row: Any) -> None:
-        if row.n != self.commands:
-            raise CorruptHistory(self.lot_id, row.n, f"expected row {self.commands} next")
-        command = _decode_value(self.lot_id, row.n, row.command)
-        try:
-            state, events = apply(self.state, command, row.ingress_us)
-        except RulesError as exc:
-            raise CorruptHistory(
-                self.lot_id, row.n, f"the engine refused to replay: {exc}"
-            ) from exc
-        expected = encode(events)
-        accepted = not (len(events) == 1 and isinstance(events[0], Rejected))
-        if expected != row.events or accepted != row.accepted:
-            raise HistoryDiverged(self.lot_id, row.n, expected, row.events)
-        self.state = state
-        self.commands += 1
-        self.bids += sum(isinstance(item, BidAccepted) for item in events)
+def _commands(lot_id: str, rows: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    """`(ingress_us, command)` of each row, checking that rows are numbered 0, 1, 2, ..."""
+    for n, row in enumerate(rows):
+        if row.n != n:
+            raise CorruptHistory(lot_id, row.n, f"expected row {n} next")
+        yield row.ingress_us, _decode_value(lot_id, row.n, row.command)
