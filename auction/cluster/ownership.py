@@ -18,7 +18,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from ..storage import _LOTS, CLUSTER_INSTANCES, LEDGER_LOCK, LOT_OWNERS, LotFenced
+from ..storage import CLUSTER_INSTANCES, LEDGER_LOCK, LOT_OWNERS, LotFenced
+from ..storage.schema import _LOTS
 from .follower import Follower
 from .state import first_line
 

@@ -59,7 +59,7 @@ from .config import (
     judicial,
     live_auctioneer,
 )
-from .engine import FORMATS, apply, apply_to, replay
+from .engine import FORMATS, apply, apply_to, replay, replay_steps
 from .errors import (
     CodecError,
     CommandError,
@@ -221,6 +221,7 @@ __all__ = [
     "on_lot_events",
     "plan_relist",
     "replay",
+    "replay_steps",
     "stagger",
     "staggered_ends",
     "stop_remaining",

@@ -8,7 +8,7 @@ module and one line to `FORMATS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from . import common
@@ -47,9 +47,20 @@ def apply(state: LotState, command: Any, now: int) -> tuple[LotState, tuple[Any,
 def replay(state: LotState, history: Iterable[tuple[int, Any]]) -> LotState:
     """Fold `(now, command)` pairs through the engine: how a restart, a notary and an auditor
     rebuild a lot from its stored history."""
-    for now, command in history:
-        state, _ = apply(state, command, now)
+    for after, _ in replay_steps(state, history):
+        state = after
     return state
+
+
+def replay_steps(
+    state: LotState, history: Iterable[tuple[int, Any]]
+) -> Iterator[tuple[LotState, tuple[Any, ...]]]:
+    """`replay`, one command at a time: yields the state after each `(now, command)` pair with
+    the events it gave, for a caller that checks them against recorded ones (a restart
+    compares them with the stored events). Raises what `apply` raises."""
+    for now, command in history:
+        state, events = apply(state, command, now)
+        yield state, events
 
 
 def apply_to(

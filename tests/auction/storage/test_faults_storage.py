@@ -42,7 +42,7 @@ from server_kit import Server, add_lots, ready_bidder, running_server, wait_open
 from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 
-import auction.storage
+import auction.storage.database
 from auction.accounts import Role
 from auction.client import Ack, BidderClient
 from auction.rules import SECOND, BidAccepted, PlaceBid, RegisterBidder, english_timed
@@ -64,7 +64,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auction.storage, "SQLITE_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS)
+    monkeypatch.setattr(auction.storage.database, "SQLITE_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS)
 
 
 @dataclass
