@@ -48,7 +48,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from auction.ledger import LedgerReplay, ReplayError, kid_names_key
+from auction.verify import LedgerReplay, ReplayError, kid_names_key
 from chain import (
     EMPTY_ROOT,
     HASH_SIZE,

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from chain import ChainError
 
-from ..evidence_audit import verify_evidence_package
+from ..audit.evidence_package import verify_evidence_package
 from ..ledger_export import ExportError, open_source
 from ..printable import printable
 from .package import DEFAULT_MAX_RECORDING_BYTES, build_evidence

@@ -13,8 +13,7 @@ from typing import Any
 
 from chain import EntryType
 
-from ..bidding.signed_bid import SignedBid
-from ..ledger import IdentityBook, SignedBidError
+from ..verify import IdentityBook, SignedBid, SignedBidError
 from .errors import RequestRefused
 
 logger = logging.getLogger(__name__)

@@ -30,9 +30,9 @@ from chain import ChainError, EntryBundle, Tile
 
 from ..accounts import Role
 from ..audit import AuditFailure
+from ..audit.evidence_package import verify_evidence_package
 from ..errors import BadInput, Conflict, NotAllowed, NotFound, Unavailable
 from ..evidence.package import build_evidence
-from ..evidence_audit import verify_evidence_package
 from ..ledger_export import ExportError
 from ..service import LedgerStore
 from .api import Components, bearer_session

@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from ledger_kit import T0, LedgerBuilder, judicial_lot, notary_signers
 from repo_kit import REPO
 
-from auction import audit_cli
 from auction.audit import DirectorySource, SourceError
+from auction.audit import cli as audit_cli
 from auction.rules import SECOND
 from chain import parse_note
 

@@ -37,10 +37,10 @@ from auction.audit import (
     DirectorySource,
     MissingFileError,
     SourceError,
-    _signed_message,
     verify_ledger,
 )
 from auction.rules import SECOND
+from auction.verify import signed_message as _signed_message
 from chain import (
     Actor,
     Ed25519Signer,

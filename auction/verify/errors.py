@@ -1,0 +1,43 @@
+"""The errors of :mod:`auction.verify`: a history that breaks the rules, a signed bid
+that breaks the signed-bid rules."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..errors import GavelError, RefusedByRules
+
+
+class ReplayError(GavelError):
+    """The recorded history does not follow the rules (or cannot be read as a history).
+
+    `seq` is the ledger entry at fault, `lot` the lot concerned (if known).
+    """
+
+    def __init__(self, seq: int, lot: str | None, message: str) -> None:
+        where = f"entry {seq}" + (f" (lot {lot})" if lot else "")
+        super().__init__(f"{where}: {message}")
+        self.seq = seq
+        self.lot = lot
+
+
+class SignedBidError(RefusedByRules):
+    """A bid request, an identity entry or a registration breaks the signed-bid rules.
+
+    `reason` is one of the constants below (stable, for an API answer); nothing was applied.
+    """
+
+    NO_REQUEST: Final = "NO_REQUEST"
+    NOT_A_BID: Final = "NOT_A_BID"
+    MALFORMED: Final = "MALFORMED"
+    MISMATCH: Final = "MISMATCH"
+    NO_IDENTITY: Final = "NO_IDENTITY"
+    EXPIRED: Final = "ATTESTATION_EXPIRED"
+    BAD_SIGNATURE: Final = "BAD_SIGNATURE"
+    NOT_A_PROVIDER: Final = "NOT_A_PROVIDER"
+    BAD_ATTESTATION: Final = "ATTESTATION_INVALID"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
