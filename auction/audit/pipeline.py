@@ -10,6 +10,7 @@ with the steps below *s* only, so that a lower step failing further on still win
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections import Counter
@@ -22,6 +23,7 @@ from chain import (
     TILE_HEIGHT,
     TILE_WIDTH,
     ChainError,
+    Ed25519Verifier,
     EntryBundle,
     NoQuorum,
     Note,
@@ -43,12 +45,12 @@ from chain import (
     verify_consistency,
 )
 
-from ..verify.errors import ReplayError
-from ..verify.keys import ed25519_vkey
+from ..verify.errors import EntryRejected, ReplayError
+from ..verify.keys import ActorKeys
+from ..verify.pipeline import check_house, check_time, replay_entry
 from ..verify.replay import LedgerReplay
 from ..verify.steps import Step as AuditStep
 from .errors import AuditError, MissingFileError, OversizeError, SourceError
-from .keyring import KeyRing
 from .receipts import check_receipts
 from .report import AuditReport
 from .sources import DirectorySource, prefetch, read_or_error
@@ -82,21 +84,12 @@ def _entry_fields(data: bytes) -> tuple[str, int, dict[str, Any], str]:
     return kind, parse_time(value["t"]), body, kid
 
 
-def _replay_message(error: ReplayError) -> str:
-    """The message of a :class:`ReplayError` without its ``entry N (lot X):`` prefix."""
-    where = f"entry {error.seq}" + (f" (lot {error.lot})" if error.lot else "")
-    return str(error).removeprefix(f"{where}: ")
-
-
 def _parse_failure(data: bytes) -> str:
     try:
         parse_entry(data)
     except ChainError as exc:
         return exc.message
     return "entry fields cannot be read"
-
-
-_COMMAND_TYPES: Final = frozenset({"bid", "registration", "deposit", "lot_state"})
 
 
 class _LedgerAudit:
@@ -118,7 +111,7 @@ class _LedgerAudit:
         self.failures: dict[AuditStep, AuditError] = {}
         self.notes: list[str] = []
         self.tree = TreeHashes()
-        self.keys = KeyRing()
+        self.keys = ActorKeys()
         # Sealed values (auction.sealed): checked against their openings in step 8.
         self.replay = LedgerReplay(openings=self._opening)
         self.types: Counter[str] = Counter()
@@ -380,7 +373,8 @@ class _LedgerAudit:
         checker.submit(chunk)
 
     def _entry(self, seq: int, data: bytes) -> tuple[bytes, ...] | None:
-        """The sequential per-entry checks; returns the entry's candidate actor keys, or
+        """The sequential steps of the shared pipeline for one entry (4, 7's keys, 8, 9);
+        returns the entry's candidate actor keys (the workers check the signature), or
         ``None`` when the entry cannot be read at all (the pass stops there)."""
         try:
             kind, time_us, body, kid = _entry_fields(data)
@@ -388,93 +382,48 @@ class _LedgerAudit:
             self.fail(AuditStep.PARSE, seq, _parse_failure(data))
             return None
         self.types[kind] += 1
-        if seq == 0:
-            self._house(kind, body)
         keys: tuple[bytes, ...] = ()
-        if self.needs(AuditStep.ACTOR_SIGNATURES, seq):
-            keys = self.keys.resolve(kid)
-            if not keys:
-                self.fail(
-                    AuditStep.ACTOR_SIGNATURES,
-                    seq,
-                    f"actor kid {kid!r} names no key valid at this point of the log",
-                )
-            elif kind == "key":
-                self._key_entry(seq, body)
-        if seq == 0 and kind == "house":  # whether bids must be signed (t: step 9's business)
-            self.replay.identities.house(body)
-        elif seq > 0 and self.needs(AuditStep.REPLAY, seq):
+        try:
+            assert self.origin is not None and self.policy is not None
+            house = check_house(seq, kind, body, self.origin, self._log_keys)
+            if house is not None:
+                self.keys = house
+            if self.needs(AuditStep.ACTOR_SIGNATURES, seq):
+                keys = self.keys.candidates(seq, kid)
+                self.keys = self.keys.after(seq, kind, body)
+        except EntryRejected as exc:
+            self._rejected(exc)
+        if self.needs(AuditStep.REPLAY, seq):
             try:
-                self.replay.add(seq, kind, time_us, body, kid)
-            except ReplayError as exc:
-                self.fail(AuditStep.REPLAY, exc.seq, _replay_message(exc), lot=exc.lot)
+                replay_entry(self.replay, seq, kind, time_us, body, kid)
+            except EntryRejected as exc:
+                self._rejected(exc)
         if self.needs(AuditStep.TIME_BOUNDS, seq):
-            self._time(seq, kind, time_us, body)
+            try:
+                check_time(
+                    seq,
+                    kind,
+                    time_us,
+                    body,
+                    previous_t_us=self.last_t,
+                    now_us=self.now_us,
+                    skew_us=self.skew,
+                )
+            except EntryRejected as exc:
+                self._rejected(exc)
+            if seq + 1 in self.times_at:
+                self.times_at[seq + 1] = time_us
         self.last_t = max(self.last_t, time_us)
         return keys
 
-    def _house(self, kind: str, body: Mapping[str, Any]) -> None:
-        """Entry 0 ties the log to its key (step 4) and gives the first actor key."""
-        if kind != "house":
-            self.fail(AuditStep.LOG_SIGNATURES, 0, f"entry 0 is a {kind} entry, not house")
-            return
-        try:
-            house = ed25519_vkey(body.get("vkey"), "house vkey")
-        except ValueError as exc:
-            self.fail(AuditStep.LOG_SIGNATURES, 0, str(exc))
-            return
-        self.keys.add(house)
-        if body.get("origin") != self.origin:
-            self.fail(
-                AuditStep.LOG_SIGNATURES,
-                0,
-                f"the house entry names origin {body.get('origin')!r}, "
-                f"the checkpoints {self.origin!r}",
-            )
+    @functools.cached_property
+    def _log_keys(self) -> tuple[Ed25519Verifier, ...]:
+        """The policy's keys for the log's origin (entry 0's key must be one of them)."""
         assert self.policy is not None
-        policy_keys = [log.verifier for log in self.policy.logs if log.verifier.name == self.origin]
-        if house not in policy_keys:
-            self.fail(
-                AuditStep.LOG_SIGNATURES,
-                0,
-                "the house entry's vkey is not the log key in the policy",
-            )
+        return tuple(log.verifier for log in self.policy.logs if log.verifier.name == self.origin)
 
-    def _key_entry(self, seq: int, body: Mapping[str, Any]) -> None:
-        """A ``key`` entry (provisional body: ``vkey`` added, optional ``revoke`` list of kids
-        removed), effective from the next entry."""
-        try:
-            added = ed25519_vkey(body.get("vkey"), "key entry vkey")
-            revoke = body.get("revoke", [])
-            if not isinstance(revoke, list) or not all(isinstance(k, str) for k in revoke):
-                raise ValueError("key entry revoke must be a list of kids")
-        except ValueError as exc:
-            self.fail(AuditStep.ACTOR_SIGNATURES, seq, str(exc))
-            return
-        for kid in revoke:
-            self.keys.revoke(kid)
-        self.keys.add(added)
-
-    def _time(self, seq: int, kind: str, time_us: int, body: Mapping[str, Any]) -> None:
-        """Step 9 per entry. (``t`` and ``ingress`` of commands are also replayed in step 8.)"""
-        if time_us < self.last_t:
-            self.fail(AuditStep.TIME_BOUNDS, seq, "t is earlier than the previous entry's t")
-        if self.now_us is not None and time_us > self.now_us + self.skew:
-            self.fail(AuditStep.TIME_BOUNDS, seq, "t is in the future")
-        if kind == "lot":
-            stamp = body.get("created")
-        elif kind in _COMMAND_TYPES:
-            stamp = None  # replayed with its ingress time in step 8
-        else:
-            stamp = body.get("ingress")
-        if stamp is not None:
-            try:
-                if parse_time(stamp) > time_us:
-                    self.fail(AuditStep.TIME_BOUNDS, seq, f"{kind} time is after the entry's t")
-            except ChainError as exc:
-                self.fail(AuditStep.TIME_BOUNDS, seq, f"unreadable time in body: {exc.message}")
-        if seq + 1 in self.times_at:
-            self.times_at[seq + 1] = time_us
+    def _rejected(self, error: EntryRejected) -> None:
+        self.fail(error.step, error.seq, error.message, error.lot)
 
     def _compare_tile(self, tile: Tile, data: bytes | SourceError, expected: bytes) -> None:
         """A served tile has its size (step 1) and the hashes recomputed from the entries
@@ -632,7 +581,8 @@ def verify_ledger(
        latest checkpoint's root;
     4. log signatures: every checkpoint (latest and history) is signed by the policy's log key
        for its origin, every cosignature from a policy notary verifies, and entry 0 is the
-       ``house`` entry naming that origin and that very key;
+       ``house`` entry naming that origin and that very key (and no later entry is a
+       ``house`` entry);
     5. quorum: the policy's quorum is met by the notaries that cosigned the latest checkpoint
        (no notaries in the policy: passes, and the report says so);
     6. consistency: no checkpoint in the history is larger than the latest, one root per size,
@@ -640,7 +590,7 @@ def verify_ledger(
        recomputed hashes, checked with ``chain.verify_consistency``);
     7. actor signatures: each entry's ``actor.kid`` names a key valid at that point (the house
        key from entry 0; ``key`` entries add and revoke keys) and the signature verifies;
-    8. replay: :class:`auction.ledger.LedgerReplay` re-runs every lot through the rules engine
+    8. replay: :class:`auction.verify.LedgerReplay` re-runs every lot through the rules engine
        (it also refuses ``t`` going backwards and ``ingress`` after ``t``) and checks the
        signed-bid rules: ``idv`` attestations under an identity provider's key (a ``key``
        entry with role "idv"), each bid's signed request (signature by the account's attested

@@ -37,8 +37,8 @@ from chain import (
     verify_receipt,
 )
 
+from ..verify.keys import ActorKeys
 from .errors import MissingFileError, NoVerdict, OversizeError, ReceiptError, SourceError
-from .keyring import _ActorKey
 from .report import b64
 
 
@@ -128,13 +128,13 @@ def verify_receipt_files(
     entry = verified.entry
     checkpoint = verified.checkpoint.checkpoint
     notes: list[str] = []
-    house_keys = [
-        _ActorKey(log.verifier) for log in policy.logs if log.verifier.name == checkpoint.origin
-    ]
-    matching = [key for key in house_keys if key.matches(entry.actor.kid)]
-    for key in matching:
+    house_keys = ActorKeys(
+        tuple(log.verifier for log in policy.logs if log.verifier.name == checkpoint.origin)
+    )
+    matching = house_keys.resolve(entry.actor.kid)
+    for public_key in matching:
         try:
-            verify_actor(entry, key.verifier.public_key)
+            verify_actor(entry, public_key)
             break
         except ActorSignatureError:
             continue

@@ -1,5 +1,5 @@
-"""Steps 1, 2 and 7 per entry, in worker processes (or in-process): chunks of entries
-and the pool that checks them."""
+"""Steps 1, 2 and 7 of the shared pipeline (:mod:`auction.verify.pipeline`) per entry, in
+worker processes (or in-process): chunks of entries and the pool that checks them."""
 
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ from typing import Final
 
 from chain import (
     ChainError,
-    Entry,
-    EntryError,
     leaf_hash,
     parse_entry,
-    verify_chain,
 )
 
-from ..verify.entries import signature_verifies, signed_message
+from ..verify.errors import EntryRejected
+from ..verify.pipeline import check_actor, check_link, signed_message
 from ..verify.steps import Step as AuditStep
 from .errors import NoVerdict
 
@@ -47,16 +45,6 @@ class Chunk:
     check_actors: bool
 
 
-def _chain_finding(seq: int, prev_leaf: bytes, entry: Entry) -> EntryFinding | None:
-    if entry.seq != seq:
-        return (AuditStep.CHAIN, seq, f"the entry at index {seq} has seq {entry.seq}")
-    try:
-        verify_chain(prev_leaf or None, entry)
-    except EntryError:
-        return (AuditStep.CHAIN, seq, f"prev does not match the leaf hash of entry {seq - 1}")
-    return None
-
-
 def check_chunk(chunk: Chunk) -> list[EntryFinding]:
     """Parse every entry (step 1), check seq and prev (step 2) and actor signatures (step 7).
 
@@ -74,17 +62,18 @@ def check_chunk(chunk: Chunk) -> list[EntryFinding]:
             findings.append((AuditStep.PARSE, seq, exc.message))
             break
         if chain_finding is None:
-            chain_finding = _chain_finding(seq, prev, entry)
+            try:
+                check_link(seq, prev or None, entry)
+            except EntryRejected as exc:
+                chain_finding = (exc.step, exc.seq, exc.message)
         prev = leaf_hash(data)
         keys = chunk.keys[offset]
         if chunk.check_actors and actor_finding is None and keys:
             message = signed_message(entry.type.value, data)
-            if not any(signature_verifies(key, entry.actor.sig, message) for key in keys):
-                actor_finding = (
-                    AuditStep.ACTOR_SIGNATURES,
-                    seq,
-                    f"actor signature does not verify for kid {entry.actor.kid!r}",
-                )
+            try:
+                check_actor(seq, entry.actor.kid, keys, entry.actor.sig, message)
+            except EntryRejected as exc:
+                actor_finding = (exc.step, exc.seq, exc.message)
     findings.extend(found for found in (chain_finding, actor_finding) if found is not None)
     return findings
 

@@ -28,9 +28,10 @@ from .bodies import (
 )
 from .court_orders import COURT_ORDERS, ORDER_VERSION, OrderError, check_order
 from .entries import signature_verifies, signed_message
-from .errors import ReplayError, SignedBidError
+from .errors import EntryRejected, ReplayError, SignedBidError
 from .identities import IDV_ROLE, IdentityBook
-from .keys import ed25519_vkey, kid_names_key
+from .keys import ActorKeys, ed25519_vkey, kid_names_key
+from .pipeline import COMMAND_TYPES, check_actor, check_house, check_link, check_time, replay_entry
 from .replay import LedgerReplay
 from .sealed import (
     ALIAS_MARK,
@@ -59,6 +60,14 @@ from .steps import Step
 
 __all__ = [
     "ALIAS_MARK",
+    "COMMAND_TYPES",
+    "ActorKeys",
+    "EntryRejected",
+    "check_actor",
+    "check_house",
+    "check_link",
+    "check_time",
+    "replay_entry",
     "ATTESTATION_PREFIX",
     "Attestation",
     "BIDDER_FIELDS",

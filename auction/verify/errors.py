@@ -1,9 +1,12 @@
-"""The errors of :mod:`auction.verify`: a history that breaks the rules, a signed bid
-that breaks the signed-bid rules."""
+"""The errors of :mod:`auction.verify`: an entry that fails a step of the pipeline, a history
+that breaks the rules, a signed bid that breaks the signed-bid rules."""
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from .steps import Step
 
 from ..errors import GavelError, RefusedByRules
 
@@ -41,3 +44,22 @@ class SignedBidError(RefusedByRules):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class EntryRejected(Exception):
+    """An entry fails a step of the verification pipeline (:mod:`auction.verify.pipeline`).
+
+    ``step`` is the failing :class:`~auction.verify.steps.Step`, ``seq`` the entry at fault,
+    ``lot`` the lot concerned (replay failures), ``message`` what is wrong in plain words. The
+    auditor records it at its step; a notary refuses the checkpoint naming ``step.label``.
+    """
+
+    def __init__(self, step: Step, seq: int, message: str, *, lot: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.seq = seq
+        self.message = message
+        self.lot = lot
+
+    def __str__(self) -> str:
+        return f"step {self.step.label}, entry {self.seq}: {self.message}"

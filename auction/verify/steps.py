@@ -10,7 +10,13 @@ from enum import IntEnum
 
 
 class Step(IntEnum):
-    """The steps of :func:`verify_ledger`, in the order failures are ranked."""
+    """The steps of entry verification, in the order failures are ranked.
+
+    The auditor (:func:`auction.audit.verify_ledger`) runs all ten over a whole log; a notary
+    runs the per-entry ones (:mod:`auction.verify.pipeline`) over each increment it co-signs,
+    and checks its own checkpoints' signatures and consistency (steps 4-6) by the
+    tlog-witness rules.
+    """
 
     PARSE = 1
     CHAIN = 2

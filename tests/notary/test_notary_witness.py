@@ -246,7 +246,7 @@ async def test_a_log_breaking_the_rules_is_refused_with_evidence(setup: Setup) -
     report = await setup.status()
     assert report["size"] == size  # nothing co-signed past the honest prefix
     refusal = report["recent_refusals"][0]
-    assert (refusal["step"], refusal["seq"], refusal["evidence"]) == ("7 rules", forged.seq, True)
+    assert (refusal["step"], refusal["seq"], refusal["evidence"]) == ("8 replay", forged.seq, True)
 
     human = subprocess.run(
         gavel_command("notary", "status", "--dir", str(setup.notary.directory)),
