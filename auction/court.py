@@ -7,7 +7,7 @@ carries who gave it:
 
     "order": {"v": 1, "by": "court", "account": "<the court session's account id>"}
 
-(an opaque staff account id, no personal data). The replay (`auction.ledger.LedgerReplay`:
+(an opaque staff account id, no personal data). The replay (`auction.verify.LedgerReplay`:
 the auditor's step 8 and every notary) checks it with `check_order`: an entry with an `order`
 is a C11 command recorded as the court's. The console can no longer claim `by: COURT`
 (`auction.web.api`), so since this version an order recorded as the court's through the

@@ -421,7 +421,7 @@ def stream_segment_bodies(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m auction.audit_cli ACTION ...``: the audit commands on their own."""
+    """``python -m auction.audit.cli ACTION ...``: the audit commands on their own."""
     parser = argparse.ArgumentParser(
         prog="gavel audit", description="Verify a ledger, a receipt, or compare two views."
     )

@@ -519,7 +519,7 @@ class _LedgerAudit:
                     )
 
     def _receipts(self, source: DirectorySource) -> None:
-        """Step 10: the export's receipts (:mod:`auction.audit_receipts`)."""
+        """Step 10: the export's receipts (:mod:`auction.audit.receipts`)."""
         assert self.policy is not None
         for seq, path, message in check_receipts(
             Path(source.name), self.policy, self.tree, self.size
@@ -604,7 +604,7 @@ def verify_ledger(
        non-command ``ingress`` are not after ``t``, ``t`` is not after ``now_us`` plus the skew
        (when given), and no notary cosigned a checkpoint earlier than its last entry's ``t``
        minus ``clock_skew_us``;
-    10. receipts (export directories): :func:`auction.audit_receipts.check_receipts`.
+    10. receipts (export directories): :func:`auction.audit.receipts.check_receipts`.
 
     Steps 1, 2 and 7 run in ``workers`` processes (``None``: every core for logs of 4,096
     entries and more, in-process below; ``0``: in-process). Memory: 64 bytes per entry.

@@ -1,5 +1,6 @@
 """``gavel evidence LOT`` and ``gavel audit evidence DIR``: thin adapters over
-:mod:`auction.evidence.package` (build) and :mod:`auction.evidence_audit` (verify offline)."""
+:mod:`auction.evidence.package` (build) and :mod:`auction.audit.evidence_package` (verify
+offline)."""
 
 from __future__ import annotations
 
