@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from ..errors import GavelError, RefusedByRules
+
 if TYPE_CHECKING:
     from .steps import Step
-
-from ..errors import GavelError, RefusedByRules
 
 
 class ReplayError(GavelError):
@@ -46,7 +46,7 @@ class SignedBidError(RefusedByRules):
         self.message = message
 
 
-class EntryRejected(Exception):
+class EntryRejected(GavelError):
     """An entry fails a step of the verification pipeline (:mod:`auction.verify.pipeline`).
 
     ``step`` is the failing :class:`~auction.verify.steps.Step`, ``seq`` the entry at fault,
@@ -58,7 +58,6 @@ class EntryRejected(Exception):
         super().__init__(message)
         self.step = step
         self.seq = seq
-        self.message = message
         self.lot = lot
 
     def __str__(self) -> str:
