@@ -516,7 +516,10 @@ def _refuse(step: Step, message: str, seq: int | None = None) -> RefusedContentE
 
 
 def _refused(error: EntryRejected) -> RefusedContentError:
-    return _refuse(error.step, error.message, error.seq)
+    """The refusal of an entry the pipeline rejected: its step, and the entry (and lot) named in
+    the message, as the auditor's report names them."""
+    where = f"entry {error.seq}" + (f" (lot {error.lot})" if error.lot else "")
+    return _refuse(error.step, f"{where}: {error.message}", error.seq)
 
 
 def _done() -> None:
