@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ledger_builder import house_key
+from ledger_kit import house_key
 
 from auction.verify import (
     ActorKeys,
