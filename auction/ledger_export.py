@@ -66,7 +66,7 @@ from chain import (
     verify_receipt,
 )
 
-from .audit import read_response
+from .audit.sources import read_response
 from .errors import GavelError
 from .storage import Storage
 

@@ -10,25 +10,28 @@ A notary is a C2SP tlog-witness that also mirrors and re-checks the log's conten
    ``old > size``, 409 ``old`` is not our size, 422 same size with another root or a
    consistency proof that does not verify. It returns a :class:`ConsistentCheckpoint`.
 3. When the tree grew, the adapter fetches entries ``[old, size)`` from the log's entry bundles
-   and calls :func:`verify_increment`, the numbered, fail-closed pipeline beyond the spec:
+   and calls :func:`verify_increment`, which runs the entry-verification pipeline the auditor
+   runs too (:mod:`auction.verify.pipeline`, steps numbered once by :class:`auction.verify.Step`),
+   continued from the notary's :class:`LedgerCursor`:
 
-   1. *count* - exactly ``size - old`` entries;
-   2. *root* - leaf hashes recomputed from the bytes, appended to the stored compact range,
-      the root must be the checkpoint's root (this authenticates the bytes);
-   3. *parse* - every entry is a canonical ledger entry (``chain.parse_entry``);
-   4. *chain* - ``seq`` is the leaf index, ``prev`` the previous leaf hash, entry 0 is the
-      ``house`` entry and only it;
-   5. *time* - entry times never go backwards, are not ahead of ``now`` by more than the
-      configured skew, and times stated in bodies are not after the entry's;
-   6. *keys* - every actor signature verifies under a key valid at that point of the log (the
-      house key of entry 0, which must be the policy's log key; ``key`` entries change the
-      set, :class:`ActorKeys`);
-   7. *rules* - :class:`auction.ledger.LedgerReplay` replays every entry with the engine the
-      server runs, continued from the notary's :class:`LedgerCursor`; it also checks the
-      signed-bid rules (``idv`` attestations under a provider key added by a ``key`` entry
-      with role "idv", each bid's signed request, ``signed_bids`` logs).
+   3. *roots*, first - exactly ``size - old`` entries, whose leaf hashes, recomputed from the
+      bytes and appended to the stored compact range, give the checkpoint's root (until they
+      do, nothing in the bytes is the log's word);
+   1. *parse* - every entry is a canonical ledger entry (``chain.parse_entry``);
+   2. *chain* - ``seq`` is the leaf index, ``prev`` the previous leaf hash;
+   4. *log signatures* - entry 0 is the ``house`` entry naming the policy's log key, and only
+      entry 0 is a ``house`` entry;
+   7. *actor signatures* - every actor signature verifies under a key valid at that point of
+      the log (:class:`auction.verify.ActorKeys`: the house key, changed by ``key`` entries);
+   8. *replay* - :class:`auction.verify.LedgerReplay` replays every entry with the engine the
+      server runs; it also checks the signed-bid rules (``idv`` attestations under a provider
+      key added by a ``key`` entry with role "idv", each bid's signed request, ``signed_bids``
+      logs);
+   9. *time bounds* - entry times never go backwards, are not ahead of ``now`` by more than the
+      configured skew, and times stated in bodies are not after the entry's.
 
-   Any failure raises :class:`~notary.errors.RefusedContentError` naming the step and ``seq``.
+   Any failure raises :class:`~notary.errors.RefusedContentError` naming the step (its
+   ``label``, e.g. ``"7 actor signatures"``) and ``seq``.
 4. The adapter then co-signs (:func:`cosign`), commits the new :class:`NotaryState` and the
    mirrored entries in one transaction, and only then answers.
 
@@ -45,10 +48,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from auction.ledger import LedgerReplay, ReplayError, kid_names_key
+from auction.verify import (
+    ActorKeys,
+    EntryRejected,
+    LedgerReplay,
+    Step,
+    check_actor,
+    check_house,
+    check_link,
+    check_time,
+    replay_entry,
+    signed_message,
+)
 from chain import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -73,10 +84,7 @@ from chain import (
     parse_entry,
     parse_note,
     parse_time,
-    parse_vkey,
     range_nodes,
-    verify_actor,
-    verify_chain,
     verify_consistency,
 )
 
@@ -261,34 +269,6 @@ class Increment:
     commands: int
 
 
-@dataclass(frozen=True, slots=True)
-class ActorKeys:
-    """The actor keys valid at a point of the log (immutable; each change makes a new one).
-
-    Entry 0 (``house``) gives the first key, the house key, which must be the policy's log key.
-    A ``key`` entry (provisional body, as the auditor reads it: ``vkey`` added, optional
-    ``revoke`` list of kids removed; its ``role``, e.g. "idv" for an identity provider whose
-    key signs ``idv`` entries, is checked by the replay) changes the set from the next entry
-    on. An ``actor.kid`` names a key when it equals its vkey, ``<name>+<hex key id>``, its
-    name, or its hex key id (any case); when several keys match, one of them must verify.
-    """
-
-    keys: tuple[Ed25519Verifier, ...] = ()
-
-    @staticmethod
-    def _matches(verifier: Ed25519Verifier, kid: str) -> bool:
-        return kid_names_key(verifier, kid)
-
-    def resolve(self, kid: str) -> tuple[bytes, ...]:
-        """The public keys ``kid`` may name (empty: none)."""
-        return tuple(key.public_key for key in self.keys if self._matches(key, kid))
-
-    def changed(self, added: Ed25519Verifier, revoked: Sequence[str]) -> ActorKeys:
-        """The keys after a ``key`` entry."""
-        kept = [key for key in self.keys if not any(self._matches(key, k) for k in revoked)]
-        return ActorKeys((*kept, added))
-
-
 @dataclass
 class LedgerCursor:
     """The notary's running view of the log's content at ``size`` entries (mutable).
@@ -330,14 +310,14 @@ class LedgerCursor:
                 time_us = parse_time(value["t"])
                 body = value["body"]
                 if seq == 0:
-                    cursor.keys = ActorKeys((_house_key(parse_entry(data), trust),))
-                elif entry_type == EntryType.KEY:
-                    cursor.keys = _key_change(cursor.keys, parse_entry(data))
-                cursor.replay.add(seq, entry_type, time_us, body, value["actor"]["kid"])
-            except (ValueError, KeyError, TypeError, ChainError, ReplayError) as exc:
+                    cursor.keys = ActorKeys.of_house(seq, body, trust.origin, trust.verifiers)
+                else:
+                    cursor.keys = cursor.keys.after(seq, entry_type, body)
+                replay_entry(cursor.replay, seq, entry_type, time_us, body, value["actor"]["kid"])
+            except (ValueError, KeyError, TypeError, ChainError) as exc:
                 raise NotaryStateError(f"mirrored entry {seq} no longer replays: {exc}") from exc
-            except RefusedContentError as exc:
-                raise NotaryStateError(f"mirrored key entry {seq} is unusable: {exc}") from exc
+            except EntryRejected as exc:
+                raise NotaryStateError(f"mirrored entry {seq} no longer verifies: {exc}") from exc
             cursor.size += 1
             cursor.last_leaf = leaf_hash(data)
             cursor.last_time_us = time_us
@@ -530,73 +510,16 @@ def cosign(
 # --------------------------------------------------------------------------------------------
 # Beyond the spec: the content pipeline
 
-_STEP_COUNT = "1 count"
-_STEP_ROOT = "2 root"
-_STEP_PARSE = "3 parse"
-_STEP_CHAIN = "4 chain"
-_STEP_TIME = "5 time"
-_STEP_KEYS = "6 keys"
-_STEP_RULES = "7 rules"
+
+def _refuse(step: Step, message: str, seq: int | None = None) -> RefusedContentError:
+    return RefusedContentError(message, step=step.label, seq=seq)
 
 
-def _refuse(step: str, message: str, seq: int | None = None) -> RefusedContentError:
-    return RefusedContentError(message, step=step, seq=seq)
-
-
-def _vkey(entry: Entry, what: str) -> Ed25519Verifier:
-    vkey = entry.body.get("vkey")
-    if not isinstance(vkey, str):
-        raise _refuse(_STEP_KEYS, f"the {what} has no vkey", entry.seq)
-    try:
-        verifier = parse_vkey(vkey)
-    except ChainError as exc:
-        raise _refuse(_STEP_KEYS, f"the {what} vkey is invalid: {exc.message}", entry.seq) from exc
-    if not isinstance(verifier, Ed25519Verifier):
-        raise _refuse(_STEP_KEYS, f"the {what} vkey is not an Ed25519 key", entry.seq)
-    return verifier
-
-
-def _house_key(entry: Entry, trust: LogTrust) -> Ed25519Verifier:
-    """Entry 0 ties the log to its key: same origin, and the policy's log key."""
-    if entry.body.get("origin") != trust.origin:
-        raise _refuse(_STEP_KEYS, "the house entry names another origin", entry.seq)
-    verifier = _vkey(entry, "house entry")
-    if verifier.name != trust.origin or verifier.public_key not in trust.public_keys():
-        raise _refuse(_STEP_KEYS, "the house key is not the policy's log key", entry.seq)
-    return verifier
-
-
-def _key_change(keys: ActorKeys, entry: Entry) -> ActorKeys:
-    """Apply a ``key`` entry (provisional body: ``vkey``, optional ``revoke`` list of kids)."""
-    added = _vkey(entry, "key entry")
-    revoke = entry.body.get("revoke", ())
-    if not isinstance(revoke, tuple | list) or not all(isinstance(k, str) for k in revoke):
-        raise _refuse(_STEP_KEYS, "the key entry's revoke must be a list of kids", entry.seq)
-    return keys.changed(added, [str(kid) for kid in revoke])
-
-
-def _signed_message(entry: Entry, data: bytes) -> bytes:
-    """``actor_message(entry.type, entry.body)``, cut out of the canonical entry bytes.
-
-    ``parse_entry`` proved that ``data`` is the RFC 8785 encoding of the entry, whose members
-    are sorted ``actor, body, prev, seq, t, type, v``; so ``JCS(body)`` is the text between
-    ``,"body":`` (which cannot occur earlier: a quote inside a string is escaped) and the
-    suffix rebuilt below. If anything does not line up, fall back to recomputing it.
-    """
-    prev = base64.b64encode(entry.prev).decode("ascii") if entry.prev else ""
-    suffix = (
-        f',"prev":"{prev}","seq":{entry.seq},"t":"{entry.t}",'
-        f'"type":"{entry.type.value}","v":"gavel/entry/v1"}}'
-    ).encode("ascii")
-    start = data.find(b',"body":')
-    if start < 0 or not data.endswith(suffix) or start + 8 > len(data) - len(suffix):
-        return entry.signed_message()
-    return (
-        b"gavel/"
-        + entry.type.value.encode("ascii")
-        + b"/v1\n"
-        + data[start + 8 : len(data) - len(suffix)]
-    )
+def _refused(error: EntryRejected) -> RefusedContentError:
+    """The refusal of an entry the pipeline rejected: its step, and the entry (and lot) named in
+    the message, as the auditor's report names them."""
+    where = f"entry {error.seq}" + (f" (lot {error.lot})" if error.lot else "")
+    return _refuse(error.step, f"{where}: {error.message}", error.seq)
 
 
 def _done() -> None:
@@ -609,52 +532,22 @@ def check_signatures_serially(checks: Sequence[ActorCheck]) -> Callable[[], None
     return _done
 
 
-def _verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _check_stated_time(entry: Entry) -> None:
-    """A ``lot``'s ``created`` and any other non-command body's ``ingress`` are not after ``t``
-    (as the auditor checks them)."""
-    if entry.type is EntryType.LOT:
-        stamp = entry.body.get("created")
-    elif entry.type in _COMMAND_TYPES:
-        return
-    else:
-        stamp = entry.body.get("ingress")
-    if stamp is None:
-        return
-    try:
-        stated = parse_time(stamp) if isinstance(stamp, str) else None
-    except ChainError as exc:
-        raise _refuse(_STEP_TIME, f"unreadable time in the body: {exc.message}", entry.seq) from exc
-    if stated is None:
-        raise _refuse(_STEP_TIME, "a time in the body is not a string", entry.seq)
-    if stated > entry.time_us:
-        raise _refuse(
-            _STEP_TIME, f"the {entry.type.value}'s time is after the entry's t", entry.seq
-        )
-
-
 def verify_actor_checks(checks: Sequence[ActorCheck]) -> None:
     """Verify actor signatures in order; raise :class:`RefusedContentError` at the first bad one.
 
-    A failure is confirmed with ``chain.verify_actor`` (the reference), whose message is used.
+    Step 7 of the shared pipeline (:func:`auction.verify.check_actor`).
     """
     for check in checks:
         try:
-            Ed25519PublicKey.from_public_bytes(check.public_key).verify(
-                check.signature, check.message
+            check_actor(
+                check.seq,
+                check.entry.actor.kid,
+                (check.public_key,),
+                check.signature,
+                check.message,
             )
-        except InvalidSignature:
-            try:
-                verify_actor(check.entry, check.public_key)
-            except ChainError as exc:
-                raise _refuse(_STEP_KEYS, exc.message, check.seq) from exc
+        except EntryRejected as exc:
+            raise _refused(exc) from exc
 
 
 def verify_increment(
@@ -702,85 +595,44 @@ def _verify_increment(
     check_signatures: SignatureChecker,
 ) -> Increment:
     first = state.size
-    # 1. count
+    # 3 roots, first: until the entries hash to the signed root nothing in them is the log's
+    #   word (recompute the leaf hashes from the bytes, never trust a served hash)
     if len(entries) != checkpoint.size - first:
         raise _refuse(
-            _STEP_COUNT,
+            Step.ROOTS,
             f"the log served {len(entries)} entries for [{first}, {checkpoint.size})",
         )
-    # 2. root: recompute leaf hashes from the bytes (never trust a served hash)
     tree = CompactRange.from_hashes(0, first, state.compact)
     leaves = [leaf_hash(data) for data in entries]
     for digest in leaves:
         tree.append(digest)
     if tree.root() != checkpoint.root:
-        raise _refuse(_STEP_ROOT, "the log's entries do not hash to the checkpoint's root")
-    # 3. parse
+        raise _refuse(Step.ROOTS, "the log's entries do not hash to the checkpoint's root")
+    # 1 parse
     parsed: list[Entry] = []
     for offset, data in enumerate(entries):
         try:
             parsed.append(parse_entry(data))
         except ChainError as exc:
-            raise _refuse(
-                _STEP_PARSE, f"not a ledger entry: {exc.message}", first + offset
-            ) from exc
-    # 4. chain: seq, prev, house entry first and only first
-    previous = cursor.last_leaf or None
-    for offset, entry in enumerate(parsed):
-        seq = first + offset
-        if entry.seq != seq:
-            raise _refuse(_STEP_CHAIN, f"entry at index {seq} says seq {entry.seq}", seq)
-        try:
-            verify_chain(previous, entry)
-        except ChainError as exc:
-            raise _refuse(_STEP_CHAIN, exc.message, seq) from exc
-        if (seq == 0) != (entry.type is EntryType.HOUSE):
-            raise _refuse(_STEP_CHAIN, "entry 0, and only entry 0, is the house entry", seq)
-        previous = leaves[offset]
-    # 5. time: never backwards, never ahead of our clock by more than the skew, and the times
-    #    a body states are not after the entry's (commands: checked by the replay, step 7)
-    last_time = cursor.last_time_us
-    for entry in parsed:
-        if entry.time_us < last_time:
-            raise _refuse(_STEP_TIME, "entry time goes backwards", entry.seq)
-        if entry.time_us > now_us + max_skew_us:
-            ahead = (entry.time_us - now_us) / _SECOND_US
-            raise _refuse(_STEP_TIME, f"entry time is {ahead:.3f} s ahead of the notary", entry.seq)
-        _check_stated_time(entry)
-        last_time = entry.time_us
-    # 6. keys: every actor signs with a key valid at that point of the log
-    keys = cursor.keys
-    checks: list[ActorCheck] = []
-    for offset, entry in enumerate(parsed):
-        if entry.seq == 0:
-            keys = ActorKeys((_house_key(entry, trust),))
-        candidates = keys.resolve(entry.actor.kid)
-        if not candidates:
-            unknown = f"actor kid {entry.actor.kid!r} names no key valid at this point"
-            raise _refuse(_STEP_KEYS, unknown, entry.seq)
-        message = _signed_message(entry, entries[offset])
-        if len(candidates) == 1:
-            checks.append(ActorCheck(entry.seq, candidates[0], entry.actor.sig, message, entry))
-        elif not any(_verifies(key, entry.actor.sig, message) for key in candidates):
-            raise _refuse(_STEP_KEYS, "no key the actor kid names verifies", entry.seq)
-        if entry.type is EntryType.KEY:
-            keys = _key_change(keys, entry)  # effective from the next entry
-    wait_for_signatures = check_signatures(checks)
-    # 7. rules: the same engine the server runs, continued from the cursor (while step 6 runs)
-    replay = cursor.replay
-    commands_before = replay.commands
+            raise _refuse(Step.PARSE, f"not a ledger entry: {exc.message}", first + offset) from exc
+    commands_before = cursor.replay.commands
     try:
+        keys = _verify_parsed(parsed, entries, leaves, cursor, trust, check_signatures)
+        # 9 time bounds
+        last_time = cursor.last_time_us
         for entry in parsed:
-            try:
-                replay.add(entry.seq, entry.type, entry.time_us, entry.body, entry.actor.kid)
-            except ReplayError as exc:
-                raise _refuse(_STEP_RULES, str(exc), exc.seq) from exc
-            except (ChainError, ValueError, TypeError, KeyError) as exc:
-                raise _refuse(_STEP_RULES, f"entry cannot be replayed: {exc}", entry.seq) from exc
-    except BaseException:
-        wait_for_signatures()  # a bad signature (step 6) is reported before a rule breach
-        raise
-    wait_for_signatures()
+            check_time(
+                entry.seq,
+                entry.type.value,
+                entry.time_us,
+                entry.body,
+                previous_t_us=last_time,
+                now_us=now_us,
+                skew_us=max_skew_us,
+            )
+            last_time = entry.time_us
+    except EntryRejected as exc:
+        raise _refused(exc) from exc
     cursor.size = checkpoint.size
     cursor.keys = keys
     cursor.last_leaf = leaves[-1] if leaves else cursor.last_leaf
@@ -794,5 +646,64 @@ def _verify_increment(
         checkpoint.root,
         tree.hashes,
         mirrored,
-        replay.commands - commands_before,
+        cursor.replay.commands - commands_before,
     )
+
+
+def _verify_parsed(
+    parsed: Sequence[Entry],
+    entries: Sequence[bytes],
+    leaves: Sequence[bytes],
+    cursor: LedgerCursor,
+    trust: LogTrust,
+    check_signatures: SignatureChecker,
+) -> ActorKeys:
+    """Steps 2, 4, 7 and 8 of the shared pipeline over parsed entries; returns the actor keys
+    after them. Raises :class:`EntryRejected` (or :class:`RefusedContentError` from
+    ``check_signatures``)."""
+    # 2 chain
+    previous = cursor.last_leaf or None
+    for offset, entry in enumerate(parsed):
+        check_link(cursor.size + offset, previous, entry)
+        previous = leaves[offset]
+    # 4 log signatures: entry 0 is the house entry of this log's key, and only entry 0
+    houses = [
+        check_house(entry.seq, entry.type.value, entry.body, trust.origin, trust.verifiers)
+        for entry in parsed
+    ]
+    # 7 actor signatures: every actor signs with a key valid at that point of the log
+    keys = cursor.keys
+    checks: list[ActorCheck] = []
+    for offset, entry in enumerate(parsed):
+        house = houses[offset]
+        if house is not None:
+            keys = house
+        try:
+            candidates = keys.candidates(entry.seq, entry.actor.kid)
+            message = signed_message(entry.type.value, entries[offset])
+            if len(candidates) == 1:
+                checks.append(ActorCheck(entry.seq, candidates[0], entry.actor.sig, message, entry))
+            else:
+                check_actor(entry.seq, entry.actor.kid, candidates, entry.actor.sig, message)
+            keys = keys.after(entry.seq, entry.type.value, entry.body)
+        except EntryRejected:
+            verify_actor_checks(checks)  # a bad signature earlier in the log comes first
+            raise
+    wait_for_signatures = check_signatures(checks)
+    # 8 replay: the same engine the server runs, continued from the cursor (while step 7's
+    #   signatures are checked; a bad signature is reported before a rule breach)
+    try:
+        for entry in parsed:
+            replay_entry(
+                cursor.replay,
+                entry.seq,
+                entry.type.value,
+                entry.time_us,
+                entry.body,
+                entry.actor.kid,
+            )
+    except BaseException:
+        wait_for_signatures()
+        raise
+    wait_for_signatures()
+    return keys

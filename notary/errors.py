@@ -18,7 +18,7 @@ The tree is split by who is at fault:
 - the log's availability (:class:`LogUnavailableError` 502),
 - our own state or configuration (:class:`NotaryStateError` 500).
 
-Foreign exceptions (``chain.ChainError``, ``auction.ledger.ReplayError``, ``OSError``,
+Foreign exceptions (``chain.ChainError``, ``auction.verify.EntryRejected``, ``OSError``,
 ``sqlite3.Error``, ``aiohttp.ClientError``) are translated once, where they happen, with
 ``raise NotaryError(...) from exc``.
 """

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from auction.verify import Step
 from chain import (
     MAX_NOTE_SIZE,
     ChainError,
@@ -247,7 +248,7 @@ class NotaryNode:
                 raise RefusedContentError(
                     f"{growth} new entries exceed this notary's limit of "
                     f"{self.settings.max_increment} per checkpoint",
-                    step="1 count",
+                    step=Step.ROOTS.label,
                 ).authenticated(checkpoint.size)
             fetched.extend(await self.log.entries(state.size, checkpoint.size))
             cursor = await self._ready_cursor()

@@ -38,9 +38,9 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auction.identity.provider import prc_check_character
-from auction.sealed import LinkBook, open_body
 from auction.storage import SQLITE_FILE
 from auction.throttle import WriteLimits, account_entries
+from auction.verify import LinkBook, open_body
 
 from .harness.bidders import public_key_text
 from .harness.machine import machine

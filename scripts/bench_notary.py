@@ -40,7 +40,7 @@ from typing import Any
 
 import aiohttp
 
-from auction.ledger import LedgerReplay
+from auction.verify import LedgerReplay
 from chain import parse_entry
 from notary.core import (
     ActorCheck,

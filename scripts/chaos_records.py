@@ -13,7 +13,7 @@ import websockets
 
 from auction.audit import DirectorySource, SourceError
 from auction.client import ClientError
-from auction.sealed import LinkBook, SealError, open_body
+from auction.verify import LinkBook, SealError, open_body
 from chain.checkpoint import parse_checkpoint_text
 from chain.errors import ChainError
 from chain.note import parse_note

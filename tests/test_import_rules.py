@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ FORBIDDEN_IN_PURE = {
     "random",
     "threading",
 }
-PURE_PACKAGES = ["auction/rules", "chain"]
+PURE_PACKAGES = ["auction/rules", "auction/verify", "chain"]
 # The one adapter inside a pure package: the ledger's storage (the package chain/store/), through
 # SQLAlchemy Core only. It may use a database library, and still nothing else from
 # FORBIDDEN_IN_PURE.
@@ -34,6 +36,7 @@ DIRECTION = [
     ("chain", {"auction", "notary", "streaming"}),
     ("streaming", {"auction", "chain", "notary"}),
     ("notary", {"streaming"}),
+    ("auction/verify", {"notary", "streaming"}),
 ]
 
 
@@ -89,6 +92,95 @@ def test_dependency_direction(package: str, forbidden: set[str]) -> None:
         if imported_modules(path) & forbidden
     }
     assert not offenders, offenders
+
+
+# What notary may import from auction: the rules engine and the shared verification pipeline,
+# never the server (issue 18). auction.verify itself imports only chain, auction.rules and the
+# package's exception tree (auction.errors, which the rules engine's errors derive from too).
+NOTARY_MAY_IMPORT = {"auction.rules", "auction.verify"}
+VERIFY_MAY_IMPORT = {"auction.rules", "auction.verify", "auction.errors", "chain"}
+NOTARY_MAY_LOAD = NOTARY_MAY_IMPORT | {"auction.errors"}
+
+
+def imported_auction_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of the first-party modules ``path`` imports (relative ones resolved
+    against ``package``, e.g. ``auction.verify``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return {
+        name for name in names if name.split(".")[0] in {"auction", "chain", "notary", "streaming"}
+    }
+
+
+def outside(names: set[str], allowed: set[str]) -> set[str]:
+    """The ``auction`` modules (or names imported from them) in ``names`` that are neither an
+    allowed module nor inside one."""
+    return {
+        name
+        for name in names
+        if name.split(".")[0] == "auction"
+        and not any(name == ok or name.startswith(ok + ".") for ok in allowed)
+    }
+
+
+def test_notary_imports_from_auction_only_the_rules_and_the_pipeline() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            outside(imported_auction_modules(path, "notary"), NOTARY_MAY_IMPORT)
+        )
+        for path in python_files("notary")
+    }
+    assert not {name: bad for name, bad in offenders.items() if bad}, offenders
+
+
+def test_the_pipeline_imports_only_chain_and_the_rules() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            outside(imported_auction_modules(path, "auction.verify"), VERIFY_MAY_IMPORT)
+        )
+        for path in python_files("auction/verify")
+    }
+    assert not {name: bad for name, bad in offenders.items() if bad}, offenders
+    assert (ROOT / "auction/verify/pipeline.py").is_file()
+
+
+def test_importing_the_notary_core_loads_no_server_module() -> None:
+    code = (
+        "import sys, notary.core\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('auction.'))\n"
+        "print(' '.join(loaded))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "auction.verify" in loaded and "auction.rules" in loaded
+    assert outside(loaded, NOTARY_MAY_LOAD) == set(), loaded
+
+
+def test_the_auction_import_checker_catches_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from auction.ledger import SignatureMemo\nfrom ..rules import apply\n")
+    names = imported_auction_modules(bad, "auction.verify")
+    assert outside(names, VERIFY_MAY_IMPORT) == {
+        "auction.ledger",
+        "auction.ledger.SignatureMemo",
+    }
+    assert outside(imported_auction_modules(bad, "notary"), NOTARY_MAY_IMPORT) == {
+        "auction.ledger",
+        "auction.ledger.SignatureMemo",
+    }
 
 
 def test_the_checker_catches_a_violation(tmp_path: Path) -> None:

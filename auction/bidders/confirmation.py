@@ -11,7 +11,7 @@ with a `document` entry whose body holds no personal data:
 `{"v": 1, "lot", "kind": "sale_confirmation", "name", "content_type", "size", "sha256"}`.
 
 Why a `document` entry and not the `sale` entry's own hash: the `sale` entry's
-`confirmation_sha256` is of a deterministic, name-free record (`auction.ledger.
+`confirmation_sha256` is of a deterministic, name-free record (`auction.verify.
 confirmation_document`) that every notary and the auditor recompute from the lot's close when
 they replay the rules; a document naming the buyer cannot be recomputed by them, so putting its
 hash there would change the replay. This document quotes that hash instead, binding the two.

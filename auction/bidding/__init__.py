@@ -2,6 +2,15 @@
 and the gateway (`auction.bidding.gateway`, not imported here: it needs the service).
 """
 
+from ..verify import (
+    BID_REQUEST_PREFIX,
+    REQUEST_FIELDS,
+    BidMalformed,
+    BidRequest,
+    SignedBid,
+    signed_bytes,
+    verify_bid_signature,
+)
 from .ack import engine_ack, refused_ack, unavailable_ack
 from .idempotency import IdempotencyIndex
 from .protocol import (
@@ -25,15 +34,6 @@ from .protocol import (
     time_reply,
 )
 from .rate_limit import TokenBucket
-from .signed_bid import (
-    BID_REQUEST_PREFIX,
-    REQUEST_FIELDS,
-    BidMalformed,
-    BidRequest,
-    SignedBid,
-    signed_bytes,
-    verify_bid_signature,
-)
 
 __all__ = [
     "BID_REQUEST_PREFIX",

@@ -23,8 +23,8 @@ from ..rules import (
     Rejected,
     rejection,
 )
+from ..verify import SignedBid
 from ..words import refusal_for
-from .signed_bid import SignedBid
 
 
 def engine_ack(

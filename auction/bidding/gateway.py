@@ -39,7 +39,7 @@ from ..errors import (
     Unavailable,
 )
 from ..identity.desk import IdentityDesk
-from ..identity.provider import Attestation, IdentityProvider
+from ..identity.provider import IdentityProvider
 from ..identity.records import IdentityRecords, IdentityVersion
 from ..payments import Callback, CallbackInbox, PaymentError, PaymentProvider, PaymentReason
 from ..rules import (
@@ -55,6 +55,7 @@ from ..rules.common import REGISTRATION_OPEN
 from ..service import AuctionService, RequestRefused, ServiceError
 from ..storage import StorageError
 from ..throttle import EntryBudget, account_entries
+from ..verify import Attestation, BidMalformed, SignedBid
 from ..words import refusal_for
 from .ack import engine_ack, refused_ack
 from .idempotency import IdempotencyIndex
@@ -67,7 +68,6 @@ from .registration import (
     refuse_deposit,
     refuse_registration,
 )
-from .signed_bid import BidMalformed, SignedBid
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 from collections import OrderedDict
 from typing import Any
 
-from .signed_bid import BidRequest
+from ..verify import BidRequest
 
 
 class IdempotencyIndex:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..errors import BadInput
-from .signed_bid import BidMalformed, SignedBid
+from ..verify import BidMalformed, SignedBid
 
 VERSION: Final = 1
 

@@ -21,7 +21,7 @@ every published checkpoint and receipts for every sale (`auction.ledger_export`)
 
 One module per command group: :mod:`.gavel` (the parser and `main`), :mod:`.serve`,
 :mod:`.demo`, :mod:`.staff`, :mod:`.ledger`; `gavel notary`, `gavel audit` and `gavel evidence`
-are registered from :mod:`notary.cli`, :mod:`auction.audit_cli` and :mod:`auction.evidence_cli`.
+are registered from :mod:`notary.cli`, :mod:`auction.audit.cli` and :mod:`auction.evidence.cli`.
 """
 
 from __future__ import annotations

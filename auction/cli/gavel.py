@@ -16,8 +16,8 @@ from notary.cli import register as register_notary
 from notary.cli import run as run_notary
 
 from ..accounts import Role
-from ..audit_cli import register as register_audit
-from ..audit_cli import run as run_audit
+from ..audit.cli import register as register_audit
+from ..audit.cli import run as run_audit
 from ..cluster import ClusterError
 from ..config import ConfigError, subcommand_parser, with_config
 from ..demo.living import wipe_demo_data

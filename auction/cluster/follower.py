@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from chain import EntryType, parse_time
 
-from ..ledger import SignedBidError
 from ..rules import RulesError, decode
+from ..verify import SignedBidError
 from .state import ClusterState, first_line
 
 logger = logging.getLogger(__name__)

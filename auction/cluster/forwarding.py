@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..bidding.signed_bid import SignedBid
 from ..errors import Unavailable
 from ..rules import CommandError, RejectReason, decode, encode
 from ..service import RequestRefused, ServiceError
+from ..verify import SignedBid
 from .ownership import Ownership
 from .settings import CLUSTER_HEADER, VIEWER_ADDRESS_HEADER
 

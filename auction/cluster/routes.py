@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..bidding.signed_bid import BidMalformed, SignedBid
 from ..errors import Conflict, GavelError, Malformed, NotAllowed, Unavailable
 from ..rules import RulesError, decode, encode
 from ..service import NotWriter, RequestRefused, ServiceError
 from ..storage import StorageError
+from ..verify import BidMalformed, SignedBid
 from .forwarding import Forwarding
 from .state import first_line
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ..bidding.signed_bid import SignedBid
 from ..errors import GavelError
 from ..gateway import Gateway
 from ..identity.provider import prc_check_character
@@ -42,6 +41,7 @@ from ..rules import (
     rejection,
 )
 from ..service import AuctionService, LotView, ServiceClosed
+from ..verify import SignedBid
 from .schedule import LotSpec, Pace, bid_chance, bidders_for, budget_steps, jump_steps
 
 if TYPE_CHECKING:

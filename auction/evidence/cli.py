@@ -1,5 +1,6 @@
 """``gavel evidence LOT`` and ``gavel audit evidence DIR``: thin adapters over
-:mod:`auction.evidence.package` (build) and :mod:`auction.evidence_audit` (verify offline)."""
+:mod:`auction.evidence.package` (build) and :mod:`auction.audit.evidence_package` (verify
+offline)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, TextIO
 
 from chain import ChainError
 
-from ..evidence_audit import verify_evidence_package
+from ..audit.evidence_package import verify_evidence_package
 from ..ledger_export import ExportError, open_source
 from ..printable import printable
 from .package import DEFAULT_MAX_RECORDING_BYTES, build_evidence

@@ -1,7 +1,7 @@
 """``gavel evidence LOT``: one lot's evidence package, a self-contained directory a court keeps.
 
 Layout of ``OUT`` (every file is checked by ``gavel audit evidence OUT``,
-:mod:`auction.evidence_audit`)::
+:mod:`auction.audit.evidence_package`)::
 
     manifest.json                   what the package holds (derived from the entries)
     policy                          the log's trust policy (C2SP tlog-policy)

@@ -19,8 +19,8 @@ from typing import Any, Final
 
 from chain import ChainError, Entry, EntryType, format_time, parse_time
 
-from ..ledger import thaw
 from ..rules import decode
+from ..verify import thaw
 
 __all__ = ["HistoryLine", "format_money", "history", "render_html", "render_text"]
 

@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .provider import DocumentType, IdentityError, VerifiedDocument, normalise_document
+from ..verify import IdentityError
+from .provider import DocumentType, VerifiedDocument, normalise_document
 
 #: Domain separation of the fingerprint's HMAC input (a new scheme gets a new prefix).
 FINGERPRINT_PREFIX = b"gavel/identity-fingerprint/v1\x1f"

@@ -28,11 +28,11 @@ from chain import Ed25519Signer, EntryType
 
 from ..accounts import AccountError
 from ..errors import BadInput, Conflict, NotFound, Unavailable
-from ..ledger import idv_body
 from ..service import ServiceError
 from ..storage import StorageError
+from ..verify import Attestation, IdentityError, IdentityReason, idv_body
 from .binding import Current, Refusal, document_fingerprint, reverification
-from .provider import Attestation, DocumentType, IdentityError, IdentityProvider, IdentityReason
+from .provider import DocumentType, IdentityProvider
 from .records import (
     Alert,
     AlertKind,

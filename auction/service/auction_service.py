@@ -18,8 +18,6 @@ from notary.client import (
     notaries_from_policy,
 )
 
-from ..bidding.signed_bid import SignedBid
-from ..ledger import SignedBidError
 from ..rules import (
     COMMAND_TYPES,
     CommandError,
@@ -38,6 +36,7 @@ from ..storage import (
     StoredLot,
     system_clock,
 )
+from ..verify import SignedBid, SignedBidError
 from .checkpointer import CHECKPOINT_DELAY, NOTARY_RETRY, NOTARY_TIMEOUT, Checkpointer
 from .cluster_role import ClusterRole
 from .errors import LotExists, NotWriter, RequestRefused, ServiceClosed, ServiceError

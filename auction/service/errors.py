@@ -31,7 +31,7 @@ class NotWriter(ServiceError, Conflict):
 
 class RequestRefused(ServiceError, RefusedByRules):
     """A bid's signed request (or a registration's identity) breaks the signed-bid rules
-    (`auction.ledger.IdentityBook`): the command was neither applied nor logged. `reason` is
+    (`auction.verify.IdentityBook`): the command was neither applied nor logged. `reason` is
     a stable code (`SignedBidError.BAD_SIGNATURE`, `NO_REQUEST`, `NO_IDENTITY`, ...)."""
 
     def __init__(self, reason: str, message: str) -> None:

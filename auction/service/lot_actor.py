@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..bidding.signed_bid import SignedBid
 from ..rules import (
     BidAccepted,
     CloseLot,
@@ -25,6 +24,7 @@ from ..storage import (
     HistoryRecord,
     StoredLot,
 )
+from ..verify import SignedBid
 from .errors import NotWriter, RequestRefused, ServiceClosed
 from .ports import Journal
 from .tasks import STOP, Stop, fail, finish, take_batch

@@ -7,7 +7,6 @@ from typing import Protocol, runtime_checkable
 
 from chain import EntryBundle, Tile
 
-from ..ledger import IdentityBook
 from ..rules import (
     LotRules,
 )
@@ -17,6 +16,7 @@ from ..storage import (
     LedgerRecord,
     StoredLot,
 )
+from ..verify import IdentityBook
 
 
 class Store(Protocol):

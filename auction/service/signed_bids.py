@@ -1,4 +1,4 @@
-"""The service's copy of the signed-bid rules' state (`auction.ledger.IdentityBook`).
+"""The service's copy of the signed-bid rules' state (`auction.verify.IdentityBook`).
 
 Bids and kyc-verified registrations are checked against it at ingress, before the rules and
 before anything is logged; `key` and `idv` entries, stored by this instance or another, update
@@ -13,8 +13,7 @@ from typing import Any
 
 from chain import EntryType
 
-from ..bidding.signed_bid import SignedBid
-from ..ledger import IdentityBook, SignedBidError
+from ..verify import IdentityBook, SignedBid, SignedBidError
 from .errors import RequestRefused
 
 logger = logging.getLogger(__name__)

@@ -73,7 +73,7 @@ class LedgerCorrupt(StorageError):
 
 class LedgerEntryRefused(StorageError):
     """An entry was refused before anything was written: a bid request or an `idv` entry that
-    breaks the signed-bid rules (`auction.ledger.IdentityBook`), a malformed `key` entry, or an
+    breaks the signed-bid rules (`auction.verify.IdentityBook`), a malformed `key` entry, or an
     entry type that cannot be recorded directly. `reason` is a stable code."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -18,7 +18,7 @@ from chain import (
 )
 from chain import store as ledger_store
 
-from ..ledger import IdentityBook
+from ..verify import IdentityBook
 from .base import _StoreCore
 from .errors import LedgerCorrupt, StorageError, _translated
 from .house import _house_entry, _log_policy

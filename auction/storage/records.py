@@ -10,8 +10,8 @@ from typing import Any
 
 from chain import Ed25519Signer, EntryType
 
-from ..bidding.signed_bid import SignedBid
 from ..rules import LotRules, LotState, Rejected
+from ..verify import SignedBid
 from .errors import LedgerEntryRefused
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from chain import ChainError, parse_policy
 from chain import store as ledger_store
 
-from ..ledger import IdentityBook
+from ..verify import IdentityBook
 from .base import _StoreCore
 from .database import _HOUSE_LOCK, _MIGRATION_LOCK
 from .errors import LedgerCorrupt, SchemaError, StorageError, _translated

@@ -18,9 +18,10 @@ from chain import ChainError, Ed25519Signer, EntryType, parse_time, parse_vkey
 from chain import store as ledger_store
 
 from .. import sealed
-from ..ledger import (
+from ..ledger import SignatureMemo
+from ..rules import BidAccepted, LotClosed, LotRules, Result
+from ..verify import (
     IdentityBook,
-    SignatureMemo,
     SignedBidError,
     command_body,
     confirmation_document,
@@ -29,7 +30,6 @@ from ..ledger import (
     lot_body,
     sale_body,
 )
-from ..rules import BidAccepted, LotClosed, LotRules, Result
 from .errors import LedgerCorrupt, LedgerEntryRefused, StorageConflict
 from .house import HOUSE_NAME, House
 from .records import HistoryRecord, LedgerRecord

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..accounts import Role
-from ..court import COURT_ORDERS, CourtOrder, OrderError, order_command
+from ..court import CourtOrder, order_command
 from ..errors import BadInput, NotFound, RefusedByRules, Unavailable
 from ..rules import CodecError, RulesError, rejection
 from ..service import NotWriter, public_events
+from ..verify import COURT_ORDERS, OrderError
 from .api import Components, bearer_session
 from .bodies import read_json_body
 

@@ -5,7 +5,8 @@
 Staff only (auctioneer, compliance, auditor or court session; a bidder gets 403). The lot must
 have closed (409 ``LOT_NOT_CLOSED`` before: its sealed entries are not handed out). Builds the
 lot's evidence package (:func:`auction.evidence.package.build_evidence`) from the server's own
-ledger on a reader thread, checks it (:func:`auction.evidence_audit.verify_evidence_package`: its
+ledger on a reader thread, checks it
+(:func:`auction.audit.evidence_package.verify_evidence_package`: its
 replay must reach the lot's current state, else it waits up to 10 s for the lot's last entries
 to be published, then answers 409 ``NO_EVIDENCE``) and answers it as one
 ``evidence-<lot>.zip`` (default) or ``.tar`` download, the files under ``evidence-<lot>/``;
@@ -30,9 +31,9 @@ from chain import ChainError, EntryBundle, Tile
 
 from ..accounts import Role
 from ..audit import AuditFailure
+from ..audit.evidence_package import verify_evidence_package
 from ..errors import BadInput, Conflict, NotAllowed, NotFound, Unavailable
 from ..evidence.package import build_evidence
-from ..evidence_audit import verify_evidence_package
 from ..ledger_export import ExportError
 from ..service import LedgerStore
 from .api import Components, bearer_session

@@ -32,11 +32,11 @@ from ..accounts import AccountError, AccountStore, Role, Session
 from ..bidders.book import BidderBook, BidRecord
 from ..bidders.confirmation import SaleClerk
 from ..bidders.mylots import by_lot, summarize
-from ..bidding.signed_bid import SignedBid
 from ..errors import BadInput, Conflict, GavelError, NotAllowed, NotAuthenticated, NotFound
 from ..gateway import Gateway
 from ..service import AuctionService
 from ..storage import Storage
+from ..verify import SignedBid
 from .api import bearer_session
 from .bodies import read_json_body
 from .errors import error_response

@@ -26,10 +26,9 @@ import notary
 import streaming
 from auction.errors import CODE_SPELLING, GavelError
 from auction.identity.binding import Refusal
-from auction.identity.provider import IdentityReason
-from auction.ledger import SignedBidError
 from auction.payments import PaymentReason
 from auction.rules import RejectReason
+from auction.verify import IdentityReason, SignedBidError
 from auction.web import errors as web_errors
 from chain import ChainError
 from notary import NotaryError

@@ -1,6 +1,6 @@
 """Fuzzing export directories: `gavel audit verify DIR` on damaged and hostile directories.
 
-Documented (auction/audit_cli.py): exit 0 verified, 1 verification failed, 2 no verdict, with
+Documented (auction/audit/cli.py): exit 0 verified, 1 verification failed, 2 no verdict, with
 one ``gavel audit: ...`` line on stderr; never a traceback. The seed is a real export written by
 `tests/ledger_builder.py` (a judicial lot, checkpoints cosigned by two of three notaries, a
 quorum of two, receipts); each case copies it and applies 1-3 changes: a file deleted,
@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from ledger_kit import T0, LedgerBuilder, judicial_lot, notary_signers
 from repo_kit import REPO
 
-from auction import audit_cli
 from auction.audit import DirectorySource, SourceError
+from auction.audit import cli as audit_cli
 from auction.rules import SECOND
 from chain import parse_note
 

@@ -101,7 +101,7 @@ def test_the_notary_refuses_each_tampering(signed_log: SignedLog, case: str) -> 
     forged = tampered(signed_log, case)
     with pytest.raises(RefusedContentError) as refused:
         notarize(signed_log, forged.entries)
-    assert (refused.value.step, refused.value.seq) == ("7 rules", forged.seq)
+    assert (refused.value.step, refused.value.seq) == ("8 replay", forged.seq)
     assert forged.reason in refused.value.message
     assert refused.value.http_status == 422
 
@@ -116,4 +116,4 @@ def test_a_notary_part_way_refuses_too(signed_log: SignedLog, case: str) -> None
         start = forged.seq
     with pytest.raises(RefusedContentError) as refused:
         notarize(signed_log, forged.entries, start=start)
-    assert (refused.value.step, refused.value.seq) == ("7 rules", forged.seq)
+    assert (refused.value.step, refused.value.seq) == ("8 replay", forged.seq)

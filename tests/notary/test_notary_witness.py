@@ -241,12 +241,12 @@ async def test_a_log_breaking_the_rules_is_refused_with_evidence(setup: Setup) -
     status, _, body = await setup.post(log.body(size))
     assert status == 422
     text = body.decode()
-    assert text.startswith("step 7 rules:") and f"entry {forged.seq}" in text
+    assert text.startswith("step 8 replay:") and f"entry {forged.seq}" in text
     assert "BELOW_MIN" in text
     report = await setup.status()
     assert report["size"] == size  # nothing co-signed past the honest prefix
     refusal = report["recent_refusals"][0]
-    assert (refusal["step"], refusal["seq"], refusal["evidence"]) == ("7 rules", forged.seq, True)
+    assert (refusal["step"], refusal["seq"], refusal["evidence"]) == ("8 replay", forged.seq, True)
 
     human = subprocess.run(
         gavel_command("notary", "status", "--dir", str(setup.notary.directory)),
@@ -257,7 +257,7 @@ async def test_a_log_breaking_the_rules_is_refused_with_evidence(setup: Setup) -
         timeout=60,
     ).stdout
     assert f"co-signed   size {size}," in human
-    assert "REFUSED_CONTENT step 7 rules" in human and f"seq {forged.seq}" in human
+    assert "REFUSED_CONTENT step 8 replay" in human and f"seq {forged.seq}" in human
     assert f"lag         {log.size - size}" in human
 
     document = json.loads(

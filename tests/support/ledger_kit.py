@@ -25,14 +25,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auction.ledger import (
-    command_body,
-    confirmation_document,
-    entry_type_for,
-    house_body,
-    lot_body,
-    sale_body,
-)
 from auction.rules import (
     SECOND,
     AcceptOnline,
@@ -62,6 +54,14 @@ from auction.rules import (
     english_timed,
     judicial,
     live_auctioneer,
+)
+from auction.verify import (
+    command_body,
+    confirmation_document,
+    entry_type_for,
+    house_body,
+    lot_body,
+    sale_body,
 )
 from chain import (
     Checkpoint,

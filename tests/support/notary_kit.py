@@ -34,14 +34,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from auction.ledger import (
-    command_body,
-    confirmation_document,
-    entry_type_for,
-    house_body,
-    lot_body,
-    sale_body,
-)
 from auction.rules import (
     SECOND,
     BidAccepted,
@@ -59,6 +51,14 @@ from auction.rules import (
     apply,
     encode,
     english_timed,
+)
+from auction.verify import (
+    command_body,
+    confirmation_document,
+    entry_type_for,
+    house_body,
+    lot_body,
+    sale_body,
 )
 from chain import (
     Checkpoint,

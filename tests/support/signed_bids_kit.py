@@ -16,15 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from auction.bidding.signed_bid import SignedBid, signed_bytes
 from auction.identity.provider import DocumentType, IdentityProvider, VerifiedDocument
-from auction.ledger import (
-    LedgerReplay,
-    SignedBidError,
-    command_body,
-    entry_type_for,
-    idv_body,
-)
 from auction.rules import (
     SECOND,
     LotStatus,
@@ -35,9 +27,19 @@ from auction.rules import (
     apply,
     english_timed,
 )
-from auction.sealed import LinkBook, open_body
 from auction.service import AuctionService
 from auction.storage import Storage
+from auction.verify import (
+    LedgerReplay,
+    LinkBook,
+    SignedBid,
+    SignedBidError,
+    command_body,
+    entry_type_for,
+    idv_body,
+    open_body,
+    signed_bytes,
+)
 from chain import (
     Ed25519Signer,
     Entry,

@@ -19,12 +19,7 @@ from ledger_kit import (
     write_export,
 )
 
-from auction.audit import (
-    MissingFileError,
-    NoVerdict,
-    ReceiptError,
-    verify_receipt_files,
-)
+from auction.audit import MissingFileError, NoVerdict, ReceiptError, verify_receipt_files
 from auction.rules import SECOND
 from chain import Ed25519Signer, build_entry, sign_actor
 

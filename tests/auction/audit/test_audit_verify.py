@@ -37,10 +37,10 @@ from auction.audit import (
     DirectorySource,
     MissingFileError,
     SourceError,
-    _signed_message,
     verify_ledger,
 )
 from auction.rules import SECOND
+from auction.verify import signed_message as _signed_message
 from chain import (
     Actor,
     Ed25519Signer,
@@ -687,3 +687,24 @@ def test_policy_naming_another_log_fails_log_signatures(export: Export) -> None:
     (export.directory / "policy").write_bytes(make_policy(other))
     error = failure(export.directory)
     assert error.step == AuditStep.LOG_SIGNATURES
+
+
+def test_a_second_house_entry_fails_log_signatures(tmp_path: Path) -> None:
+    """Only entry 0 is the house entry: the step a notary names for the same entry
+    (``tests/test_notary_core.py``) comes from the same definition."""
+    seq = 60
+    entries = list(STANDARD.entries)
+    body = dict(entries[0].body)
+    entries[seq] = build_entry(
+        seq=seq,
+        prev=entries[seq].prev,
+        time_us=entries[seq].time_us,
+        entry_type=EntryType.HOUSE,
+        body=body,
+        actor=sign_actor(EntryType.HOUSE, body, STANDARD.kid, house_key()),
+    )
+    forged = reexport(tmp_path, rechain(entries))
+    error = failure(forged.directory)
+    assert (error.step, error.seq) == (AuditStep.LOG_SIGNATURES, seq)
+    assert error.step.label == "4 log signatures"
+    assert "only entry 0 is the house entry" in error.message

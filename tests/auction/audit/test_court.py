@@ -18,9 +18,9 @@ from server_kit import Server, add_lots, running_server, wait_open
 
 from auction.accounts import Role
 from auction.cli import main as gavel
-from auction.court import CourtOrder, OrderError, check_order, order_command
-from auction.ledger import LedgerReplay, ReplayError
+from auction.court import CourtOrder, order_command
 from auction.rules import Authority, OpenLot, Pause
+from auction.verify import LedgerReplay, OrderError, ReplayError, check_order
 from chain import parse_entry
 
 

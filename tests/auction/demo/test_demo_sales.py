@@ -10,9 +10,9 @@ from pathlib import Path
 from server_kit import Server, running_server
 
 from auction.demo.sales import FAILS, FIRST_SALE, SECOND_LOT, follow_sales, seed_sales
-from auction.ledger import LedgerReplay
 from auction.rules import DAY
 from auction.sales.desk import SaleDesk
+from auction.verify import LedgerReplay
 from auction.web.sales import SALE_STORE
 from chain import parse_entry
 

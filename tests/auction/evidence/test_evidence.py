@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from evidence_kit import DOCUMENTS, RENDITION, SEGMENTS, build_notarized_data
 
+from auction.audit.evidence_package import EvidenceFailure, verify_evidence_package
 from auction.cli import main
-from auction.evidence_audit import EvidenceFailure, verify_evidence_package
 from auction.rules import Result
 from auction.rules.errors import RejectReason
 from auction.rules.states import DepositState, LotStatus

@@ -18,9 +18,9 @@ from evidence_kit import build_data
 from server_kit import new_bidder, ready_bidder, running_server, wait_open
 
 from auction.accounts import Role
+from auction.audit.evidence_package import verify_evidence_package
 from auction.cli import main
 from auction.client import BidderClient
-from auction.evidence_audit import verify_evidence_package
 from auction.rules import SECOND, english_timed
 
 

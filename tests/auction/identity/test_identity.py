@@ -9,16 +9,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auction.identity.provider import (
     DocumentType,
-    IdentityError,
     IdentityProvider,
-    IdentityReason,
     check_passport_mrz,
     check_prc_id,
     commitment,
     mrz_check_digit,
     prc_check_character,
-    verify_attestation,
 )
+from auction.verify import IdentityError, IdentityReason, verify_attestation
 
 TODAY = dt.date(2026, 11, 25)
 ICAO_SPECIMEN = (

@@ -20,13 +20,12 @@ from auction.identity.binding import (
 )
 from auction.identity.provider import (
     DocumentType,
-    IdentityError,
-    IdentityReason,
     check_passport_mrz,
     check_prc_id,
     normalise_document,
     prc_check_character,
 )
+from auction.verify import IdentityError, IdentityReason
 
 TODAY = dt.date(2026, 11, 25)
 KEY = bytes(range(32))

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import create_engine, update
 
 from auction.cli import main
-from auction.ledger import LedgerReplay
 from auction.rules import SECOND
 from auction.service import AuctionService
 from auction.storage import Storage
+from auction.verify import LedgerReplay
 from chain import (
     EntryBundle,
     EntryType,

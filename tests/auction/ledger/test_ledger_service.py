@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from auction.ledger import LedgerReplay, command_body, entry_type_for
 from auction.rules import (
     SECOND,
     LotState,
@@ -37,6 +36,7 @@ from auction.storage import (
     LedgerRecord,
     Storage,
 )
+from auction.verify import LedgerReplay, command_body, entry_type_for
 from chain import (
     Entry,
     EntryType,

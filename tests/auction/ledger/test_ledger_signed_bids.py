@@ -36,13 +36,6 @@ from signed_bids_kit import (
     wait_until,
 )
 
-from auction.bidding.signed_bid import BidMalformed, SignedBid, signed_bytes
-from auction.ledger import (
-    IdentityBook,
-    ReplayError,
-    SignedBidError,
-    idv_body,
-)
 from auction.rules import (
     SECOND,
     LotStatus,
@@ -54,6 +47,15 @@ from auction.rules import (
 )
 from auction.service import AuctionService, GroupCommitter, RequestRefused
 from auction.storage import LedgerEntryRefused, LedgerRecord, Storage
+from auction.verify import (
+    BidMalformed,
+    IdentityBook,
+    ReplayError,
+    SignedBid,
+    SignedBidError,
+    idv_body,
+    signed_bytes,
+)
 from chain import (
     Ed25519Signer,
     EntryType,

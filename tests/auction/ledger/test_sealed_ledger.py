@@ -28,9 +28,9 @@ from server_kit import add_lots, running_server, wait_open
 from auction import sealed
 from auction.accounts import Role
 from auction.audit import AuditError, AuditStep, DirectorySource, verify_ledger
-from auction.ledger import LedgerReplay, ReplayError, command_body, lot_body
 from auction.ledger_export import OPENINGS_FILE, StoreSource, export_ledger
 from auction.rules import SECOND, LotState, RegisterBidder, apply, english_timed
+from auction.verify import LedgerReplay, ReplayError, command_body, lot_body
 from auction.web.pages import PAGES
 from chain import TILE_WIDTH, EntryBundle
 

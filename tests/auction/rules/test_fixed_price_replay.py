@@ -12,7 +12,6 @@ import pytest
 from ledger_kit import T0, LedgerBuilder, signed_checkpoint
 
 from auction.audit import DirectorySource, verify_ledger
-from auction.ledger import LedgerReplay, ReplayError
 from auction.rules import (
     DAY,
     HOUR,
@@ -33,6 +32,7 @@ from auction.rules import (
     judicial,
     plan_relist,
 )
+from auction.verify import LedgerReplay, ReplayError
 from chain import parse_entry
 from notary import (
     LedgerCursor,

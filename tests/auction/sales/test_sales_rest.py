@@ -18,8 +18,8 @@ from server_kit import MovableClock, Server, ready_bidder, running_server, wait_
 from auction.accounts import Role
 from auction.audit import HttpSource, verify_ledger
 from auction.client import BidderClient
-from auction.ledger import LedgerReplay
 from auction.rules import DAY, SECOND
+from auction.verify import LedgerReplay
 from chain import parse_entry, parse_policy
 from notary import (
     LedgerCursor,

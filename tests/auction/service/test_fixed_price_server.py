@@ -13,8 +13,8 @@ from server_kit import Server, ready_bidder, running_server, wait_open
 
 from auction.accounts import Role
 from auction.client import BidderClient
-from auction.ledger import LedgerReplay
 from auction.rules import SECOND
+from auction.verify import LedgerReplay
 from chain import parse_entry
 
 PRICE = 50_000_000  # 500,000.00 CNY

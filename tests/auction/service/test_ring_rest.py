@@ -14,8 +14,8 @@ from server_kit import Bidder, Server, ready_bidder, running_server
 
 from auction.accounts import Role
 from auction.client import BidderClient
-from auction.ledger import LedgerReplay
 from auction.rules import SECOND, live_auctioneer
+from auction.verify import LedgerReplay
 from chain import parse_entry
 
 LOT = "painting"

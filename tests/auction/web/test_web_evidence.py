@@ -16,7 +16,7 @@ from web_kit import (  # noqa: F401  (the `running` fixture)
 )
 
 from auction.accounts import Role
-from auction.evidence_audit import verify_evidence_package
+from auction.audit.evidence_package import verify_evidence_package
 from auction.web.app import GATEWAY
 
 pytestmark = [pytest.mark.chromium]

@@ -49,8 +49,7 @@ from chain import (
     verify_receipt,
 )
 
-from .audit import AuditFailure
-from .evidence.package import (
+from ..evidence.package import (
     CONSISTENCY_HEADER,
     EVIDENCE_VERSION,
     keys_text,
@@ -58,11 +57,16 @@ from .evidence.package import (
     reports,
     summarize,
 )
-from .ledger import LedgerReplay, ReplayError
+from ..verify.errors import ReplayError
+from ..verify.replay import LedgerReplay
+from .errors import AuditFailure
 
 __all__ = ["EvidenceFailure", "EvidenceReport", "EvidenceStep", "verify_evidence_package"]
 
+
 _MAX_TEXT: Final = 64 * 1024 * 1024
+
+
 _FIXED: Final = frozenset(
     {
         "manifest.json",
@@ -77,7 +81,11 @@ _FIXED: Final = frozenset(
         "openings.json",  # optional: the openings of the entries' sealed values
     }
 )
+
+
 _ENTRY_FILE = re.compile(r"entries/(0|[1-9][0-9]{0,18})\.(entry|tlog-proof)")
+
+
 _SEGMENT_FILE = re.compile(r"recording/([A-Za-z0-9._-]+)/seg-([0-9]{8})\.gvs")
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from chain import (
     ChainError,
@@ -38,24 +38,23 @@ from chain import (
 )
 from streaming.errors import RecordingError
 
-from .audit import (
-    AuditError,
-    AuditFailure,
-    AuditReport,
-    AuditStep,
-    LedgerSource,
-    SourceError,
-    compare,
-    open_source,
-    verify_ledger,
-    verify_receipt_files,
-    write_evidence,
-)
-from .evidence.cli import add_audit_action as add_evidence_action
-from .evidence.cli import run_audit as run_evidence_audit
-from .printable import printable
+from ..evidence.cli import add_audit_action as add_evidence_action
+from ..evidence.cli import run_audit as run_evidence_audit
+from ..printable import printable
+from ..verify.steps import Step as AuditStep
+from .compare import compare, write_evidence
+from .errors import AuditError, AuditFailure, SourceError
+from .pipeline import verify_ledger
+from .receipts import verify_receipt_files
+from .sources import open_source
+
+if TYPE_CHECKING:
+    from .report import AuditReport
+    from .sources import LedgerSource
+
 
 __all__ = ["ProgressLine", "main", "register", "run"]
+
 
 DEFAULT_EVIDENCE = Path("equivocation-evidence.json")
 
@@ -358,7 +357,7 @@ def _rendition_dir(recording: Path, rendition: str | None) -> Path:
 
 
 def _stream(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .video import verify_stream  # here: the video module pulls in aiortc and av
+    from ..video import verify_stream  # here: the video module pulls in aiortc and av
 
     recording: Path = args.recording
     if not recording.is_dir():
@@ -422,13 +421,9 @@ def stream_segment_bodies(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m auction.audit_cli ACTION ...``: the audit commands on their own."""
+    """``python -m auction.audit.cli ACTION ...``: the audit commands on their own."""
     parser = argparse.ArgumentParser(
         prog="gavel audit", description="Verify a ledger, a receipt, or compare two views."
     )
     _add_actions(parser)
     return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

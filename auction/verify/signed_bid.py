@@ -27,13 +27,19 @@ from ..rules import MAX_AMOUNT, PlaceBid, SetMax
 
 BID_REQUEST_PREFIX: Final = b"gavel/bid-request/v1\n"
 
+
 #: The fields of the signed request (docs/protocol.md §2.4).
 REQUEST_FIELDS: Final = frozenset(
     {"account", "amount", "currency", "idempotency_key", "kind", "lot"}
 )
 
+
 _CURRENCY: Final = re.compile(r"[A-Z]{3}")
+
+
 _KINDS: Final = ("bid", "max")
+
+
 _TEXT_LIMIT: Final = 128
 
 

@@ -1,0 +1,176 @@
+"""Sealed values read back: a commitment checked against its opening, and an entry's body
+rebuilt from its openings (:func:`open_body`) with the per-lot links of aliases to accounts
+(:class:`LinkBook`). Writing them (sealing, aliases) is the server's: :mod:`auction.sealed`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any, Final
+
+from chain import canonical_json
+
+from ..errors import GavelError
+
+#: The domain-separation prefix of every commitment.
+COMMIT_PREFIX: Final = b"gavel/sealed/v1\n"
+
+
+#: Body member names (of commands and events) that hold a bidder's account id.
+BIDDER_FIELDS: Final = frozenset({"bidder", "winner", "leader", "agent_for", "on_behalf_of"})
+
+
+#: Aliases start with this; a floor bidder (`floor:<paddle>`) is no account and stays as is.
+ALIAS_MARK: Final = "b-"
+
+
+LINK: Final = "link:"
+
+
+NONCE_BYTES: Final = 32
+
+
+class SealError(GavelError):
+    """An opening is missing, malformed, or does not match its commitment. `name` is the
+    sealed value concerned."""
+
+    code = "BAD_OPENING"
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"sealed value {name!r}: {message}")
+        self.name = name
+        self.message = message
+
+
+def commitment(nonce: bytes, value: Any) -> str:
+    """The commitment to `value` under `nonce` (base64 of 32 bytes)."""
+    digest = hashlib.sha256(COMMIT_PREFIX + nonce + canonical_json(value)).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def check_opening(name: str, committed: Any, opening: Any) -> Any:
+    """The value of `opening` if it opens `committed`; raises `SealError`."""
+    if opening is None:
+        raise SealError(name, "its opening is missing")
+    if not isinstance(opening, Mapping) or set(opening) != {"nonce", "value"}:
+        raise SealError(name, "an opening is {nonce, value}")
+    try:
+        nonce = base64.b64decode(str(opening["nonce"]), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SealError(name, "the opening's nonce is not base64") from exc
+    if len(nonce) != NONCE_BYTES:
+        raise SealError(name, f"the opening's nonce is not {NONCE_BYTES} bytes")
+    if not isinstance(committed, str) or not hmac.compare_digest(
+        commitment(nonce, opening["value"]), committed
+    ):
+        raise SealError(name, "the opening does not match the commitment on the ledger")
+    return opening["value"]
+
+
+def rename_bidders(value: Any, names: Mapping[str, str]) -> Any:
+    """`value` with every bidder field's account id replaced by `names[id]` (when known)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if key in BIDDER_FIELDS and isinstance(item, str) and item in names:
+                out[key] = names[item]
+            else:
+                out[key] = rename_bidders(item, names)
+        return out
+    if isinstance(value, list | tuple):
+        return [rename_bidders(item, names) for item in value]
+    return value
+
+
+def bidders_of(value: Any) -> list[str]:
+    """The account ids (or aliases) in the bidder fields of `value`, first seen first."""
+    found: list[str] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if key in BIDDER_FIELDS and isinstance(inner, str):
+                    if not inner.startswith("floor:") and inner not in found:
+                        found.append(inner)
+                else:
+                    walk(inner)
+        elif isinstance(item, list | tuple):
+            for inner in item:
+                walk(inner)
+
+    walk(value)
+    return found
+
+
+class LinkBook:
+    """Per lot, the accounts behind the aliases (from verified `link:` openings): one account
+    holds one alias (so one bidder code) per lot."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, dict[str, str]] = {}  # lot -> alias -> account
+        self.aliases: dict[str, dict[str, str]] = {}  # lot -> account -> alias
+
+    def link(self, lot: str, name: str, value: Any) -> None:
+        if (
+            not isinstance(value, Mapping)
+            or set(value) != {"account", "alias", "lot"}
+            or not all(isinstance(v, str) and v for v in value.values())
+        ):
+            raise SealError(LINK + name, "a link opens to {account, alias, lot}")
+        if value["alias"] != name or value["lot"] != lot:
+            raise SealError(LINK + name, "the link names another alias or lot")
+        by_alias = self.accounts.setdefault(lot, {})
+        by_account = self.aliases.setdefault(lot, {})
+        account = str(value["account"])
+        if name in by_alias:
+            raise SealError(LINK + name, "this alias was linked before in this lot")
+        if account in by_account:
+            raise SealError(
+                LINK + name,
+                f"the account behind it already bids in lot {lot} as {by_account[account]}:"
+                " one account holds one bidder code per lot",
+            )
+        by_alias[name] = account
+        by_account[account] = name
+
+
+def open_body(
+    entry_type: str, body: Mapping[str, Any], openings: Mapping[str, Any] | None, links: LinkBook
+) -> dict[str, Any]:
+    """The body before sealing, every opening checked (raises `SealError`). Bodies without a
+    `sealed` member and without aliases come back unchanged (logs written before sealing)."""
+    plain = dict(body)
+    sealed = plain.pop("sealed", None)
+    if sealed is None:
+        sealed = {}
+    if not isinstance(sealed, Mapping):
+        raise SealError("sealed", "the sealed member is an object")
+    given = dict(openings or {})
+    extra = set(given) - set(sealed)
+    if extra:
+        raise SealError(sorted(extra)[0], "an opening for a value this entry does not seal")
+    values = {name: check_opening(name, sealed[name], given.get(name)) for name in sealed}
+    lot = plain.get("lot")
+    for name, value in values.items():
+        if name.startswith(LINK):
+            if not isinstance(lot, str):
+                raise SealError(name, "a link outside a lot")
+            links.link(lot, name[len(LINK) :], value)
+        elif name == "request":
+            plain["request"] = value
+        elif name == "account" and entry_type == "idv":
+            plain["account"] = value
+        else:
+            raise SealError(name, "not a sealed value this entry type has")
+    if isinstance(lot, str) and "command" in plain:
+        known = links.accounts.get(lot, {})
+        aliases = [a for a in bidders_of(plain) if a.startswith(ALIAS_MARK)]
+        for name in aliases:
+            if name not in known:
+                raise SealError(LINK + name, "a bidder alias that no earlier entry linked")
+        plain = dict(rename_bidders(plain, known))
+    return plain
