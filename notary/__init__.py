@@ -15,6 +15,7 @@ This package root re-exports the pure core (:mod:`notary.core`) and the exceptio
 
 from __future__ import annotations
 
+from .content import check_signatures_serially, verify_actor_checks, verify_increment
 from .core import (
     DEFAULT_MAX_INCREMENT,
     DEFAULT_MAX_SKEW_US,
@@ -31,14 +32,11 @@ from .core import (
     NotaryState,
     SignatureChecker,
     check_envelope,
-    check_signatures_serially,
     compact_root,
     cosign,
     format_add_checkpoint,
     format_size,
     parse_add_checkpoint,
-    verify_actor_checks,
-    verify_increment,
 )
 from .errors import (
     InconsistentCheckpointError,

@@ -36,6 +36,7 @@ from chain import (
 )
 from chain.note.keys import b64encode
 
+from .content import verify_actor_checks, verify_increment
 from .core import (
     DEFAULT_MAX_INCREMENT,
     DEFAULT_MAX_SKEW_US,
@@ -49,8 +50,6 @@ from .core import (
     cosign,
     format_size,
     parse_add_checkpoint,
-    verify_actor_checks,
-    verify_increment,
 )
 from .datadir import DataDir, checkpoint_summary, status_report
 from .errors import (

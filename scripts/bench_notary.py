@@ -42,13 +42,13 @@ import aiohttp
 
 from auction.verify import LedgerReplay
 from chain import parse_entry
+from notary.content import verify_actor_checks
 from notary.core import (
     ActorCheck,
     LogTrust,
     NotaryState,
     check_envelope,
     parse_add_checkpoint,
-    verify_actor_checks,
 )
 from tests.support.notary_kit import LogServer, NotaryProcess, SimulatedLog
 
