@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from auction.web.pages import static_file
+
 __all__ = ["ACCESSIBLE_NAMES", "_static_server", "js"]
 
 
@@ -32,7 +34,7 @@ async def _static_server() -> tuple[web.AppRunner, str]:
     app.router.add_get("/", blank)
     app.router.add_post("/api/refused", refused)
     app.router.add_post("/api/coded", coded)
-    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/static/{name}", static_file)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
