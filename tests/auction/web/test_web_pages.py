@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pages_kit import ACCESSIBLE_NAMES, STATIC, _static_server, js
-from stream_kit import CHROMIUM_ARGS, require_chromium
+from pages_kit import ACCESSIBLE_NAMES, STATIC, js, static_tab
 
 from auction.protocol import BidRequest, signed_bytes, verify_bid_signature
 from auction.web.pages import PAGES as SERVED
@@ -47,27 +46,8 @@ pytestmark = [pytest.mark.chromium]
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    executable = require_chromium()
-    from playwright.async_api import async_playwright
-
-    runner, base = await _static_server()
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                context = await browser.new_context()
-                tab = await context.new_page()
-                errors: list[str] = []
-                tab.on("pageerror", lambda error: errors.append(str(error)))
-                await tab.goto(base + "/")
-                yield tab
-                assert errors == []
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+    async with static_tab() as tab:
+        yield tab
 
 
 # ------------------------------------------------------------------------------------------
