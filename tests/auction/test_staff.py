@@ -6,22 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from server_kit import add_lots, new_bidder, running_server, wait_open
 
 from auction.accounts import Role
 from auction.cli import main as gavel
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(

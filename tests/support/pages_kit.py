@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from stream_kit import CHROMIUM_ARGS, require_chromium
 
-__all__ = ["ACCESSIBLE_NAMES", "_static_server", "js"]
+from auction.web.pages import static_file
+
+__all__ = ["ACCESSIBLE_NAMES", "_static_server", "js", "static_tab"]
 
 
 STATIC = Path(__file__).resolve().parents[2] / "auction" / "web" / "static"
@@ -32,13 +37,39 @@ async def _static_server() -> tuple[web.AppRunner, str]:
     app.router.add_get("/", blank)
     app.router.add_post("/api/refused", refused)
     app.router.add_post("/api/coded", coded)
-    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/static/{name}", static_file)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def static_tab() -> AsyncIterator[Any]:
+    """A Chromium tab at `/` of a server with only the static files (no API, no ledger); fails
+    when a script of the page threw."""
+    executable = require_chromium()
+    from playwright.async_api import async_playwright
+
+    runner, base = await _static_server()
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                tab = await browser.new_page()
+                errors: list[str] = []
+                tab.on("pageerror", lambda error: errors.append(str(error)))
+                await tab.goto(base + "/")
+                yield tab
+                assert errors == []
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
 
 
 async def js(tab: Any, module: str, body: str, argument: Any = None) -> Any:

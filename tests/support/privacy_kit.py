@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from server_kit import (
     NAME,
     Bidder,
@@ -21,7 +19,7 @@ from server_kit import (
 
 from auction.client import BidderClient
 
-__all__ = ["DOCUMENTS", "NAME", "SECRET_MAX", "client_for", "fetch", "http", "verified_bidder"]
+__all__ = ["DOCUMENTS", "NAME", "SECRET_MAX", "client_for", "fetch", "verified_bidder"]
 
 
 #: Alice's proxy maximum: it must not be readable by anyone else while the lot is open.
@@ -29,12 +27,6 @@ SECRET_MAX = 987_000
 
 
 DOCUMENTS = (prc_id(sequence="371"), prc_id(sequence="482"))
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def fetch(

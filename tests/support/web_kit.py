@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from pages_kit import ACCESSIBLE_NAMES
@@ -23,6 +24,7 @@ __all__ = [
     "Running",
     "TIMEOUT_MS",
     "bid",
+    "http",
     "new_page",
     "no_horizontal_scroll",
     "prc_id",
@@ -34,6 +36,13 @@ __all__ = [
 
 
 NAME = "张三丰"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for a test's HTTP calls: any test with an `http` argument."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 TIMEOUT_MS = 15_000

@@ -5,7 +5,6 @@ need an auditor session (`--token`), and say so in words without one."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,12 +14,6 @@ from server_kit import add_lots, ready_bidder, running_server, wait_open
 from auction.accounts import Role
 from auction.cli import main
 from auction.client import BidderClient
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_a_live_server_is_audited_with_an_auditor_token(

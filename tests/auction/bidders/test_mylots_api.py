@@ -52,12 +52,6 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def call(
     http: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: Any = None
 ) -> tuple[int, Any]:

@@ -8,11 +8,9 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from dashboard_kit import ledger_counts, run_sale
 from plots_kit import svg_with_axes
 from server_kit import add_lots, new_bidder, ready_bidder, running_server, wait_open
@@ -20,12 +18,6 @@ from server_kit import add_lots, new_bidder, ready_bidder, running_server, wait_
 from auction.accounts import Role
 from auction.dashboard.analytics import TABLES
 from auction.dashboard.plots import PLOTS
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def get(

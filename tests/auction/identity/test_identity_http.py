@@ -54,12 +54,6 @@ def full_width(number: str) -> str:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     async with running_server(tmp_path) as running:
         await add_lots(running, open_in=0.2)

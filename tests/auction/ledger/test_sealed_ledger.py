@@ -20,7 +20,6 @@ from privacy_kit import (
     SECRET_MAX,
     client_for,
     fetch,
-    http,  # noqa: F401 - the fixture
     verified_bidder,
 )
 from server_kit import add_lots, running_server, wait_open
@@ -50,7 +49,7 @@ def entries_of(text: str) -> str:
 
 async def test_no_account_id_in_any_public_byte_and_the_openings_audit(
     tmp_path: Path,
-    http: aiohttp.ClientSession,  # noqa: F811
+    http: aiohttp.ClientSession,
 ) -> None:
     async with running_server(tmp_path) as server:
         url = server.url

@@ -14,12 +14,6 @@ from auction.client import Ack, BidderClient, ClientError, _wait_ack, ws_url
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     async with running_server(tmp_path) as running:
         await add_lots(running, open_in=0.2)

@@ -7,12 +7,10 @@ the ledger, and the ledger replayed by the same rules."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from server_kit import MovableClock, Server, ready_bidder, running_server, wait_open
 
 from auction.accounts import Role
@@ -33,12 +31,6 @@ from notary import (
 
 P0 = 10_000_000  # 100,000.00 CNY
 STEP = 100_000
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,6 @@ from auction.client import BidderClient, ClientError, ws_url
 from auction.protocol import signed_bytes
 
 HOUR_US = 3600 * 1_000_000
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def snapshot(server: Server, http: aiohttp.ClientSession, *victims: Bidder) -> Any:

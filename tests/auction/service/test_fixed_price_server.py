@@ -21,12 +21,6 @@ PRICE = 50_000_000  # 500,000.00 CNY
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     async with running_server(tmp_path) as running:
         yield running

@@ -22,12 +22,6 @@ LOT = "painting"
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     async with running_server(tmp_path) as running:
         service = running.service

@@ -31,12 +31,6 @@ from auction.rules import SECOND
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     async with running_server(tmp_path) as running:
         await add_lots(running)

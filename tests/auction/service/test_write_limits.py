@@ -6,12 +6,10 @@ across a restart), and a person's whole sign-up under the default limits."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from server_kit import (
@@ -31,12 +29,6 @@ from auction.rules import Cancel
 from auction.throttle import HOUR_US, Rate, WriteLimits
 
 NAME = "张三丰"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def post(

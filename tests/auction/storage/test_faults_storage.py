@@ -57,12 +57,6 @@ BUSY_TIMEOUT_MS = 1000
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auction.storage.database, "SQLITE_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS)
 

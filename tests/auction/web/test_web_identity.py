@@ -5,20 +5,15 @@ other than 0-9, a bound identity, a registration on a lot that has not closed)."
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from stream_kit import CHROMIUM_ARGS, require_chromium
 from web_kit import Running, new_page, text_of, wait_text
 
 from auction.identity.provider import prc_check_character
 from auction.rules import SECOND, english_timed
-from auction.web import Settings, create_app
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
@@ -30,30 +25,6 @@ INTERNAL_CODES = ("DOCUMENT_IN_USE", "IDENTITY_BOUND", "REGISTERED_ON_OPEN_LOT",
 def prc_id(sequence: str) -> str:
     first17 = "110105" + "19800101" + sequence
     return first17 + prc_check_character(first17)
-
-
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    executable = require_chromium()
-    from playwright.async_api import async_playwright
-
-    app = create_app(Settings(data_dir=tmp_path / "data", port=0, bots=0, demo=False))
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                yield Running(app, url, browser)
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
 
 
 async def someone_else_verifies(url: str, document: str) -> None:

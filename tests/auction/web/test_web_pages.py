@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pages_kit import ACCESSIBLE_NAMES, STATIC, _static_server, js
-from stream_kit import CHROMIUM_ARGS, require_chromium
+from pages_kit import ACCESSIBLE_NAMES, STATIC, js, static_tab
 
 from auction.protocol import BidRequest, signed_bytes, verify_bid_signature
+from auction.web.pages import PAGES as SERVED
+from auction.web.pages import render
 from chain import (
     ChainError,
     Checkpoint,
@@ -45,27 +46,8 @@ pytestmark = [pytest.mark.chromium]
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    executable = require_chromium()
-    from playwright.async_api import async_playwright
-
-    runner, base = await _static_server()
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                context = await browser.new_context()
-                tab = await context.new_page()
-                errors: list[str] = []
-                tab.on("pageerror", lambda error: errors.append(str(error)))
-                await tab.goto(base + "/")
-                yield tab
-                assert errors == []
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+    async with static_tab() as tab:
+        yield tab
 
 
 # ------------------------------------------------------------------------------------------
@@ -564,16 +546,6 @@ async def test_server_clock_keeps_the_lowest_round_trip(page: Any) -> None:
 # The pages themselves: lang, no inline script or handler, accessible names, phone width,
 # errors in words when the server cannot answer.
 
-PAGES = [
-    "index.html",
-    "lot.html",
-    "register.html",
-    "console.html",
-    "auditor.html",
-    "dashboard.html",
-    "staff.html",
-]
-
 
 class _PageAudit(HTMLParser):
     def __init__(self) -> None:
@@ -599,10 +571,12 @@ class _PageAudit(HTMLParser):
             self.problems.append(f"external resource on <{tag}>")
 
 
-@pytest.mark.parametrize("name", PAGES)
-def test_page_markup_rules(name: str) -> None:
+@pytest.mark.parametrize("path", list(SERVED))
+def test_page_markup_rules(path: str) -> None:
+    """Each page whole as the server sends it: the one head and site header, then its body."""
+    page = SERVED[path]
     audit = _PageAudit()
-    audit.feed((STATIC / name).read_text(encoding="utf-8"))
+    audit.feed(render(path, page, (STATIC / page.body).read_text(encoding="utf-8")))
     assert audit.lang == "en"
     assert audit.problems == []
 

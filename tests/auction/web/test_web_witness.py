@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from pages_kit import _static_server, js
+from pages_kit import js
+from pages_kit import static_tab as a_static_tab
 from server_kit import Server, unrecorded_video
 from stream_kit import CHROMIUM_ARGS, require_chromium
 
@@ -242,26 +243,8 @@ def _b64(data: bytes) -> str:
 @pytest.fixture
 async def static_tab() -> AsyncIterator[Any]:
     """A page of a server with only the static files (no API, no ledger)."""
-    executable = require_chromium()
-    from playwright.async_api import async_playwright
-
-    runner, base = await _static_server()
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                tab = await browser.new_page()
-                errors: list[str] = []
-                tab.on("pageerror", lambda error: errors.append(str(error)))
-                await tab.goto(base + "/")
-                yield tab
-                assert errors == []
-            finally:
-                await browser.close()
-    finally:
-        await runner.cleanup()
+    async with a_static_tab() as tab:
+        yield tab
 
 
 async def test_the_browser_checks_consistency_proofs_like_chain(static_tab: Any) -> None:
