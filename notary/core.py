@@ -10,9 +10,9 @@ A notary is a C2SP tlog-witness that also mirrors and re-checks the log's conten
    ``old > size``, 409 ``old`` is not our size, 422 same size with another root or a
    consistency proof that does not verify. It returns a :class:`ConsistentCheckpoint`.
 3. When the tree grew, the adapter fetches entries ``[old, size)`` from the log's entry bundles
-   and calls :func:`notary.content.verify_increment`, which runs the entry-verification pipeline the auditor
-   runs too (:mod:`auction.verify.pipeline`, steps numbered once by :class:`auction.verify.Step`),
-   continued from the notary's :class:`LedgerCursor`:
+   and calls :func:`notary.content.verify_increment`, which runs the entry-verification
+   pipeline the auditor runs too (:mod:`auction.verify.pipeline`, steps numbered once by
+   :class:`auction.verify.Step`), continued from the notary's :class:`LedgerCursor`:
 
    3. *roots*, first - exactly ``size - old`` entries, whose leaf hashes, recomputed from the
       bytes and appended to the stored compact range, give the checkpoint's root (until they
