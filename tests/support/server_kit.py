@@ -89,6 +89,12 @@ class Server:
         with Storage.open(self.data, read_only=True) as store:
             return store.ledger_entries(0, store.ledger_size())
 
+    def openings(self) -> dict[int, dict[str, Any]]:
+        """The openings of every sealed value on the ledger, by entry (what notaries and
+        auditors are given), for `LedgerReplay(openings=server.openings().get)`."""
+        with Storage.open(self.data, read_only=True) as store:
+            return store.ledger_openings(0, store.ledger_size())
+
     def opened_entries(self) -> list[bytes]:
         """`entries` with their sealed values opened (account ids in place of the per-lot
         aliases, the signed requests and identity accounts back), as the server's own readers

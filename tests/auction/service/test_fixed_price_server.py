@@ -78,7 +78,7 @@ async def test_a_fixed_price_sale_on_the_real_server(
     view = server.service.view("villa")
     assert (view.status, view.price, view.result) == ("SOLD", PRICE, "SOLD")
 
-    replay = LedgerReplay()
+    replay = LedgerReplay(openings=server.openings().get)  # as the notaries and auditors do
     for raw in server.entries():
         entry = parse_entry(raw)
         replay.add(entry.seq, entry.type, entry.time_us, entry.body, entry.actor.kid)

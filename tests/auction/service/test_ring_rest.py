@@ -165,7 +165,7 @@ async def test_held_bids_are_acked_held_and_the_auctioneer_accepts_or_declines_t
 
     # The ledger replays with the same engine the notaries and the auditor run (step 8),
     # to the very state the server holds.
-    replay = LedgerReplay()
+    replay = LedgerReplay(openings=server.openings().get)  # the notaries' view, opened
     for data in server.entries():
         entry = parse_entry(data)
         replay.add(entry.seq, entry.type.value, entry.time_us, entry.body, entry.actor.kid)
