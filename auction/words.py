@@ -50,6 +50,12 @@ def money(amount: int | None, currency: str) -> str:
     return f"{sign}{prefix}{text}"
 
 
+def bidder_words(code: str) -> str:
+    """A bidder's code as a person reads it: a bidder in the sale room (`floor:<paddle>`) by
+    paddle (the page's util.js and the video overlay say it the same way)."""
+    return f"paddle {code[6:]} in the room" if code.startswith("floor:") else code
+
+
 def duration_words(us: int) -> str:
     """`300_000_000` → `"5 minutes"`; `90_000_000` → `"1 minute 30 seconds"`."""
     seconds = max(0, us // 1_000_000)

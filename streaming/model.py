@@ -104,12 +104,17 @@ class OverlayState:
         return max(0, -(-(self.ends_at_ms - now_ms) // 1000))
 
 
+def bidder_words(code: str) -> str:
+    """A bidder's code as a viewer reads it: a sale-room bidder (`floor:<paddle>`) by paddle."""
+    return f"paddle {code[6:]} in the room" if code.startswith("floor:") else code
+
+
 def overlay_lines(state: OverlayState, now_ms: int) -> tuple[str, str]:
     """The two lines of the overlay banner at `now_ms` (pure; the renderer draws them)."""
     first = state.title
     parts = [state.price_text]
     if state.leader_code:
-        parts.append(f"leader {state.leader_code}")
+        parts.append(f"leader {bidder_words(state.leader_code)}")
     left = state.time_left_s(now_ms)
     if left is not None:
         minutes, seconds = divmod(left, 60)

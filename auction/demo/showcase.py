@@ -34,7 +34,7 @@ from ..rules import (
 )
 from ..service import ACTIVE_STATUSES, AuctionService
 from ..storage import Counts, StoredLot
-from ..words import FORMAT_WORDS, lot_state_words
+from ..words import FORMAT_WORDS, bidder_words, lot_state_words
 from .drivers import BOT_NAMES as BOT_NAMES
 from .drivers import HELD_GRACE as HELD_GRACE
 from .drivers import Bot as Bot
@@ -306,7 +306,7 @@ def summary(
         state = lot.state
         price = format_money(state.price, lot.rules.currency)
         if state.result is Result.SOLD:
-            outcome = f"{price} to {state.leader_code}"
+            outcome = f"{price} to {bidder_words(state.leader_code or '')}"
             if final_sales is not None:
                 final = lot.lot_id in final_sales
                 outcome += " (final: co-signed)" if final else " (not final: awaiting notaries)"

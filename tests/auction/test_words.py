@@ -26,6 +26,7 @@ from auction.web.api import CONSOLE_COMMANDS
 from auction.words import (
     COMMAND_WORDS,
     RefusalContext,
+    bidder_words,
     command_refusal_words,
     deposit_state_words,
     extension_rule_words,
@@ -188,3 +189,8 @@ def test_rule_errors_name_formats_in_words() -> None:
     words = without_engine_names(str(caught.value))
     assert words.startswith("Judicial sale (China) lots must last at least"), words
     assert ENGINE_NAME.search(words) is None, words
+
+
+def test_a_sale_room_bidder_is_named_by_paddle() -> None:
+    assert bidder_words("floor:125") == "paddle 125 in the room"
+    assert bidder_words("A3A6-F361") == "A3A6-F361"

@@ -249,6 +249,15 @@ def test_overlay_state_and_lines() -> None:
         "¥2,020,000  ·  leader C01  ·  1:16 left  ·  EXTENDED  ·  OPEN",
     )
     assert state.time_left_s(10**9) == 0
+    room = OverlayState(
+        seq=8,
+        server_ts_ms=0,
+        title="Flat 9",
+        price_text="£280,000",
+        phase="In the ring",
+        leader_code="floor:125",
+    )
+    assert overlay_lines(room, 0)[1] == "£280,000  ·  leader paddle 125 in the room  ·  In the ring"
     with pytest.raises(ConfigurationError):
         OverlayState(seq=-1, server_ts_ms=0, title="", price_text="", phase="")
     with pytest.raises(ConfigurationError):

@@ -40,4 +40,7 @@ def engine_names() -> set[str]:
     return {name for name in names if not re.fullmatch(r"[A-Z][a-z]+", name)}
 
 
-ENGINE_NAME = re.compile(r"\b(" + "|".join(sorted(engine_names(), key=len, reverse=True)) + r")\b")
+#: An engine name, or a sale-room bidder's internal code (`floor:<paddle>`, shown as "paddle N").
+ENGINE_NAME = re.compile(
+    r"\b(" + "|".join(sorted(engine_names(), key=len, reverse=True)) + r")\b|\bfloor:\d+"
+)

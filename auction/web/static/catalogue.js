@@ -5,7 +5,7 @@ import { api, errorWords } from "./api.js";
 import { cardFacts, loadFactsSummary } from "./cardfacts.js";
 import { formatMoney } from "./money.js";
 import {
-  byId, countdownTarget, el, formatDuration, formatWords, overdueWords, say, serverNowOf, statusWords,
+  bidderWords, byId, countdownTarget, el, formatDuration, formatWords, overdueWords, say, serverNowOf, statusWords,
 } from "./util.js";
 import { loadWords } from "./words.js";
 import { GavelSocket, ServerClock } from "./ws.js";
@@ -26,7 +26,7 @@ function lotCard(lot) {
     : el("p", { className: "price", text: formatMoney(lot.price, lot.currency) });
   const facts = el("dl", { className: "facts" });
   const fact = (label, value) => facts.append(el("dt", { text: label }), el("dd", { text: value }));
-  if (lot.leader_code) fact(lot.result === "SOLD" ? "Winner" : "Leading", lot.leader_code);
+  if (lot.leader_code) fact(lot.result === "SOLD" ? "Winner" : "Leading", bidderWords(lot.leader_code));
   if (lot.status === "OPEN" || lot.status === "SCHEDULED") {
     fact(lot.format === "LIVE_AUCTIONEER" ? "Ask" : "Next bid", formatMoney(lot.min_next, lot.currency));
   }

@@ -6,7 +6,7 @@
 
 import { api, errorWords } from "./api.js";
 import { formatMoney } from "./money.js";
-import { byId, el, say } from "./util.js";
+import { bidderWords, byId, el, say } from "./util.js";
 
 const DEPOSIT_WORDS = {
   REQUIRED: "deposit not paid yet",
@@ -181,7 +181,7 @@ export function installConsoleRing(host) {
     if (!view) return go();
     const price = view.price === null || view.price === undefined ? "no bid" : formatMoney(view.price, view.currency);
     parts.hammerWords.textContent = view.leader_code
-      ? `Sell “${view.title}” to bidder ${view.leader_code} for ${price}? This cannot be undone once you move to the next lot.`
+      ? `Sell “${view.title}” to ${view.leader_code.startsWith("floor:") ? "" : "bidder "}${bidderWords(view.leader_code)} for ${price}? This cannot be undone once you move to the next lot.`
       : `Hammer “${view.title}”? There is no accepted bid, so the hammer will be refused: pass the lot instead.`;
     parts.hammerConfirm.textContent = view.leader_code ? `Confirm: sell for ${price}` : "Hammer anyway";
     parts.hammerGo = go;

@@ -6,7 +6,7 @@ import { api, errorWords, setBearer } from "./api.js";
 import { publishCamera } from "./camera.js";
 import { installConsoleRing } from "./console-ring.js";
 import { amountInputText, formatMoney, parseAmount } from "./money.js";
-import { byId, el, FORMAT_NAMES, say, statusWords } from "./util.js";
+import { bidderWords, byId, el, FORMAT_NAMES, say, statusWords } from "./util.js";
 import { GavelSocket } from "./ws.js";
 
 const MINUTE_US = 60_000_000;
@@ -48,7 +48,7 @@ function renderSelected() {
   byId("lot-state").textContent = `${statusWords(view)} (${FORMAT_NAMES[view.format] || view.format})`;
   byId("lot-price").textContent = view.price === null || view.price === undefined ? "no bid yet" : formatMoney(view.price, view.currency);
   byId("lot-ask").textContent = formatMoney(view.min_next, view.currency);
-  byId("lot-leader").textContent = view.leader_code || "—";
+  byId("lot-leader").textContent = bidderWords(view.leader_code) || "—";
   byId("lot-bids").textContent = String(view.bids ?? 0);
   const ask = byId("ask");
   if (!ask.value || ask.dataset.auto === "1") {

@@ -11,7 +11,7 @@ import { startFacts } from "./lotfacts.js";
 import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { installRing } from "./ring.js";
 import {
-  byId, countdownTarget, depositWords, el, formatDuration, formatTime, formatWords, lotIdFromLocation,
+  bidderWords, byId, countdownTarget, depositWords, el, formatDuration, formatTime, formatWords, lotIdFromLocation,
   overdueWords, say, serverNowOf, statusWords,
 } from "./util.js";
 import { loadWords } from "./words.js";
@@ -78,7 +78,7 @@ function renderView() {
     : formatMoney(view.price, view.currency);
   const sold = view.result === "SOLD";
   byId("leader").textContent = view.leader_code
-    ? `${sold ? "Winning" : "Leading"} bidder: ${view.leader_code}`
+    ? `${sold ? "Winning" : "Leading"} bidder: ${bidderWords(view.leader_code)}`
     : "No leading bidder yet.";
   byId("state").textContent = statusWords(view);
   const live = view.format === "LIVE_AUCTIONEER";
@@ -188,7 +188,7 @@ function renderHistory() {
   const zone = state.view ? state.view.legal_timezone : "UTC";
   body.replaceChildren(...rows.map((item) => el("tr", {},
     el("td", { title: item.t ? formatTime(item.t, zone) : null, text: item.t ? clockTime(item.t, zone) : "—" }),
-    el("td", { text: item.code }),
+    el("td", { text: bidderWords(item.code) }),
     el("td", { className: "amount", text: formatMoney(item.amount, currency()) }),
     el("td", { text: BID_TYPE_WORDS[item.bid_type] || "bid" }))));
   byId("history-empty").hidden = rows.length > 0;

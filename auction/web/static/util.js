@@ -102,6 +102,12 @@ export function depositWords(state) {
   return DEPOSIT_WORDS[state] || "Deposit state not known";
 }
 
+/** A bidder's code as a person reads it: a bidder in the sale room (`floor:<paddle>`) by paddle. */
+export function bidderWords(code) {
+  if (!code) return "";
+  return code.startsWith("floor:") ? `paddle ${code.slice(6)} in the room` : code;
+}
+
 export function statusWords(lot) {
   if (lot.status === "OPEN" && PHASE_WORDS[lot.phase]) return PHASE_WORDS[lot.phase];
   if (lot.result === "SOLD" && lot.status !== "COMPLETED" && lot.status !== "DEFAULTED") return STATUS_WORDS.SOLD;

@@ -149,6 +149,8 @@ async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer
     assert declined.startswith(f"The auctioneer declined your bid of {ask_text}."), declined
     assert "refused" not in declined
     assert service.view(LOT).leader_code == "floor:12"
+    await wait_text(console, "#lot-leader", "^paddle 12 in the room$")
+    await wait_text(bidder, "#leader", "^Leading bidder: paddle 12 in the room$")
     await shot(bidder, "4-bidder-declined")
     for page in (bidder, console):
         await plain(page)
@@ -166,7 +168,7 @@ async def test_an_online_bid_is_held_then_accepted_or_declined_by_the_auctioneer
     await console.get_by_role("button", name="Hammer (sell)").click()
     words = await wait_text(console, "#hammer-words", "Sell")
     price = f"${view.price // 100:,}.00"
-    assert f"to bidder floor:12 for {price}" in words, words
+    assert f"to paddle 12 in the room for {price}" in words, words
     await shot(console, "6-console-hammer-confirm")
     await console.get_by_role("button", name="Keep the lot open").click()
     assert service.view(LOT).status == "OPEN"  # nothing was sent
