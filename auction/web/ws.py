@@ -30,13 +30,13 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..accounts import Role
 from ..bidding.ack import unavailable_ack
+from ..bidding.replay import RING_SIZE, ReplayRing
 from ..errors import GavelError
 from ..gateway import Gateway
 from ..logs import LOT
@@ -65,8 +65,6 @@ logger = logging.getLogger(__name__)
 HELLO_TIMEOUT = 10.0
 HEARTBEAT_S = 15
 MAX_CONNECTIONS_PER_ADDRESS = 20
-#: Recent public updates kept per lot for `since_seq` replay.
-RING_SIZE = 256
 #: Events kept in one conflated pending update before it is sent with `gap: true`.
 MAX_PENDING_EVENTS = 64
 #: Direct messages (acks, replies) a connection may have unsent before it is closed (4008).
@@ -81,13 +79,6 @@ MAX_ERRORS = 50
 #: merged per lot (the service's subscription coalesces), so one message per lot and tick is
 #: serialized once and shared by every connection, however fast the lot moves.
 FANOUT_INTERVAL = 0.05
-
-
-@dataclass(slots=True)
-class _Recent:
-    previous_seq: int
-    seq: int
-    message: dict[str, Any]
 
 
 class Connection:
@@ -217,7 +208,7 @@ class Hub:
         self._by_session: dict[str, Connection] = {}
         self._by_account: dict[str, Connection] = {}
         self._per_address: dict[str, int] = {}
-        self._rings: dict[str, deque[_Recent]] = {}
+        self._rings: dict[str, ReplayRing] = {}
         self._last_seq: dict[str, int] = {}
         self._fanout: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
@@ -298,11 +289,13 @@ class Hub:
             self._rings.pop(lot, None)
             self._gateway.lot_closed(lot)
             return
-        ring = self._rings.setdefault(lot, deque(maxlen=self._ring_size))
+        ring = self._rings.get(lot)
+        if ring is None:
+            ring = self._rings[lot] = ReplayRing(self._ring_size)
         if update.gap:
             ring.clear()  # events were dropped on the way: the ring can no longer replay them
         else:
-            ring.append(_Recent(previous, seq, _message(update)))
+            ring.record(previous, seq, _message(update))
 
     def _distribute(self, update: LotUpdate) -> None:
         """One merged update of a tick to every connection watching the lot: serialized once."""
@@ -313,15 +306,8 @@ class Hub:
 
     def _replay(self, lot: str, since_seq: int, current_seq: int) -> list[dict[str, Any]] | None:
         """The updates after `since_seq`, or None when the ring no longer has all of them."""
-        if since_seq <= 0 or since_seq > current_seq:
-            return None
-        ring = self._rings.get(lot, deque())
-        last = ring[-1].seq if ring else self._last_seq.get(lot, current_seq)
-        if since_seq >= last:
-            return []
-        if not ring or ring[0].previous_seq > since_seq:
-            return None
-        return [recent.message | {"replayed": True} for recent in ring if recent.seq > since_seq]
+        ring = self._rings.get(lot) or _NO_UPDATES
+        return ring.missed(since_seq, current_seq, self._last_seq.get(lot))
 
     # -- one connection --
 
@@ -574,6 +560,9 @@ class _Recorder(Subscription):
         if not self.closed:
             self._record(update)
         super().offer(update)
+
+
+_NO_UPDATES = ReplayRing(0)
 
 
 def _message(update: LotUpdate) -> dict[str, Any]:
