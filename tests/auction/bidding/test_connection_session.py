@@ -415,3 +415,40 @@ def test_no_sequence_of_frames_raises_and_a_close_is_final(
                 state.receive(p.Ping(), now)
             return
         assert state.phase is Phase.OPEN
+
+
+calls = st.one_of(
+    frames.map(lambda frame: ("frame", frame)),
+    st.sampled_from(
+        [("hello timeout", None), ("found", "bidder"), ("found", "court"), ("not found", None)]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=st.lists(calls, max_size=30))
+def test_any_call_in_any_order_raises_only_the_typed_state_error(
+    calls: list[tuple[str, object]],
+) -> None:
+    """Whatever an adapter (even a wrong one) calls, in any order: a client's fault is a `Close`
+    action, and a call the phase does not allow raises `ConnectionStateError` and changes
+    nothing."""
+    state = new_state(FakeLots(watch=7), max_errors=2)
+    for call, argument in calls:
+        before = (state.phase, state.account, state.lots, state.errors)
+        try:
+            if call == "frame":
+                message = parsed(argument)
+                if isinstance(message, p.ProtocolViolation):
+                    state.receive_invalid(message, NOW)
+                else:
+                    state.receive(message, NOW)
+            elif call == "hello timeout":
+                state.hello_timed_out()
+            elif call == "found":
+                state.authenticated("acct-alice", str(argument), None, NOW)
+            else:
+                state.not_authenticated()
+        except ConnectionStateError as exc:
+            assert exc.phase is before[0]
+            assert (state.phase, state.account, state.lots, state.errors) == before
