@@ -183,6 +183,53 @@ def test_the_auction_import_checker_catches_a_violation(tmp_path: Path) -> None:
     }
 
 
+# Pure modules inside a package that also holds adapters (auction/bidding/ has the gateway): the
+# websocket connection's state, the replay ring it reads and the message parser. The adapter
+# that drives them is auction/web/ws.py.
+PURE_MODULES = [
+    "auction/bidding/session.py",
+    "auction/bidding/replay.py",
+    "auction/bidding/protocol.py",
+]
+CONNECTION_STATE_MAY_IMPORT = {"auction.bidding.protocol", "auction.errors", "auction.verify"}
+CONNECTION_STATE_MAY_LOAD = {
+    "auction.bidding",
+    "auction.errors",
+    "auction.rules",
+    "auction.verify",
+    "auction.words",
+}
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_import_no_io(module: str) -> None:
+    path = ROOT / module
+    assert path.is_file(), module
+    assert imported_modules(path) & FORBIDDEN_IN_PURE == set()
+
+
+def test_the_connection_state_imports_only_the_protocol_and_pure_packages() -> None:
+    names = imported_auction_modules(ROOT / "auction/bidding/session.py", "auction.bidding")
+    assert "auction.bidding.protocol" in names
+    assert outside(names, CONNECTION_STATE_MAY_IMPORT) == set(), names
+
+
+def test_importing_the_connection_state_loads_no_io_and_no_server_module() -> None:
+    code = (
+        "import sys, auction.bidding.session\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('auction.')"
+        " or m.split('.')[0] in ('aiohttp', 'asyncio', 'sqlalchemy', 'socket'))\n"
+        "print(' '.join(loaded))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "auction.bidding.session" in loaded
+    assert not {name for name in loaded if not name.startswith("auction.")}, loaded
+    assert outside(loaded, CONNECTION_STATE_MAY_LOAD) == set(), loaded
+
+
 def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncio\nfrom sqlmodel import Session\n")

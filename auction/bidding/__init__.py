@@ -1,5 +1,7 @@
-"""The bidder's path into the auction: protocol messages, the signed bid, limits, the ack,
-and the gateway (`auction.bidding.gateway`, not imported here: it needs the service).
+"""The bidder's path into the auction: protocol messages, one websocket connection's state
+(`session`, sans-I/O: what the `/ws` adapter in `auction.web.ws` drives), the replay ring, the
+signed bid, limits, the ack, and the gateway (`auction.bidding.gateway`, not imported here: it
+needs the service).
 """
 
 from ..verify import (
@@ -34,6 +36,8 @@ from .protocol import (
     time_reply,
 )
 from .rate_limit import TokenBucket
+from .replay import ReplayRing
+from .session import ConnectionState, ConnectionStateError
 
 __all__ = [
     "BID_REQUEST_PREFIX",
@@ -52,11 +56,14 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "CLOSE_VERSION",
     "ClientMessage",
+    "ConnectionState",
+    "ConnectionStateError",
     "Hello",
     "IdempotencyIndex",
     "MAX_FRAME_BYTES",
     "Ping",
     "ProtocolViolation",
+    "ReplayRing",
     "Subscribe",
     "TimeRequest",
     "TokenBucket",

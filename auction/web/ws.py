@@ -1,5 +1,10 @@
 """The websocket endpoint `/ws` (docs/protocol.md §2): an adapter over the protocol core.
 
+What a client's messages mean (hello, the session, subscriptions, replay, bids, refusals and
+the close codes) is decided by `auction.bidding.session.ConnectionState`, which this module
+feeds with parsed frames and the server time and whose actions it carries out. What stays here
+is the I/O.
+
 `Hub` owns one `AuctionService` subscription and every connection:
 
 * one fan-out task reads the service's updates, keeps a bounded ring of recent public updates
@@ -23,40 +28,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..accounts import Role
 from ..bidding.ack import unavailable_ack
+from ..bidding.replay import RING_SIZE, ReplayRing
+from ..bidding.session import (
+    REPLACED,
+    Action,
+    Close,
+    ConnectionState,
+    LookUpSession,
+    LotSnapshot,
+    Send,
+    SubmitBid,
+    Unsubscribed,
+)
 from ..errors import GavelError
 from ..gateway import Gateway
 from ..logs import LOT
 from ..protocol import (
     CLOSE_ABUSE,
     CLOSE_PROTOCOL,
-    CLOSE_REPLACED,
-    CLOSE_UNAUTHORIZED,
-    CLOSE_VERSION,
     MAX_FRAME_BYTES,
-    VERSION,
-    Hello,
-    Ping,
+    ClientMessage,
     ProtocolViolation,
-    SignedBid,
-    Subscribe,
-    TimeRequest,
-    Unsubscribe,
     parse_client_message,
-    time_reply,
 )
 from ..service import AuctionService, LotUpdate, Subscription
 
@@ -65,8 +69,6 @@ logger = logging.getLogger(__name__)
 HELLO_TIMEOUT = 10.0
 HEARTBEAT_S = 15
 MAX_CONNECTIONS_PER_ADDRESS = 20
-#: Recent public updates kept per lot for `since_seq` replay.
-RING_SIZE = 256
 #: Events kept in one conflated pending update before it is sent with `gap: true`.
 MAX_PENDING_EVENTS = 64
 #: Direct messages (acks, replies) a connection may have unsent before it is closed (4008).
@@ -75,38 +77,26 @@ MAX_DIRECT_BACKLOG = 1024
 #: are conflated); and how often it looks again (seconds).
 WRITE_HIGH_WATER = 64 * 1024
 DRAIN_POLL = 0.02
-#: Non-fatal errors (unknown lot, ...) a connection may cause before it is closed (4008).
-MAX_ERRORS = 50
 #: Lot updates go out to watchers at most this often (seconds): what arrives meanwhile is
 #: merged per lot (the service's subscription coalesces), so one message per lot and tick is
 #: serialized once and shared by every connection, however fast the lot moves.
 FANOUT_INTERVAL = 0.05
 
 
-@dataclass(slots=True)
-class _Recent:
-    previous_seq: int
-    seq: int
-    message: dict[str, Any]
-
-
 class Connection:
-    """One websocket: what it watches, what it still has to send, and its writer task."""
+    """One websocket: its protocol state, what it still has to send, and its writer task."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, address: str, transport: asyncio.BaseTransport | None
+        self,
+        ws: web.WebSocketResponse,
+        address: str,
+        transport: asyncio.BaseTransport | None,
+        state: ConnectionState,
     ) -> None:
         self.ws = ws
         self.address = address
         self._transport = transport
-        self.account: str | None = None
-        self.role: Role | None = None
-        self.session_key: str | None = None
-        self.expires_us: int | None = None
-        self.lots: set[str] = set()
-        #: lot → the seq of the snapshot just sent: what is at or below it is not sent again
-        self.floors: dict[str, int] = {}
-        self.errors = 0
+        self.state = state
         self._direct: deque[dict[str, Any]] = deque()
         #: lot → (update, its JSON text if unchanged since the hub serialized it)
         self._pending: dict[str, tuple[dict[str, Any], str | None]] = {}
@@ -114,6 +104,16 @@ class Connection:
         self._closing: tuple[int, str] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.writer: asyncio.Task[None] | None = None
+
+    @property
+    def account(self) -> str | None:
+        """The account of the connection's session (None: a watcher without one)."""
+        return self.state.account
+
+    @property
+    def lots(self) -> frozenset[str]:
+        """The lots this connection watches."""
+        return self.state.lots
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a direct message (never dropped); closes 4008 if the client stopped reading
@@ -127,16 +127,11 @@ class Connection:
     def offer(self, lot: str, message: dict[str, Any], text: str | None = None) -> None:
         """Queue a lot update (`text`: its JSON, shared with other connections), merged with an
         unsent one of the same lot. Never blocks."""
-        if lot not in self.lots:
+        admitted = self.state.admit(lot, message)
+        if admitted is None:
             return
-        floor = self.floors.get(lot)
-        if floor is not None:
-            if message["seq"] <= floor:
-                return
-            del self.floors[lot]
-            events = [e for e in message["events"] if e.get("seq", floor + 1) > floor]
-            if len(events) != len(message["events"]):
-                message, text = message | {"events": events}, None
+        if admitted is not message:
+            message, text = admitted, None
         earlier = self._pending.get(lot)
         if earlier is not None:
             before = earlier[0]
@@ -152,8 +147,7 @@ class Connection:
             self._transport.abort()  # type: ignore[attr-defined]
 
     def drop(self, lot: str) -> None:
-        self.lots.discard(lot)
-        self.floors.pop(lot, None)
+        """Forget the unsent update of a lot the client no longer watches."""
         self._pending.pop(lot, None)
 
     def close(self, code: int, reason: str) -> None:
@@ -217,7 +211,7 @@ class Hub:
         self._by_session: dict[str, Connection] = {}
         self._by_account: dict[str, Connection] = {}
         self._per_address: dict[str, int] = {}
-        self._rings: dict[str, deque[_Recent]] = {}
+        self._rings: dict[str, ReplayRing] = {}
         self._last_seq: dict[str, int] = {}
         self._fanout: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
@@ -298,11 +292,13 @@ class Hub:
             self._rings.pop(lot, None)
             self._gateway.lot_closed(lot)
             return
-        ring = self._rings.setdefault(lot, deque(maxlen=self._ring_size))
+        ring = self._rings.get(lot)
+        if ring is None:
+            ring = self._rings[lot] = ReplayRing(self._ring_size)
         if update.gap:
             ring.clear()  # events were dropped on the way: the ring can no longer replay them
         else:
-            ring.append(_Recent(previous, seq, _message(update)))
+            ring.record(previous, seq, _message(update))
 
     def _distribute(self, update: LotUpdate) -> None:
         """One merged update of a tick to every connection watching the lot: serialized once."""
@@ -311,17 +307,16 @@ class Hub:
         for connection in self._connections:
             connection.offer(update.lot_id, message, text)
 
-    def _replay(self, lot: str, since_seq: int, current_seq: int) -> list[dict[str, Any]] | None:
+    # -- the lots, as the connections' states read them (`auction.bidding.session.LotSource`) --
+
+    def snapshot(self, lot: str) -> LotSnapshot | None:
+        view = self._service.view(lot)
+        return None if view is None else LotSnapshot(view.seq, view.to_json())
+
+    def missed(self, lot: str, since_seq: int, current_seq: int) -> list[dict[str, Any]] | None:
         """The updates after `since_seq`, or None when the ring no longer has all of them."""
-        if since_seq <= 0 or since_seq > current_seq:
-            return None
-        ring = self._rings.get(lot, deque())
-        last = ring[-1].seq if ring else self._last_seq.get(lot, current_seq)
-        if since_seq >= last:
-            return []
-        if not ring or ring[0].previous_seq > since_seq:
-            return None
-        return [recent.message | {"replayed": True} for recent in ring if recent.seq > since_seq]
+        ring = self._rings.get(lot) or _NO_UPDATES
+        return ring.missed(since_seq, current_seq, self._last_seq.get(lot))
 
     # -- one connection --
 
@@ -352,7 +347,10 @@ class Hub:
         )
         await ws.prepare(request)
         address = request.remote or "?"
-        connection = Connection(ws, address, request.transport)
+        state = ConnectionState(
+            self, heartbeat_s=self._heartbeat, bids_per_second=self._gateway.bids_per_second
+        )
+        connection = Connection(ws, address, request.transport, state)
         count = self._per_address.get(address, 0)
         self._per_address[address] = count + 1
         self._connections.add(connection)
@@ -373,10 +371,11 @@ class Hub:
             self._per_address[connection.address] = remaining
         else:
             self._per_address.pop(connection.address, None)
-        if connection.session_key and self._by_session.get(connection.session_key) is connection:
-            del self._by_session[connection.session_key]
-        if connection.account and self._by_account.get(connection.account) is connection:
-            del self._by_account[connection.account]
+        session_key, account = connection.state.session_key, connection.state.account
+        if session_key and self._by_session.get(session_key) is connection:
+            del self._by_session[session_key]
+        if account and self._by_account.get(account) is connection:
+            del self._by_account[account]
         if connection.writer is not None:
             connection.close(WSCloseCode.OK, "")  # ends the writer once its queue is sent
             try:
@@ -398,133 +397,76 @@ class Hub:
         # go to the session's newer connection if there is one.
 
     async def _serve(self, connection: Connection) -> None:
-        ws = connection.ws
+        """Read frames until the peer goes or the connection's state closes it."""
+        ws, state = connection.ws, connection.state
         try:
-            first = await ws.receive(timeout=self._hello_timeout)
+            frame = await ws.receive(timeout=self._hello_timeout)
         except TimeoutError:
-            connection.close(CLOSE_PROTOCOL, "say hello first, within 10 seconds")
-            return
-        if not await self._hello(connection, first):
+            await self._act(connection, state.hello_timed_out())
             return
         while True:
-            message = await ws.receive()
-            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
-            if message.type is WSMsgType.ERROR:
+            if frame.type is WSMsgType.ERROR:
                 return  # aiohttp already closed it (1009 for an oversized frame)
-            expires = connection.expires_us
-            if expires is not None and self._gateway.now() >= expires:
-                connection.close(CLOSE_UNAUTHORIZED, "the session has expired; sign in again")
-                return
+            now = self._service.now()
             try:
-                parsed = self._parse(message)
-                self._dispatch(connection, parsed)
+                message = self._parse(frame)
             except ProtocolViolation as exc:
-                connection.close(exc.close_code, exc.message)
+                actions = state.receive_invalid(exc, now)
+            else:
+                actions = state.receive(message, now)
+            if not await self._act(connection, actions):
                 return
-            if connection.errors > MAX_ERRORS:
-                connection.close(CLOSE_ABUSE, "too many errors")
-                return
+            frame = await ws.receive()
 
     @staticmethod
-    def _parse(message: Any) -> Any:
-        if message.type is not WSMsgType.TEXT:
+    def _parse(frame: Any) -> ClientMessage:
+        if frame.type is not WSMsgType.TEXT:
             raise ProtocolViolation(CLOSE_PROTOCOL, "messages are JSON text frames")
-        return parse_client_message(message.data)
+        return parse_client_message(frame.data)
 
-    async def _hello(self, connection: Connection, first: Any) -> bool:
-        if first.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            return False
-        try:
-            hello = self._parse(first)
-        except ProtocolViolation as exc:
-            connection.close(exc.close_code, exc.message)
-            return False
-        if not isinstance(hello, Hello):
-            connection.close(CLOSE_PROTOCOL, "the first message must be hello")
-            return False
-        if hello.version != VERSION:
-            connection.close(CLOSE_VERSION, f"this server speaks version {VERSION}")
-            return False
-        if hello.session is not None:
-            try:
-                session = await self._gateway.session(hello.session)
-            except GavelError:
-                session = None
-            if session is None:
-                connection.close(CLOSE_UNAUTHORIZED, "the session is invalid or has expired")
+    async def _act(self, connection: Connection, actions: list[Action]) -> bool:
+        """Carry out the state's actions in order; False once the connection is closing."""
+        for action in actions:
+            if isinstance(action, Send):
+                connection.send(action.message)
+            elif isinstance(action, SubmitBid):
+                self._spawn_bid(connection, action)
+            elif isinstance(action, Unsubscribed):
+                connection.drop(action.lot)
+            elif isinstance(action, LookUpSession):
+                further = await self._authenticate(connection, action.token)
+                if not await self._act(connection, further):
+                    return False
+            elif isinstance(action, Close):
+                connection.close(action.code, action.reason)
                 return False
-            connection.account = session.account
-            connection.role = session.role
-            connection.expires_us = session.expires_us
-            connection.session_key = hashlib.sha256(hello.session.encode()).hexdigest()
-            earlier = self._by_session.get(connection.session_key)
-            if earlier is not None:
-                earlier.close(CLOSE_REPLACED, "replaced by a newer connection")
-            self._by_session[connection.session_key] = connection
-            self._by_account[session.account] = connection
-        connection.send(
-            {
-                "type": "welcome",
-                "v": VERSION,
-                "server_time_us": self._service.now(),
-                "account": connection.account,
-                "role": connection.role.value if connection.role else None,
-                "heartbeat_s": self._heartbeat,
-                "limits": {
-                    "frame_bytes": MAX_FRAME_BYTES,
-                    "bids_per_second": self._gateway.bids_per_second,
-                },
-            }
-        )
         return True
 
-    def _dispatch(self, connection: Connection, message: Any) -> None:
-        if isinstance(message, TimeRequest):
-            connection.send(time_reply(message.t0, self._service.now()))
-        elif isinstance(message, Ping):
-            connection.send({"type": "pong"})
-        elif isinstance(message, Subscribe):
-            self._subscribe(connection, message)
-        elif isinstance(message, Unsubscribe):
-            connection.drop(message.lot)
-        elif isinstance(message, SignedBid):
-            if connection.account is None or connection.role is not Role.BIDDER:
-                raise ProtocolViolation(CLOSE_UNAUTHORIZED, "bidding needs a bidder's session")
-            self._spawn_bid(connection, connection.account, message)
-        elif isinstance(message, Hello):
-            raise ProtocolViolation(CLOSE_PROTOCOL, "hello is sent once")
-
-    def _subscribe(self, connection: Connection, message: Subscribe) -> None:
-        view = self._service.view(message.lot)
-        if view is None:
-            connection.errors += 1
-            connection.send(
-                {
-                    "type": "error",
-                    "code": "UNKNOWN_LOT",
-                    "message": f"there is no lot {message.lot!r}",
-                }
-            )
-            return
-        connection.lots.add(message.lot)
-        connection.floors[message.lot] = view.seq  # later updates start after the snapshot
-        missed = self._replay(message.lot, message.since_seq, view.seq)
-        for update in missed or ():
-            connection.send(update)
-        connection.send(
-            {
-                "type": "snapshot",
-                "lot": message.lot,
-                "seq": view.seq,
-                "view": view.to_json(),
-                "replayed": missed is not None,
-            }
+    async def _authenticate(self, connection: Connection, token: str) -> list[Action]:
+        """Look the hello's session up; make this connection its current one."""
+        state = connection.state
+        try:
+            session = await self._gateway.session(token)
+        except GavelError:
+            session = None
+        if session is None:
+            return state.not_authenticated()
+        actions = state.authenticated(
+            session.account, session.role.value, session.expires_us, self._service.now()
         )
+        key = state.session_key
+        assert key is not None  # set by the hello that asked for the look-up
+        earlier = self._by_session.get(key)
+        if earlier is not None:
+            earlier.close(REPLACED.code, REPLACED.reason)
+        self._by_session[key] = connection
+        self._by_account[session.account] = connection
+        return actions
 
-    def _spawn_bid(self, connection: Connection, account: str, request: SignedBid) -> None:
-        session_key = connection.session_key
-        assert session_key is not None
+    def _spawn_bid(self, connection: Connection, submit: SubmitBid) -> None:
+        account, session_key, request = submit.account, submit.session_key, submit.bid
 
         async def run() -> None:
             LOT.set(request.lot)  # this task's own context: the bid's log lines name the lot
@@ -574,6 +516,9 @@ class _Recorder(Subscription):
         if not self.closed:
             self._record(update)
         super().offer(update)
+
+
+_NO_UPDATES = ReplayRing(0)
 
 
 def _message(update: LotUpdate) -> dict[str, Any]:
