@@ -131,7 +131,7 @@ function renderReopened() {
   delete byId("bid-bar").dataset.ended;
   byId("price").classList.remove("result");
   byId("leader").hidden = false;
-  for (const id of ["state-label", "state", "next-label", "next", "bid-form", "countdown"]) byId(id).hidden = false;
+  for (const id of ["next-label", "next", "bid-form", "countdown"]) byId(id).hidden = false;
   byId("end-label").textContent = "Ends";
   byId("bid-ended").hidden = true;
   byId("bar-bid").hidden = false;
@@ -146,7 +146,8 @@ function renderEnded(view) {
   byId("price").textContent = resultWords(view);
   byId("price").classList.add("result");
   byId("leader").hidden = true;
-  for (const id of ["state-label", "state", "next-label", "next"]) byId(id).hidden = true;
+  for (const id of ["next-label", "next"]) byId(id).hidden = true;
+  byId("state").textContent = statusWords(view); // "Sold and paid", "Sold, but the winner did not pay", …
   byId("bid-count").textContent = String(view.bids ?? 0);
   byId("end-label").textContent = "Ended";
   byId("end-time").textContent = endedAt(view) === null ? "—" : formatTime(endedAt(view), view.legal_timezone);

@@ -634,13 +634,14 @@ async def shot(seen: Watched, name: str) -> None:
     await seen.page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=not seen.phone)
 
 
-async def assert_closed(seen: Watched, result: str, ended_at: str) -> None:
+async def assert_closed(seen: Watched, result: str, ended_at: str, state: str) -> None:
     """The page of a closed lot: the result and the time it ended, no bid form anywhere, the
     receipts card kept, the phone's bar showing the result; nothing a person reads names the
     engine; no sideways scroll, no console error."""
     page = seen.page
     await wait_text(page, "#price", "^" + re.escape(result) + "$")
     assert await text_of(page, "#price-heading") == "Result"
+    assert await text_of(page, "#state") == state
     assert await text_of(page, "#end-label") == "Ended"
     assert await text_of(page, "#end-time") == ended_at
     assert await text_of(page, "#bid-ended") == f"Bidding ended on {ended_at}."
@@ -691,12 +692,13 @@ async def test_a_live_lot_sold_while_the_page_is_open_and_after_a_reload(running
     result = "Sold for £250,000.00 to paddle 12 in the room."
     ended_at = time_words(view.closed_at, "Europe/London")
     for seen in pages:  # over the websocket, no reload
-        await assert_closed(seen, result, ended_at)
+        await assert_closed(seen, result, ended_at, "Sold")
         assert await seen.page.locator("#chart-section").is_visible()  # one bid: drawn
+        await shot(seen, "closed-while-open")
     assert [len(seen.offers) for seen in pages] == offers_at_close  # none after the close
     for seen in pages:
         await seen.page.reload()
-        await assert_closed(seen, result, ended_at)
+        await assert_closed(seen, result, ended_at, "Sold")
         await shot(seen, "sold")
     await asyncio.sleep(1)
     assert [len(seen.offers) for seen in pages] == offers_at_close  # none for an ended lot
@@ -751,7 +753,7 @@ async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Run
         seen = await watched(running, width, height)
         page = seen.page
         await page.goto(f"{running.url}/lot/court-2-1")
-        await assert_closed(seen, "Not sold: no bid was made.", ended_at)
+        await assert_closed(seen, "Not sold: no bid was made.", ended_at, "Not sold")
         assert not await page.locator("#chart-section").is_visible()  # no bids: no chart
         assert await text_of(page, "#history-empty") == "No bid was made."
         offered = await wait_text(page, "#relisted", "Offered again")
