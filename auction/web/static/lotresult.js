@@ -33,8 +33,9 @@ export function resultWords(view) {
   const sold = view.result === "SOLD" || SOLD_STATUSES.includes(view.status);
   if (sold && Number.isSafeInteger(view.price)) {
     const to = view.leader_code ? ` to ${buyerWords(view.leader_code)}` : "";
+    const by = view.leader_code ? ` by ${buyerWords(view.leader_code)}` : "";
     const base = fixedPrice(view)
-      ? `Bought at the fixed price of ${money(view.price)}${to}`
+      ? `Bought${by} at the fixed price of ${money(view.price)}`
       : `Sold for ${money(view.price)}${to}`;
     if (view.status === "COMPLETED") return `${base}; the buyer has paid.`;
     if (view.status === "DEFAULTED") return `${base}, but the buyer did not pay.`;

@@ -793,3 +793,58 @@ async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Run
         await page.wait_for_load_state("networkidle")
         await shot(seen, "fixed-price")
         assert seen.errors == [], seen.errors
+
+    # Every way a lot ends, in the words the page gives it (lotresult.js).
+    def ended(status: str, price: int | None, bids: int, **more: Any) -> dict[str, Any]:
+        return {"status": status, "price": price, "bids": bids, "currency": "CNY",
+                "start_price": 144_000_00, "legal_timezone": "UTC", "closed_at": 0,
+                "result": "SOLD" if more.get("leader_code") else "FAILED", **more}  # fmt: skip
+
+    live, timed, fixed = "LIVE_AUCTIONEER", "ENGLISH_TIMED", "FIXED_PRICE_SALE"
+    cases = [
+        (
+            ended("SOLD", 2_100_000_00, 3, leader_code="K7"),
+            "Sold for CN¥2,100,000.00 to bidder K7.",
+        ),
+        (
+            ended("COMPLETED", 2_100_000_00, 3, leader_code="K7"),
+            "Sold for CN¥2,100,000.00 to bidder K7; the buyer has paid.",
+        ),
+        (
+            ended("DEFAULTED", 2_100_000_00, 3, leader_code="K7"),
+            "Sold for CN¥2,100,000.00 to bidder K7, but the buyer did not pay.",
+        ),
+        (ended("CANCELLED", None, 0), "Withdrawn from sale: the lot was not sold."),
+        (
+            ended("FAILED", 150_000_00, 2, reserve_met=False, format=timed),
+            "Not sold: the highest bid, CN¥150,000.00, did not reach the reserve price.",
+        ),
+        (
+            ended("FAILED", 150_000_00, 2, format=live),
+            "Not sold: the auctioneer passed the lot; the last bid was CN¥150,000.00.",
+        ),
+        (
+            ended("FAILED", None, 0, format=live),
+            "Not sold: no bid was made, so the auctioneer passed the lot.",
+        ),
+        (
+            ended("SOLD", 144_000_00, 1, leader_code="K8", format=fixed),
+            "Bought by bidder K8 at the fixed price of CN¥144,000.00.",
+        ),
+        (
+            ended("FAILED", None, 0, format=fixed),
+            "Not sold: nobody bought it at the fixed price of CN¥144,000.00.",
+        ),
+    ]
+    said = await page.evaluate(
+        """async (views) => {
+          const { resultWords, biddingEndedWords } = await import('/static/lotresult.js');
+          return views.map((view) => [resultWords(view), biddingEndedWords(view)]);
+        }""",
+        [view for view, _ in cases],
+    )
+    assert [result for result, _ in said] == [words for _, words in cases]
+    for (view, _), (result, when) in zip(cases, said, strict=True):
+        what = "The sale ended" if view.get("format") == fixed else "Bidding ended"
+        assert when == f"{what} on 1 Jan 1970, 00:00:00 (UTC).", when
+        assert ENGINE_NAME.search(result) is None, result
