@@ -41,6 +41,7 @@ const state = {
   jumpAsked: null, // the amount of a large jump already warned about once
   player: null, // the live video's connection (player.js), once attached
   relistAsked: false, // whether the sale was asked for the lot offering this one again
+  sawOpen: false, // whether this page showed the lot open (then saw it close)
 };
 
 let videoStarted = false; // startVideo() runs once the view and the socket are in
@@ -84,6 +85,7 @@ function renderView() {
     renderEnded(view);
     return;
   }
+  state.sawOpen = true;
   if (byId("bid-bar").dataset.ended === "1") renderReopened();
   const fixed = view.format === "FIXED_PRICE_SALE";
   byId("price-heading").textContent = fixed ? "Fixed price" : "Current price";
@@ -165,12 +167,23 @@ function renderEnded(view) {
   tick();
   if (!state.relistAsked) {
     state.relistAsked = true;
-    relistedAs(view).then((next) => {
-      if (!next) return;
+    // A lot seen closing here may be relisted in the minutes after: ask again a few times.
+    askRelisted(view, state.sawOpen ? RELIST_RETRIES : 0);
+  }
+}
+
+const RELIST_RETRIES = 4;
+const RELIST_RETRY_MS = 15_000;
+
+function askRelisted(view, retries) {
+  relistedAs(view).then((next) => {
+    if (next) {
       byId("relisted").replaceChildren(...relistedNodes(next));
       byId("relisted").hidden = false;
-    });
-  }
+    } else if (retries > 0 && !["SOLD", "COMPLETED"].includes(view.status)) {
+      setTimeout(() => askRelisted(state.view, retries - 1), RELIST_RETRY_MS);
+    }
+  });
 }
 
 function noteEndMove(before, after) {

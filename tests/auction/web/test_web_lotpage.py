@@ -705,9 +705,9 @@ async def test_a_live_lot_sold_while_the_page_is_open_and_after_a_reload(running
 
 
 async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Running) -> None:
-    """A judicial second auction fails (no bid); the court's fixed-price sale follows: the
-    failed lot's page says so and links to it; that page shows the fixed price and how to buy,
-    not a bid step or a bidding rule."""
+    """A judicial second auction fails (no bid) while its page is open; the court's
+    fixed-price sale follows: the failed lot's page says so and links to it, live and after a
+    reload; that page shows the fixed price and how to buy, not a bid step or a bidding rule."""
     server = running.server
     service = server.service
     now = service.now()
@@ -717,7 +717,7 @@ async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Run
             "title": "Court sale: a parking space (second auction)",
             "preset": "JUDICIAL_CN",
             "start_at": now + SECOND,
-            "first_end": now + 4 * SECOND,
+            "first_end": now + 12 * SECOND,
             "interval_us": 30 * SECOND,
             "min_duration_us": SECOND,
             "window_us": SECOND,
@@ -736,7 +736,19 @@ async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Run
     )
     desk = SaleDesk(service, server.app[SALE_STORE])
     await desk.create(plan, "clerk")
+    await wait_status(running, "court-2-1", "OPEN")
+    await wait_stream(running, "court-2-1")
+    pages = [await watched(running, width, height) for width, height in SIZES]
+    for seen in pages:
+        await seen.page.goto(f"{running.url}/lot/court-2-1")
+        await wait_text(seen.page, "#state", "^Open$")
+        assert await seen.page.locator("#bid-amount").is_visible()
+        assert not await seen.page.locator("#chart-section").is_visible()  # no bids: no chart
     failed = await wait_status(running, "court-2-1", "FAILED")
+    ended_at = time_words(failed.closed_at, "Asia/Shanghai")
+    offers_at_close = [len(seen.offers) for seen in pages]
+    for seen in pages:  # live, over the websocket
+        await assert_closed(seen, "Not sold: no bid was made.", ended_at, "Not sold")
     start = service.now() + 2 * SECOND
     await desk.relist(
         "court-2-1",
@@ -746,24 +758,28 @@ async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Run
         end_at=start + 60 * DAY,
         by="clerk",
     )
+    offered_again = (
+        "Offered again as Parking space B2-117 (fixed-price sale), at the fixed price of"
+        " CN¥144,000.00"
+    )
+    for seen in pages:  # the open pages learn of the relisting without a reload
+        offered = await wait_text(seen.page, "#relisted", "Offered again", timeout=40_000)
+        assert offered.startswith(offered_again), offered
+    assert [len(seen.offers) for seen in pages] == offers_at_close  # none after the close
     await wait_status(running, "court-2-1-fixed", "OPEN")
     await wait_stream(running, "court-2-1-fixed")
-    ended_at = time_words(failed.closed_at, "Asia/Shanghai")
-    for width, height in SIZES:
-        seen = await watched(running, width, height)
+    for seen in pages:
         page = seen.page
-        await page.goto(f"{running.url}/lot/court-2-1")
+        await page.reload()
+        offers_before = len(seen.offers)
         await assert_closed(seen, "Not sold: no bid was made.", ended_at, "Not sold")
         assert not await page.locator("#chart-section").is_visible()  # no bids: no chart
         assert await text_of(page, "#history-empty") == "No bid was made."
         offered = await wait_text(page, "#relisted", "Offered again")
-        assert offered.startswith(
-            "Offered again as Parking space B2-117 (fixed-price sale), at the fixed price of"
-            " CN¥144,000.00"
-        ), offered
+        assert offered.startswith(offered_again), offered
         await wait_text(page, "#fact-start", "CN¥144,000")
         await page.wait_for_load_state("networkidle")
-        assert seen.offers == []  # an ended lot asks for no stream
+        assert len(seen.offers) == offers_before  # an ended lot asks for no stream
         assert seen.errors == [], seen.errors
         await shot(seen, "unsold")
 
