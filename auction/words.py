@@ -167,10 +167,43 @@ def extension_rule_words(rules: LotRules) -> str:
     return sentence + "."
 
 
+def how_to_buy_words(rules: LotRules) -> str | None:
+    """How a fixed-price sale is bought (rules C10, clarification 9;
+    `auction/rules/formats/fixed_price.py`), None for an auction. There is no bidding: the
+    first bidder whose deposit is paid and who confirms the purchase at exactly the price buys
+    the lot; registered priority holders may then match the same price within the window."""
+    if rules.format is not Format.FIXED_PRICE_SALE:
+        return None
+    price = money(rules.start_price, rules.currency)
+    deposit = (
+        f"pay the deposit of {money(rules.deposit, rules.currency)}"
+        if rules.deposit_required and rules.deposit
+        else "register"
+    )
+    sentence = (
+        f"Buy at the fixed price of {price}: {deposit}, then confirm the purchase at exactly "
+        f"{price}. The first confirmation buys the lot; there is no bidding and the price "
+        "does not change."
+    )
+    if rules.priority_rights and rules.priority_window > 0:
+        sentence += (
+            " If someone with a priority purchase right has registered, they have "
+            f"{duration_words(rules.priority_window)} after that confirmation to buy at the "
+            "same price instead."
+        )
+    return sentence + " If nobody confirms before the sale period ends, the lot is not sold."
+
+
 def priority_rights_words(rules: LotRules) -> str | None:
     """The priority-purchase notice of a judicial lot (rules C7), None where there is none."""
     if not rules.priority_rights:
         return None
+    if rules.format is Format.FIXED_PRICE_SALE:
+        return (
+            "Someone with a priority purchase right (for example a co-owner or a tenant) may buy "
+            "the lot at the fixed price in place of the first buyer: the court lists them in its "
+            "announcement."
+        )
     return (
         "Someone with a priority purchase right (for example a co-owner or a tenant) may match "
         "the highest bid and buy the lot at that price: the court lists them in its announcement."
@@ -408,6 +441,7 @@ __all__ = [
     "deposit_state_words",
     "duration_words",
     "extension_rule_words",
+    "how_to_buy_words",
     "known_codes",
     "lot_state_words",
     "money",

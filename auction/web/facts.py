@@ -33,10 +33,12 @@ from ..catalogue.presence import VISITOR, Presence
 from ..errors import BadInput, NotFound, TimedOut
 from ..gateway import Gateway
 from ..rules import Fixed, LotRules
+from ..rules.config import Format
 from ..service import AuctionService
 from ..words import (
     FORMAT_WORDS,
     extension_rule_words,
+    how_to_buy_words,
     money,
     priority_rights_words,
     words_tables,
@@ -72,6 +74,8 @@ def lot_terms(rules: LotRules) -> dict[str, Any]:
     currency = rules.currency
     step = rules.increment.step if isinstance(rules.increment, Fixed) else None
     deposit = rules.deposit if rules.deposit_required else 0
+    if rules.format is Format.FIXED_PRICE_SALE:  # one price: no step, no bidding rule
+        return _fixed_price_terms(rules, deposit)
     return {
         "format": FORMAT_WORDS.get(rules.format, "Auction"),
         "currency": currency,
@@ -86,6 +90,33 @@ def lot_terms(rules: LotRules) -> dict[str, Any]:
         if step is not None
         else "Grows with the price (a table of steps)",
         "extension_rule": extension_rule_words(rules),
+        "priority_rights": priority_rights_words(rules),
+        "bids_irrevocable": rules.retraction.value == "NEVER",
+        "start_at": rules.start_at,
+        "end_at": rules.end_at,
+        "timezone": rules.legal_timezone,
+    }
+
+
+def _fixed_price_terms(rules: LotRules, deposit: int) -> dict[str, Any]:
+    """A fixed-price sale's terms: the price and how to buy it, with no step and no extension
+    rule (`step`, `step_text` and `extension_rule` are null)."""
+    currency = rules.currency
+    return {
+        "format": FORMAT_WORDS.get(rules.format, "Auction"),
+        "currency": currency,
+        "start_price": rules.start_price,
+        "start_price_text": money(rules.start_price, currency),
+        "fixed_price": rules.start_price,
+        "fixed_price_text": money(rules.start_price, currency),
+        "how_to_buy": how_to_buy_words(rules),
+        "appraisal": rules.appraisal,
+        "appraisal_text": money(rules.appraisal, currency) if rules.appraisal else None,
+        "deposit": deposit,
+        "deposit_text": money(deposit, currency) if deposit else "No deposit",
+        "step": None,
+        "step_text": None,
+        "extension_rule": None,
         "priority_rights": priority_rights_words(rules),
         "bids_irrevocable": rules.retraction.value == "NEVER",
         "start_at": rules.start_at,

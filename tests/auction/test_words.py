@@ -18,11 +18,13 @@ from auction.rules import (
     LotStatus,
     RejectReason,
     english_timed,
+    fixed_price,
     judicial,
     live_auctioneer,
 )
 from auction.rules.events import LivePhase
 from auction.web.api import CONSOLE_COMMANDS
+from auction.web.facts import lot_terms
 from auction.words import (
     COMMAND_WORDS,
     RefusalContext,
@@ -30,6 +32,7 @@ from auction.words import (
     command_refusal_words,
     deposit_state_words,
     extension_rule_words,
+    how_to_buy_words,
     known_codes,
     lot_state_words,
     money,
@@ -39,6 +42,7 @@ from auction.words import (
 )
 
 MINUTE = 60_000_000
+DAY = 24 * 60 * MINUTE
 
 
 def assert_plain(text: str) -> None:
@@ -132,6 +136,35 @@ def test_extension_rule_and_money_in_words() -> None:
     assert money(351_250, "USD") == "$3,512.50"
     assert money(5, "XAU") == "XAU 0.05"
     assert money(None, "CNY") == "—"
+
+
+def test_a_fixed_price_sale_says_how_to_buy_not_a_step_or_a_bidding_rule() -> None:
+    """auction/rules/formats/fixed_price.py: the first confirmation at exactly the price buys
+    the lot; registered priority holders may match it within the window; no bidding."""
+    sale = fixed_price(price=14_400_000, start_at=0, end_at=DAY * 60)
+    how = how_to_buy_words(sale)
+    assert how == (
+        "Buy at the fixed price of CN¥144,000: pay the deposit of CN¥14,400, then confirm the"
+        " purchase at exactly CN¥144,000. The first confirmation buys the lot; there is no"
+        " bidding and the price does not change. If someone with a priority purchase right has"
+        " registered, they have 1 day after that confirmation to buy at the same price instead."
+        " If nobody confirms before the sale period ends, the lot is not sold."
+    )
+    assert "priority_window" not in how and ENGINE_NAME.search(how) is None
+    no_window = fixed_price(price=14_400_000, start_at=0, end_at=DAY * 60, priority_window=0)
+    assert "priority" not in str(how_to_buy_words(no_window))
+    terms = lot_terms(sale)
+    assert (terms["fixed_price"], terms["fixed_price_text"]) == (14_400_000, "CN¥144,000")
+    assert terms["how_to_buy"] == how
+    assert terms["step"] is None and terms["step_text"] is None
+    assert terms["extension_rule"] is None
+    assert "in place of the first buyer" in str(terms["priority_rights"])
+    # An auction keeps its step and its rule, and has nothing to "buy" at one price.
+    flat = judicial(start_price=210_000_000, step=1_000_000, start_at=0, end_at=DAY)
+    assert how_to_buy_words(flat) is None
+    auction = lot_terms(flat)
+    assert auction["step_text"] == "CN¥10,000" and auction["extension_rule"]
+    assert "fixed_price" not in auction and "highest bid" in str(auction["priority_rights"])
 
 
 @pytest.fixture

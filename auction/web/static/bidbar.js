@@ -1,6 +1,8 @@
 // The phone's bid bar: the price, the countdown and a bid button pinned to the bottom of the
 // screen (hidden on wide screens, where the price panel is in view). It mirrors the lot
-// room's own elements, so the room's code needs no change to keep it current.
+// room's own elements, so the room's code needs no change to keep it current. Once the lot
+// is closed those elements hold its result and the time it ended, and the room hides the
+// button (lot.js renderEnded): the bar then shows the result alone.
 
 import { byId } from "./util.js";
 
@@ -24,7 +26,9 @@ export function startBidBar() {
     button.textContent = formButton.disabled ? "How to bid" : formButton.textContent;
     // Its own name: the form's button keeps "Bid …" for assistive technology and tests.
     const note = /^Bid \((.*)\)$/.exec(formButton.textContent);
-    const name = note ? `Place a bid: ${note[1]}` : `Place a bid of ${formButton.textContent.replace(/^Bid\s*/, "")}`;
+    const buy = /^Buy at /.test(formButton.textContent); // a fixed-price sale
+    const name = note ? `Place a bid: ${note[1]}`
+      : buy ? formButton.textContent : `Place a bid of ${formButton.textContent.replace(/^Bid\s*/, "")}`;
     button.setAttribute("aria-label", formButton.disabled ? "How to bid" : name);
   };
   new MutationObserver(follow).observe(formButton, { childList: true, characterData: true, subtree: true, attributes: true });

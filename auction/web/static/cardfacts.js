@@ -37,6 +37,7 @@ export function cardFacts(lot) {
   fact("Address", facts.address);
   fact("Area", facts.area);
   fact("Appraised at", terms.appraisal_text);
+  fact("Fixed price", terms.fixed_price_text); // a fixed-price sale: no step, no extension
   fact("Deposit", terms.deposit_text);
   fact("Step", terms.step ? terms.step_text : null);
   fact("Extension", terms.extension_rule);

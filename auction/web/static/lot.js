@@ -8,6 +8,9 @@ import { checkBid, parseBidText } from "./bidguard.js";
 import { loadIdentity, newIdempotencyKey, signBid } from "./keys.js";
 import { amountInputText, amountWordings, formatMoney } from "./money.js";
 import { startFacts } from "./lotfacts.js";
+import {
+  biddingEndedWords, endedAt, endedWords, lotEnded, relistedAs, relistedNodes, resultWords, videoEndedWords,
+} from "./lotresult.js";
 import { describeResult, verifyServedReceipt } from "./receipt.js";
 import { installRing } from "./ring.js";
 import {
@@ -36,7 +39,12 @@ const state = {
   socket: null,
   terms: null, // the lot's terms of sale (step, deposit) from its facts
   jumpAsked: null, // the amount of a large jump already warned about once
+  player: null, // the live video's connection (player.js), once attached
+  relistAsked: false, // whether the sale was asked for the lot offering this one again
+  sawOpen: false, // whether this page showed the lot open (then saw it close)
 };
+
+let videoStarted = false; // startVideo() runs once the view and the socket are in
 
 // The room's state, readable from the browser's console when something looks wrong.
 window.gavelLot = state;
@@ -73,24 +81,43 @@ function renderView() {
   } else {
     subtitle.textContent = rest;
   }
-  byId("price").textContent = view.price === null || view.price === undefined
-    ? `Starts at ${formatMoney(view.start_price, view.currency)}`
-    : formatMoney(view.price, view.currency);
+  if (lotEnded(view)) {
+    renderEnded(view);
+    return;
+  }
+  state.sawOpen = true;
+  if (byId("bid-bar").dataset.ended === "1") renderReopened();
+  const fixed = view.format === "FIXED_PRICE_SALE";
+  byId("price-heading").textContent = fixed ? "Fixed price" : "Current price";
+  byId("bid-heading").textContent = fixed ? "Buy" : "Bid";
+  byId("price").textContent = fixed
+    ? formatMoney(view.start_price, view.currency)
+    : view.price === null || view.price === undefined
+      ? `Starts at ${formatMoney(view.start_price, view.currency)}`
+      : formatMoney(view.price, view.currency);
   const sold = view.result === "SOLD";
-  byId("leader").textContent = view.leader_code
-    ? `${sold ? "Winning" : "Leading"} bidder: ${bidderWords(view.leader_code)}`
-    : "No leading bidder yet.";
+  byId("leader").textContent = fixed
+    ? (view.leader_code ? `Purchase confirmed by ${bidderWords(view.leader_code)}; a priority holder may still match it.`
+      : "Nobody has bought it yet.")
+    : view.leader_code
+      ? `${sold ? "Winning" : "Leading"} bidder: ${bidderWords(view.leader_code)}`
+      : "No leading bidder yet.";
   byId("state").textContent = statusWords(view);
   const live = view.format === "LIVE_AUCTIONEER";
   byId("next-label").textContent = live ? "Ask" : "Next bid";
+  byId("next-label").hidden = byId("next").hidden = fixed;
   byId("next").textContent = view.status === "OPEN" || view.status === "SCHEDULED"
     ? formatMoney(view.min_next, view.currency) : "—";
   byId("bid-count").textContent = String(view.bids ?? 0);
   const end = view.end ?? view.end_us;
   byId("end-time").textContent = live || !end ? "When the auctioneer hammers" : formatTime(end, view.legal_timezone);
-  byId("bid-amount-label").textContent = `Your bid (${view.currency})`;
+  byId("bid-amount-label").textContent = fixed ? `The fixed price (${view.currency})` : `Your bid (${view.currency})`;
   const amountInput = byId("bid-amount");
-  if (!amountInput.value || amountInput.dataset.auto === "1") {
+  amountInput.readOnly = fixed; // a fixed-price sale is bought at exactly its price
+  if (fixed) {
+    amountInput.value = amountInputText(view.start_price, view.currency);
+    amountInput.dataset.auto = "1";
+  } else if (!amountInput.value || amountInput.dataset.auto === "1") {
     amountInput.value = amountInputText(view.min_next, view.currency);
     amountInput.dataset.auto = "1";
   }
@@ -99,6 +126,64 @@ function renderView() {
   updateBidButton();
   renderMyState();
   tick();
+}
+
+/** A lot open again after it was shown closed (a live lot's hammer undone): the form back. */
+function renderReopened() {
+  delete byId("bid-bar").dataset.ended;
+  byId("price").classList.remove("result");
+  byId("leader").hidden = false;
+  for (const id of ["next-label", "next", "bid-form", "countdown"]) byId(id).hidden = false;
+  byId("end-label").textContent = "Ends";
+  byId("bid-ended").hidden = true;
+  byId("bar-bid").hidden = false;
+  byId("history-empty").textContent = "No bids yet.";
+  loadRegistration();
+}
+
+/** A closed lot: the price card is the result, the bid form one line saying when bidding
+ *  ended, the phone's bar the result; the receipts stay (a bidder may need theirs). */
+function renderEnded(view) {
+  byId("price-heading").textContent = "Result";
+  byId("price").textContent = resultWords(view);
+  byId("price").classList.add("result");
+  byId("leader").hidden = true;
+  for (const id of ["next-label", "next"]) byId(id).hidden = true;
+  byId("state").textContent = statusWords(view); // "Sold and paid", "Sold, but the winner did not pay", …
+  byId("bid-count").textContent = String(view.bids ?? 0);
+  byId("end-label").textContent = "Ended";
+  byId("end-time").textContent = endedAt(view) === null ? "—" : formatTime(endedAt(view), view.legal_timezone);
+  byId("countdown").hidden = true; // it still feeds the phone's bar: the result, then this
+  byId("extension").hidden = true;
+  for (const id of ["bid-form", "max-form", "confirm", "register-note", "bid-message"]) byId(id).hidden = true;
+  state.pendingConfirm = null;
+  const ended = byId("bid-ended");
+  ended.textContent = biddingEndedWords(view);
+  ended.hidden = false;
+  byId("bid-bar").dataset.ended = "1";
+  byId("bar-bid").hidden = true;
+  byId("history-empty").textContent = "No bid was made.";
+  renderMyState();
+  tick();
+  if (!state.relistAsked) {
+    state.relistAsked = true;
+    // A lot seen closing here may be relisted in the minutes after: ask again a few times.
+    askRelisted(view, state.sawOpen ? RELIST_RETRIES : 0);
+  }
+}
+
+const RELIST_RETRIES = 4;
+const RELIST_RETRY_MS = 15_000;
+
+function askRelisted(view, retries) {
+  relistedAs(view).then((next) => {
+    if (next) {
+      byId("relisted").replaceChildren(...relistedNodes(next));
+      byId("relisted").hidden = false;
+    } else if (retries > 0 && !["SOLD", "COMPLETED"].includes(view.status)) {
+      setTimeout(() => askRelisted(state.view, retries - 1), RELIST_RETRY_MS);
+    }
+  });
 }
 
 function noteEndMove(before, after) {
@@ -115,9 +200,11 @@ function applyView(view) {
   const after = view.end ?? view.end_us;
   if (before !== null && view.status === "OPEN" && view.format !== "LIVE_AUCTIONEER") noteEndMove(before, after);
   state.lastEnd = after;
+  const previous = state.view;
   state.view = view;
   renderView();
   ring.onView(view);
+  if (videoStarted) videoOnView(previous, view);
 }
 
 function renderMyState() {
@@ -145,6 +232,11 @@ function renderMyState() {
 function tick() {
   const node = byId("countdown");
   const view = state.view;
+  if (lotEnded(view)) {
+    // The phone's bar mirrors this line: the time the lot ended, under its result.
+    node.textContent = endedWords(view);
+    return;
+  }
   const target = view && countdownTarget(view);
   if (!target || !Number.isFinite(target[1])) {
     node.textContent = "";
@@ -192,6 +284,8 @@ function renderHistory() {
     el("td", { className: "amount", text: formatMoney(item.amount, currency()) }),
     el("td", { text: BID_TYPE_WORDS[item.bid_type] || "bid" }))));
   byId("history-empty").hidden = rows.length > 0;
+  byId("chart-section").hidden = rows.length === 0; // no bids: nothing to draw
+  byId("history").closest(".table-wrap").hidden = rows.length === 0;
   renderChart(rows.slice().reverse());
 }
 
@@ -259,7 +353,8 @@ function updateBidButton() {
   const button = byId("bid-button");
   try {
     const amount = parseBidText(byId("bid-amount").value, currency());
-    button.textContent = `Bid ${formatMoney(amount, currency())}`;
+    button.textContent = state.view && state.view.format === "FIXED_PRICE_SALE"
+      ? `Buy at ${formatMoney(amount, currency())}` : `Bid ${formatMoney(amount, currency())}`;
     byId("bid-words").textContent = amountWordings(amount, currency()).join(" · ");
   } catch {
     button.textContent = "Bid (enter an amount)";
@@ -291,14 +386,16 @@ function askToConfirm(kind, inputId) {
   state.jumpAsked = null;
   const amount = verdict.amount;
   state.pendingConfirm = { kind, amount, currency: currency() };
+  const fixed = state.view && state.view.format === "FIXED_PRICE_SALE";
   byId("confirm-what").textContent = kind === "max"
-    ? "Confirm your proxy maximum" : "Confirm your bid";
+    ? "Confirm your proxy maximum" : fixed ? "Confirm your purchase" : "Confirm your bid";
   byId("confirm-amount").textContent = formatMoney(amount, currency());
   byId("confirm-words").textContent = amountWordings(amount, currency()).join(" · ");
   const confirmButton = byId("confirm-button");
   confirmButton.textContent = kind === "max"
     ? `Confirm proxy maximum of ${formatMoney(amount, currency())}`
-    : `Confirm bid of ${formatMoney(amount, currency())}`;
+    : fixed ? `Confirm purchase at ${formatMoney(amount, currency())}`
+      : `Confirm bid of ${formatMoney(amount, currency())}`;
   byId("confirm").hidden = false;
   say(byId("bid-message"), "");
   confirmButton.focus();
@@ -469,9 +566,42 @@ function onStatus(connection, words) {
 
 // ---------------------------------------------------------------- video
 
+/** The video area of a closed lot: no stream is asked for (it stops when the lot closes). */
+function showVideoEnded() {
+  const video = byId("video");
+  const note = byId("video-note");
+  if (state.player) {
+    state.player.close();
+    state.player = null;
+  }
+  video.hidden = true;
+  note.hidden = false;
+  note.textContent = videoEndedWords(state.view);
+  byId("video-box").classList.add("ended");
+  byId("video-behind").textContent = "";
+}
+
+const VIDEO_TAIL_MS = 8000; // longer than the server's tail (auction/video close_tail_seconds)
+
+/** The lot closed while the page is open: the picture keeps its final state until the server
+ *  ends the stream (a few seconds); without a picture the area says so at once. */
+function videoOnView(before, view) {
+  if (lotEnded(view) && !state.player) showVideoEnded();
+  else if (lotEnded(view) && before && !lotEnded(before)) {
+    // Whether or not the browser notices the stream's end, the area says so after the tail.
+    setTimeout(() => {
+      if (lotEnded(state.view)) showVideoEnded();
+    }, VIDEO_TAIL_MS);
+  } else if (before && lotEnded(before) && !lotEnded(view) && !state.player) startVideo();
+}
+
 async function startVideo() {
   const video = byId("video");
   const note = byId("video-note");
+  if (lotEnded(state.view)) {
+    showVideoEnded();
+    return;
+  }
   const noVideo = () => {
     video.hidden = true;
     note.hidden = false;
@@ -480,18 +610,33 @@ async function startVideo() {
   try {
     const player = await import("/stream/static/player.js");
     const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), 20_000));
-    await Promise.race([player.attachStream(video, lotId, {
+    const handle = await Promise.race([player.attachStream(video, lotId, {
       serverOffsetMs: () => clock.offsetMs,
       onBehind: (seconds) => {
         byId("video-behind").textContent = seconds >= 1 ? `The video is ${Math.round(seconds)} s behind the auction.` : "";
       },
     }), timeout]);
+    if (lotEnded(state.view)) {
+      if (handle) handle.close();
+      showVideoEnded();
+      return;
+    }
+    state.player = handle || null;
+    if (handle && handle.pc) {
+      handle.pc.addEventListener("connectionstatechange", () => {
+        const gone = ["failed", "closed", "disconnected"].includes(handle.pc.connectionState);
+        if (gone && lotEnded(state.view) && state.player === handle) showVideoEnded();
+      });
+    }
+    byId("video-box").classList.remove("ended");
     video.hidden = false;
     note.hidden = true;
   } catch (error) {
-    const status = state.view ? state.view.status : null;
-    const ended = status !== null && !["SCHEDULED", "OPEN", "PAUSED", "SUSPENDED"].includes(status);
-    if (error && error.status === 409 && !ended) {
+    if (lotEnded(state.view)) {
+      showVideoEnded();
+      return;
+    }
+    if (error && error.status === 409) {
       // The lot streams, but not yet: try again while the page is open.
       video.hidden = true;
       note.hidden = false;
@@ -517,7 +662,9 @@ async function loadRegistration() {
   }
   const note = byId("register-note");
   const deposit = state.registration && state.registration.deposit;
-  if (!state.registration) {
+  if (lotEnded(state.view)) {
+    note.hidden = true; // bidding is over: "Bidding ended on …" says so instead
+  } else if (!state.registration) {
     note.replaceChildren("To bid, ", el("a", { href: `/register?lot=${encodeURIComponent(lotId)}` }, "register for this lot"), " and pay its deposit.");
     note.hidden = false;
   } else if (deposit && deposit.amount !== 0 && !["FROZEN", "EXEMPT", "APPLIED_TO_PRICE"].includes(deposit.state)) {
@@ -582,11 +729,13 @@ async function start() {
   state.socket.subscribe(lotId);
   state.socket.connect();
   mountMine({ lotId, anchor: byId("bid-section"), onSummary: onMineSummary }).then((handle) => { mine = handle; });
-  if (!state.identity) {
-    say(byId("bid-message"), "You are watching. Register to bid.");
+  if (!state.identity && !lotEnded(state.view)) {
+    const buy = state.view && state.view.format === "FIXED_PRICE_SALE";
+    say(byId("bid-message"), `You are watching. Register to ${buy ? "buy" : "bid"}.`);
   }
   updateBidButton();
   setInterval(tick, 200);
+  videoStarted = true;
   startVideo();
 }
 

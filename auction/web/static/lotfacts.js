@@ -75,12 +75,25 @@ function renderFacts(body) {
   add("Address", facts.address, "fact-address");
   add("Area", facts.area, "fact-area");
   add("Appraised at", terms.appraisal_text, "fact-appraisal");
-  add("Start price", terms.start_price_text, "fact-start");
-  add("Deposit", terms.deposit_text, "fact-deposit");
-  add("Bid step", terms.step_text, "fact-step");
-  add("Extension", terms.extension_rule, "fact-extension");
-  if (terms.bids_irrevocable) add("Bids", "Every bid is binding: it cannot be withdrawn.");
-  if (Number.isFinite(terms.start_at)) add("Bidding opens", formatTime(terms.start_at, terms.timezone));
+  if (terms.fixed_price_text) {
+    // A fixed-price sale: one price and how to buy at it; no step, no bidding rule.
+    add("Fixed price", terms.fixed_price_text, "fact-fixed-price");
+    add("Deposit", terms.deposit_text, "fact-deposit");
+    add("How to buy", terms.how_to_buy, "fact-how-to-buy");
+  } else {
+    add("Start price", terms.start_price_text, "fact-start");
+    add("Deposit", terms.deposit_text, "fact-deposit");
+    add("Bid step", terms.step_text, "fact-step");
+    add("Extension", terms.extension_rule, "fact-extension");
+  }
+  if (terms.bids_irrevocable) {
+    add(terms.fixed_price_text ? "Confirmation" : "Bids", terms.fixed_price_text
+      ? "A confirmed purchase is binding: it cannot be withdrawn." : "Every bid is binding: it cannot be withdrawn.");
+  }
+  if (Number.isFinite(terms.start_at)) {
+    add(terms.fixed_price_text ? "Sale opens" : "Bidding opens", formatTime(terms.start_at, terms.timezone));
+  }
+  if (terms.fixed_price_text && Number.isFinite(terms.end_at)) add("Sale ends", formatTime(terms.end_at, terms.timezone));
   list.replaceChildren(...rows);
   byId("lot-description").textContent = facts.description || "";
   byId("lot-description").hidden = !facts.description;

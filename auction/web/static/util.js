@@ -60,6 +60,7 @@ export const FORMAT_NAMES = {
   JUDICIAL_CN: "Judicial sale (China)",
   ENGLISH_TIMED: "Timed online auction",
   LIVE_AUCTIONEER: "Live auction",
+  FIXED_PRICE_SALE: "Fixed-price sale (after two failed auctions)",
 };
 
 const STATUS_WORDS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,9 +30,13 @@ from auction.accounts import Role
 from auction.catalogue.facts import MAX_DOCUMENT_BYTES
 from auction.demo.facts import facade, floor_plan, office_tower, parking_bay
 from auction.rules import (
+    DAY,
     SECOND,
     DepositState,
+    FairWarning,
+    FloorBid,
     Format,
+    Hammer,
     LotStatus,
     OpenRing,
     RejectReason,
@@ -39,7 +44,10 @@ from auction.rules import (
     live_auctioneer,
 )
 from auction.rules.events import LivePhase
-from auction.words import known_codes, words_tables
+from auction.sales.desk import SaleDesk
+from auction.sales.sale import SalePlan
+from auction.web.sales import SALE_STORE
+from auction.words import known_codes, time_words, words_tables
 
 pytestmark = [pytest.mark.chromium, pytest.mark.slow]
 
@@ -561,3 +569,298 @@ async def test_console_enters_facts_and_uploads_documents(running: Running, tmp_
     assert [p["name"] for p in body["pictures"]] == ["facade.png"] and body["documents"] == []
     assert await page.evaluate(ACCESSIBLE_NAMES) == []
     assert errors == []
+
+
+# --- a closed lot: its result, not a bid form ----------------------------------------------
+
+SHOTS = Path(os.environ.get("LOTPAGE_SHOTS", "/tmp/lotpage-shots"))
+SIZES = ((1280, 900), (390, 844))
+LIVE_LOT = "ldn-flat-7"
+ENDED_VIDEO = "The auction has ended, so there is no live video."
+
+
+@dataclass
+class Watched:
+    """A page and what it did: console errors (a refused request is one), stream offers."""
+
+    page: Any
+    errors: list[str]
+    offers: list[str]
+
+    @property
+    def phone(self) -> bool:
+        return bool(self.page.viewport_size["width"] < 600)
+
+
+async def watched(running: Running, width: int, height: int) -> Watched:
+    context = await running.browser.new_context(viewport={"width": width, "height": height})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    seen = Watched(page, [], [])
+    page.on("pageerror", lambda error: seen.errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: seen.errors.append(message.text) if message.type == "error" else None,
+    )
+    page.on(
+        "request",
+        lambda request: seen.offers.append(request.url) if "/stream/offer" in request.url else None,
+    )
+    return seen
+
+
+async def wait_stream(running: Running, lot: str, phase: str = "live") -> None:
+    """Until the lot's stream is in `phase` (so that the page's offer is not refused)."""
+    for _ in range(300):
+        async with running.http.get(f"{running.url}/api/lots/{lot}/stream") as response:
+            if response.status == 200 and (await response.json()).get("phase") == phase:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the stream of {lot} never became {phase}")
+
+
+async def wait_status(running: Running, lot: str, *statuses: str) -> Any:
+    for _ in range(600):
+        view = running.server.service.view(lot)
+        if view is not None and view.status in statuses:
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{lot} never became {statuses}")
+
+
+async def shot(seen: Watched, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    width = seen.page.viewport_size["width"]
+    await seen.page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=not seen.phone)
+
+
+async def assert_closed(seen: Watched, result: str, ended_at: str, state: str) -> None:
+    """The page of a closed lot: the result and the time it ended, no bid form anywhere, the
+    receipts card kept, the phone's bar showing the result; nothing a person reads names the
+    engine; no sideways scroll, no console error."""
+    page = seen.page
+    await wait_text(page, "#price", "^" + re.escape(result) + "$")
+    assert await text_of(page, "#price-heading") == "Result"
+    assert await text_of(page, "#state") == state
+    assert await text_of(page, "#end-label") == "Ended"
+    assert await text_of(page, "#end-time") == ended_at
+    assert await text_of(page, "#bid-ended") == f"Bidding ended on {ended_at}."
+    assert await page.locator("#bid-ended").is_visible()
+    for selector in ("#bid-amount", "#bid-button", "#max-amount", "#register-note", "#leader"):
+        assert not await page.locator(selector).is_visible(), selector
+    bid_card = await page.locator("#bid-section").inner_text()
+    assert "Register to bid" not in bid_card and "You are watching" not in bid_card, bid_card
+    assert await page.locator("#mine-heading").is_visible()  # the receipts stay
+    await wait_text(page, "#video-note", "^" + re.escape(ENDED_VIDEO) + "$", timeout=20_000)
+    if seen.phone:
+        assert await text_of(page, "#bar-price") == result
+        assert await text_of(page, "#bar-countdown") == f"Ended {ended_at}."
+        assert not await page.locator("#bar-bid").is_visible()
+        assert await page.get_by_role("button", name="How to bid").count() == 0
+        box = await page.locator("#bar-price").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 844
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    found = ENGINE_NAME.search(await page.evaluate(PAGE_TEXT))
+    assert found is None, found.group(0) if found else None
+    assert seen.errors == [], seen.errors
+
+
+async def test_a_live_lot_sold_while_the_page_is_open_and_after_a_reload(running: Running) -> None:
+    service = running.server.service
+    rules = live_auctioneer(
+        start_price=250_000_00,
+        start_at=service.now(),
+        currency="GBP",
+        fair_warning_dwell=2 * SECOND,
+        legal_timezone="Europe/London",
+    )
+    await service.add_lot(LIVE_LOT, rules, "Flat 7, 12 Mile End Road, London E1")
+    await service.submit(LIVE_LOT, OpenRing(ask=250_000_00))
+    await service.submit(LIVE_LOT, FloorBid("12"))
+    await wait_stream(running, LIVE_LOT)
+    pages = [await watched(running, width, height) for width, height in SIZES]
+    for seen in pages:
+        await seen.page.goto(f"{running.url}/lot/{LIVE_LOT}")
+        await wait_text(seen.page, "#leader", "paddle 12 in the room")
+        await seen.page.locator("#video").wait_for(state="visible")  # the live picture
+        assert await seen.page.locator("#bid-amount").is_visible()
+    await service.submit(LIVE_LOT, FairWarning())
+    await asyncio.sleep(2.2)  # the fair warning's dwell
+    await service.submit(LIVE_LOT, Hammer())
+    view = await wait_status(running, LIVE_LOT, "SOLD")
+    offers_at_close = [len(seen.offers) for seen in pages]
+    result = "Sold for £250,000.00 to paddle 12 in the room."
+    ended_at = time_words(view.closed_at, "Europe/London")
+    for seen in pages:  # over the websocket, no reload
+        await assert_closed(seen, result, ended_at, "Sold")
+        assert await seen.page.locator("#chart-section").is_visible()  # one bid: drawn
+        await shot(seen, "closed-while-open")
+    assert [len(seen.offers) for seen in pages] == offers_at_close  # none after the close
+    for seen in pages:
+        await seen.page.reload()
+        await assert_closed(seen, result, ended_at, "Sold")
+        await shot(seen, "sold")
+    await asyncio.sleep(1)
+    assert [len(seen.offers) for seen in pages] == offers_at_close  # none for an ended lot
+
+
+async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Running) -> None:
+    """A judicial second auction fails (no bid) while its page is open; the court's
+    fixed-price sale follows: the failed lot's page says so and links to it, live and after a
+    reload; that page shows the fixed price and how to buy, not a bid step or a bidding rule."""
+    server = running.server
+    service = server.service
+    now = service.now()
+    plan = SalePlan.parse(
+        {
+            "sale": "court-2",
+            "title": "Court sale: a parking space (second auction)",
+            "preset": "JUDICIAL_CN",
+            "start_at": now + SECOND,
+            "first_end": now + 12 * SECOND,
+            "interval_us": 30 * SECOND,
+            "min_duration_us": SECOND,
+            "window_us": SECOND,
+            "extend_us": SECOND,
+            "round": 2,
+            "lots": [
+                {
+                    "lot": "court-2-1",
+                    "title": "Parking space B2-117",
+                    "start_price": 14_400_000,
+                    "step": 100_000,
+                    "appraisal": 20_000_000,
+                }
+            ],
+        }
+    )
+    desk = SaleDesk(service, server.app[SALE_STORE])
+    await desk.create(plan, "clerk")
+    await wait_status(running, "court-2-1", "OPEN")
+    await wait_stream(running, "court-2-1")
+    pages = [await watched(running, width, height) for width, height in SIZES]
+    for seen in pages:
+        await seen.page.goto(f"{running.url}/lot/court-2-1")
+        await wait_text(seen.page, "#state", "^Open$")
+        assert await seen.page.locator("#bid-amount").is_visible()
+        assert not await seen.page.locator("#chart-section").is_visible()  # no bids: no chart
+    failed = await wait_status(running, "court-2-1", "FAILED")
+    ended_at = time_words(failed.closed_at, "Asia/Shanghai")
+    offers_at_close = [len(seen.offers) for seen in pages]
+    for seen in pages:  # live, over the websocket
+        await assert_closed(seen, "Not sold: no bid was made.", ended_at, "Not sold")
+    start = service.now() + 2 * SECOND
+    await desk.relist(
+        "court-2-1",
+        "court-2-1-fixed",
+        start_price=14_400_000,
+        start_at=start,
+        end_at=start + 60 * DAY,
+        by="clerk",
+    )
+    offered_again = (
+        "Offered again as Parking space B2-117 (fixed-price sale), at the fixed price of"
+        " CN¥144,000.00"
+    )
+    for seen in pages:  # the open pages learn of the relisting without a reload
+        offered = await wait_text(seen.page, "#relisted", "Offered again", timeout=40_000)
+        assert offered.startswith(offered_again), offered
+    assert [len(seen.offers) for seen in pages] == offers_at_close  # none after the close
+    await wait_status(running, "court-2-1-fixed", "OPEN")
+    await wait_stream(running, "court-2-1-fixed")
+    for seen in pages:
+        page = seen.page
+        await page.reload()
+        offers_before = len(seen.offers)
+        await assert_closed(seen, "Not sold: no bid was made.", ended_at, "Not sold")
+        assert not await page.locator("#chart-section").is_visible()  # no bids: no chart
+        assert await text_of(page, "#history-empty") == "No bid was made."
+        offered = await wait_text(page, "#relisted", "Offered again")
+        assert offered.startswith(offered_again), offered
+        await wait_text(page, "#fact-start", "CN¥144,000")
+        await page.wait_for_load_state("networkidle")
+        assert len(seen.offers) == offers_before  # an ended lot asks for no stream
+        assert seen.errors == [], seen.errors
+        await shot(seen, "unsold")
+
+        # The fixed-price sale, reached by the link.
+        await page.locator("#relisted-link").click()
+        await page.wait_for_url(re.compile("/lot/court-2-1-fixed$"))
+        await wait_text(page, "#fact-fixed-price", "^CN¥144,000$")
+        how = await text_of(page, "#fact-how-to-buy")
+        assert how.startswith(
+            "Buy at the fixed price of CN¥144,000: pay the deposit of CN¥14,400, then confirm the"
+            " purchase at exactly CN¥144,000. The first confirmation buys the lot"
+        ), how
+        assert "they have 1 day after that confirmation" in how, how  # priority holders
+        facts = await page.locator("#lot-facts").inner_text()
+        assert "step" not in facts.lower() and "Extension" not in facts, facts
+        assert await page.locator("#fact-step").count() == 0
+        assert await page.locator("#fact-extension").count() == 0
+        assert await text_of(page, "#price-heading") == "Fixed price"
+        assert await text_of(page, "#price") == "CN¥144,000.00"
+        assert not await page.locator("#next").is_visible()
+        assert await page.locator("#bid-amount").is_visible()
+        assert await page.locator("#bid-amount").get_attribute("readonly") is not None
+        await wait_text(page, "#bid-button", "^Buy at CN¥144,000.00$")
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        found = ENGINE_NAME.search(await page.evaluate(PAGE_TEXT))
+        assert found is None, found.group(0) if found else None
+        await page.wait_for_load_state("networkidle")
+        await shot(seen, "fixed-price")
+        assert seen.errors == [], seen.errors
+
+    # Every way a lot ends, in the words the page gives it (lotresult.js).
+    def ended(status: str, price: int | None, bids: int, **more: Any) -> dict[str, Any]:
+        return {"status": status, "price": price, "bids": bids, "currency": "CNY",
+                "start_price": 144_000_00, "legal_timezone": "UTC", "closed_at": 0,
+                "result": "SOLD" if more.get("leader_code") else "FAILED", **more}  # fmt: skip
+
+    live, timed, fixed = "LIVE_AUCTIONEER", "ENGLISH_TIMED", "FIXED_PRICE_SALE"
+    cases = [
+        (
+            ended("SOLD", 2_100_000_00, 3, leader_code="K7"),
+            "Sold for CN¥2,100,000.00 to bidder K7.",
+        ),
+        (
+            ended("COMPLETED", 2_100_000_00, 3, leader_code="K7"),
+            "Sold for CN¥2,100,000.00 to bidder K7; the buyer has paid.",
+        ),
+        (
+            ended("DEFAULTED", 2_100_000_00, 3, leader_code="K7"),
+            "Sold for CN¥2,100,000.00 to bidder K7, but the buyer did not pay.",
+        ),
+        (ended("CANCELLED", None, 0), "Withdrawn from sale: the lot was not sold."),
+        (
+            ended("FAILED", 150_000_00, 2, reserve_met=False, format=timed),
+            "Not sold: the highest bid, CN¥150,000.00, did not reach the reserve price.",
+        ),
+        (
+            ended("FAILED", 150_000_00, 2, format=live),
+            "Not sold: the auctioneer passed the lot; the last bid was CN¥150,000.00.",
+        ),
+        (
+            ended("FAILED", None, 0, format=live),
+            "Not sold: no bid was made, so the auctioneer passed the lot.",
+        ),
+        (
+            ended("SOLD", 144_000_00, 1, leader_code="K8", format=fixed),
+            "Bought by bidder K8 at the fixed price of CN¥144,000.00.",
+        ),
+        (
+            ended("FAILED", None, 0, format=fixed),
+            "Not sold: nobody bought it at the fixed price of CN¥144,000.00.",
+        ),
+    ]
+    said = await page.evaluate(
+        """async (views) => {
+          const { resultWords, biddingEndedWords } = await import('/static/lotresult.js');
+          return views.map((view) => [resultWords(view), biddingEndedWords(view)]);
+        }""",
+        [view for view, _ in cases],
+    )
+    assert [result for result, _ in said] == [words for _, words in cases]
+    for (view, _), (result, when) in zip(cases, said, strict=True):
+        what = "The sale ended" if view.get("format") == fixed else "Bidding ended"
+        assert when == f"{what} on 1 Jan 1970, 00:00:00 (UTC).", when
+        assert ENGINE_NAME.search(result) is None, result
