@@ -109,6 +109,18 @@ def bidder_words(code: str) -> str:
     return f"paddle {code[6:]} in the room" if code.startswith("floor:") else code
 
 
+def time_left_words(seconds: int) -> str:
+    """`1:05` under an hour, `3:01:05` under a day, `59d 23h` beyond (a fixed-price sale)."""
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return f"{minutes}:{seconds:02d}"
+
+
 def overlay_lines(state: OverlayState, now_ms: int) -> tuple[str, str]:
     """The two lines of the overlay banner at `now_ms` (pure; the renderer draws them)."""
     first = state.title
@@ -117,8 +129,7 @@ def overlay_lines(state: OverlayState, now_ms: int) -> tuple[str, str]:
         parts.append(f"leader {bidder_words(state.leader_code)}")
     left = state.time_left_s(now_ms)
     if left is not None:
-        minutes, seconds = divmod(left, 60)
-        parts.append(f"{minutes}:{seconds:02d} left")
+        parts.append(f"{time_left_words(left)} left")
     if state.extended:
         parts.append("EXTENDED")
     if state.phase:

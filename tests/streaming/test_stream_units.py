@@ -41,6 +41,7 @@ from streaming.model import (
     OverlayState,
     Rendition,
     overlay_lines,
+    time_left_words,
 )
 from streaming.overlay import (
     STRIP_BLOCKS,
@@ -249,6 +250,11 @@ def test_overlay_state_and_lines() -> None:
         "¥2,020,000  ·  leader C01  ·  1:16 left  ·  EXTENDED  ·  OPEN",
     )
     assert state.time_left_s(10**9) == 0
+    assert [time_left_words(s) for s in (65, 3 * 3600 + 65, 59 * 86_400 + 23 * 3600 + 3599)] == [
+        "1:05",
+        "3:01:05",
+        "59d 23h",
+    ]
     room = OverlayState(
         seq=8,
         server_ts_ms=0,
