@@ -593,6 +593,17 @@ function videoOnView(before, view) {
       if (lotEnded(state.view)) showVideoEnded();
     }, VIDEO_TAIL_MS);
   } else if (before && lotEnded(before) && !lotEnded(view) && !state.player) startVideo();
+  else if (videoWaiting && view.status !== "SCHEDULED" && !state.player) startVideo();
+}
+
+let videoWaiting = false; // a scheduled lot: the video is asked for once the lot opens
+
+function showVideoSoon() {
+  const note = byId("video-note");
+  byId("video").hidden = true;
+  note.hidden = false;
+  const live = state.view && state.view.format === "LIVE_AUCTIONEER";
+  note.textContent = live ? "The live video starts when the auctioneer opens this lot." : "The video starts when bidding opens.";
 }
 
 async function startVideo() {
@@ -600,6 +611,11 @@ async function startVideo() {
   const note = byId("video-note");
   if (lotEnded(state.view)) {
     showVideoEnded();
+    return;
+  }
+  videoWaiting = Boolean(state.view && state.view.status === "SCHEDULED");
+  if (videoWaiting) {
+    showVideoSoon(); // no stream before the lot opens: asked for again when it does
     return;
   }
   const noVideo = () => {
@@ -638,10 +654,7 @@ async function startVideo() {
     }
     if (error && error.status === 409) {
       // The lot streams, but not yet: try again while the page is open.
-      video.hidden = true;
-      note.hidden = false;
-      const live = state.view && state.view.format === "LIVE_AUCTIONEER";
-      note.textContent = live ? "The live video starts when the auctioneer opens this lot." : "The video starts when bidding opens.";
+      showVideoSoon();
       setTimeout(startVideo, 3000);
       return;
     }

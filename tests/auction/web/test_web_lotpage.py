@@ -864,3 +864,27 @@ async def test_an_unsold_lot_says_why_and_where_it_is_offered_again(running: Run
         what = "The sale ended" if view.get("format") == fixed else "Bidding ended"
         assert when == f"{what} on 1 Jan 1970, 00:00:00 (UTC).", when
         assert ENGINE_NAME.search(result) is None, result
+
+
+async def test_a_scheduled_lot_asks_for_its_video_once_it_opens(running: Running) -> None:
+    """Before a live lot comes into the ring the page says when its video starts and asks the
+    server for no stream (each ask would be refused); once the auctioneer opens the lot the
+    page asks and the picture plays, without a reload."""
+    service = running.server.service
+    rules = live_auctioneer(
+        start_price=250_000_00,
+        start_at=service.now(),
+        currency="GBP",
+        legal_timezone="Europe/London",
+    )
+    lot = "ldn-flat-8"
+    await service.add_lot(lot, rules, "Flat 8, 12 Mile End Road, London E1")
+    seen = await watched(running, 1280, 900)
+    await seen.page.goto(f"{running.url}/lot/{lot}")
+    await wait_text(seen.page, "#video-note", "starts when the auctioneer opens this lot")
+    await asyncio.sleep(4)  # longer than the page's retry after a refused ask
+    assert seen.offers == []
+    await service.submit(lot, OpenRing(ask=250_000_00))
+    await seen.page.locator("#video").wait_for(state="visible", timeout=30_000)
+    assert seen.offers != []
+    assert seen.errors == [], seen.errors
