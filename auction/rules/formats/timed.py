@@ -7,7 +7,7 @@ close, priority rights), so one module serves both.
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from .. import commands as c
 from ..common import Handler, Outcome, refuse_bidder, seal
@@ -109,7 +109,7 @@ def _may_match(state: LotState, bidder: Bidder, amount: int, now: int) -> bool:
         return False
     if state.price is None or amount != state.price or state.leader is None:
         return False
-    probe = dataclasses.replace(bidder, max=MaxVersion(amount, now, state.seq + 1, True))
+    probe = msgspec.structs.replace(bidder, max=MaxVersion(amount, now, state.seq + 1, True))
     return tie_key(probe, True) < tie_key(state.bidders[state.leader], True)
 
 
@@ -274,7 +274,7 @@ def _without(head: MaxVersion | None, seq: int, *, all_versions: bool) -> MaxVer
     kept = [v for v in head.versions() if v.seq != seq]
     rebuilt: MaxVersion | None = None
     for version in reversed(kept):
-        rebuilt = dataclasses.replace(version, prev=rebuilt)
+        rebuilt = msgspec.structs.replace(version, prev=rebuilt)
     return rebuilt
 
 
@@ -298,7 +298,7 @@ def _remove_bid(
     out = Emitter(state, now)
     out.emit(BidVoided, bid_seq=seq, bidder=owner.bidder, reason=reason, by=by)
     bidders = dict(state.bidders)
-    bidders[owner.bidder] = dataclasses.replace(
+    bidders[owner.bidder] = msgspec.structs.replace(
         owner, max=_without(owner.max, seq, all_versions=all_versions)
     )
     leader, runner_up = resolve(bidders, state.rules)
