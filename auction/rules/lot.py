@@ -20,10 +20,11 @@ import msgspec
 
 from .config import Format, LotRules
 from .errors import RejectReason
-from .events import LivePhase, Rejected, Result
+from .events import BUILD, LivePhase, Rejected, Result
 from .states import DepositState, LotStatus
 
 _replace = msgspec.structs.replace
+_rejected = BUILD[Rejected]
 _astuple = msgspec.structs.astuple
 
 #: Rank used in ordering keys for ordinary (non-priority) bidders: after every priority rank.
@@ -210,7 +211,7 @@ class Emitter:
 
     def emit(self, event_type: type, **fields: Any) -> Any:
         self.seq += 1
-        event = event_type(seq=self.seq, t=self.now, **fields)
+        event = BUILD[event_type](self.seq, self.now, **fields)
         self.events.append(event)
         return event
 
@@ -227,7 +228,7 @@ def reject(
     if bidder is None:
         bidder = getattr(command, "bidder", None)
     return state, (
-        Rejected(
+        _rejected(
             seq=state.seq,
             t=now,
             command=type(command).__name__,
