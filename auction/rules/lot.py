@@ -13,14 +13,14 @@ events, and states are rebuilt by replay).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
 
 from .config import Format, LotRules
 from .errors import RejectReason
-from .events import BUILD, LivePhase, Rejected, Result
+from .events import BUILD, EMIT, LivePhase, Rejected, Result
 from .states import DepositState, LotStatus
 
 _replace = msgspec.structs.replace
@@ -210,18 +210,9 @@ class Emitter:
         self.events: list[Any] = []
 
     def emit(self, event_type: type, **fields: Any) -> Any:
-        self.seq += 1
-        event = BUILD[event_type](self.seq, self.now, **fields)
-        self.events.append(event)
-        return event
-
-    def add(self, build: Callable[..., Any], *fields: Any) -> Any:
-        """`emit` for the hot path: `build` is `BUILD[event_type]`, `fields` are the event's
-        fields after `seq` and `t`, in declaration order (no keyword dictionary to build)."""
-        self.seq = seq = self.seq + 1
-        event = build(seq, self.now, *fields)
-        self.events.append(event)
-        return event
+        """Number, stamp and collect one event; returns it. The hot path calls
+        `EMIT[event_type](emitter, ...)` directly, with the fields in order."""
+        return EMIT[event_type](self, **fields)
 
 
 def reject(

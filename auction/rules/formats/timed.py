@@ -14,7 +14,7 @@ from ..common import Handler, Outcome, refuse_bidder, seal
 from ..config import Retraction, Scope, SoftCloseTrigger
 from ..errors import RejectReason
 from ..events import (
-    BUILD,
+    EMIT,
     BidAccepted,
     BidType,
     BidVoided,
@@ -30,11 +30,11 @@ from ..proxy import after_raise, price_for, resolve, tie_key
 from ..softclose import extended_end
 from ..states import LotEvent, LotStatus, lot_transition
 
-# the hot path's events, built from positional fields (`Emitter.add`)
-_BID_ACCEPTED = BUILD[BidAccepted]  # bidder, code, amount, bid_type, on_behalf_of
-_MAX_SET = BUILD[MaxSet]  # bidder, amount
-_PRICE_CHANGED = BUILD[PriceChanged]  # price, leader, leader_code, min_next
-_END_EXTENDED = BUILD[EndExtended]  # end_before, end_after, scope, group
+# the hot path's events: `_X(emitter, fields after seq and t, in order)`
+_BID_ACCEPTED = EMIT[BidAccepted]  # bidder, code, amount, bid_type, on_behalf_of
+_MAX_SET = EMIT[MaxSet]  # bidder, amount
+_PRICE_CHANGED = EMIT[PriceChanged]  # price, leader, leader_code, min_next
+_END_EXTENDED = EMIT[EndExtended]  # end_before, end_after, scope, group
 
 
 def open_lot(state: LotState, cmd: c.OpenLot, now: int) -> Outcome:
@@ -95,7 +95,7 @@ def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
         detail = f"more than {rules.max_jump_steps} steps above the price: confirm the amount"
         return reject(state, cmd, now, RejectReason.JUMP_NEEDS_CONFIRMATION, detail, cmd.bidder)
     out = Emitter(state, now)
-    event = out.add(_BID_ACCEPTED, cmd.bidder, bidder.code, amount, bid_type, bidder.agent_for)
+    event = _BID_ACCEPTED(out, cmd.bidder, bidder.code, amount, bid_type, bidder.agent_for)
     version = MaxVersion(amount, now, event.seq, True, bidder.max)
     bidders = dict(state.bidders)
     bidders[cmd.bidder] = with_max(bidder, version)
@@ -146,7 +146,7 @@ def set_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
         # rules C5 "between current and increment": any max above cur still competes
         return reject(state, cmd, now, RejectReason.BELOW_MIN, "not above the current price")
     out = Emitter(state, now)
-    event = out.add(_MAX_SET, cmd.bidder, amount)
+    event = _MAX_SET(out, cmd.bidder, amount)
     version = MaxVersion(amount, now, event.seq, False, bidder.max)
     bidders = dict(state.bidders)
     bidders[cmd.bidder] = with_max(bidder, version)
@@ -181,7 +181,7 @@ def _settle(
     min_next = rules.increment.min_next(rules.start_price, price)
     if changed:
         code = bidders[leader].code if leader is not None else None
-        out.add(_PRICE_CHANGED, price, leader, code, min_next)
+        _PRICE_CHANGED(out, price, leader, code, min_next)
     end, extensions = state.end, state.extensions
     soft = rules.soft_close
     # clarification 3: a max change that moves neither price nor leader is not a bid
@@ -194,7 +194,7 @@ def _settle(
         new_end = extended_end(soft, end, scheduled, extensions, out.now)
         if new_end is not None:
             group = soft.group if soft.scope is Scope.GROUP else None
-            out.add(_END_EXTENDED, end, new_end, soft.scope.value, group)
+            _END_EXTENDED(out, end, new_end, soft.scope.value, group)
             end, extensions = new_end, extensions + 1
     approach_done = state.reserve_approach_done
     if (
@@ -253,7 +253,7 @@ def _emit_auto_bids(
 
 def _auto(out: Emitter, bidder: Bidder, amount: int) -> None:
     auto = BidType.PROXY_AUTO
-    out.add(_BID_ACCEPTED, bidder.bidder, bidder.code, amount, auto, bidder.agent_for)
+    _BID_ACCEPTED(out, bidder.bidder, bidder.code, amount, auto, bidder.agent_for)
 
 
 def _without(head: MaxVersion | None, seq: int, *, all_versions: bool) -> MaxVersion | None:

@@ -12,7 +12,8 @@ import pytest
 from rules_kit import Lot, english_rules
 
 from auction import rules as r
-from auction.rules.events import BUILD, EVENT_TYPES, fast_constructor
+from auction.rules.events import BUILD, EMIT, EVENT_TYPES, fast_constructor
+from auction.rules.lot import Emitter
 
 
 def _busy_lot() -> Lot:
@@ -46,6 +47,18 @@ def test_a_fast_built_event_is_the_same_value(cls: type) -> None:
         setattr(fast, first, "other")
     with pytest.raises(TypeError):
         BUILD[cls](**fields, unknown=1)
+
+
+@pytest.mark.parametrize("cls", EVENT_TYPES, ids=lambda cls: cls.__name__)
+def test_an_emitted_event_takes_the_next_seq_and_the_command_time(cls: type) -> None:
+    out = Emitter(_busy_lot().state, 77)
+    start = out.seq
+    fields = _sample(cls)
+    del fields["seq"], fields["t"]
+    first, second = EMIT[cls](out, **fields), out.emit(cls, **fields)
+    assert out.events == [first, second] and out.seq == start + 2
+    assert first == cls(seq=start + 1, t=77, **fields)
+    assert second == cls(seq=start + 2, t=77, **fields)
 
 
 def test_the_fast_constructor_refuses_values_it_would_not_check() -> None:
