@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import CommandError, RejectReason
 from .increments import Increment
-from .money import check_amount, check_id, check_time
+from .money import MAX_AMOUNT, check_amount, check_id, check_time
 
 
 class Authority(enum.StrEnum):
@@ -151,10 +151,30 @@ class _Offer:
     idempotency_key: str = ""
 
     def __post_init__(self) -> None:
-        check_id(self.bidder, "bidder")
-        check_amount(self.amount)
-        _currency(self.currency)
-        _text(self.idempotency_key, "idempotency key", 128)
+        bidder, amount, currency, key = (
+            self.bidder,
+            self.amount,
+            self.currency,
+            self.idempotency_key,
+        )
+        if (  # the common, valid offer in one test (bids are the commands there are most of)
+            type(bidder) is str
+            and 0 < len(bidder) <= 128
+            and bidder.isprintable()
+            and type(amount) is int
+            and 0 < amount <= MAX_AMOUNT
+            and type(currency) is str
+            and len(currency) == 3
+            and currency.isalpha()
+            and currency.isupper()
+            and type(key) is str
+            and len(key) <= 128
+        ):
+            return
+        check_id(bidder, "bidder")  # anything else: the checks that name what is wrong
+        check_amount(amount)
+        _currency(currency)
+        _text(key, "idempotency key", 128)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,10 @@ deposits (C3), pause / suspend / resume / cancel (C11), payment and default (C9)
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from . import commands as c
 from .config import SoftCloseMode
@@ -153,7 +154,7 @@ def bar(state: LotState, cmd: c.BarBidder, now: int) -> Outcome:
 
 
 def replace_bidder(bidder: Bidder, **changes: Any) -> Bidder:
-    return dataclasses.replace(bidder, **changes)
+    return msgspec.structs.replace(bidder, **changes)
 
 
 def _move_deposit(

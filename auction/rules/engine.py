@@ -26,6 +26,12 @@ FORMATS: Mapping[Format, Mapping[type, common.Handler]] = {
     Format.FIXED_PRICE_SALE: fixed_price.HANDLERS,
 }
 
+#: Per format, every command type it handles, the common ones first (one lookup a command).
+_TABLES: dict[Format, dict[type, common.Handler]] = {
+    fmt: {**handlers, **common.HANDLERS} for fmt, handlers in FORMATS.items()
+}
+_COMMAND_TYPES = frozenset(COMMAND_TYPES)
+
 
 def apply(state: LotState, command: Any, now: int) -> tuple[LotState, tuple[Any, ...]]:
     """Apply one command at server time `now`.
@@ -33,11 +39,12 @@ def apply(state: LotState, command: Any, now: int) -> tuple[LotState, tuple[Any,
     The caller must persist the command with `now` before acting on the result, publish the
     events, and schedule `state.next_deadline()` (open and close are commands too).
     """
-    if type(command) not in COMMAND_TYPES:
-        raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {type(command).__name__}")
-    if isinstance(now, bool) or not isinstance(now, int):
+    kind = type(command)
+    if kind not in _COMMAND_TYPES:
+        raise CommandError(RejectReason.NOT_PERMITTED, f"not a command: {kind.__name__}")
+    if type(now) is not int and (isinstance(now, bool) or not isinstance(now, int)):
         raise CommandError(RejectReason.NOT_PERMITTED, "now must be integer microseconds")
-    handler = common.HANDLERS.get(type(command)) or FORMATS[state.rules.format].get(type(command))
+    handler = _TABLES[state.rules.format].get(kind)
     if handler is None:
         detail = f"{type(command).__name__} does not apply to {state.rules.format.value} lots"
         return reject(state, command, now, RejectReason.NOT_PERMITTED, detail)

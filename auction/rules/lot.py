@@ -2,78 +2,75 @@
 
 The per-bidder maximum history is a persistent linked list (`MaxVersion.prev`) so that a new
 bid costs O(1) and an authority void or retraction can still rebuild the history.
+
+The values here are frozen `msgspec.Struct`s rather than frozen dataclasses: they are built and
+copied on every command, and a Struct is built, and copied with changes
+(`msgspec.structs.replace`), in C. A frozen dataclass's copy set each of the lot's 21 fields
+through `object.__setattr__`, about 4 µs a command. They still compare, hash and pickle by
+value like the dataclasses did; they are never serialised (the ledger keeps commands and
+events, and states are rebuilt by replay).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from .config import Format, LotRules
 from .errors import RejectReason
-from .events import LivePhase, Rejected, Result
+from .events import BUILD, EMIT, LivePhase, Rejected, Result
 from .states import DepositState, LotStatus
+
+_replace = msgspec.structs.replace
+_rejected = BUILD[Rejected]
+_astuple = msgspec.structs.astuple
 
 #: Rank used in ordering keys for ordinary (non-priority) bidders: after every priority rank.
 ORDINARY_RANK = 1_000
 
 
-_OWN_FIELDS: dict[type, tuple[str, ...]] = {}
+def _own(node: Any) -> tuple[object, ...]:
+    """A chain node's fields but `prev` (declared last in both chain types)."""
+    return _astuple(node)[:-1]
 
 
-def _own_fields(cls: type) -> tuple[str, ...]:
-    """A `_Chain` dataclass's field names but `prev` (found once per class)."""
-    names = _OWN_FIELDS.get(cls)
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "prev")
-        _OWN_FIELDS[cls] = names
-    return names
+def _nodes(node: Any) -> Iterator[Any]:
+    while node is not None:
+        yield node
+        node = node.prev
 
 
-class _Chain:
-    """A node of one of the engine's persistent lists (a frozen dataclass whose `prev` is the
-    next older node): equality, hash and repr walk the list in a loop. The dataclass-generated
-    ones recurse once per node, and raise RecursionError past a few hundred nodes (a lot's bid
-    history, one bidder's raises), so the subclasses are declared with `eq=False, repr=False`.
-    """
-
-    __slots__ = ()
-    prev: Any
-
-    def _own(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in _own_fields(type(self)))
-
-    def _nodes(self) -> Iterator[Any]:
-        node: Any = self
-        while node is not None:
-            yield node
-            node = node.prev
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        a: Any = self
-        b: Any = other
-        while a is not None and b is not None:
-            if a is b:  # a shared tail
-                return True
-            if a._own() != b._own():
-                return False
-            a, b = a.prev, b.prev
-        return a is None and b is None
-
-    def __hash__(self) -> int:
-        return hash(tuple(node._own() for node in self._nodes()))
-
-    def __repr__(self) -> str:
-        own = ", ".join(f"{name}={getattr(self, name)!r}" for name in _own_fields(type(self)))
-        return f"{type(self).__name__}({own}, earlier={sum(1 for _ in self._nodes()) - 1})"
+def _chain_eq(self: Any, other: object) -> bool:
+    """Equality of two persistent lists, in a loop (a generated `__eq__` recurses once per
+    node and raises RecursionError past a few hundred nodes: a lot's bid history, one bidder's
+    raises)."""
+    if type(other) is not type(self):
+        return NotImplemented  # type: ignore[no-any-return]
+    a: Any = self
+    b: Any = other
+    while a is not None and b is not None:
+        if a is b:  # a shared tail
+            return True
+        if _own(a) != _own(b):
+            return False
+        a, b = a.prev, b.prev
+    return a is None and b is None
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
-class MaxVersion(_Chain):
+def _chain_hash(self: Any) -> int:
+    return hash(tuple(_own(node) for node in _nodes(self)))
+
+
+def _chain_repr(self: Any) -> str:
+    own = ", ".join(
+        f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "prev"
+    )
+    return f"{type(self).__name__}({own}, earlier={sum(1 for _ in _nodes(self)) - 1})"
+
+
+class MaxVersion(msgspec.Struct, frozen=True, eq=False):
     """One version of a bidder's standing bid (rules C5: `M_i` with the time it was set).
 
     `flat` marks a bid of exactly `amount` (a manual bid: "price ≥ F if that bidder leads");
@@ -86,12 +83,16 @@ class MaxVersion(_Chain):
     flat: bool
     prev: MaxVersion | None = None
 
+    # a persistent list: equality, hash and repr walk it in a loop
+    __eq__ = _chain_eq
+    __hash__ = _chain_hash
+    __repr__ = _chain_repr
+
     def versions(self) -> Iterator[MaxVersion]:
-        return self._nodes()
+        return _nodes(self)
 
 
-@dataclass(frozen=True, slots=True)
-class Bidder:
+class Bidder(msgspec.Struct, frozen=True):
     """A bidder's standing in one lot (rules C2 `ACTIVE_BIDDER(lot, code)`)."""
 
     bidder: str
@@ -112,8 +113,7 @@ class Bidder:
         return (-head.amount, -int(is_priority), rank, head.t, head.seq)
 
 
-@dataclass(frozen=True, slots=True)
-class LiveRing:
+class LiveRing(msgspec.Struct, frozen=True):
     """Rules C14 state while the lot is with the clerk."""
 
     phase: LivePhase
@@ -124,8 +124,7 @@ class LiveRing:
     finalized: bool = False
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
-class AcceptedBid(_Chain):
+class AcceptedBid(msgspec.Struct, frozen=True, eq=False):
     """The public bid history as a persistent list, newest first (for undo and voids)."""
 
     seq: int
@@ -134,9 +133,12 @@ class AcceptedBid(_Chain):
     t: int
     prev: AcceptedBid | None = None
 
+    __eq__ = _chain_eq
+    __hash__ = _chain_hash
+    __repr__ = _chain_repr
 
-@dataclass(frozen=True, slots=True)
-class LotState:
+
+class LotState(msgspec.Struct, frozen=True):
     lot_id: str
     rules: LotRules
     status: LotStatus
@@ -145,7 +147,7 @@ class LotState:
     price: int | None = None
     leader: str | None = None
     runner_up: str | None = None
-    bidders: Mapping[str, Bidder] = dataclasses.field(default_factory=dict)
+    bidders: Mapping[str, Bidder] = msgspec.field(default_factory=dict)
     extensions: int = 0
     halted_at: int | None = None
     remaining: int | None = None
@@ -165,7 +167,7 @@ class LotState:
 
     def evolve(self, **changes: Any) -> LotState:
         """A copy with `changes` applied (the engine never mutates a state)."""
-        return _evolve_lot(self, changes)  # type: ignore[no-any-return]
+        return _replace(self, **changes)
 
     @property
     def min_next(self) -> int:
@@ -192,38 +194,9 @@ class LotState:
         return None
 
 
-def _compile_copier(cls: type) -> Any:
-    """A fast `copy with changes` for a frozen slots dataclass.
-
-    `dataclasses.replace` re-inspects the fields and re-runs `__init__` on every call; it was
-    the largest cost on the engine's hot path. This sets each slot once, from `changes` or
-    from the original, and refuses unknown names like `replace` does.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]
-    lines = ["def copier(old, changes):", "    new = new_object(cls)", "    get = changes.pop"]
-    for name in names:
-        lines.append(f"    set_slot(new, {name!r}, get({name!r}, old.{name}))")
-    lines += [
-        "    if changes:",
-        "        raise TypeError(f'unknown fields: {sorted(changes)}')",
-        "    return new",
-    ]
-    scope: dict[str, Any] = {
-        "new_object": object.__new__,
-        "set_slot": object.__setattr__,
-        "cls": cls,
-    }
-    exec("\n".join(lines), scope)  # noqa: S102 - generated from the class's own field names
-    return scope["copier"]
-
-
-_evolve_lot = _compile_copier(LotState)
-_evolve_bidder = _compile_copier(Bidder)
-
-
 def with_max(bidder: Bidder, head: MaxVersion | None) -> Bidder:
     """`bidder` with a new maximum history (the hot path's only per-bidder copy)."""
-    return _evolve_bidder(bidder, {"max": head})  # type: ignore[no-any-return]
+    return _replace(bidder, max=head)
 
 
 class Emitter:
@@ -237,10 +210,9 @@ class Emitter:
         self.events: list[Any] = []
 
     def emit(self, event_type: type, **fields: Any) -> Any:
-        self.seq += 1
-        event = event_type(seq=self.seq, t=self.now, **fields)
-        self.events.append(event)
-        return event
+        """Number, stamp and collect one event; returns it. The hot path calls
+        `EMIT[event_type](emitter, ...)` directly, with the fields in order."""
+        return EMIT[event_type](self, **fields)
 
 
 def reject(
@@ -255,7 +227,7 @@ def reject(
     if bidder is None:
         bidder = getattr(command, "bidder", None)
     return state, (
-        Rejected(
+        _rejected(
             seq=state.seq,
             t=now,
             command=type(command).__name__,

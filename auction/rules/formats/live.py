@@ -7,7 +7,7 @@ Floor bidders are not registered online bidders: they lead as `floor:<paddle>`.
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from .. import commands as c
 from ..common import Handler, Outcome, refuse_bidder, seal, settle_deposits
@@ -64,7 +64,7 @@ def set_ask(state: LotState, cmd: c.SetAsk, now: int) -> Outcome:
         return reject(state, cmd, now, RejectReason.ASK_TAKEN, "an online bid holds the ask")
     out = Emitter(state, now)
     out.emit(AskChanged, ask=cmd.ask, phase=state.live.phase)
-    live = dataclasses.replace(state.live, ask=cmd.ask)
+    live = msgspec.structs.replace(state.live, ask=cmd.ask)
     return state.evolve(seq=out.seq, live=live), tuple(out.events)
 
 
@@ -75,7 +75,7 @@ def set_increment(state: LotState, cmd: c.SetIncrement, now: int) -> Outcome:
     ask = rules.increment.min_next(rules.start_price, state.price)
     out = Emitter(state, now)
     out.emit(AskChanged, ask=ask, phase=state.live.phase)
-    live = dataclasses.replace(state.live, ask=ask)
+    live = msgspec.structs.replace(state.live, ask=ask)
     return state.evolve(seq=out.seq, rules=rules, live=live), tuple(out.events)
 
 
@@ -84,7 +84,7 @@ def set_auto_accept(state: LotState, cmd: c.SetAutoAccept, now: int) -> Outcome:
         return reject(state, cmd, now, RejectReason.NOT_OPEN, "the lot is not in the ring")
     if state.live.auto_accept == cmd.on:
         return reject(state, cmd, now, RejectReason.DUPLICATE, "auto-accept already so")
-    live = dataclasses.replace(state.live, auto_accept=cmd.on)
+    live = msgspec.structs.replace(state.live, auto_accept=cmd.on)
     out = Emitter(state, now)
     out.emit(AskChanged, ask=live.ask, phase=live.phase)
     return state.evolve(seq=out.seq, live=live), tuple(out.events)
@@ -110,7 +110,7 @@ def online_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
     out = Emitter(state, now)
     if not state.live.auto_accept:
         event = out.emit(BidPending, bidder=cmd.bidder, code=bidder.code, amount=ask)
-        live = dataclasses.replace(state.live, pending=(event.seq, cmd.bidder, ask, now))
+        live = msgspec.structs.replace(state.live, pending=(event.seq, cmd.bidder, ask, now))
         return state.evolve(seq=out.seq, live=live), tuple(out.events)
     return _accept(state, out, cmd.bidder, bidder.code, ask, BidType.ONLINE, bidder.agent_for)
 
@@ -135,7 +135,7 @@ def accept_online(state: LotState, cmd: c.AcceptOnline, now: int) -> Outcome:
     _, bidder_id, amount, _ = state.live.pending
     bidder = state.bidders[bidder_id]
     out = Emitter(state, now)
-    cleared = state.evolve(live=dataclasses.replace(state.live, pending=None))
+    cleared = state.evolve(live=msgspec.structs.replace(state.live, pending=None))
     return _accept(cleared, out, bidder_id, bidder.code, amount, BidType.ONLINE, bidder.agent_for)
 
 
@@ -147,7 +147,7 @@ def decline_online(state: LotState, cmd: c.DeclineOnline, now: int) -> Outcome:
     assert state.live is not None
     out = Emitter(state, now)
     out.emit(BidDeclined, bid_seq=cmd.bid_seq, reason=RejectReason.DECLINED)
-    live = dataclasses.replace(state.live, pending=None)
+    live = msgspec.structs.replace(state.live, pending=None)
     return state.evolve(seq=out.seq, live=live), tuple(out.events)
 
 
@@ -166,7 +166,7 @@ def floor_bid(state: LotState, cmd: c.FloorBid, now: int) -> Outcome:
     live = state.live
     if live.pending is not None:
         out.emit(BidDeclined, bid_seq=live.pending[0], reason=RejectReason.ASK_TAKEN)
-        live = dataclasses.replace(live, pending=None)
+        live = msgspec.structs.replace(live, pending=None)
     bid_type = BidType.PHONE if cmd.source is c.BidSource.PHONE else BidType.FLOOR
     return _accept(state.evolve(live=live), out, leader, leader, amount, bid_type, None)
 
@@ -186,7 +186,7 @@ def absentee_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
     out = Emitter(state, now)
     event = out.emit(MaxSet, bidder=cmd.bidder, amount=cmd.amount)
     bidders = dict(state.bidders)
-    bidders[cmd.bidder] = dataclasses.replace(
+    bidders[cmd.bidder] = msgspec.structs.replace(
         bidder, max=MaxVersion(cmd.amount, now, event.seq, False, bidder.max)
     )
     if state.live is None:
@@ -228,7 +228,9 @@ def _record(
     )
     rules = state.rules
     ask = rules.increment.step_above(rules.start_price, amount)
-    live = dataclasses.replace(state.live, ask=ask, phase=LivePhase.IN_RING, fair_warning_at=None)
+    live = msgspec.structs.replace(
+        state.live, ask=ask, phase=LivePhase.IN_RING, fair_warning_at=None
+    )
     history = AcceptedBid(event.seq, bidder_id, amount, out.now, state.history)
     return state.evolve(price=amount, leader=bidder_id, live=live, history=history)
 
@@ -320,7 +322,7 @@ def fair_warning(state: LotState, cmd: c.FairWarning, now: int) -> Outcome:
     out = Emitter(state, now)
     dwell = state.rules.fair_warning_dwell
     out.emit(FairWarningGiven, ask=state.live.ask, hammer_not_before=now + dwell)
-    live = dataclasses.replace(state.live, phase=LivePhase.FAIR_WARNING, fair_warning_at=now)
+    live = msgspec.structs.replace(state.live, phase=LivePhase.FAIR_WARNING, fair_warning_at=now)
     return state.evolve(seq=out.seq, live=live), tuple(out.events)
 
 
@@ -365,7 +367,7 @@ def undo_last_bid(state: LotState, cmd: c.UndoLastBid, now: int) -> Outcome:
     rules = state.rules
     price = previous.amount if previous else None
     ask = rules.increment.min_next(rules.start_price, price)
-    live = dataclasses.replace(state.live, ask=ask, phase=LivePhase.IN_RING, pending=None)
+    live = msgspec.structs.replace(state.live, ask=ask, phase=LivePhase.IN_RING, pending=None)
     leader = previous.bidder if previous else None
     new = state.evolve(price=price, leader=leader, live=live, history=previous)
     out.emit(PriceChanged, price=price, leader=leader, leader_code=new.leader_code, min_next=ask)
@@ -389,7 +391,7 @@ def reopen(state: LotState, cmd: c.Reopen, now: int) -> Outcome:
     assert state.live is not None
     out = Emitter(state, now)
     out.emit(LotReopened, reason=cmd.reason)
-    live = dataclasses.replace(state.live, phase=LivePhase.IN_RING, fair_warning_at=None)
+    live = msgspec.structs.replace(state.live, phase=LivePhase.IN_RING, fair_warning_at=None)
     out.emit(AskChanged, ask=live.ask, phase=live.phase)
     new = state.evolve(
         seq=out.seq,
@@ -410,7 +412,7 @@ def next_lot(state: LotState, cmd: c.NextLot, now: int) -> Outcome:
     out.emit(LotFinalized)
     winner = state.leader if state.status is LotStatus.SOLD else None
     bidders = settle_deposits(out, state, winner)
-    live = dataclasses.replace(state.live, finalized=True)
+    live = msgspec.structs.replace(state.live, finalized=True)
     return state.evolve(seq=out.seq, bidders=bidders, live=live), tuple(out.events)
 
 

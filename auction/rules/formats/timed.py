@@ -7,13 +7,14 @@ close, priority rights), so one module serves both.
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from .. import commands as c
 from ..common import Handler, Outcome, refuse_bidder, seal
 from ..config import Retraction, Scope, SoftCloseTrigger
 from ..errors import RejectReason
 from ..events import (
+    EMIT,
     BidAccepted,
     BidType,
     BidVoided,
@@ -28,6 +29,12 @@ from ..money import HOUR
 from ..proxy import after_raise, price_for, resolve, tie_key
 from ..softclose import extended_end
 from ..states import LotEvent, LotStatus, lot_transition
+
+# the hot path's events: `_X(emitter, fields after seq and t, in order)`
+_BID_ACCEPTED = EMIT[BidAccepted]  # bidder, code, amount, bid_type, on_behalf_of
+_MAX_SET = EMIT[MaxSet]  # bidder, amount
+_PRICE_CHANGED = EMIT[PriceChanged]  # price, leader, leader_code, min_next
+_END_EXTENDED = EMIT[EndExtended]  # end_before, end_after, scope, group
 
 
 def open_lot(state: LotState, cmd: c.OpenLot, now: int) -> Outcome:
@@ -88,14 +95,7 @@ def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
         detail = f"more than {rules.max_jump_steps} steps above the price: confirm the amount"
         return reject(state, cmd, now, RejectReason.JUMP_NEEDS_CONFIRMATION, detail, cmd.bidder)
     out = Emitter(state, now)
-    event = out.emit(
-        BidAccepted,
-        bidder=cmd.bidder,
-        code=bidder.code,
-        amount=amount,
-        bid_type=bid_type,
-        on_behalf_of=bidder.agent_for,
-    )
+    event = _BID_ACCEPTED(out, cmd.bidder, bidder.code, amount, bid_type, bidder.agent_for)
     version = MaxVersion(amount, now, event.seq, True, bidder.max)
     bidders = dict(state.bidders)
     bidders[cmd.bidder] = with_max(bidder, version)
@@ -109,7 +109,7 @@ def _may_match(state: LotState, bidder: Bidder, amount: int, now: int) -> bool:
         return False
     if state.price is None or amount != state.price or state.leader is None:
         return False
-    probe = dataclasses.replace(bidder, max=MaxVersion(amount, now, state.seq + 1, True))
+    probe = msgspec.structs.replace(bidder, max=MaxVersion(amount, now, state.seq + 1, True))
     return tie_key(probe, True) < tie_key(state.bidders[state.leader], True)
 
 
@@ -146,7 +146,7 @@ def set_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
         # rules C5 "between current and increment": any max above cur still competes
         return reject(state, cmd, now, RejectReason.BELOW_MIN, "not above the current price")
     out = Emitter(state, now)
-    event = out.emit(MaxSet, bidder=cmd.bidder, amount=amount)
+    event = _MAX_SET(out, cmd.bidder, amount)
     version = MaxVersion(amount, now, event.seq, False, bidder.max)
     bidders = dict(state.bidders)
     bidders[cmd.bidder] = with_max(bidder, version)
@@ -181,7 +181,7 @@ def _settle(
     min_next = rules.increment.min_next(rules.start_price, price)
     if changed:
         code = bidders[leader].code if leader is not None else None
-        out.emit(PriceChanged, price=price, leader=leader, leader_code=code, min_next=min_next)
+        _PRICE_CHANGED(out, price, leader, code, min_next)
     end, extensions = state.end, state.extensions
     soft = rules.soft_close
     # clarification 3: a max change that moves neither price nor leader is not a bid
@@ -193,13 +193,8 @@ def _settle(
         scheduled = rules.end_at + state.paused_total
         new_end = extended_end(soft, end, scheduled, extensions, out.now)
         if new_end is not None:
-            out.emit(
-                EndExtended,
-                end_before=end,
-                end_after=new_end,
-                scope=soft.scope.value,
-                group=soft.group if soft.scope is Scope.GROUP else None,
-            )
+            group = soft.group if soft.scope is Scope.GROUP else None
+            _END_EXTENDED(out, end, new_end, soft.scope.value, group)
             end, extensions = new_end, extensions + 1
     approach_done = state.reserve_approach_done
     if (
@@ -257,14 +252,8 @@ def _emit_auto_bids(
 
 
 def _auto(out: Emitter, bidder: Bidder, amount: int) -> None:
-    out.emit(
-        BidAccepted,
-        bidder=bidder.bidder,
-        code=bidder.code,
-        amount=amount,
-        bid_type=BidType.PROXY_AUTO,
-        on_behalf_of=bidder.agent_for,
-    )
+    auto = BidType.PROXY_AUTO
+    _BID_ACCEPTED(out, bidder.bidder, bidder.code, amount, auto, bidder.agent_for)
 
 
 def _without(head: MaxVersion | None, seq: int, *, all_versions: bool) -> MaxVersion | None:
@@ -274,7 +263,7 @@ def _without(head: MaxVersion | None, seq: int, *, all_versions: bool) -> MaxVer
     kept = [v for v in head.versions() if v.seq != seq]
     rebuilt: MaxVersion | None = None
     for version in reversed(kept):
-        rebuilt = dataclasses.replace(version, prev=rebuilt)
+        rebuilt = msgspec.structs.replace(version, prev=rebuilt)
     return rebuilt
 
 
@@ -298,7 +287,7 @@ def _remove_bid(
     out = Emitter(state, now)
     out.emit(BidVoided, bid_seq=seq, bidder=owner.bidder, reason=reason, by=by)
     bidders = dict(state.bidders)
-    bidders[owner.bidder] = dataclasses.replace(
+    bidders[owner.bidder] = msgspec.structs.replace(
         owner, max=_without(owner.max, seq, all_versions=all_versions)
     )
     leader, runner_up = resolve(bidders, state.rules)
