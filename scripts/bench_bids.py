@@ -27,7 +27,8 @@ generator (each bid signed as it is sent, `auction.client.BidderClient`, no CPU 
 
 The server is `python -m auction.cli serve --data TMP --port P --bids-per-second R
 --no-write-limits` (every bidder signs up from 127.0.0.1), one process (with
-BENCH_PROFILE=FILE it runs under cProfile and writes FILE when it stops) on the event loop
+BENCH_PROFILE=FILE it runs under cProfile and writes FILE when it stops; add
+BENCH_PROFILE_CLOCK=cpu to time it by CPU rather than wall time) on the event loop
 `--server-loop` names (default: GAVEL_EVENT_LOOP as set, i.e. uvloop when installed).
 Everything talks to 127.0.0.1 and stops by itself.
 

@@ -9,4 +9,5 @@ load       a load generator that measures the server: bids signed in advance, cl
 stats      percentiles, means, least-squares slopes
 machine    what the figures were measured on, and CPU time of processes and cores
 report     JSON output and fixed-width table rows
+profiled   a module under cProfile timed by CPU time (BENCH_PROFILE_CLOCK=cpu)
 """
