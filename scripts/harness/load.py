@@ -66,6 +66,14 @@ def ladder_size(bidders: int, duration: float, warmup: float, expected_per_s: fl
     return math.ceil(1.5 * expected_per_s * (duration + warmup) / max(1, bidders)) + 16
 
 
+def lane_offset(plan: Plan, index: int, lane: int) -> float:
+    """Paced: when lane `lane` of bidder `index` first sends, in seconds after the start. The
+    bidders' lanes take turns evenly over the interval, in the order of the ladder's amounts,
+    so that bids sent in turn rise in amount (unpaced: all at once)."""
+    turns = plan.bidders * plan.depth
+    return (plan.interval or 0.0) * (lane * plan.bidders + index) / turns
+
+
 def presign(
     bidder: dict[str, str], index: int, plan: Plan
 ) -> tuple[list[int], list[str], list[str]]:
@@ -185,8 +193,7 @@ async def _bidder(
 
         reader = asyncio.ensure_future(read())
         try:
-            spread = (plan.interval or 0.0) / plan.depth
-            await asyncio.gather(*(lane(i * spread) for i in range(plan.depth)))
+            await asyncio.gather(*(lane(lane_offset(plan, index, i)) for i in range(plan.depth)))
         finally:
             reader.cancel()
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from repo_kit import REPO
 from script_kit import load_script, script_command
@@ -49,6 +50,19 @@ def test_presigned_bids_are_signed_by_the_bidder_and_interleave() -> None:
             key.public_key().verify(
                 signature, signed_bytes(payload | {"account": bidder["account"]})
             )
+
+
+def test_paced_bidders_take_turns_evenly_in_the_order_of_their_amounts() -> None:
+    paced = load.Plan(
+        lot="lot-1", currency="CNY", start=1_000, step=10, bidders=4, ladder=8,
+        depth=2, interval=0.8, warmup=0.0, duration=1.0,
+    )  # fmt: skip
+    offsets = sorted(
+        (load.lane_offset(paced, index, lane), index) for index in range(4) for lane in range(2)
+    )
+    assert [t for t, _ in offsets] == pytest.approx([0.1 * n for n in range(8)])
+    assert [index for _, index in offsets] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert load.lane_offset(plan(4, 8), 3, 0) == 0.0  # unpaced: everybody at once
 
 
 def test_ladder_size_covers_the_expected_bids_with_a_margin() -> None:
