@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
+import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -32,7 +34,44 @@ from .datadir import DataDir, evidence_export, init_data_dir, status_report
 from .errors import NotaryError, NotaryStateError
 from .server import METRICS_PORT, NODE, Settings, create_app
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "run_serving"]
+
+T = TypeVar("T")
+
+#: The environment variable that chooses the servers' event loop: `auto` (the default: uvloop
+#: when it is installed, else asyncio's own), `uvloop` or `asyncio`.
+EVENT_LOOP_VARIABLE = "GAVEL_EVENT_LOOP"
+_log = logging.getLogger("gavel.loop")
+
+
+def event_loop_factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:
+    """The event loop the servers run on, as (what to log, a factory; None: asyncio's own).
+
+    uvloop when it is installed (`GAVEL_EVENT_LOOP=asyncio` asks for asyncio's own loop);
+    `GAVEL_EVENT_LOOP=uvloop` without uvloop installed falls back to asyncio with a warning."""
+    wanted = os.environ.get(EVENT_LOOP_VARIABLE, "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "uvloop", "asyncio"):
+        _log.warning("%s=%r is not auto, uvloop or asyncio: auto", EVENT_LOOP_VARIABLE, wanted)
+        wanted = "auto"
+    if wanted != "asyncio":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            if wanted == "uvloop":
+                _log.warning("%s=uvloop but uvloop is not installed", EVENT_LOOP_VARIABLE)
+        else:
+            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return f"uvloop {getattr(uvloop, '__version__', '')}".strip(), factory
+    return "asyncio", None
+
+
+def run_serving(main: Coroutine[Any, Any, T], who: str) -> T:
+    """Run a server's `main` to the end on the loop `event_loop_factory` picks (shared with
+    `gavel serve`), logging which one at start-up."""
+    name, factory = event_loop_factory()
+    _log.info("%s: event loop %s", who, name)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 def port_number(text: str) -> int:
@@ -198,7 +237,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
     )
-    asyncio.run(serve(settings))
+    run_serving(serve(settings), "gavel notary serve")
     return 0
 
 

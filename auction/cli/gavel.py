@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from notary.cli import port_number, positive_int
+from notary.cli import port_number, positive_int, run_serving
 from notary.cli import register as register_notary
 from notary.cli import run as run_notary
 
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_host=args.metrics_host,
         )
         try:
-            asyncio.run(run_server(served))
+            run_serving(run_server(served), "gavel serve")
         except EXPECTED_ERRORS as exc:
             print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
             return 1

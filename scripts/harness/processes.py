@@ -36,7 +36,11 @@ def free_port() -> int:
 
 def gavel_command(*arguments: str, profile: str | None = None) -> list[str]:
     """`python -m auction.cli ARGUMENTS`; with `profile`, under cProfile writing that file
-    when the process stops (SIGTERM)."""
+    when the process stops (SIGTERM): timed by wall time, or with BENCH_PROFILE_CLOCK=cpu by
+    the main thread's CPU time (`scripts.harness.profiled`)."""
+    if profile and os.environ.get("BENCH_PROFILE_CLOCK") == "cpu":
+        profiled = ["-m", "scripts.harness.profiled", profile, "auction.cli"]
+        return [sys.executable, *profiled, *arguments]
     profiler = ["-m", "cProfile", "-o", profile] if profile else []
     return [sys.executable, *profiler, "-m", "auction.cli", *arguments]
 
