@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -326,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise DemoError("--fresh deletes a data directory; with --db, drop the database")
             if wipe_demo_data(args.data):
                 print(f"gavel demo: deleted {args.data} (--fresh)", flush=True)
-        print(asyncio.run(run_demo(settings, notaries=args.notaries)), flush=True)
+        print(run_serving(run_demo(settings, notaries=args.notaries), "gavel demo"), flush=True)
     except EXPECTED_ERRORS as exc:
         print(f"gavel: error: {printable(exc)}", file=sys.stderr, flush=True)
         return 1
