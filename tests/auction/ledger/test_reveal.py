@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from notary_kit import open_lot
 from privacy_kit import DOCUMENTS, SECRET_MAX, client_for, fetch, verified_bidder
 from server_kit import MovableClock, Server, add_lots, running_server, wait_open
 
@@ -25,7 +26,9 @@ from auction import sealed
 from auction.accounts import Role
 from auction.audit import AuditError, AuditStep, DirectorySource, verify_ledger
 from auction.ledger_export import OPENINGS_FILE, StoreSource, export_ledger
-from auction.rules import SECOND, Authority, Cancel, CloseLot, english_timed
+from auction.rules import SECOND, Authority, Cancel, CloseLot, SetMax, english_timed
+from auction.service import AuctionService
+from auction.storage import Storage
 from auction.verify import LedgerReplay
 from auction.web.pages import PAGES
 from chain import TILE_WIDTH, Entry, EntryBundle, parse_entry
@@ -250,3 +253,32 @@ async def test_a_missing_or_wrong_reveal_fails_the_audit_at_its_entry(
         assert "does not match the commitment" in caught.value.message
     stored = json.loads((out / OPENINGS_FILE).read_bytes())["openings"]
     assert str(close + 1) not in stored  # the reveal itself seals nothing
+
+
+async def test_a_restart_keeps_the_maxima_to_reveal(tmp_path: Path) -> None:
+    """The writer reads the openings of an open lot's maxima back when it resumes, so the
+    reveal written after a restart opens them all."""
+    data = tmp_path / "data"
+    async with AuctionService(Storage.open(data)) as service:
+        lot = await open_lot(service)
+        await service.submit(lot, SetMax("alice", SECRET_MAX, "USD"))
+        await service.submit(lot, SetMax("bob", SECRET_MAX - 100_000, "USD"))
+    async with AuctionService(Storage.open(data)) as service:
+        await service.submit(lot, Cancel(reason="withdrawn", by=Authority.CLERK))
+    with Storage.open(data, read_only=True) as store:
+        size = store.ledger_size()
+        entries = [parse_entry(raw) for raw in store.ledger_entries(0, size)]
+        openings = store.ledger_openings(0, size)
+    assert entries[-1].type == "reveal" and entries[-2].body["command"]["type"] == "Cancel"
+    revealed = plain(entries[-1].body)["openings"]
+    assert len(revealed) == 2 and SECRET_MAX in {
+        o["value"] for i in revealed.values() for o in i.values()
+    }
+    opened, public = LedgerReplay(openings=openings.get), LedgerReplay()
+    for entry in entries:
+        for replay in (opened, public):
+            replay.add(
+                entry.seq, entry.type.value, entry.time_us, plain(entry.body), entry.actor.kid
+            )
+    assert opened.revealed_maxima == public.revealed_maxima == 4
+    assert public.outcomes() == opened.outcomes() and public.deferred == {}
