@@ -178,7 +178,7 @@ async def run(lots: int, bidders: int, commands: int, seed: int) -> dict[str, An
                 entry.seq, entry.type.value, entry.time_us, _plain(entry.body), entry.actor.kid
             )
     result["public replay equals opened replay"] = public.outcomes() == opened.outcomes()
-    result["maxima revealed"] = public.revealed_maxima
+    result["maxima revealed"] = getattr(public, "revealed_maxima", None)  # None: before reveals
     return result
 
 
