@@ -179,7 +179,7 @@ class HttpSource:
         except urllib.error.HTTPError as exc:
             if exc.code == 403:
                 raise ExportError(
-                    f"GET {url}: HTTP 403 (sealed until its lot closes: give an auditor "
+                    f"GET {url}: HTTP 403 (served to auditors only: give an auditor "
                     "session with --token or GAVEL_TOKEN)"
                 ) from exc
             raise ExportError(f"GET {url}: HTTP {exc.code}") from exc

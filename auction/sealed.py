@@ -17,6 +17,10 @@ An entry with sealed values has a body member `sealed`: `{name: commitment}`. Th
 * `request`: a bid's signed request (docs/protocol.md §2.4; it names the account and is
   signed with the account's key, so it would link the bidder across lots).
 * `account`: the account of an `idv` entry.
+* `max` and `max:<i>`: a proxy maximum, the `amount` of a `SetMax` command and of the `MaxSet`
+  event at index `i` of the entry's events. Unlike the others these are opened to everyone
+  when the lot closes, by the `reveal` entries written right after the close
+  (`reveal_bodies`).
 
 `open_body` verifies every opening against its commitment and rebuilds the body as it was
 before sealing (account ids back in place of aliases), so that the rules replay and the
@@ -36,14 +40,20 @@ from .verify.sealed import ALIAS_MARK as ALIAS_MARK
 from .verify.sealed import BIDDER_FIELDS as BIDDER_FIELDS
 from .verify.sealed import COMMIT_PREFIX as COMMIT_PREFIX
 from .verify.sealed import LINK as LINK
+from .verify.sealed import MAX as MAX
+from .verify.sealed import MAX_EVENT as MAX_EVENT
 from .verify.sealed import NONCE_BYTES as NONCE_BYTES
 from .verify.sealed import LinkBook as LinkBook
 from .verify.sealed import SealError as SealError
 from .verify.sealed import bidders_of as bidders_of
 from .verify.sealed import check_opening as check_opening
 from .verify.sealed import commitment as commitment
+from .verify.sealed import is_max_name as is_max_name
+from .verify.sealed import max_names as max_names
 from .verify.sealed import open_body as open_body
+from .verify.sealed import put_maxima as put_maxima
 from .verify.sealed import rename_bidders as rename_bidders
+from .verify.sealed import reveal_bodies as reveal_bodies
 
 #: The prefix of the HMAC input that derives a bidder's alias in a lot.
 ALIAS_PREFIX: Final = b"gavel/alias/v1\n"
@@ -83,7 +93,8 @@ def seal_command_body(
 
     Account ids in bidder fields become the lot's aliases; an alias not in `linked` (the
     aliases of the lot that earlier entries linked) gets its `link:` commitment here and is
-    added to `linked`; a signed request is sealed whole."""
+    added to `linked`; a signed request is sealed whole; a proxy maximum (a `SetMax` command's
+    amount, a `MaxSet` event's amount) is sealed as `max` / `max:<i>`."""
     lot = str(body["lot"])
     accounts = bidders_of({"command": body["command"], "events": body["events"]})
     names = {account: alias(key, lot, account) for account in accounts}
@@ -100,6 +111,13 @@ def seal_command_body(
     request = public.pop("request", None)
     if request is not None:
         sealed["request"], openings["request"] = seal(request)
+    command = public.get("command")
+    if isinstance(command, dict) and command.get("type") == "SetMax" and "amount" in command:
+        sealed[MAX], openings[MAX] = seal(command.pop("amount"))
+    for index, event in enumerate(public.get("events") or ()):
+        if isinstance(event, dict) and event.get("type") == "MaxSet" and "amount" in event:
+            name = f"{MAX_EVENT}{index}"
+            sealed[name], openings[name] = seal(event.pop("amount"))
     if sealed:
         public["sealed"] = sealed
     return public, openings

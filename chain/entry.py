@@ -98,6 +98,7 @@ class EntryType(StrEnum):
     DOCUMENT = "document"
     KEY = "key"
     NOTARY_SET = "notary_set"
+    REVEAL = "reveal"
 
 
 # --------------------------------------------------------------------------------------------

@@ -478,6 +478,13 @@ class _LedgerAudit:
             for lot_id in self.replay.unsold_closures():
                 close = self.replay.lots[lot_id].close_entry
                 self.fail(AuditStep.REPLAY, close, "the lot was sold but has no sale entry", lot_id)
+            unrevealed = self.replay.unrevealed()
+            if unrevealed is not None:  # the log ends between a close and its reveal
+                lot_id, close = unrevealed
+                message = (
+                    "the lot closed with sealed proxy maxima but the log has no reveal of them"
+                )
+                self.fail(AuditStep.REPLAY, close, message, lot_id)
         if self.needs(AuditStep.TIME_BOUNDS):
             self._cosignature_times()
 

@@ -307,9 +307,9 @@ class HttpSource:
                 raise MissingFileError(
                     f"{relative} is missing (HTTP {exc.code})", path=relative
                 ) from None
-            if exc.code == 403:  # a sealed entry of an open lot (docs/protocol.md section 4)
+            if exc.code == 403:  # openings (docs/ledger.md section 5), or a log's old sealed entry
                 raise SourceError(
-                    f"GET {url}: HTTP 403 (sealed until its lot closes: give an auditor "
+                    f"GET {url}: HTTP 403 (served to auditors only: give an auditor "
                     "session with --token or GAVEL_TOKEN)",
                     path=relative,
                 ) from None

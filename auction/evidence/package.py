@@ -80,6 +80,7 @@ _LOT_TYPES: Final = frozenset(
         EntryType.DEPOSIT,
         EntryType.BID,
         EntryType.SALE,
+        EntryType.REVEAL,
         EntryType.STREAM_SEGMENT,
         EntryType.DOCUMENT,
     }

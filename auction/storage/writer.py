@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from chain import ChainError, Ed25519Signer, EntryType, parse_time, parse_vkey
@@ -19,7 +19,7 @@ from chain import store as ledger_store
 
 from .. import sealed
 from ..ledger import SignatureMemo
-from ..rules import BidAccepted, LotClosed, LotRules, Result
+from ..rules import BidAccepted, LotCancelled, LotClosed, LotRules, Result
 from ..verify import (
     IdentityBook,
     SignedBidError,
@@ -48,9 +48,18 @@ class _LotLedger:
     currency: str
     last_bid_entry: dict[str, int] = dataclasses.field(default_factory=dict)  # alias -> seq
     linked: set[str] = dataclasses.field(default_factory=set)  # aliases with a link entry
+    #: seq -> the openings of that entry's sealed proxy maxima, until the lot's `reveal`
+    #: (None: not read back yet, see `_LedgerWriter._read_maxima`)
+    maxima: dict[int, dict[str, Any] | None] = dataclasses.field(default_factory=dict)
 
     def copy(self) -> _LotLedger:
-        return _LotLedger(self.title, self.currency, dict(self.last_bid_entry), set(self.linked))
+        return _LotLedger(
+            self.title,
+            self.currency,
+            dict(self.last_bid_entry),
+            set(self.linked),
+            dict(self.maxima),
+        )
 
 
 @dataclass(slots=True)
@@ -104,6 +113,7 @@ class _LedgerWriter:
         writer._connection = connection
         writer.state = ledger_store.LedgerState.load(connection, each_entry=writer._learn)
         writer.signed = ledger_store.read_signed(connection)
+        writer._read_maxima(connection)
         writer._connection = None
         return writer
 
@@ -112,9 +122,32 @@ class _LedgerWriter:
         resume). Call inside the write transaction, under `LEDGER_LOCK`."""
         self._connection = connection
         try:
-            return self.state.catch_up(connection, each_entry=self._learn)
+            added = self.state.catch_up(connection, each_entry=self._learn)
+            self._read_maxima(connection)
+            return added
         finally:
             self._connection = None
+
+    def _read_maxima(self, connection: Connection) -> None:
+        """Read back the openings of the sealed maxima of lots not revealed yet (the
+        entries read back named them only), to reveal them when their lot closes."""
+        wanted = sorted(
+            seq for lot in self.lots.values() for seq, found in lot.maxima.items() if found is None
+        )
+        rows: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = select(OPENINGS.c.seq, OPENINGS.c.openings).where(OPENINGS.c.seq.in_(chunk))
+            for seq, text in connection.execute(query).all():
+                rows[int(seq)] = json.loads(text)
+        for lot in self.lots.values():
+            for seq, found in list(lot.maxima.items()):
+                if found is not None:
+                    continue
+                opened = {n: v for n, v in rows.get(seq, {}).items() if sealed.is_max_name(n)}
+                if not opened:
+                    raise LedgerCorrupt(f"ledger entry {seq}: its sealed maxima have no openings")
+                lot.maxima[seq] = opened
 
     _connection: Connection | None = None  # while loading: where `_learn` reads openings
 
@@ -136,11 +169,17 @@ class _LedgerWriter:
                 self.book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
             elif kind == EntryType.LOT:
                 self.lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
+            elif kind == EntryType.REVEAL:
+                lot = self.lots[body["lot"]]
+                for seq in body["openings"]:
+                    lot.maxima.pop(int(seq), None)
             elif kind in _COMMAND_ENTRY_TYPES:
                 lot = self.lots[body["lot"]]
                 for name in body.get("sealed", {}):
                     if name.startswith(sealed.LINK):
                         lot.linked.add(name[len(sealed.LINK) :])
+                if sealed.max_names(body):
+                    lot.maxima[entry.seq] = None  # its openings are read after the entries
                 for item in body["events"]:
                     if item["type"] == "BidAccepted":
                         lot.last_bid_entry[item["bidder"]] = entry.seq
@@ -206,24 +245,44 @@ class _LedgerWriter:
             entry = pending.batch.add(kind, body, record.ingress_us, entries)
             if openings:
                 pending.openings[entry.seq] = (kind.value, openings)
+                maxima = {n: v for n, v in openings.items() if sealed.is_max_name(n)}
+                if maxima:
+                    lot.maxima[entry.seq] = maxima
             seqs.append(entry.seq)
             closed: LotClosed | None = None
+            ended = False
             for item in record.events:  # the same bookkeeping as `LedgerReplay`
                 if isinstance(item, BidAccepted):
                     lot.last_bid_entry[self._public(record.lot_id, item.bidder)] = entry.seq
                 elif isinstance(item, LotClosed):
-                    closed = item
-            if closed is None or closed.result is not Result.SOLD:
-                continue
-            confirmation = confirmation_document(
-                record.lot_id, lot.title, closed, lot.currency, entry.seq
-            )
-            winning_bid = lot.last_bid_entry.get(self._public(record.lot_id, closed.winner or ""))
-            body = sale_body(
-                record.lot_id, closed, lot.currency, entry.seq, winning_bid, confirmation
-            )
-            pending.batch.add(EntryType.SALE, body, record.ingress_us, entries)
+                    closed, ended = item, True
+                elif isinstance(item, LotCancelled):
+                    ended = True
+            if closed is not None and closed.result is Result.SOLD:
+                confirmation = confirmation_document(
+                    record.lot_id, lot.title, closed, lot.currency, entry.seq
+                )
+                winner = self._public(record.lot_id, closed.winner or "")
+                winning_bid = lot.last_bid_entry.get(winner)
+                body = sale_body(
+                    record.lot_id, closed, lot.currency, entry.seq, winning_bid, confirmation
+                )
+                pending.batch.add(EntryType.SALE, body, record.ingress_us, entries)
+            if ended and lot.maxima:  # the lot's maxima are public from now on
+                self._add_reveal(pending, record.lot_id, lot, entry.seq, record.ingress_us)
         return seqs
+
+    def _add_reveal(
+        self, pending: _Pending, lot_id: str, lot: _LotLedger, close_entry: int, time_us: int
+    ) -> None:
+        """The `reveal` entries of a lot that closed at `close_entry`: the openings of every
+        proxy maximum of the lot not revealed yet, for everyone (docs/ledger.md)."""
+        maxima = {seq: found for seq, found in lot.maxima.items() if found is not None}
+        if len(maxima) != len(lot.maxima):  # `_read_maxima` ran after every read-back
+            raise LedgerCorrupt(f"lot {lot_id!r}: the openings of its maxima were not read back")
+        for body in sealed.reveal_bodies(lot_id, close_entry, maxima):
+            pending.batch.add(EntryType.REVEAL, body, time_us, self.house.entries)
+        lot.maxima = {}
 
     def _public(self, lot_id: str, bidder: str) -> str:
         """How the ledger names `bidder` in lot `lot_id` (its alias; a floor bidder as is)."""

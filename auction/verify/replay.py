@@ -40,7 +40,16 @@ from .bodies import confirmation_document, entry_type_for, sale_body, thaw
 from .court_orders import OrderError, check_order
 from .errors import ReplayError, SignedBidError
 from .identities import IdentityBook
-from .sealed import ALIAS_MARK, LinkBook, SealError, bidders_of, open_body
+from .sealed import (
+    ALIAS_MARK,
+    LinkBook,
+    SealError,
+    bidders_of,
+    check_opening,
+    max_names,
+    open_body,
+    put_maxima,
+)
 
 
 @dataclass
@@ -52,6 +61,18 @@ class _LotReplay:
     close_entry: int | None = None
     closed: LotClosed | None = None
     sale_entry: int | None = None
+
+
+@dataclass
+class _Due:
+    """A lot that closed with sealed proxy maxima: its `reveal` entries come next (after its
+    `sale`, if sold), `part` 0 to `parts - 1`."""
+
+    lot: str
+    close_entry: int
+    next_part: int = 0
+    parts: int | None = None
+    values: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> name -> amount
 
 
 @dataclass
@@ -76,6 +97,15 @@ class LedgerReplay:
     openings: Callable[[int], Mapping[str, Any] | None] | None = None
     links: LinkBook = field(default_factory=LinkBook)
     opened_values: int = 0
+    #: Per lot, the sealed proxy maxima not revealed yet: seq -> {name: commitment}.
+    sealed_maxima: dict[str, dict[int, dict[str, str]]] = field(default_factory=dict)
+    revealed_maxima: int = 0
+    #: A public replay (no openings) cannot apply a sealed maximum: from a lot's first one, its
+    #: entries wait here, in order, for its reveal: (seq, type, t, body, public).
+    deferred: dict[str, list[tuple[int, str, int, Mapping[str, Any], bool]]] = field(
+        default_factory=dict
+    )
+    due: _Due | None = None
 
     def add(
         self,
@@ -90,6 +120,14 @@ class LedgerReplay:
         if t_us < self.last_t:
             raise ReplayError(seq, None, "time goes backwards along the log")
         self.last_t = t_us
+        self._check_due(seq, entry_type, body)
+        if entry_type == EntryType.REVEAL:
+            self._reveal(seq, body)
+            return
+        maxima = max_names(body) if entry_type in _COMMAND_TYPES else {}
+        if maxima:
+            lot_id = _text(body, "lot", seq)
+            self.sealed_maxima.setdefault(lot_id, {})[seq] = maxima
         sealed_here = body.get("sealed")
         public = False
         if self.openings is not None and entry_type in (EntryType.IDV, *_COMMAND_TYPES):
@@ -120,15 +158,139 @@ class LedgerReplay:
         if entry_type == EntryType.LOT:
             self._lot(seq, body)
         elif entry_type == EntryType.SALE:
-            self._sale(seq, body)
+            lot_id = _text(body, "lot", seq)
+            if lot_id in self.deferred:
+                self.deferred[lot_id].append((seq, entry_type, t_us, body, public))
+            else:
+                self._sale(seq, body)
         elif entry_type in (
             EntryType.BID,
             EntryType.REGISTRATION,
             EntryType.DEPOSIT,
             EntryType.LOT_STATE,
         ):
-            self._command(seq, entry_type, t_us, body, public)
+            lot_id = _text(body, "lot", seq)
+            if self.openings is None and (maxima or lot_id in self.deferred):
+                self.deferred.setdefault(lot_id, []).append((seq, entry_type, t_us, body, public))
+            else:
+                self._command(seq, entry_type, t_us, body, public)
+            if self.sealed_maxima.get(lot_id) and _ends_lot(body):
+                self.due = _Due(lot_id, seq)
         # stream_segment, document (any object body), notary_set: checked by their own verifiers
+
+    def _check_due(self, seq: int, entry_type: str, body: Mapping[str, Any]) -> None:
+        """After a lot with sealed maxima closes, only its `sale` and then its `reveal`
+        entries may come: anything else means the reveal is missing."""
+        due = self.due
+        if due is None:
+            return
+        lot = body.get("lot")
+        if lot == due.lot and (
+            entry_type == EntryType.REVEAL or (entry_type == EntryType.SALE and due.next_part == 0)
+        ):
+            return
+        missing = len(self.sealed_maxima.get(due.lot, {}))
+        self.due = None  # reported once, here
+        raise ReplayError(
+            seq,
+            due.lot,
+            f"lot {due.lot} closed at entry {due.close_entry} with the proxy maxima of"
+            f" {missing} entries sealed, but entry {seq} ({entry_type}) is not their reveal:"
+            " the reveal must follow the close (and its sale)",
+        )
+
+    def _reveal(self, seq: int, body: Mapping[str, Any]) -> None:
+        """A `reveal` entry: every opening matches the commitment of the entry it names, and
+        the last part leaves no maximum of the lot sealed."""
+        try:
+            self._check_reveal(seq, body)
+        except ReplayError:
+            self.due = None  # reported once, here
+            raise
+
+    def _check_reveal(self, seq: int, body: Mapping[str, Any]) -> None:
+        due = self.due
+        lot_id = _text(body, "lot", seq)
+        if due is None or due.lot != lot_id:
+            raise ReplayError(seq, lot_id, "a reveal for a lot that did not just close")
+        if (
+            set(body) != {"v", "lot", "close_entry", "part", "parts", "openings"}
+            or body.get("v") != 1
+        ):
+            raise ReplayError(
+                seq, lot_id, "a reveal body is {v, lot, close_entry, part, parts, openings}"
+            )
+        part, parts, close = body.get("part"), body.get("parts"), body.get("close_entry")
+        if close != due.close_entry:
+            raise ReplayError(
+                seq, lot_id, f"the reveal names close entry {close!r}, not {due.close_entry}"
+            )
+        if (
+            not isinstance(part, int)
+            or not isinstance(parts, int)
+            or isinstance(part, bool)
+            or isinstance(parts, bool)
+            or part != due.next_part
+            or not 0 <= part < parts
+            or (due.parts is not None and parts != due.parts)
+        ):
+            raise ReplayError(
+                seq, lot_id, f"reveal part {part!r} of {parts!r}: part {due.next_part} expected"
+            )
+        openings = body.get("openings")
+        if not isinstance(openings, Mapping):
+            raise ReplayError(seq, lot_id, "the reveal's openings are an object")
+        pending = self.sealed_maxima.get(lot_id, {})
+        for key, items in openings.items():
+            target = int(key) if isinstance(key, str) and _decimal(key) else None
+            names = pending.get(target) if target is not None else None
+            if target is None or names is None:
+                raise ReplayError(
+                    seq,
+                    lot_id,
+                    f"the reveal opens entry {key}, which holds no sealed maximum"
+                    f" of lot {lot_id} still to reveal",
+                )
+            if not isinstance(items, Mapping) or set(items) != set(names):
+                raise ReplayError(
+                    seq,
+                    lot_id,
+                    f"the reveal must open exactly the maxima {sorted(names)} of entry {target}",
+                )
+            values: dict[str, Any] = {}
+            for name, opening in items.items():
+                try:
+                    values[name] = check_opening(name, names[name], opening)
+                except SealError as exc:
+                    raise ReplayError(seq, lot_id, f"entry {target}'s {exc}") from exc
+                value = values[name]
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ReplayError(seq, lot_id, f"entry {target}'s maximum is no amount")
+            due.values[target] = values
+            del pending[target]
+            self.revealed_maxima += len(values)
+        due.parts, due.next_part = parts, part + 1
+        if due.next_part < parts:
+            return
+        if pending:
+            raise ReplayError(
+                seq, lot_id, f"the reveal leaves the maxima of entries {sorted(pending)[:8]} sealed"
+            )
+        self.due = None
+        self.sealed_maxima.pop(lot_id, None)
+        for item_seq, kind, item_t, item, public in self.deferred.pop(lot_id, []):
+            if kind == EntryType.SALE:
+                self._sale(item_seq, item)
+                continue
+            try:
+                item = put_maxima(item, due.values.get(item_seq, {}))
+            except SealError as exc:
+                raise ReplayError(item_seq, lot_id, str(exc)) from exc
+            self._command(item_seq, kind, item_t, item, public)
+
+    def unrevealed(self) -> tuple[str, int] | None:
+        """A lot that closed with sealed maxima and no reveal yet (its id and close entry)."""
+        return None if self.due is None else (self.due.lot, self.due.close_entry)
 
     def _lot(self, seq: int, body: Mapping[str, Any]) -> None:
         lot_id = _text(body, "lot", seq)
@@ -276,6 +438,18 @@ def _settlements_unordered(events: Any) -> Any:
 
 def _cj(value: Any) -> bytes:
     return canonical_json(value)
+
+
+def _ends_lot(body: Mapping[str, Any]) -> bool:
+    """Whether a command's recorded events close or cancel its lot."""
+    events = body.get("events")
+    return isinstance(events, list | tuple) and any(
+        isinstance(e, Mapping) and e.get("type") in ("LotClosed", "LotCancelled") for e in events
+    )
+
+
+def _decimal(text: str) -> bool:
+    return text.isdigit() and text.isascii() and str(int(text)) == text
 
 
 def _lot_of(body: Mapping[str, Any]) -> str | None:

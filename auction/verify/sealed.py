@@ -34,6 +34,14 @@ LINK: Final = "link:"
 NONCE_BYTES: Final = 32
 
 
+#: The sealed proxy maximum of a `SetMax` command (its `amount`).
+MAX: Final = "max"
+#: `max:<i>`: the sealed `amount` of the `MaxSet` event at index `i` of an entry's events.
+MAX_EVENT: Final = "max:"
+#: The most bytes of openings one `reveal` entry carries (an entry is at most 16 KiB).
+REVEAL_BYTES: Final = 12 * 1024
+
+
 class SealError(GavelError):
     """An opening is missing, malformed, or does not match its commitment. `name` is the
     sealed value concerned."""
@@ -69,6 +77,86 @@ def check_opening(name: str, committed: Any, opening: Any) -> Any:
     ):
         raise SealError(name, "the opening does not match the commitment on the ledger")
     return opening["value"]
+
+
+def is_max_name(name: str) -> bool:
+    """Whether `name` seals a proxy maximum (revealed to everyone when its lot closes)."""
+    return name == MAX or name.startswith(MAX_EVENT)
+
+
+def max_names(body: Mapping[str, Any]) -> dict[str, str]:
+    """The sealed proxy maxima of an entry body: `{name: commitment}`."""
+    sealed = body.get("sealed")
+    if not isinstance(sealed, Mapping):
+        return {}
+    return {name: c for name, c in sealed.items() if isinstance(name, str) and is_max_name(name)}
+
+
+def put_maxima(body: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` with the opened maxima `values` (`{name: amount}`) back in place: `max` as the
+    command's `amount`, `max:<i>` as the `amount` of the `MaxSet` event at index `i`.
+    Raises `SealError` for a name that does not fit the body."""
+    plain = dict(body)
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SealError(name, "a maximum opens to an integer amount")
+        if name == MAX:
+            command = plain.get("command")
+            if not isinstance(command, Mapping) or command.get("type") != "SetMax":
+                raise SealError(name, "a sealed maximum outside a SetMax command")
+            if "amount" in command:
+                raise SealError(name, "the command's amount is in the clear as well")
+            plain["command"] = {**command, "amount": value}
+            continue
+        index = name[len(MAX_EVENT) :]
+        events = plain.get("events")
+        if (
+            not name.startswith(MAX_EVENT)
+            or not index.isdigit()
+            or str(int(index)) != index
+            or not isinstance(events, list | tuple)
+            or int(index) >= len(events)
+        ):
+            raise SealError(name, "names no event of this entry")
+        event = events[int(index)]
+        if not isinstance(event, Mapping) or event.get("type") != "MaxSet" or "amount" in event:
+            raise SealError(name, "names no MaxSet event with a sealed amount")
+        events = list(events)
+        events[int(index)] = {**event, "amount": value}
+        plain["events"] = events
+    return plain
+
+
+def reveal_bodies(
+    lot: str, close_entry: int, maxima: Mapping[int, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The `reveal` entry bodies of a lot that closed at entry `close_entry`: the openings
+    `maxima` (`{seq: {name: opening}}`, every sealed maximum of the lot not revealed yet) in
+    parts of at most `REVEAL_BYTES` bytes of openings, whole entries per part, in seq order."""
+    parts: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    size = 0
+    for seq in sorted(maxima):
+        item = {name: dict(opening) for name, opening in sorted(maxima[seq].items())}
+        cost = len(canonical_json({str(seq): item}))
+        if current and size + cost > REVEAL_BYTES:
+            parts.append(current)
+            current, size = {}, 0
+        current[str(seq)] = item
+        size += cost
+    if current or not parts:
+        parts.append(current)
+    return [
+        {
+            "v": 1,
+            "lot": lot,
+            "close_entry": close_entry,
+            "part": i,
+            "parts": len(parts),
+            "openings": openings,
+        }
+        for i, openings in enumerate(parts)
+    ]
 
 
 def rename_bidders(value: Any, names: Mapping[str, str]) -> Any:
@@ -164,8 +252,11 @@ def open_body(
             plain["request"] = value
         elif name == "account" and entry_type == "idv":
             plain["account"] = value
-        else:
+        elif not is_max_name(name) or entry_type != "bid":
             raise SealError(name, "not a sealed value this entry type has")
+    maxima = {name: value for name, value in values.items() if is_max_name(name)}
+    if maxima:
+        plain = put_maxima(plain, maxima)
     if isinstance(lot, str) and "command" in plain:
         known = links.accounts.get(lot, {})
         aliases = [a for a in bidders_of(plain) if a.startswith(ALIAS_MARK)]

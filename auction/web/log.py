@@ -25,13 +25,14 @@ Routes (all `GET`, all under `/log/`, relative paths as in tlog-tiles):
   (read authorization over the path `openings/<span>`) and to auditor sessions; 403 to anyone
   else. A bidder finds the openings that concern them in their receipts (`openings` member).
 
-Sealed entries (docs/protocol.md §4): an entry that records a proxy maximum (a `SetMax`
-command or a `MaxSet` event) of a lot that has not closed yet is served, in its entry bundle or
+Entry bundles and receipts are public at all times: a proxy maximum is written as a sealed
+value (docs/ledger.md §2) and opened to everyone by the lot's `reveal` entry at its close, so
+no byte of an open lot's maximum is on the public log. A bidder's receipt of their own entry
+carries its openings (their maximum included). Logs written before maxima were sealed hold some
+in the clear: such an entry of a lot that has not closed yet is served, in its entry bundle or
 its receipt, only to the log's notaries (a request signed with the notary's own key, see
 `notary.readauth`), to auditor sessions (`Authorization: Bearer`), and, for a receipt, to the
-bidder whose maximum it is. Anyone else gets `403` with the reason. Once every such lot has
-closed the same bytes are public. Hash tiles stay public: a leaf hash covers the entry's
-signatures, so it cannot be used to guess a maximum.
+bidder whose maximum it is; anyone else gets `403` with the reason.
 
 Store reads run on the service's reader threads (`AuctionService.read`), never on the loop.
 """
@@ -128,7 +129,8 @@ class Maximum:
 
 
 def maximum_of(entry: bytes) -> Maximum | None:
-    """The proxy maximum an entry records (a `SetMax` command or a `MaxSet` event), if any."""
+    """The proxy maximum an entry records in the clear (a `SetMax` command or a `MaxSet`
+    event with its `amount`: logs written before maxima were sealed), if any."""
     if b'"SetMax"' not in entry and b'"MaxSet"' not in entry:
         return None
     try:
@@ -139,12 +141,26 @@ def maximum_of(entry: bytes) -> Maximum | None:
     if not isinstance(lot, str):
         return None
     command = body.get("command")
-    if isinstance(command, Mapping) and command.get("type") == "SetMax":
+    if isinstance(command, Mapping) and command.get("type") == "SetMax" and "amount" in command:
         return Maximum(lot, str(command.get("bidder", "")))
     events = body.get("events")
     for event in events if isinstance(events, Sequence) and not isinstance(events, str) else ():
-        if isinstance(event, Mapping) and event.get("type") == "MaxSet":
+        if isinstance(event, Mapping) and event.get("type") == "MaxSet" and "amount" in event:
             return Maximum(lot, str(event.get("bidder", "")))
+    return None
+
+
+def _bidder_of(entry: bytes) -> tuple[str, str] | None:
+    """The lot and the bidder of the command an entry records (its `bidder` field), if any."""
+    try:
+        body = parse_entry(entry).body
+    except ChainError:
+        return None
+    lot, command = body.get("lot"), body.get("command")
+    if isinstance(lot, str) and isinstance(command, Mapping):
+        bidder = command.get("bidder")
+        if isinstance(bidder, str):
+            return lot, bidder
     return None
 
 
@@ -357,7 +373,12 @@ class _LogRoutes:
             opened = await self._openings_of(service, seq, seq + 1)
             mine = opened.get(seq) or {}
             if reader.kind not in ("notary", "auditor"):  # a bidder: their own values only
-                mine = {k: v for k, v in mine.items() if _concerns({k: v}, reader.account)}
+                own_max = _own_command(service, entry, reader.account)
+                mine = {
+                    k: v
+                    for k, v in mine.items()
+                    if _concerns({k: v}, reader.account) or (own_max and sealed.is_max_name(k))
+                }
             if mine:
                 body["openings"] = mine
                 headers |= _SEALED_HEADERS
@@ -414,6 +435,12 @@ def _names_of(service: AuctionService, lot: str, account: str | None) -> tuple[s
     if not isinstance(key, bytes):
         return (account,)
     return (account, sealed.alias(key, lot, account))
+
+
+def _own_command(service: AuctionService, entry: bytes, account: str | None) -> bool:
+    """Whether the command `entry` records is `account`'s own (so its maximum is theirs)."""
+    found = _bidder_of(entry)
+    return found is not None and found[1] in _names_of(service, found[0], account)
 
 
 def _concerns(openings: Mapping[str, object], account: str | None) -> bool:

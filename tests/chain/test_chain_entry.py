@@ -73,8 +73,9 @@ def test_every_spec_type_is_known() -> None:
         "house", "lot", "lot_state", "idv", "registration", "bid", "sale", "deposit",
         "stream_segment", "key", "notary_set",
     }  # fmt: skip
-    # The spec lists types "at least"; `document` anchors a lot's documents (SHA-256 only).
-    assert {kind.value for kind in EntryType} == spec_types | {"document"}
+    # The spec lists types "at least"; `document` anchors a lot's documents (SHA-256 only),
+    # `reveal` opens a lot's sealed proxy maxima at its close (docs/ledger.md).
+    assert {kind.value for kind in EntryType} == spec_types | {"document", "reveal"}
     for kind in EntryType:
         entry = _entry(0, entry_type=kind, actor=sign_actor(kind, {"x": 1}, "k", actor_key()),
                        body={"x": 1})  # fmt: skip

@@ -1,10 +1,12 @@
-"""Auditing a live server while a lot with a proxy maximum is open: its entries are sealed
-(docs/protocol.md section 4), so `gavel audit verify URL` and `gavel ledger export --url`
-need an auditor session (`--token`), and say so in words without one."""
+"""Auditing a live server while a lot with a proxy maximum is open: its entries are public but
+their sealed values open only with the openings (docs/ledger.md section 5), so `gavel audit
+verify URL` needs an auditor session (`--token`) and says so in words without one; `gavel
+ledger export --url` without one exports the public log, without the openings."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +16,7 @@ from server_kit import add_lots, ready_bidder, running_server, wait_open
 from auction.accounts import Role
 from auction.cli import main
 from auction.client import BidderClient
+from auction.ledger_export import OPENINGS_FILE
 
 
 async def test_a_live_server_is_audited_with_an_auditor_token(
@@ -33,14 +36,18 @@ async def test_a_live_server_is_audited_with_an_auditor_token(
         def run(*argv: str) -> int:
             return main(list(argv))
 
-        assert await asyncio.to_thread(run, "audit", "verify", server.url) == 2
-        assert "sealed until its lot closes" in capsys.readouterr().err
+        # every entry is public; the openings of the sealed values are for auditors only
+        assert await asyncio.to_thread(run, "audit", "verify", server.url) == 1
+        assert "openings cannot be read" in capsys.readouterr().err
         code = await asyncio.to_thread(run, "audit", "verify", server.url, "--token", auditor)
         assert code == 0, capsys.readouterr()
         out = tmp_path / "export"
         anonymous = ("ledger", "export", "--url", server.url, "--out", str(out))
-        assert await asyncio.to_thread(run, *anonymous) == 1
-        assert "sealed until its lot closes" in capsys.readouterr().err
+        assert await asyncio.to_thread(run, *anonymous) == 0  # the public log, no openings
+        assert not (out / OPENINGS_FILE).exists()
+        assert await asyncio.to_thread(run, "audit", "verify", str(out)) == 1
+        assert "opening is missing" in capsys.readouterr().err
+        shutil.rmtree(out)
         argv = ("ledger", "export", "--url", server.url, "--out", str(out), "--token", auditor)
         assert await asyncio.to_thread(run, *argv) == 0, capsys.readouterr()
         assert await asyncio.to_thread(run, "audit", "verify", str(out)) == 0

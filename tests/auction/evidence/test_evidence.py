@@ -125,7 +125,8 @@ def _edit_size_line(name: str) -> Callable[[Path], str]:
         path = package / name
         data = path.read_bytes()
         first = data.index(b"\n") + 1  # the size line of the checkpoint body
-        _flip(path, first)  # a digit stays a digit: 0x30..0x39 ^ 1
+        last = data.index(b"\n", first) - 1  # its last digit: no leading zero appears
+        _flip(path, last)  # a digit stays a digit: 0x30..0x39 ^ 1
         return name
 
     return edit

@@ -1,21 +1,29 @@
-"""Sealed ledger entries and real notaries (issue 8 part 5), over 127.0.0.1.
+"""Sealed proxy maxima and real notaries (issue 8 part 5, issue 20 §1), over 127.0.0.1.
 
 Three `gavel notary serve` processes and a 2-of-3 policy (the fixture of
-`test_notary_wiring`). An open lot's proxy maximum is in the log: anonymous readers get 403 for
-its entry bundle and receipt, the notaries, who sign their reads with their own cosigner keys,
-still fetch it and co-sign (the checkpoint is published with the quorum), a forged, stale or
-replayed-elsewhere notary signature is refused, and after the close the bundle is public.
+`test_notary_wiring`). An open lot's proxy maximum is on the log as a commitment only: every
+entry bundle and receipt is public (200 to anyone) and none holds the amount; the notaries,
+who sign their reads of the openings with their own cosigner keys, open it, replay and co-sign
+every checkpoint without a refusal; a forged, stale or replayed-elsewhere notary signature is
+refused; at the close the lot's `reveal` entry makes the maximum public.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
+from typing import Any
 
+import pytest
 from wiring_kit import Setup, open_lot, setup  # noqa: F401 (a fixture)
 
 from auction.rules import Authority, Cancel, PlaceBid, SetMax
-from chain import TILE_WIDTH, EntryBundle, parse_entry_bundle
+from auction.service import checkpointer
+from chain import TILE_WIDTH, EntryBundle, parse_entry, parse_entry_bundle
+from notary import client as notary_client
+from notary.client import Refused
 from notary.readauth import read_authorization
 
 MAXIMUM = 4_321_000
@@ -31,7 +39,40 @@ async def get(
         return response.status, await response.read()
 
 
-async def test_notaries_read_sealed_bundles_the_public_does_not(setup: Setup) -> None:  # noqa: F811
+async def public_log(setup: Setup, size: int) -> tuple[list[int], bytes]:  # noqa: F811
+    """The statuses of every entry bundle and receipt of the first `size` entries, and all
+    their bytes (receipts' entries decoded)."""
+    statuses: list[int] = []
+    seen = b""
+    for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+        bundle = EntryBundle(index, min(TILE_WIDTH, size - index * TILE_WIDTH))
+        status, body = await get(setup, bundle.path)
+        statuses.append(status)
+        seen += body
+    for seq in range(size):
+        status, body = await get(setup, f"receipt/{seq}")
+        statuses.append(status)
+        if status == 200:
+            seen += body + base64.b64decode(json.loads(body)["entry"])
+    return statuses, seen
+
+
+async def test_notaries_cosign_sealed_maxima_and_the_reveal_makes_them_public(
+    setup: Setup,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused: list[Refused] = []
+    rounds = 0
+    original = notary_client.request_cosignatures
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal rounds
+        result = await original(*args, **kwargs)
+        rounds += 1
+        refused.extend(result.refused)
+        return result
+
+    monkeypatch.setattr(checkpointer, "request_cosignatures", counted)
     service = setup.service
     lot_id = await open_lot(service)
     await service.submit(lot_id, SetMax("alice", MAXIMUM, "USD"))
@@ -44,38 +85,49 @@ async def test_notaries_read_sealed_bundles_the_public_does_not(setup: Setup) ->
     assert head is not None and head.size == size
     assert len(head.note.split(b"\n\xe2\x80\x94 ")) >= 3  # the log's signature and 2 notaries
 
-    bundle = EntryBundle(0, min(TILE_WIDTH, size))
-    status, body = await get(setup, bundle.path)
-    assert status == 403 and b"proxy maximum" in body and str(MAXIMUM).encode() not in body
-    seqs = [
-        seq
-        for seq in range(size)
-        if (await get(setup, f"receipt/{seq}"))[0] == 403  # the SetMax entry, only it
-    ]
-    assert len(seqs) == 1
+    # while the lot is open: everything public, the maximum nowhere
+    statuses, seen = await public_log(setup, size)
+    assert set(statuses) == {200}
+    assert str(MAXIMUM).encode() not in seen and b'"sealed"' in seen
 
+    # the openings still need a notary's (or an auditor's) signed read
     origin = head.note.split(b"\n", 1)[0].decode()
     notary = setup.notaries[0]
     now = int(time.time())
-    good = read_authorization(notary.signer, origin, bundle.path, now)
-    status, body = await get(setup, bundle.path, good)
-    assert status == 200 and str(MAXIMUM).encode() in b"".join(parse_entry_bundle(bundle, body))
+    path = f"openings/0-{size}"
+    status, body = await get(setup, path)
+    assert status == 403 and str(MAXIMUM).encode() not in body
+    good = read_authorization(notary.signer, origin, path, now)
+    status, body = await get(setup, path, good)
+    assert status == 200 and str(MAXIMUM).encode() in body
     refusals = {
-        "stale": read_authorization(notary.signer, origin, bundle.path, now - 3600),
-        "another path": read_authorization(notary.signer, origin, "tile/entries/001", now),
-        "another log": read_authorization(notary.signer, "other.example/log", bundle.path, now),
+        "stale": read_authorization(notary.signer, origin, path, now - 3600),
+        "another path": read_authorization(notary.signer, origin, "openings/0-1", now),
+        "another log": read_authorization(notary.signer, "other.example/log", path, now),
         "tampered": good[:-6] + ("AAAAA=" if not good.endswith("AAAAA=") else "BBBBB="),
         "garbage": "Gavel-Notary notary1.test !!!",
     }
     for what, header in refusals.items():
-        status, body = await get(setup, bundle.path, header)
+        status, body = await get(setup, path, header)
         assert status == 403 and b"not accepted" in body, what
 
-    # the lot closes (cancelled): the same bundle is public, the notaries go on co-signing
+    # the lot closes (cancelled): its reveal follows, the notaries check it and co-sign
     await service.submit(lot_id, Cancel(reason="withdrawn", by=Authority.CLERK))
     assert await service.settle(20)
-    status, body = await get(setup, bundle.path)
-    assert status == 200 and str(MAXIMUM).encode() in body
-    for seq in seqs:
-        assert (await get(setup, f"receipt/{seq}"))[0] == 200
+    final = await service.read(setup.store.ledger_size)
+    head = service.checkpoint
+    assert head is not None and head.size == final
+    statuses, seen = await public_log(setup, final)
+    assert set(statuses) == {200} and str(MAXIMUM).encode() in seen
+    bundle = EntryBundle(0, min(TILE_WIDTH, final))
+    entries = [
+        parse_entry(raw) for raw in parse_entry_bundle(bundle, (await get(setup, bundle.path))[1])
+    ]
+    reveals = [e for e in entries if e.type == "reveal"]
+    assert len(reveals) == 1 and reveals[0].seq == final - 1
+    opened: dict[str, Any] = json.loads(json.dumps(reveals[0].body["openings"], default=dict))
+    assert {o["value"] for items in opened.values() for o in items.values()} == {MAXIMUM}
+    sealed = [e for e in entries if '"max"' in json.dumps(e.body.get("sealed"), default=dict)]
+    assert set(opened) == {str(e.seq) for e in sealed} and len(sealed) == 1
+    assert rounds >= 2 and [r for r in refused if r.kind == "refused"] == []
     await asyncio.sleep(0)
