@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from script_kit import load_script
 
 from tests.support.notary_kit import SimulatedLog
+from tests.support.script_kit import load_script
 
 bench = load_script("bench_notary")
 
