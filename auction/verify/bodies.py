@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from chain import (
     EntryType,
@@ -163,10 +163,16 @@ def sale_body(
     }
 
 
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def thaw(value: Any) -> Any:
     """Plain dicts and lists from an entry body (which chain keeps read-only)."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
+    kind = type(value)
+    if kind in _SCALARS:  # the exact types first: the abstract check is the slow part
+        return value
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        return {k: v if type(v) in _SCALARS else thaw(v) for k, v in value.items()}
+    if kind is list or isinstance(value, (list, tuple)):
+        return [v if type(v) in _SCALARS else thaw(v) for v in value]
     return value

@@ -258,10 +258,35 @@ def open_body(
     if maxima:
         plain = put_maxima(plain, maxima)
     if isinstance(lot, str) and "command" in plain:
-        known = links.accounts.get(lot, {})
-        aliases = [a for a in bidders_of(plain) if a.startswith(ALIAS_MARK)]
-        for name in aliases:
-            if name not in known:
-                raise SealError(LINK + name, "a bidder alias that no earlier entry linked")
-        plain = dict(rename_bidders(plain, known))
+        plain = _opened_bidders(plain, links.accounts.get(lot, {}))
     return plain
+
+
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _opened_bidders(value: Any, known: Mapping[str, str]) -> Any:
+    """`rename_bidders(value, known)` that also refuses an alias `known` does not hold (the
+    first one met, in the order `bidders_of` lists them), in one walk: it runs on every
+    command of a replay, so plain dicts, lists and scalars are told apart by their exact type
+    before the slower abstract checks."""
+    kind = type(value)
+    if kind is dict or (kind not in _SCALARS and kind is not list and isinstance(value, Mapping)):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, str):
+                if key in BIDDER_FIELDS:
+                    name = known.get(item)
+                    if name is not None:
+                        item = name
+                    elif item.startswith(ALIAS_MARK):
+                        raise SealError(LINK + item, "a bidder alias that no earlier entry linked")
+                out[key] = item
+            elif type(item) in _SCALARS:
+                out[key] = item
+            else:
+                out[key] = _opened_bidders(item, known)
+        return out
+    if kind is list or isinstance(value, list | tuple):
+        return [item if type(item) in _SCALARS else _opened_bidders(item, known) for item in value]
+    return value
