@@ -103,15 +103,12 @@ class FrozenObject(Mapping[str, "JSONValue"]):
         """The value at ``key`` (frozen), or ``default``."""
         try:
             value = self._data[key]
-        except (KeyError, TypeError):
+        except KeyError:
             return default
         return _view(value)
 
     def __contains__(self, key: object) -> bool:
-        try:
-            return key in self._data
-        except TypeError:
-            return False
+        return key in self._data
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
