@@ -273,6 +273,10 @@ def _float_seen(text: str) -> Any:
     raise _FloatSeen
 
 
+_read_back: Final = json.JSONDecoder(parse_float=_float_seen).decode
+_read: Final = json.JSONDecoder().decode
+
+
 def _nesting_fits(data: bytes, depth: int) -> bool:
     """Whether every value inside ``data`` (encoded at ``depth``) is at most MAX_BODY_DEPTH deep.
 
@@ -308,6 +312,40 @@ def _output_fits(data: bytes, depth: int) -> bool:
     )
 
 
+def _plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is, type by exact type, in the grammar at ``depth`` (conservative).
+
+    None, bools, strings, integers within the I-JSON range, and lists, tuples and dicts of those
+    with string keys, no container deeper than MAX_BODY_DEPTH - 1. Quicker than reading the
+    output back for small values; anything else (subclasses, other mappings) answers ``False``.
+    """
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_BODY_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not _plain_item(item, depth):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= MAX_BODY_DEPTH:
+            return False
+        return all(_plain_item(item, depth) for item in value)
+    return _plain_item(value, depth - 1)
+
+
+def _plain_item(item: Any, depth: int) -> bool:
+    """:func:`_plain` for a member of a container at ``depth`` (scalars without recursion)."""
+    kind = type(item)
+    if kind is str or kind is bool or item is None:
+        return True
+    if kind is int:
+        return bool(-MAX_INTEGER <= item <= MAX_INTEGER)
+    if kind is dict or kind is list or kind is tuple:
+        return _plain(item, depth + 1)
+    return False
+
+
 def canonical_trusted(value: Any, depth: int) -> bytes:
     """RFC 8785 bytes of ``value`` known to hold only JSON types with string keys and no floats.
 
@@ -336,9 +374,15 @@ def canonical_copy(value: Any, depth: int) -> tuple[bytes, Any]:
         data = text.encode("utf-8")
     except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
         return reference_canonical(value, depth)
+    if _plain(value, depth):
+        # Types checked one by one: only key order (astral characters) may still differ.
+        if data.isascii() or _ASTRAL.search(data) is None:
+            return data, _read(text)
+        return reference_canonical(value, depth)
     if _output_fits(data, depth):
+        # Other mappings, subclasses, views inside: read the output back and compare.
         try:
-            copy = json.loads(text, parse_float=_float_seen)
+            copy = _read_back(text)
             same = bool(copy == value)
         except (_FloatSeen, RecursionError, TypeError, ValueError):
             same = False
@@ -355,4 +399,13 @@ def canonical(value: Any, depth: int = 0) -> bytes:
         if held is not None and _nesting_fits(held, depth):
             return held
         return canonical_trusted(value._data, depth)
+    if _plain(value, depth):
+        # Types checked one by one: only strings (lone surrogates) and key order may still fail.
+        try:
+            data = _encode(value).encode("utf-8")
+        except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
+            return reference_canonical(value, depth)[0]
+        if data.isascii() or _ASTRAL.search(data) is None:
+            return data
+        return reference_canonical(value, depth)[0]
     return canonical_copy(value, depth)[0]

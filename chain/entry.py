@@ -352,6 +352,11 @@ def _reject_constant(text: str) -> Any:
     raise MalformedError(f"{text} is not JSON")
 
 
+_read_entry: Final = json.JSONDecoder(
+    parse_float=_reject_float, parse_constant=_reject_constant
+).decode
+
+
 def parse_entry(data: bytes) -> Entry:
     """Parse stored or received entry bytes into an :class:`Entry`. Bounded and strict.
 
@@ -370,9 +375,7 @@ def parse_entry(data: bytes) -> Entry:
         raise TooLargeError(f"entry larger than {MAX_ENTRY_BYTES} bytes")
     data = bytes(data)
     try:
-        value = json.loads(
-            data.decode("utf-8"), parse_float=_reject_float, parse_constant=_reject_constant
-        )
+        value = _read_entry(data.decode("utf-8"))
     except MalformedError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
