@@ -26,17 +26,25 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .canonical import (
+    MAX_BODY_DEPTH,
+    MAX_INTEGER,
+    FrozenObject,
+    JSONValue,
+    canonical,
+    canonical_copy,
+    canonical_trusted,
+    frozen_body,
+)
 from .errors import ActorSignatureError, EntryError, MalformedError, TooLargeError
 from .hashing import HASH_SIZE, leaf_hash
 
@@ -48,6 +56,7 @@ __all__ = [
     "Actor",
     "Entry",
     "EntryType",
+    "FrozenObject",
     "JSONValue",
     "actor_message",
     "build_entry",
@@ -64,10 +73,8 @@ __all__ = [
 ENTRY_VERSION: Final = "gavel/entry/v1"
 MAX_ENTRY_BYTES: Final = 16 * 1024
 """Entries larger than this (canonical bytes) are rejected."""
-MAX_BODY_DEPTH: Final = 32
-"""Deepest nesting of arrays and objects allowed in an entry."""
 MAX_KID_LENGTH: Final = 256
-MAX_SEQ: Final = 2**53 - 1
+MAX_SEQ: Final = MAX_INTEGER
 """Largest ``seq`` (I-JSON integer range, RFC 8785)."""
 MAX_TIME_US: Final = 253402300799999999
 """9999-12-31T23:59:59.999999Z in microseconds since the epoch."""
@@ -79,8 +86,8 @@ _TIME_PATTERN = re.compile(
 )
 _FIELDS = frozenset({"v", "seq", "prev", "t", "type", "body", "actor"})
 _ACTOR_FIELDS = frozenset({"kid", "sig"})
-
-JSONValue: TypeAlias = bool | int | str | Sequence["JSONValue"] | Mapping[str, "JSONValue"] | None
+_KID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VERSION_TAIL = b'","v":"' + ENTRY_VERSION.encode("ascii") + b'"}'
 
 
 class EntryType(StrEnum):
@@ -141,58 +148,13 @@ def parse_time(text: str) -> int:
 # JSON values
 
 
-def _freeze(value: Any, depth: int) -> JSONValue:
-    if depth > MAX_BODY_DEPTH:
-        raise MalformedError(f"entry nested deeper than {MAX_BODY_DEPTH}")
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if not -MAX_SEQ <= value <= MAX_SEQ:
-            raise MalformedError("integer outside the I-JSON range")
-        return int(value)
-    if isinstance(value, float):
-        raise MalformedError("floats are not allowed (money is integer minor units)")
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise MalformedError("string is not valid Unicode") from exc
-        return str(value)
-    if isinstance(value, Mapping):
-        frozen: dict[str, JSONValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise MalformedError("object keys must be strings")
-            try:
-                key.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise MalformedError("object key is not valid Unicode") from exc
-            frozen[key] = _freeze(item, depth + 1)
-        return MappingProxyType(frozen)
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(item, depth + 1) for item in value)
-    raise MalformedError(f"{type(value).__name__} is not a JSON value")
-
-
-def _thaw(value: JSONValue) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple | list):
-        return [_thaw(item) for item in value]
-    return value
-
-
 def canonical_json(value: JSONValue) -> bytes:
     """Return the RFC 8785 (JCS) encoding of a JSON value without floats.
 
     Raises :class:`MalformedError` for floats, out-of-range integers, non-string keys, lone
     surrogates or nesting deeper than :data:`MAX_BODY_DEPTH`.
     """
-    thawed = _thaw(_freeze(value, 0))
-    try:
-        return rfc8785.dumps(thawed)
-    except (ValueError, TypeError) as exc:  # rfc8785.CanonicalizationError is a ValueError
-        raise MalformedError(f"not canonicalisable: {exc}") from exc
+    return canonical(value, 0)
 
 
 def actor_message(entry_type: EntryType | str, body: Mapping[str, JSONValue]) -> bytes:
@@ -231,7 +193,7 @@ class Actor:
     def __post_init__(self) -> None:
         if not isinstance(self.kid, str) or not 1 <= len(self.kid) <= MAX_KID_LENGTH:
             raise MalformedError("actor kid must be 1 to 256 characters")
-        if any(ord(ch) < 0x20 or ch == "\x7f" for ch in self.kid):
+        if _KID_CONTROL.search(self.kid) is not None:
             raise MalformedError("actor kid contains a control character")
         try:
             self.kid.encode("utf-8")
@@ -241,13 +203,57 @@ class Actor:
             raise MalformedError("actor sig must be a 64-byte Ed25519 signature")
 
 
+def _check_position(seq: Any, prev: Any, time_us: Any) -> None:
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise MalformedError("seq must be an integer")
+    if not 0 <= seq <= MAX_SEQ:
+        raise MalformedError("seq out of range")
+    if not isinstance(prev, bytes):
+        raise MalformedError("prev must be bytes")
+    if seq == 0 and prev != b"":
+        raise MalformedError("entry 0 has an empty prev")
+    if seq > 0 and len(prev) != HASH_SIZE:
+        raise MalformedError("prev must be the 32-byte leaf hash of the previous entry")
+    if isinstance(time_us, bool) or not isinstance(time_us, int):
+        raise MalformedError("time must be integer microseconds")
+    if not 0 <= time_us <= MAX_TIME_US:
+        raise MalformedError("time out of range (1970 to 9999)")
+
+
+def _entry_bytes(
+    seq: int, prev: bytes, t: str, kind: EntryType, body: bytes, actor: Actor
+) -> bytes:
+    """The RFC 8785 encoding of an entry from its parts (keys in UTF-16 order, all ASCII)."""
+    return b"".join(
+        (
+            b'{"actor":{"kid":',
+            json.encoder.encode_basestring(actor.kid).encode("utf-8"),  # no controls in a kid
+            b',"sig":"',
+            base64.b64encode(actor.sig),
+            b'"},"body":',
+            body,
+            b',"prev":"',
+            base64.b64encode(prev),
+            b'","seq":',
+            str(seq).encode("ascii"),
+            b',"t":"',
+            t.encode("ascii"),
+            b'","type":"',
+            kind.value.encode("ascii"),
+            _VERSION_TAIL,
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One ledger entry, validated and deep-frozen at construction.
 
     ``prev`` is the 32-byte leaf hash of entry ``seq - 1`` (``b""`` for ``seq == 0``);
-    ``time_us`` the server ingress time in microseconds; ``body`` a read-only JSON object.
-    Raises :class:`MalformedError` / :class:`TooLargeError`.
+    ``time_us`` the server ingress time in microseconds; ``body`` a read-only JSON object
+    (:class:`FrozenObject`: nested objects read as read-only views, arrays as tuples).
+    The canonical bytes are made once, here. Raises :class:`MalformedError` /
+    :class:`TooLargeError`.
     """
 
     seq: int
@@ -259,17 +265,7 @@ class Entry:
     _encoded: bytes = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.seq, bool) or not isinstance(self.seq, int):
-            raise MalformedError("seq must be an integer")
-        if not 0 <= self.seq <= MAX_SEQ:
-            raise MalformedError("seq out of range")
-        if not isinstance(self.prev, bytes):
-            raise MalformedError("prev must be bytes")
-        if self.seq == 0 and self.prev != b"":
-            raise MalformedError("entry 0 has an empty prev")
-        if self.seq > 0 and len(self.prev) != HASH_SIZE:
-            raise MalformedError("prev must be the 32-byte leaf hash of the previous entry")
-        format_time(self.time_us)
+        _check_position(self.seq, self.prev, self.time_us)
         try:
             kind = EntryType(self.type)
         except ValueError as exc:
@@ -277,10 +273,13 @@ class Entry:
         object.__setattr__(self, "type", kind)
         if not isinstance(self.body, Mapping):
             raise MalformedError("body must be a JSON object")
-        object.__setattr__(self, "body", _freeze(self.body, 1))
+        body_bytes, body = canonical_copy(self.body, 1)
+        object.__setattr__(self, "body", frozen_body(body, body_bytes))
         if not isinstance(self.actor, Actor):
             raise MalformedError("actor must be an Actor")
-        encoded = canonical_json(self.to_json())
+        encoded = _entry_bytes(
+            self.seq, self.prev, format_time(self.time_us), kind, body_bytes, self.actor
+        )
         if len(encoded) > MAX_ENTRY_BYTES:
             raise TooLargeError(f"entry larger than {MAX_ENTRY_BYTES} bytes")
         object.__setattr__(self, "_encoded", encoded)
@@ -298,7 +297,7 @@ class Entry:
             "prev": _b64(self.prev) if self.prev else "",
             "t": format_time(self.time_us),
             "type": self.type.value,
-            "body": _thaw(self.body),
+            "body": json.loads(canonical(self.body, 1)),
             "actor": {"kid": self.actor.kid, "sig": _b64(self.actor.sig)},
         }
 
@@ -354,13 +353,9 @@ def _reject_constant(text: str) -> Any:
     raise MalformedError(f"{text} is not JSON")
 
 
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedError("duplicate object key")
-        result[key] = value
-    return result
+_read_entry: Final = json.JSONDecoder(
+    parse_float=_reject_float, parse_constant=_reject_constant
+).decode
 
 
 def parse_entry(data: bytes) -> Entry:
@@ -370,24 +365,23 @@ def parse_entry(data: bytes) -> Entry:
     the RFC 8785 canonical encoding (re-encoding must give the same bytes). Raises
     :class:`MalformedError` / :class:`TooLargeError`. The caller then checks position and chain
     (:func:`verify_chain`) and the actor's signature (:func:`verify_actor`).
+
+    The body is encoded once, from the parsed values, and the entry's bytes rebuilt around it
+    must equal ``data``: a duplicate key, an escape RFC 8785 does not make, a number written
+    otherwise or whitespace all change those bytes. The body is kept as parsed (no copy).
     """
     if not isinstance(data, bytes | bytearray):
         raise MalformedError("entry must be bytes")
     if len(data) > MAX_ENTRY_BYTES:
         raise TooLargeError(f"entry larger than {MAX_ENTRY_BYTES} bytes")
+    data = bytes(data)
     try:
-        text = bytes(data).decode("utf-8")
-        value = json.loads(
-            text,
-            parse_float=_reject_float,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_object_without_duplicates,
-        )
+        value = _read_entry(data.decode("utf-8"))
     except MalformedError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise MalformedError("entry is not valid JSON") from exc
-    if not isinstance(value, dict) or set(value) != _FIELDS:
+    if type(value) is not dict or value.keys() != _FIELDS:
         raise MalformedError(
             "entry must be an object with exactly v, seq, prev, t, type, body, actor"
         )
@@ -401,27 +395,39 @@ def parse_entry(data: bytes) -> Entry:
     time_text = value["t"]
     if not isinstance(time_text, str):
         raise MalformedError("t must be a string")
+    time_us = parse_time(time_text)
     entry_type = value["type"]
     if not isinstance(entry_type, str):
         raise MalformedError("type must be a string")
+    try:
+        kind = EntryType(entry_type)
+    except ValueError as exc:
+        raise MalformedError("unknown entry type") from exc
     body = value["body"]
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         raise MalformedError("body must be an object")
-    actor = value["actor"]
-    if not isinstance(actor, dict) or set(actor) != _ACTOR_FIELDS:
+    fields = value["actor"]
+    if type(fields) is not dict or fields.keys() != _ACTOR_FIELDS:
         raise MalformedError("actor must be an object with exactly kid and sig")
-    if not isinstance(actor["kid"], str):
+    if not isinstance(fields["kid"], str):
         raise MalformedError("actor kid must be a string")
-    entry = build_entry(
-        seq=seq,
-        prev=prev,
-        time_us=parse_time(time_text),
-        entry_type=entry_type,
-        body=body,
-        actor=Actor(actor["kid"], _unb64(actor["sig"], 64, "actor sig")),
-    )
-    if entry.to_bytes() != data:
+    actor = Actor(fields["kid"], _unb64(fields["sig"], 64, "actor sig"))
+    _check_position(seq, prev, time_us)
+    body_bytes = canonical_trusted(body, 1)
+    # parse_time accepted exactly the text format_time(time_us) gives: reuse it.
+    if _entry_bytes(seq, prev, time_text, kind, body_bytes, actor) != data:
         raise MalformedError("entry is not in canonical (RFC 8785) form")
+    entry = object.__new__(Entry)
+    for name, part in (
+        ("seq", seq),
+        ("prev", prev),
+        ("time_us", time_us),
+        ("type", kind),
+        ("body", frozen_body(body, body_bytes)),
+        ("actor", actor),
+        ("_encoded", data),
+    ):
+        object.__setattr__(entry, name, part)
     return entry
 
 

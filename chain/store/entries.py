@@ -1,27 +1,23 @@
-"""Entry bytes for the writer: the key that signs entries as their actor, and a fast path that
-writes exactly the bytes of ``chain.build_entry(...).to_bytes()`` for plain bodies through the C
-JSON encoder instead of the pure-Python RFC 8785 one (anything unusual takes the reference
-path; a property test holds them equal)."""
+"""Entry bytes for the writer: the key that signs entries as their actor, and the bytes of
+``chain.build_entry(...).to_bytes()`` written directly from the body's canonical encoding
+(:mod:`chain.canonical`, the same encoder entries use; a property test holds them equal)."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Mapping
-from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ..canonical import canonical
 from ..entry import (
     ENTRY_VERSION,
-    MAX_BODY_DEPTH,
     MAX_ENTRY_BYTES,
     Actor,
     EntryType,
     JSONValue,
-    build_entry,
     format_time,
-    sign_actor,
 )
 from ..errors import MalformedError, TooLargeError
 
@@ -72,58 +68,6 @@ class EntrySigner:
         return f"EntrySigner(kid={self._kid!r})"
 
 
-# --- canonical JSON, fast path --------------------------------------------------------------------
-
-_MAX_INTEGER: Final = 2**53 - 1
-
-
-def _plain(value: Any, depth: int) -> bool:
-    """Whether ``json.dumps`` of ``value`` gives exactly its RFC 8785 encoding.
-
-    True for None, bools, strings, integers within the I-JSON range, and lists and dicts of
-    those whose keys are ASCII (so that code-point order is UTF-16 order, RFC 8785 3.2.3) and
-    that nest at most MAX_BODY_DEPTH deep. Strings are escaped alike by both (RFC 8785 3.2.2.2:
-    only ``"``, ``\\`` and controls; controls as ``\\b \\t \\n \\f \\r`` or lowercase
-    ``\\u00xx``); lone surrogates fail at UTF-8 encoding and take the slow path.
-    """
-    kind = type(value)
-    if kind is dict:
-        if depth >= MAX_BODY_DEPTH:
-            return False
-        for key, item in value.items():
-            if type(key) is not str or not key.isascii() or not _plain_item(item, depth):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        if depth >= MAX_BODY_DEPTH:
-            return False
-        return all(_plain_item(item, depth) for item in value)
-    return _plain_item(value, depth - 1)
-
-
-def _plain_item(item: Any, depth: int) -> bool:
-    """:func:`_plain` for a member of a container at ``depth`` (scalars without recursion)."""
-    kind = type(item)
-    if kind is str or kind is bool or item is None:
-        return True
-    if kind is int:
-        return bool(-_MAX_INTEGER <= item <= _MAX_INTEGER)
-    if kind is dict or kind is list or kind is tuple:
-        return _plain(item, depth + 1)
-    return False
-
-
-def _fast_canonical(value: Mapping[str, JSONValue]) -> bytes | None:
-    """RFC 8785 bytes of ``value`` via the C JSON encoder, or ``None`` if it might differ."""
-    if not _plain(value, 1):
-        return None
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: let the strict path reject it
-        return None
-
-
 def _b64(data: bytes) -> bytes:
     return base64.b64encode(data)
 
@@ -139,13 +83,7 @@ def entry_bytes(
     """The bytes of the entry ``seq`` after the leaf hash ``prev``, signed by ``signer``: equal
     to ``chain.build_entry(...).to_bytes()``. Raises :class:`MalformedError` /
     :class:`TooLargeError` for bodies no entry may hold."""
-    body_bytes = _fast_canonical(body)
-    if body_bytes is None:
-        actor = sign_actor(kind, body, signer.kid, signer.private_key)
-        entry = build_entry(
-            seq=seq, prev=prev, time_us=time_us, entry_type=kind, body=body, actor=actor
-        )
-        return entry.to_bytes()
+    body_bytes = canonical(body, 1)
     signature = signer.sign(b"gavel/" + kind.value.encode("ascii") + b"/v1\n" + body_bytes)
     data = b"".join(
         (
