@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from notary_kit import open_lot
 from privacy_kit import DOCUMENTS, SECRET_MAX, client_for, fetch, verified_bidder
 from reveal_kit import plain, public_entries, scan
 from server_kit import MovableClock, Server, running_server, wait_open
@@ -38,6 +39,8 @@ from auction.rules import (
     apply,
     english_timed,
 )
+from auction.service import AuctionService
+from auction.storage import Storage
 from auction.verify import LedgerReplay, ReplayError, command_body, lot_body
 from chain import parse_entry
 
@@ -249,3 +252,30 @@ def test_a_wrong_or_missing_reserve_opening_fails_the_replay() -> None:
     with pytest.raises(ReplayError) as caught:
         _replay(entries, LedgerReplay(openings=missing.get))
     assert caught.value.seq == 1 and "reserve" in str(caught.value)
+
+
+async def test_a_restart_keeps_the_reserve_to_reveal(tmp_path: Path) -> None:
+    """The writer reads the opening of an open lot's reserve back when it resumes, so the
+    reveal written after a restart opens it with the maxima."""
+    data = tmp_path / "data"
+    async with AuctionService(Storage.open(data)) as service:
+        lot = await open_lot(service, reserve=RESERVE)
+        await service.submit(lot, SetMax("alice", SECRET_MAX, "USD"))
+    async with AuctionService(Storage.open(data)) as service:
+        await service.submit(lot, Cancel(reason="withdrawn", by=Authority.CLERK))
+    with Storage.open(data, read_only=True) as store:
+        size = store.ledger_size()
+        entries = [parse_entry(raw) for raw in store.ledger_entries(0, size)]
+        openings = store.ledger_openings(0, size)
+    assert entries[-1].type == "reveal"
+    lot_entry = next(e for e in entries if e.type == "lot")
+    revealed = plain(entries[-1].body)["openings"]
+    assert revealed[str(lot_entry.seq)]["reserve"]["value"] == RESERVE
+    opened, public = LedgerReplay(openings=openings.get), LedgerReplay()
+    for entry in entries:
+        for replay in (opened, public):
+            replay.add(
+                entry.seq, entry.type.value, entry.time_us, plain(entry.body), entry.actor.kid
+            )
+    assert opened.revealed_reserves == public.revealed_reserves == 1
+    assert public.outcomes() == opened.outcomes() and public.deferred == {}
