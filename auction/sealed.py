@@ -21,6 +21,8 @@ An entry with sealed values has a body member `sealed`: `{name: commitment}`. Th
   event at index `i` of the entry's events. Unlike the others these are opened to everyone
   when the lot closes, by the `reveal` entries written right after the close
   (`reveal_bodies`).
+* `reserve`: a lot's hidden reserve, the `reserve` of the rules of its `lot` entry; revealed
+  with the lot's maxima.
 
 `open_body` verifies every opening against its commitment and rebuilds the body as it was
 before sealing (account ids back in place of aliases), so that the rules replay and the
@@ -43,16 +45,20 @@ from .verify.sealed import LINK as LINK
 from .verify.sealed import MAX as MAX
 from .verify.sealed import MAX_EVENT as MAX_EVENT
 from .verify.sealed import NONCE_BYTES as NONCE_BYTES
+from .verify.sealed import RESERVE as RESERVE
 from .verify.sealed import LinkBook as LinkBook
 from .verify.sealed import SealError as SealError
 from .verify.sealed import bidders_of as bidders_of
 from .verify.sealed import check_opening as check_opening
 from .verify.sealed import commitment as commitment
 from .verify.sealed import is_max_name as is_max_name
+from .verify.sealed import is_revealed_name as is_revealed_name
 from .verify.sealed import max_names as max_names
 from .verify.sealed import open_body as open_body
 from .verify.sealed import put_maxima as put_maxima
+from .verify.sealed import put_reserve as put_reserve
 from .verify.sealed import rename_bidders as rename_bidders
+from .verify.sealed import reserve_names as reserve_names
 from .verify.sealed import reveal_bodies as reveal_bodies
 
 #: The prefix of the HMAC input that derives a bidder's alias in a lot.
@@ -121,6 +127,20 @@ def seal_command_body(
     if sealed:
         public["sealed"] = sealed
     return public, openings
+
+
+def seal_lot_body(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The public form of a `lot` body: a hidden reserve (its rules' `reserve`, when set) is
+    removed from the rules and sealed as `reserve`; a lot without one is unchanged."""
+    public = dict(body)
+    rules = public.get("rules")
+    if not isinstance(rules, Mapping) or rules.get("reserve") is None:
+        return public, {}
+    rules = dict(rules)
+    committed, opening = seal(rules.pop("reserve"))
+    public["rules"] = rules
+    public["sealed"] = {RESERVE: committed}
+    return public, {RESERVE: opening}
 
 
 def seal_idv_body(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Sealed maxima on a public log: a demo-like run scanned as the public sees it.
+"""Sealed maxima and reserves on a public log: a demo-like run scanned as the public sees it.
 
-An auction service with its `/log/` routes on 127.0.0.1, `--lots` English timed lots and
-`--bidders` bidders; `--commands` commands at random (40 % proxy maxima, the rest bids at the
-minimum). Every 40 commands and after each lot's close, every entry bundle of the signed tree
-is fetched with no credentials and counted by status, and its entries are checked: no `SetMax`
-or `MaxSet` amount in the clear, and no maximum of an open lot that no bid has reached in any
-byte. The lots then close one by one (each writes its `reveal`); the export is audited with its
-openings, and the public entries are replayed without them, which must reach the same outcomes.
+An auction service with its `/log/` routes on 127.0.0.1, `--lots` English timed lots (every
+other one with a hidden reserve, above any price the run reaches) and `--bidders` bidders;
+`--commands` commands at random (40 % proxy maxima, the rest bids at the minimum). Every 40
+commands and after each lot's close, every entry bundle of the signed tree is fetched with no
+credentials and counted by status, and its entries are checked: no `SetMax` or `MaxSet` amount
+in the clear, no `lot` entry with its reserve in the clear, no maximum of an open lot that no
+bid has reached and no reserve of an open lot in any byte. The lots then close one by one (each
+writes its `reveal`); the export is audited with its openings, and the public entries are
+replayed without them, which must reach the same outcomes.
 
 Usage: .venv/bin/python -m scripts.reveal_scan [--lots N] [--bidders N] [--commands N]
                                                [--seed N]
@@ -67,6 +69,7 @@ async def _scan(
     service: AuctionService,
     http: aiohttp.ClientSession,
     unreached: dict[str, set[int]],
+    reserves: dict[str, int],
     stats: Counter[str],
 ) -> None:
     assert await service.settle(10)
@@ -87,6 +90,10 @@ async def _scan(
             events = body.get("events") or []
             clear |= any(e.get("type") == "MaxSet" and "amount" in e for e in events)
             stats["maxima in the clear"] += clear
+            rules = body.get("rules") if json.loads(raw)["type"] == "lot" else None
+            stats["reserves in the clear"] += isinstance(rules, dict) and (
+                rules.get("reserve") is not None
+            )
         text = data.decode("utf-8", "replace")
         for lot, amounts in unreached.items():
             view = service.view(lot)
@@ -95,6 +102,9 @@ async def _scan(
             for amount in amounts:
                 if f'"amount":{amount},' in text or f'"amount":{amount}}}' in text:
                     stats["open maxima readable"] += 1
+            reserve = reserves.get(lot)
+            if reserve is not None and str(reserve) in text:
+                stats["open reserves readable"] += 1
 
 
 async def run(lots: int, bidders: int, commands: int, seed: int) -> dict[str, Any]:
@@ -102,8 +112,16 @@ async def run(lots: int, bidders: int, commands: int, seed: int) -> dict[str, An
     names = [f"lot-{i}" for i in range(lots)]
     accounts = [f"acct-{i}" for i in range(bidders)]
     stats: Counter[str] = Counter(
-        {"status 403": 0, "maxima in the clear": 0, "open maxima readable": 0}
+        {
+            "status 403": 0,
+            "maxima in the clear": 0,
+            "open maxima readable": 0,
+            "reserves in the clear": 0,
+            "open reserves readable": 0,
+        }
     )
+    #: every other lot's hidden reserve: distinctive figures no price of the run reaches
+    reserves = {lot: 90_000_000 + 7_919 * i for i, lot in enumerate(names) if i % 2 == 0}
     unreached: dict[str, set[int]] = {lot: set() for lot in names}
     tmp = Path(tempfile.mkdtemp(prefix="reveal-scan-"))
     clock = _Clock()
@@ -120,9 +138,10 @@ async def run(lots: int, bidders: int, commands: int, seed: int) -> dict[str, An
         now = service.now()
         for i, lot in enumerate(names):
             end = now + (600 + 60 * i) * SECOND
-            await service.add_lot(
-                lot, english_timed(start_price=10_000, start_at=now, end_at=end), lot
+            rules = english_timed(
+                start_price=10_000, start_at=now, end_at=end, reserve=reserves.get(lot)
             )
+            await service.add_lot(lot, rules, lot)
             for account in accounts:
                 await service.submit(lot, RegisterBidder(account, f"C{account[5:]}-{i}", True))
         began = time.perf_counter()
@@ -147,12 +166,12 @@ async def run(lots: int, bidders: int, commands: int, seed: int) -> dict[str, An
                     for name in names:  # a maximum a bid has reached is public by the rules
                         price = (service.view(name) or view).price or 0
                         unreached[name] = {a for a in unreached[name] if a > price}
-                    await _scan(url, service, http, unreached, stats)
+                    await _scan(url, service, http, unreached, reserves, stats)
             for i, lot in enumerate(names):
                 clock.offset_us = (700 + 60 * i) * SECOND
                 await service.submit(lot, CloseLot())
                 unreached[lot] = set()
-                await _scan(url, service, http, unreached, stats)
+                await _scan(url, service, http, unreached, reserves, stats)
         seconds = round(time.perf_counter() - began, 1)
         size = store.ledger_size()
         entries = [parse_entry(raw) for raw in store.ledger_entries(0, size)]
@@ -179,6 +198,9 @@ async def run(lots: int, bidders: int, commands: int, seed: int) -> dict[str, An
             )
     result["public replay equals opened replay"] = public.outcomes() == opened.outcomes()
     result["maxima revealed"] = getattr(public, "revealed_maxima", None)  # None: before reveals
+    result["lots with a reserve"] = len(reserves)
+    # None: before reserves were sealed (the replay had them in the clear)
+    result["reserves revealed"] = getattr(public, "revealed_reserves", None)
     return result
 
 

@@ -482,7 +482,8 @@ class _LedgerAudit:
             if unrevealed is not None:  # the log ends between a close and its reveal
                 lot_id, close = unrevealed
                 message = (
-                    "the lot closed with sealed proxy maxima but the log has no reveal of them"
+                    "the lot closed with a sealed reserve or sealed proxy maxima but the log"
+                    " has no reveal of them"
                 )
                 self.fail(AuditStep.REPLAY, close, message, lot_id)
         if self.needs(AuditStep.TIME_BOUNDS):

@@ -48,7 +48,8 @@ class _LotLedger:
     currency: str
     last_bid_entry: dict[str, int] = dataclasses.field(default_factory=dict)  # alias -> seq
     linked: set[str] = dataclasses.field(default_factory=set)  # aliases with a link entry
-    #: seq -> the openings of that entry's sealed proxy maxima, until the lot's `reveal`
+    #: seq -> the openings of that entry's sealed proxy maxima (or of the lot entry's sealed
+    #: reserve), until the lot's `reveal`
     #: (None: not read back yet, see `_LedgerWriter._read_maxima`)
     maxima: dict[int, dict[str, Any] | None] = dataclasses.field(default_factory=dict)
 
@@ -129,7 +130,7 @@ class _LedgerWriter:
             self._connection = None
 
     def _read_maxima(self, connection: Connection) -> None:
-        """Read back the openings of the sealed maxima of lots not revealed yet (the
+        """Read back the openings of the sealed maxima and reserves of lots not revealed yet (the
         entries read back named them only), to reveal them when their lot closes."""
         wanted = sorted(
             seq for lot in self.lots.values() for seq, found in lot.maxima.items() if found is None
@@ -144,7 +145,7 @@ class _LedgerWriter:
             for seq, found in list(lot.maxima.items()):
                 if found is not None:
                     continue
-                opened = {n: v for n, v in rows.get(seq, {}).items() if sealed.is_max_name(n)}
+                opened = {n: v for n, v in rows.get(seq, {}).items() if sealed.is_revealed_name(n)}
                 if not opened:
                     raise LedgerCorrupt(f"ledger entry {seq}: its sealed maxima have no openings")
                 lot.maxima[seq] = opened
@@ -168,7 +169,10 @@ class _LedgerWriter:
                     body = sealed.open_body(kind, body, found.get(entry.seq), sealed.LinkBook())
                 self.book.idv(entry.seq, parse_time(value["t"]), body, value["actor"]["kid"])
             elif kind == EntryType.LOT:
-                self.lots[body["lot"]] = _LotLedger(body["title"], body["rules"]["currency"])
+                lot = _LotLedger(body["title"], body["rules"]["currency"])
+                if sealed.reserve_names(body):
+                    lot.maxima[entry.seq] = None  # its opening is read after the entries
+                self.lots[body["lot"]] = lot
             elif kind == EntryType.REVEAL:
                 lot = self.lots[body["lot"]]
                 for seq in body["openings"]:
@@ -206,9 +210,13 @@ class _LedgerWriter:
         sale_id: str | None,
         created: int,
     ) -> None:
-        body = lot_body(lot_id, rules, title, sale_id, created)
-        pending.batch.add(EntryType.LOT, body, created, self.house.entries)
-        pending.lots[lot_id] = _LotLedger(title, rules.currency)
+        body, openings = sealed.seal_lot_body(lot_body(lot_id, rules, title, sale_id, created))
+        entry = pending.batch.add(EntryType.LOT, body, created, self.house.entries)
+        lot = _LotLedger(title, rules.currency)
+        if openings:  # a hidden reserve: sealed, and revealed with the maxima at the close
+            pending.openings[entry.seq] = (EntryType.LOT.value, openings)
+            lot.maxima[entry.seq] = dict(openings)
+        pending.lots[lot_id] = lot
 
     def add_records(
         self, pending: _Pending, records: Sequence[HistoryRecord | LedgerRecord]
@@ -276,7 +284,8 @@ class _LedgerWriter:
         self, pending: _Pending, lot_id: str, lot: _LotLedger, close_entry: int, time_us: int
     ) -> None:
         """The `reveal` entries of a lot that closed at `close_entry`: the openings of every
-        proxy maximum of the lot not revealed yet, for everyone (docs/ledger.md)."""
+        proxy maximum of the lot not revealed yet, and of its hidden reserve, for everyone
+        (docs/ledger.md)."""
         maxima = {seq: found for seq, found in lot.maxima.items() if found is not None}
         if len(maxima) != len(lot.maxima):  # `_read_maxima` ran after every read-back
             raise LedgerCorrupt(f"lot {lot_id!r}: the openings of its maxima were not read back")

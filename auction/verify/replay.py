@@ -42,6 +42,7 @@ from .errors import ReplayError, SignedBidError
 from .identities import IdentityBook
 from .sealed import (
     ALIAS_MARK,
+    RESERVE,
     LinkBook,
     SealError,
     bidders_of,
@@ -49,6 +50,8 @@ from .sealed import (
     max_names,
     open_body,
     put_maxima,
+    put_reserve,
+    reserve_names,
 )
 
 
@@ -65,8 +68,8 @@ class _LotReplay:
 
 @dataclass
 class _Due:
-    """A lot that closed with sealed proxy maxima: its `reveal` entries come next (after its
-    `sale`, if sold), `part` 0 to `parts - 1`."""
+    """A lot that closed with sealed proxy maxima (or a sealed reserve): its `reveal` entries
+    come next (after its `sale`, if sold), `part` 0 to `parts - 1`."""
 
     lot: str
     close_entry: int
@@ -97,9 +100,11 @@ class LedgerReplay:
     openings: Callable[[int], Mapping[str, Any] | None] | None = None
     links: LinkBook = field(default_factory=LinkBook)
     opened_values: int = 0
-    #: Per lot, the sealed proxy maxima not revealed yet: seq -> {name: commitment}.
+    #: Per lot, the sealed proxy maxima not revealed yet: seq -> {name: commitment} (a sealed
+    #: reserve: its `lot` entry's seq -> {"reserve": commitment}).
     sealed_maxima: dict[str, dict[int, dict[str, str]]] = field(default_factory=dict)
     revealed_maxima: int = 0
+    revealed_reserves: int = 0
     #: A public replay (no openings) cannot apply a sealed maximum: from a lot's first one, its
     #: entries wait here, in order, for its reveal: (seq, type, t, body, public).
     deferred: dict[str, list[tuple[int, str, int, Mapping[str, Any], bool]]] = field(
@@ -124,13 +129,22 @@ class LedgerReplay:
         if entry_type == EntryType.REVEAL:
             self._reveal(seq, body)
             return
-        maxima = max_names(body) if entry_type in _COMMAND_TYPES else {}
+        if entry_type in _COMMAND_TYPES:
+            maxima = max_names(body)
+        elif entry_type == EntryType.LOT:
+            maxima = reserve_names(body)  # a hidden reserve, revealed with the maxima
+        else:
+            maxima = {}
         if maxima:
             lot_id = _text(body, "lot", seq)
             self.sealed_maxima.setdefault(lot_id, {})[seq] = maxima
         sealed_here = body.get("sealed")
         public = False
-        if self.openings is not None and entry_type in (EntryType.IDV, *_COMMAND_TYPES):
+        if self.openings is not None and entry_type in (
+            EntryType.IDV,
+            EntryType.LOT,
+            *_COMMAND_TYPES,
+        ):
             try:
                 opened = self.openings(seq) if sealed_here is not None else None
                 body = open_body(entry_type, body, opened, self.links)
@@ -157,6 +171,9 @@ class LedgerReplay:
             raise ReplayError(seq, None, f"{exc.reason}: {exc.message}") from exc
         if entry_type == EntryType.LOT:
             self._lot(seq, body)
+            if public and maxima:  # its reserve is sealed: its commands wait for the reveal
+                lot_id = _text(body, "lot", seq)
+                self.deferred.setdefault(lot_id, []).append((seq, entry_type, t_us, body, public))
         elif entry_type == EntryType.SALE:
             lot_id = _text(body, "lot", seq)
             if lot_id in self.deferred:
@@ -194,7 +211,7 @@ class LedgerReplay:
         raise ReplayError(
             seq,
             due.lot,
-            f"lot {due.lot} closed at entry {due.close_entry} with the proxy maxima of"
+            f"lot {due.lot} closed at entry {due.close_entry} with the proxy maxima or reserve of"
             f" {missing} entries sealed, but entry {seq} ({entry_type}) is not their reveal:"
             " the reveal must follow the close (and its sale)",
         )
@@ -248,14 +265,14 @@ class LedgerReplay:
                 raise ReplayError(
                     seq,
                     lot_id,
-                    f"the reveal opens entry {key}, which holds no sealed maximum"
+                    f"the reveal opens entry {key}, which holds no sealed maximum or reserve"
                     f" of lot {lot_id} still to reveal",
                 )
             if not isinstance(items, Mapping) or set(items) != set(names):
                 raise ReplayError(
                     seq,
                     lot_id,
-                    f"the reveal must open exactly the maxima {sorted(names)} of entry {target}",
+                    f"the reveal must open exactly the values {sorted(names)} of entry {target}",
                 )
             values: dict[str, Any] = {}
             for name, opening in items.items():
@@ -265,22 +282,31 @@ class LedgerReplay:
                     raise ReplayError(seq, lot_id, f"entry {target}'s {exc}") from exc
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise ReplayError(seq, lot_id, f"entry {target}'s maximum is no amount")
+                    raise ReplayError(seq, lot_id, f"entry {target}'s {name} is no amount")
             due.values[target] = values
             del pending[target]
-            self.revealed_maxima += len(values)
+            self.revealed_reserves += int(RESERVE in values)
+            self.revealed_maxima += len(values) - int(RESERVE in values)
         due.parts, due.next_part = parts, part + 1
         if due.next_part < parts:
             return
         if pending:
             raise ReplayError(
-                seq, lot_id, f"the reveal leaves the maxima of entries {sorted(pending)[:8]} sealed"
+                seq, lot_id, f"the reveal leaves the values of entries {sorted(pending)[:8]} sealed"
             )
         self.due = None
         self.sealed_maxima.pop(lot_id, None)
         for item_seq, kind, item_t, item, public in self.deferred.pop(lot_id, []):
             if kind == EntryType.SALE:
                 self._sale(item_seq, item)
+                continue
+            if kind == EntryType.LOT:  # no command ran yet: the lot starts again, reserve set
+                try:
+                    item = put_reserve(item, due.values.get(item_seq, {}).get(RESERVE))
+                except SealError as exc:
+                    raise ReplayError(item_seq, lot_id, str(exc)) from exc
+                del self.lots[lot_id]
+                self._lot(item_seq, item)
                 continue
             try:
                 item = put_maxima(item, due.values.get(item_seq, {}))

@@ -38,6 +38,8 @@ NONCE_BYTES: Final = 32
 MAX: Final = "max"
 #: `max:<i>`: the sealed `amount` of the `MaxSet` event at index `i` of an entry's events.
 MAX_EVENT: Final = "max:"
+#: The sealed hidden reserve of a `lot` entry (its rules' `reserve`).
+RESERVE: Final = "reserve"
 #: The most bytes of openings one `reveal` entry carries (an entry is at most 16 KiB).
 REVEAL_BYTES: Final = 12 * 1024
 
@@ -82,6 +84,33 @@ def check_opening(name: str, committed: Any, opening: Any) -> Any:
 def is_max_name(name: str) -> bool:
     """Whether `name` seals a proxy maximum (revealed to everyone when its lot closes)."""
     return name == MAX or name.startswith(MAX_EVENT)
+
+
+def is_revealed_name(name: str) -> bool:
+    """Whether `name` seals a value opened to everyone when its lot closes: a proxy maximum
+    or a lot's hidden reserve."""
+    return name == RESERVE or is_max_name(name)
+
+
+def reserve_names(body: Mapping[str, Any]) -> dict[str, str]:
+    """The sealed reserve of a `lot` entry body: `{"reserve": commitment}`, or `{}`."""
+    sealed = body.get("sealed")
+    if not isinstance(sealed, Mapping) or RESERVE not in sealed:
+        return {}
+    return {RESERVE: sealed[RESERVE]}
+
+
+def put_reserve(body: Mapping[str, Any], value: Any) -> dict[str, Any]:
+    """A `lot` entry body with its opened reserve `value` back in its rules. Raises
+    `SealError` when it does not fit (no rules object, a reserve in the clear as well)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SealError(RESERVE, "a reserve opens to an integer amount")
+    rules = body.get("rules")
+    if not isinstance(rules, Mapping):
+        raise SealError(RESERVE, "a sealed reserve outside a lot's rules")
+    if "reserve" in rules:
+        raise SealError(RESERVE, "the rules' reserve is in the clear as well")
+    return {**body, "rules": {**rules, "reserve": value}}
 
 
 def max_names(body: Mapping[str, Any]) -> dict[str, str]:
@@ -131,7 +160,8 @@ def reveal_bodies(
     lot: str, close_entry: int, maxima: Mapping[int, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """The `reveal` entry bodies of a lot that closed at entry `close_entry`: the openings
-    `maxima` (`{seq: {name: opening}}`, every sealed maximum of the lot not revealed yet) in
+    `maxima` (`{seq: {name: opening}}`, every sealed maximum of the lot not revealed yet, and
+    its sealed reserve under the seq of its `lot` entry) in
     parts of at most `REVEAL_BYTES` bytes of openings, whole entries per part, in seq order."""
     parts: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
@@ -252,6 +282,8 @@ def open_body(
             plain["request"] = value
         elif name == "account" and entry_type == "idv":
             plain["account"] = value
+        elif name == RESERVE and entry_type == "lot":
+            plain = put_reserve(plain, value)
         elif not is_max_name(name) or entry_type != "bid":
             raise SealError(name, "not a sealed value this entry type has")
     maxima = {name: value for name, value in values.items() if is_max_name(name)}

@@ -25,9 +25,10 @@ Routes (all `GET`, all under `/log/`, relative paths as in tlog-tiles):
   (read authorization over the path `openings/<span>`) and to auditor sessions; 403 to anyone
   else. A bidder finds the openings that concern them in their receipts (`openings` member).
 
-Entry bundles and receipts are public at all times: a proxy maximum is written as a sealed
-value (docs/ledger.md §2) and opened to everyone by the lot's `reveal` entry at its close, so
-no byte of an open lot's maximum is on the public log. A bidder's receipt of their own entry
+Entry bundles and receipts are public at all times: a proxy maximum, and a lot's hidden
+reserve, are written as sealed values (docs/ledger.md §2) and opened to everyone by the lot's
+`reveal` entry at its close, so no byte of an open lot's maximum or reserve is on the public
+log. A bidder's receipt of their own entry
 carries its openings (their maximum included). Logs written before maxima were sealed hold some
 in the clear: such an entry of a lot that has not closed yet is served, in its entry bundle or
 its receipt, only to the log's notaries (a request signed with the notary's own key, see

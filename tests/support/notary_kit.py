@@ -565,12 +565,16 @@ async def stop_notaries(group: Sequence[NotaryProcess], *, kill: bool = False) -
             await notary.stop()
 
 
-async def open_lot(service: AuctionService, seconds: int = 120) -> str:
-    """Add ``lot-1``, taking bids from a fifth of a second from now until ``seconds`` from now,
-    register alice and bob, and wait until it is open; return its id."""
+async def open_lot(service: AuctionService, seconds: int = 120, reserve: int | None = None) -> str:
+    """Add ``lot-1`` (with a hidden `reserve`, if given), taking bids from a fifth of a second
+    from now until ``seconds`` from now, register alice and bob, and wait until it is open;
+    return its id."""
     now = service.now()
     rules = english_timed(
-        start_price=100_000, start_at=now + SECOND // 5, end_at=now + seconds * SECOND
+        start_price=100_000,
+        start_at=now + SECOND // 5,
+        end_at=now + seconds * SECOND,
+        reserve=reserve,
     )
     await service.add_lot("lot-1", rules, "A lot")
     for bidder in ("alice", "bob"):

@@ -9,10 +9,8 @@ the entry concerned."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import aiohttp
 import pytest
 from notary_kit import open_lot
 from privacy_kit import DOCUMENTS, SECRET_MAX, client_for, fetch, verified_bidder
+from reveal_kit import plain, public_entries, scan
 from server_kit import MovableClock, Server, add_lots, running_server, wait_open
 
 from auction import sealed
@@ -30,8 +29,7 @@ from auction.rules import SECOND, Authority, Cancel, CloseLot, SetMax, english_t
 from auction.service import AuctionService
 from auction.storage import Storage
 from auction.verify import LedgerReplay
-from auction.web.pages import PAGES
-from chain import TILE_WIDTH, Entry, EntryBundle, parse_entry
+from chain import parse_entry
 
 #: Bob's maxima: under alice's on `watch` (so reached by the proxy bidding: a public bid of
 #: that amount, as the rules make it), his own on `watch2` (still open at the first close).
@@ -44,52 +42,6 @@ async def add_second_lot(server: Server) -> None:
     now = server.service.now()
     rules = english_timed(start_price=10_000, start_at=now, end_at=now + 1200 * SECOND)
     await server.service.add_lot("watch2", rules, "A second watch")
-
-
-async def scan(server: Server, http: aiohttp.ClientSession) -> tuple[dict[str, str], Counter[int]]:
-    """Every public byte (routes, pages, receipts with their entries, every entry bundle of
-    the signed tree) and the statuses of the receipts and bundles."""
-    url = server.url
-    head = server.service.signed_checkpoint
-    assert head is not None
-    size = head.size
-    public: dict[str, str] = {}
-    paths = ["/api/lots", "/api/auditor", "/log/checkpoint", "/log/checkpoints"]
-    paths += ["/log/policy", "/healthz"]
-    for lot in LOTS:
-        paths += [f"/api/lots/{lot}", f"/api/lots/{lot}/bids"]
-        paths += [p.replace("{lot_id}", lot).replace("{sale_id}", "some-sale") for p in PAGES]
-    for path in paths:
-        status, text, _ = await fetch(http, url + path)
-        assert status == 200, path
-        public[path] = text
-    statuses: Counter[int] = Counter()
-    for seq in range(size):
-        status, text, _ = await fetch(http, f"{url}/log/receipt/{seq}")
-        statuses[status] += 1
-        public[f"receipt {seq}"] = text
-    for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-        for width in {TILE_WIDTH, size - index * TILE_WIDTH}:  # full, and the partial ones
-            if 0 < width <= TILE_WIDTH and index * TILE_WIDTH + width <= size:
-                path = EntryBundle(index, width).path
-                status, public[path], _ = await fetch(http, f"{url}/log/{path}")
-                statuses[status] += 1
-    return public, statuses
-
-
-def public_entries(public: dict[str, str]) -> list[Entry]:
-    """The entries of the scanned receipts (`fetch` adds the decoded entry after the JSON)."""
-    found = []
-    for where, text in public.items():
-        if where.startswith("receipt "):
-            receipt, _ = json.JSONDecoder().raw_decode(text)
-            found.append(parse_entry(base64.b64decode(receipt["entry"])))
-    return sorted(found, key=lambda e: e.seq)
-
-
-def plain(value: Any) -> Any:
-    """An entry body (read-only mappings) as plain JSON values."""
-    return json.loads(json.dumps(value, default=dict))
 
 
 async def test_bundles_are_public_while_maxima_are_sealed_and_revealed_at_the_close(
@@ -120,7 +72,7 @@ async def test_bundles_are_public_while_maxima_are_sealed_and_revealed_at_the_cl
         leading = (SECRET_MAX, BOB_WATCH2_MAX)  # the maxima no bid has reached
 
         # -- while both lots are open: everything public, no open maximum in any byte --
-        public, statuses = await scan(server, http)
+        public, statuses = await scan(server, http, LOTS)
         assert set(statuses) == {200}, statuses
         for where, text in public.items():
             for amount in leading:
@@ -149,7 +101,7 @@ async def test_bundles_are_public_while_maxima_are_sealed_and_revealed_at_the_cl
         await server.service.submit("watch", CloseLot())
         assert server.service.view("watch").status == "SOLD"
         assert await server.service.settle(10)
-        public, statuses = await scan(server, http)
+        public, statuses = await scan(server, http, LOTS)
         assert set(statuses) == {200}, statuses
         seen = "".join(public.values())
         assert str(SECRET_MAX) in seen
@@ -174,7 +126,7 @@ async def test_bundles_are_public_while_maxima_are_sealed_and_revealed_at_the_cl
             "watch2", Cancel(reason="withdrawn by the seller", by=Authority.CLERK)
         )
         assert await server.service.settle(10)
-        public, statuses = await scan(server, http)
+        public, statuses = await scan(server, http, LOTS)
         assert set(statuses) == {200} and str(BOB_WATCH2_MAX) in "".join(public.values())
         entries = public_entries(public)
         assert [e.body["lot"] for e in entries if e.type == "reveal"] == ["watch", "watch2"]
