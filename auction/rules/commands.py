@@ -7,8 +7,11 @@ The lot a command is for is not part of it: the adapter routes by lot id (`Lots.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import types
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import CommandError, RejectReason
 from .increments import Increment
@@ -187,6 +190,48 @@ class PlaceBid(_Offer):
 @dataclass(frozen=True, slots=True)
 class SetMax(_Offer):
     """Rules C5: set (or change) a proxy maximum. Live mode: an absentee/commission bid."""
+
+
+def _slot_init(cls: type) -> None:
+    """Give the frozen slots dataclass `cls` an `__init__` with the same parameters that
+    stores each field through its slot's own descriptor instead of `object.__setattr__`.
+
+    The generated `__init__` of a frozen dataclass goes through `object.__setattr__` for every
+    field (the class's own `__setattr__` refuses): about 0.15 µs a field, over half the cost of
+    building a bid. A slot's member descriptor stores the value directly. Everything else is
+    unchanged: `__post_init__` runs last and checks the values, and `__new__`, equality,
+    hashing, pickling and `dataclasses.replace` are the dataclass's own.
+    """
+    fields = dataclasses.fields(cls)
+    if any(f.default_factory is not dataclasses.MISSING or not f.init for f in fields):
+        raise TypeError(f"{cls.__name__}: only for fields with plain defaults")
+    scope: dict[str, Any] = {}
+    params = ["self"]
+    body = []
+    for f in fields:
+        slot: Any = getattr(cls, f.name)  # the member descriptor, here or in a base class
+        if type(slot) is not types.MemberDescriptorType:
+            raise TypeError(f"{cls.__name__}.{f.name} is not a slot")
+        scope[f"_set_{f.name}"] = slot.__set__
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    scope["_check"] = cls.__post_init__  # type: ignore[attr-defined]
+    body.append("    _check(self)")
+    source = f"def __init__({', '.join(params)}):\n" + "\n".join(body)
+    exec(source, scope)  # noqa: S102 - generated from the class's own field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # type: ignore[misc]
+    cls.__init__ = init  # type: ignore[misc]
+
+
+# bids and maxima are the commands there are most of
+_slot_init(PlaceBid)
+_slot_init(SetMax)
 
 
 @dataclass(frozen=True, slots=True)
