@@ -7,8 +7,12 @@ The lot a command is for is not part of it: the adapter routes by lot id (`Lots.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import CommandError, RejectReason
 from .increments import Increment
@@ -151,30 +155,30 @@ class _Offer:
     idempotency_key: str = ""
 
     def __post_init__(self) -> None:
-        bidder, amount, currency, key = (
-            self.bidder,
-            self.amount,
-            self.currency,
-            self.idempotency_key,
-        )
-        if (  # the common, valid offer in one test (bids are the commands there are most of)
-            type(bidder) is str
-            and 0 < len(bidder) <= 128
-            and bidder.isprintable()
-            and type(amount) is int
-            and 0 < amount <= MAX_AMOUNT
-            and type(currency) is str
-            and len(currency) == 3
-            and currency.isalpha()
-            and currency.isupper()
-            and type(key) is str
-            and len(key) <= 128
-        ):
-            return
-        check_id(bidder, "bidder")  # anything else: the checks that name what is wrong
-        check_amount(amount)
-        _currency(currency)
-        _text(key, "idempotency key", 128)
+        _check_offer(self.bidder, self.amount, self.currency, self.idempotency_key)
+
+
+def _check_offer(bidder: object, amount: object, currency: object, key: object) -> None:
+    """An offer's checks, on its values (`_Offer.__post_init__`, and the bids' own `__init__`
+    before it stores anything)."""
+    if (  # the common, valid offer in one test (bids are the commands there are most of)
+        type(bidder) is str
+        and 0 < len(bidder) <= 128
+        and bidder.isprintable()
+        and type(amount) is int
+        and 0 < amount <= MAX_AMOUNT
+        and type(currency) is str
+        and len(currency) == 3
+        and currency.isalpha()
+        and currency.isupper()
+        and type(key) is str
+        and len(key) <= 128
+    ):
+        return
+    check_id(bidder, "bidder")  # anything else: the checks that name what is wrong
+    check_amount(amount)
+    _currency(currency)
+    _text(key, "idempotency key", 128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,50 @@ class PlaceBid(_Offer):
 @dataclass(frozen=True, slots=True)
 class SetMax(_Offer):
     """Rules C5: set (or change) a proxy maximum. Live mode: an absentee/commission bid."""
+
+
+def _slot_init(cls: type, check: Callable[..., None], checked: tuple[str, ...]) -> None:
+    """Give the frozen slots dataclass `cls` an `__init__` with the same parameters that
+    stores each field through its slot's own descriptor instead of `object.__setattr__`.
+
+    The generated `__init__` of a frozen dataclass goes through `object.__setattr__` for every
+    field (the class's own `__setattr__` refuses): about 0.15 µs a field, over half the cost of
+    building a bid. A slot's member descriptor stores the value directly. `check` is called
+    first with the arguments named in `checked` (what `__post_init__` checks, on the values
+    rather than the attributes). Everything else is unchanged: `__new__`, equality, hashing,
+    pickling and `dataclasses.replace` are the dataclass's own.
+    """
+    fields = dataclasses.fields(cls)
+    if any(f.default_factory is not dataclasses.MISSING or not f.init for f in fields):
+        raise TypeError(f"{cls.__name__}: only for fields with plain defaults")
+    if not set(checked) <= {f.name for f in fields}:
+        raise TypeError(f"{cls.__name__} has no field named in {checked}")
+    scope: dict[str, Any] = {"_check": check}
+    params = ["self"]
+    body = [f"    _check({', '.join(checked)})"]
+    for f in fields:
+        slot: Any = getattr(cls, f.name)  # the member descriptor, here or in a base class
+        if type(slot) is not types.MemberDescriptorType:
+            raise TypeError(f"{cls.__name__}.{f.name} is not a slot")
+        scope[f"_set_{f.name}"] = slot.__set__
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__({', '.join(params)}):\n" + "\n".join(body)
+    exec(source, scope)  # noqa: S102 - generated from the class's own field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # type: ignore[misc]
+    cls.__init__ = init  # type: ignore[misc]
+
+
+# bids and maxima are the commands there are most of
+_OFFER_CHECKED = ("bidder", "amount", "currency", "idempotency_key")
+_slot_init(PlaceBid, _check_offer, _OFFER_CHECKED)
+_slot_init(SetMax, _check_offer, _OFFER_CHECKED)
 
 
 @dataclass(frozen=True, slots=True)

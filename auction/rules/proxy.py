@@ -46,11 +46,12 @@ def after_raise(
         return raised, runner_up
     if raised == leader:
         return leader, runner_up
-    if new.key(priority) < bidders[leader].key(priority):
+    key = new.key(priority)
+    if key < bidders[leader].key(priority):
         return raised, leader
     if runner_up is None or runner_up == raised:
         return leader, raised
-    if new.key(priority) < bidders[runner_up].key(priority):
+    if key < bidders[runner_up].key(priority):
         return leader, raised
     return leader, runner_up
 

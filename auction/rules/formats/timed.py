@@ -11,7 +11,7 @@ import msgspec
 
 from .. import commands as c
 from ..common import Handler, Outcome, refuse_bidder, seal
-from ..config import Retraction, Scope, SoftCloseTrigger
+from ..config import Retraction, Scope, SoftCloseMode, SoftCloseTrigger
 from ..errors import RejectReason
 from ..events import (
     EMIT,
@@ -24,17 +24,21 @@ from ..events import (
     PriceChanged,
     ReserveApproached,
 )
-from ..lot import Bidder, Emitter, LotState, MaxVersion, reject, with_max
+from ..lot import Bidder, Emitter, LotState, MaxVersion, reject
 from ..money import HOUR
 from ..proxy import after_raise, price_for, resolve, tie_key
 from ..softclose import extended_end
-from ..states import LotEvent, LotStatus, lot_transition
+from ..states import DEPOSIT_ALLOWS_BIDDING, LotEvent, LotStatus, lot_transition
 
 # the hot path's events: `_X(emitter, fields after seq and t, in order)`
 _BID_ACCEPTED = EMIT[BidAccepted]  # bidder, code, amount, bid_type, on_behalf_of
 _MAX_SET = EMIT[MaxSet]  # bidder, amount
 _PRICE_CHANGED = EMIT[PriceChanged]  # price, leader, leader_code, min_next
 _END_EXTENDED = EMIT[EndExtended]  # end_before, end_after, scope, group
+_PROXY_AUTO = BidType.PROXY_AUTO
+_OPEN = LotStatus.OPEN
+_LIVE_RESET = SoftCloseMode.LIVE_RESET
+_replace = msgspec.structs.replace
 
 
 def open_lot(state: LotState, cmd: c.OpenLot, now: int) -> Outcome:
@@ -66,10 +70,29 @@ def bid_gate(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Outcome |
     return refuse_bidder(state, cmd, now)
 
 
+def _gated(state: LotState, cmd: c.PlaceBid | c.SetMax, now: int) -> Bidder | Outcome:
+    """`bid_gate` for the hot path: the bidder when every test passes (all of them in one
+    expression), else the gate's rejection."""
+    rules = state.rules
+    bidder = state.bidders.get(cmd.bidder)
+    if (
+        state.status is _OPEN
+        and rules.start_at <= now < state.end
+        and cmd.currency == rules.currency
+        and bidder is not None
+        and not bidder.barred
+        and bidder.deposit in DEPOSIT_ALLOWS_BIDDING
+        and cmd.bidder not in rules.barred
+    ):
+        return bidder
+    gate = bid_gate(state, cmd, now)  # which test failed, and the rejection that names it
+    return gate if gate is not None else state.bidders[cmd.bidder]
+
+
 def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
-    gate = bid_gate(state, cmd, now)
-    if gate is not None:
-        return gate
+    bidder = _gated(state, cmd, now)
+    if not isinstance(bidder, Bidder):
+        return bidder
     rules = state.rules
     start, amount = rules.start_price, cmd.amount
     if amount < start:
@@ -78,7 +101,6 @@ def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
         return reject(state, cmd, now, RejectReason.OFF_GRID, "not a valid bid amount")
     if cmd.bidder == state.leader:
         return reject(state, cmd, now, RejectReason.SELF_OUTBID, "you are leading", cmd.bidder)
-    bidder = state.bidders[cmd.bidder]
     bid_type = BidType.MANUAL
     if amount < state.min_next:
         if _may_match(state, bidder, amount, now):
@@ -98,7 +120,7 @@ def place_bid(state: LotState, cmd: c.PlaceBid, now: int) -> Outcome:
     event = _BID_ACCEPTED(out, cmd.bidder, bidder.code, amount, bid_type, bidder.agent_for)
     version = MaxVersion(amount, now, event.seq, True, bidder.max)
     bidders = dict(state.bidders)
-    bidders[cmd.bidder] = with_max(bidder, version)
+    bidders[cmd.bidder] = _replace(bidder, max=version)
     leader, runner_up = after_raise(bidders, rules, state.leader, state.runner_up, cmd.bidder)
     return _settle(state, out, bidders, leader, runner_up, cmd.bidder, bid_made=True)
 
@@ -118,15 +140,14 @@ def set_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
     if not rules.proxy_allowed:
         detail = "proxy bidding is not allowed by this lot's notice"
         return reject(state, cmd, now, RejectReason.PROXY_DISABLED, detail, cmd.bidder)
-    gate = bid_gate(state, cmd, now)
-    if gate is not None:
-        return gate
+    bidder = _gated(state, cmd, now)
+    if not isinstance(bidder, Bidder):
+        return bidder
     start, amount = rules.start_price, cmd.amount
     if amount < start:
         return reject(state, cmd, now, RejectReason.BELOW_MIN, "below the start price")
     if not rules.increment.on_grid(start, amount):
         return reject(state, cmd, now, RejectReason.OFF_GRID, "not a valid bid amount")
-    bidder = state.bidders[cmd.bidder]
     current = bidder.max.amount if bidder.max is not None else None
     lowering = False
     if cmd.bidder == state.leader:
@@ -149,7 +170,7 @@ def set_max(state: LotState, cmd: c.SetMax, now: int) -> Outcome:
     event = _MAX_SET(out, cmd.bidder, amount)
     version = MaxVersion(amount, now, event.seq, False, bidder.max)
     bidders = dict(state.bidders)
-    bidders[cmd.bidder] = with_max(bidder, version)
+    bidders[cmd.bidder] = _replace(bidder, max=version)
     if lowering:
         leader, runner_up = resolve(bidders, rules)
     else:
@@ -188,7 +209,12 @@ def _settle(
     triggered = changed or (
         bid_made and not max_change and soft.trigger is SoftCloseTrigger.ANY_VALID_BID
     )
-    if triggered and state.status is LotStatus.OPEN:
+    if (
+        triggered
+        and state.status is _OPEN
+        # outside the window the end cannot move (`extended_end` would say None)
+        and (end - soft.window <= out.now or soft.mode is _LIVE_RESET)
+    ):
         # clarification 5: the cap counts from the scheduled end moved by the time paused
         scheduled = rules.end_at + state.paused_total
         new_end = extended_end(soft, end, scheduled, extensions, out.now)
@@ -207,7 +233,8 @@ def _settle(
         end = max(end, out.now + soft.reserve_approach)  # rules C6 ON_RESERVE_APPROACH
         out.emit(ReserveApproached, end=end)
         approach_done = True
-    new = state.evolve(
+    new = _replace(
+        state,
         seq=out.seq,
         bidders=bidders,
         leader=leader,
@@ -232,28 +259,25 @@ def _emit_auto_bids(
     if leader is None or price is None:
         return
     mover = bidders[actor]
-    assert mover.max is not None
+    head = mover.max
+    assert head is not None
+    old = state.price
+    auto = _PROXY_AUTO
+    # each auto-bid: `_BID_ACCEPTED(out, bidder, code, amount, PROXY_AUTO, agent_for)`
     if leader != actor:
-        if not mover.max.flat and (state.price is None or mover.max.amount > state.price):
-            _auto(out, mover, mover.max.amount)
-        _auto(out, bidders[leader], price)
+        if not head.flat and (old is None or head.amount > old):
+            _BID_ACCEPTED(out, mover.bidder, mover.code, head.amount, auto, mover.agent_for)
+        top = bidders[leader]
+        _BID_ACCEPTED(out, top.bidder, top.code, price, auto, top.agent_for)
         return
     previous = state.leader
     if previous is not None and previous != actor:
         rival = bidders[previous]
-        if (
-            rival.max is not None
-            and not rival.max.flat
-            and (state.price is None or rival.max.amount > state.price)
-        ):
-            _auto(out, rival, rival.max.amount)
-    if not mover.max.flat:
-        _auto(out, mover, price)
-
-
-def _auto(out: Emitter, bidder: Bidder, amount: int) -> None:
-    auto = BidType.PROXY_AUTO
-    _BID_ACCEPTED(out, bidder.bidder, bidder.code, amount, auto, bidder.agent_for)
+        rival_max = rival.max
+        if rival_max is not None and not rival_max.flat and (old is None or rival_max.amount > old):
+            _BID_ACCEPTED(out, rival.bidder, rival.code, rival_max.amount, auto, rival.agent_for)
+    if not head.flat:
+        _BID_ACCEPTED(out, mover.bidder, mover.code, price, auto, mover.agent_for)
 
 
 def _without(head: MaxVersion | None, seq: int, *, all_versions: bool) -> MaxVersion | None:
