@@ -11,68 +11,25 @@ refused; at the close the lot's `reveal` entry makes the maximum public.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from typing import Any
 
 import pytest
-from wiring_kit import Setup, open_lot, setup  # noqa: F401 (a fixture)
+from wiring_kit import Setup, count_cosignatures, get, open_lot, public_log, setup  # noqa: F401 (a fixture)
 
 from auction.rules import Authority, Cancel, PlaceBid, SetMax
-from auction.service import checkpointer
 from chain import TILE_WIDTH, EntryBundle, parse_entry, parse_entry_bundle
-from notary import client as notary_client
-from notary.client import Refused
 from notary.readauth import read_authorization
 
 MAXIMUM = 4_321_000
-
-
-async def get(
-    setup: Setup,  # noqa: F811
-    path: str,
-    authorization: str | None = None,
-) -> tuple[int, bytes]:
-    headers = {"Authorization": authorization} if authorization else {}
-    async with setup.http.get(f"{setup.log_url}/log/{path}", headers=headers) as response:
-        return response.status, await response.read()
-
-
-async def public_log(setup: Setup, size: int) -> tuple[list[int], bytes]:  # noqa: F811
-    """The statuses of every entry bundle and receipt of the first `size` entries, and all
-    their bytes (receipts' entries decoded)."""
-    statuses: list[int] = []
-    seen = b""
-    for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-        bundle = EntryBundle(index, min(TILE_WIDTH, size - index * TILE_WIDTH))
-        status, body = await get(setup, bundle.path)
-        statuses.append(status)
-        seen += body
-    for seq in range(size):
-        status, body = await get(setup, f"receipt/{seq}")
-        statuses.append(status)
-        if status == 200:
-            seen += body + base64.b64decode(json.loads(body)["entry"])
-    return statuses, seen
 
 
 async def test_notaries_cosign_sealed_maxima_and_the_reveal_makes_them_public(
     setup: Setup,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    refused: list[Refused] = []
-    rounds = 0
-    original = notary_client.request_cosignatures
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal rounds
-        result = await original(*args, **kwargs)
-        rounds += 1
-        refused.extend(result.refused)
-        return result
-
-    monkeypatch.setattr(checkpointer, "request_cosignatures", counted)
+    cosigned = count_cosignatures(monkeypatch)
     service = setup.service
     lot_id = await open_lot(service)
     await service.submit(lot_id, SetMax("alice", MAXIMUM, "USD"))
@@ -129,5 +86,5 @@ async def test_notaries_cosign_sealed_maxima_and_the_reveal_makes_them_public(
     assert {o["value"] for items in opened.values() for o in items.values()} == {MAXIMUM}
     sealed = [e for e in entries if '"max"' in json.dumps(e.body.get("sealed"), default=dict)]
     assert set(opened) == {str(e.seq) for e in sealed} and len(sealed) == 1
-    assert rounds >= 2 and [r for r in refused if r.kind == "refused"] == []
+    assert cosigned.rounds >= 2 and [r for r in cosigned.refused if r.kind == "refused"] == []
     await asyncio.sleep(0)

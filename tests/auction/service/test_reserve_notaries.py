@@ -13,14 +13,10 @@ import json
 from typing import Any
 
 import pytest
-from test_privacy_notaries import public_log
-from wiring_kit import Setup, open_lot, setup  # noqa: F401 (a fixture)
+from wiring_kit import Setup, count_cosignatures, open_lot, public_log, setup  # noqa: F401 (a fixture)
 
 from auction.rules import Authority, Cancel, SetMax
-from auction.service import checkpointer
 from chain import TILE_WIDTH, EntryBundle, parse_entry, parse_entry_bundle
-from notary import client as notary_client
-from notary.client import Refused
 
 RESERVE = 8_264_913  # above the maximum: never met, never a price
 MAXIMUM = 3_210_000
@@ -30,18 +26,7 @@ async def test_notaries_cosign_a_sealed_reserve_and_its_reveal(
     setup: Setup,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    refused: list[Refused] = []
-    rounds = 0
-    original = notary_client.request_cosignatures
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal rounds
-        result = await original(*args, **kwargs)
-        rounds += 1
-        refused.extend(result.refused)
-        return result
-
-    monkeypatch.setattr(checkpointer, "request_cosignatures", counted)
+    cosigned = count_cosignatures(monkeypatch)
     service = setup.service
     lot_id = await open_lot(service, reserve=RESERVE)
     await service.submit(lot_id, SetMax("alice", MAXIMUM, "USD"))
@@ -73,7 +58,7 @@ async def test_notaries_cosign_a_sealed_reserve_and_its_reveal(
     assert opened[str(lot_entry.seq)]["reserve"]["value"] == RESERVE
     values = {o["value"] for items in opened.values() for o in items.values()}
     assert values == {RESERVE, MAXIMUM}
-    assert rounds >= 2 and [r for r in refused if r.kind == "refused"] == []
+    assert cosigned.rounds >= 2 and [r for r in cosigned.refused if r.kind == "refused"] == []
 
 
 async def setup_get(setup: Setup, bundle: EntryBundle) -> bytes:  # noqa: F811
