@@ -23,13 +23,14 @@ export function startBidBar() {
   const formButton = byId("bid-button");
   const follow = () => {
     // Never disabled: a watcher who cannot bid yet is taken to the words that say why.
-    button.textContent = formButton.disabled ? "How to bid" : formButton.textContent;
+    const buy = /^Buy at /.test(formButton.textContent); // a fixed-price sale
+    const how = buy ? "How to buy" : "How to bid";
+    button.textContent = formButton.disabled ? how : formButton.textContent;
     // Its own name: the form's button keeps "Bid …" for assistive technology and tests.
     const note = /^Bid \((.*)\)$/.exec(formButton.textContent);
-    const buy = /^Buy at /.test(formButton.textContent); // a fixed-price sale
     const name = note ? `Place a bid: ${note[1]}`
       : buy ? formButton.textContent : `Place a bid of ${formButton.textContent.replace(/^Bid\s*/, "")}`;
-    button.setAttribute("aria-label", formButton.disabled ? "How to bid" : name);
+    button.setAttribute("aria-label", formButton.disabled ? how : name);
   };
   new MutationObserver(follow).observe(formButton, { childList: true, characterData: true, subtree: true, attributes: true });
   follow();
