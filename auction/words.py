@@ -228,6 +228,8 @@ class RefusalContext:
     max_jump_steps: int | None = None
     #: A fixed-price sale's buyer code, once someone has bought it (rules clarification 9).
     fixed_price_buyer: str | None = None
+    #: A fixed-price sale's price: the one amount that buys it (no steps, no bidding).
+    fixed_price: int | None = None
 
     @classmethod
     def of(cls, state: LotState) -> RefusalContext:
@@ -246,6 +248,7 @@ class RefusalContext:
             fixed_price_buyer=state.leader_code
             if rules.format is Format.FIXED_PRICE_SALE and state.closed_at is not None
             else None,
+            fixed_price=rules.start_price if rules.format is Format.FIXED_PRICE_SALE else None,
         )
 
 
@@ -264,6 +267,16 @@ def refusal_words(reason: str, context: RefusalContext | None = None) -> str:
     c = context or RefusalContext("CNY")
     have = context is not None
     cur = money(c.price, c.currency)
+    if (
+        have
+        and c.fixed_price is not None
+        and reason in (RejectReason.BELOW_MIN, RejectReason.OFF_GRID)
+    ):
+        price = money(c.fixed_price, c.currency)
+        return (
+            f"This lot is sold at a fixed price of {price}: confirm the purchase at exactly "
+            f"{price}."
+        )
     sentences: dict[str, str] = {
         RejectReason.LATE: "Bidding on this lot has ended: the bid arrived after the end."
         + (f" It ended at {time_words(c.end, c.timezone)}." if have and c.end else ""),

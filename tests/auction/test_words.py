@@ -227,3 +227,14 @@ def test_rule_errors_name_formats_in_words() -> None:
 def test_a_sale_room_bidder_is_named_by_paddle() -> None:
     assert bidder_words("floor:125") == "paddle 125 in the room"
     assert bidder_words("A3A6-F361") == "A3A6-F361"
+
+
+def test_a_wrong_amount_on_a_fixed_price_sale_names_the_price_not_steps() -> None:
+    context = RefusalContext("CNY", start_price=144_000_00, step=144_000_00, fixed_price=144_000_00)
+    for reason in ("BELOW_MIN", "OFF_GRID"):
+        words = refusal_words(reason, context)
+        assert words == (
+            "This lot is sold at a fixed price of CN¥144,000: confirm the purchase at "
+            "exactly CN¥144,000."
+        ), words
+    assert "steps" in refusal_words("OFF_GRID", RefusalContext("CNY", step=1_000_00, min_next=5))

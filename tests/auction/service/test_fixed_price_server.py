@@ -70,6 +70,9 @@ async def test_a_fixed_price_sale_on_the_real_server(
     ):
         low = await one.bid("villa", PRICE - 100, "CNY")
         assert not low.accepted and low.reason == "BELOW_MIN"
+        assert low.raw["message"].startswith(
+            "This lot is sold at a fixed price of CN¥500,000: confirm the purchase at exactly"
+        ), low.raw["message"]
         bought = await one.bid("villa", PRICE, "CNY")
         assert bought.accepted and bought.leader_is_you and bought.cur == PRICE
         late = await two.bid("villa", PRICE, "CNY")
